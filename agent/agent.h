@@ -1,0 +1,51 @@
+// The agent: starts, recovers and tracks instances for one plugin process, and
+// runs the scale-to-zero machinery (idle monitor, wake events, health responder).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "agent/instance.h"
+#include "common/result.h"
+
+namespace s2z::agent {
+
+struct AgentConfig {
+  std::filesystem::path stateDir = "/var/lib/s2z-kata";
+  std::string subnet = "10.89.0.0/24";     // VM addresses; .1 is the host gateway
+  uint32_t healthCheckMark = 0;            // 0: health filtering off
+  std::string healthCheckCgroup;           // cgroup v2 path relative to the mount; empty: none
+  std::chrono::milliseconds idlePollInterval{100};
+};
+
+struct AgentStatus {
+  unsigned instances = 0;
+  unsigned sleeping = 0;
+  bool scaleToZeroReady = false;  // BPF loaded
+  std::string problem;            // why scale-to-zero is unavailable, if it is
+};
+
+class Agent {
+ public:
+  virtual ~Agent() = default;
+
+  // Boots a new instance. On failure everything created so far is undone.
+  // kUnavailable errors are transient (worth a retry).
+  virtual Result<std::shared_ptr<Instance>> start(const InstanceSpec& spec, EventSink events) = 0;
+  // Re-adopts an instance from its record (idempotent: returns the tracked
+  // one if already known). kNotFound when the VM is gone.
+  virtual Result<std::shared_ptr<Instance>> recover(const InstanceRecord& record,
+                                                    EventSink events) = 0;
+  virtual void forget(const std::string& taskId) = 0;
+  virtual AgentStatus status() const = 0;
+};
+
+// Creates the real agent. Loads/opens the BPF side; if that fails the agent
+// still runs VMs and status().problem says why scale-to-zero is off.
+Result<std::unique_ptr<Agent>> makeAgent(const AgentConfig& config);
+
+}  // namespace s2z::agent

@@ -1,0 +1,115 @@
+// The agent's view of one task: a VM with its tap, address, BPF registration
+// and scale-to-zero lifecycle. Knows nothing of Nomad; the driver maps RPCs to
+// these calls and persists InstanceRecord inside the Nomad task handle.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/result.h"
+#include "vmm/vmm.h"
+
+namespace s2z::agent {
+
+// Lifecycle (design.md): Booting -> Running <-> Sleeping/Waking -> Exited.
+// Numbered, never renumbered: persisted in InstanceRecord.
+enum class InstanceState {
+  kBooting = 1,
+  kRunning = 2,
+  kSnapshotting = 3,  // pausing + writing the snapshot
+  kSleeping = 4,
+  kWaking = 5,
+  kStopping = 6,
+  kExited = 7,
+};
+const char* instanceStateName(InstanceState s);
+
+struct InstanceSpec {
+  std::string taskId;               // Nomad task id; names only
+  std::string name;                 // short unique name (files, tap)
+  vmm::Hypervisor hypervisor = vmm::Hypervisor::kQemu;
+  std::filesystem::path binary;
+  vmm::Accelerator accelerator = vmm::Accelerator::kTcg;
+  std::filesystem::path kernel, initrd, rootfs;
+  std::string cmdline;              // user part; the agent appends ip=...
+  unsigned vcpus = 1;
+  uint64_t memoryMib = 256;
+  std::filesystem::path consolePath;
+  bool scaleToZero = false;
+  std::chrono::milliseconds idleTimeout{5 * 60 * 1000};
+};
+
+struct InstanceNetwork {
+  std::string tapName;
+  uint32_t ifindex = 0;
+  std::string address;   // VM IPv4, dotted
+  std::string gateway;   // host side
+  int prefixLength = 24;
+  std::string mac;
+};
+
+// Everything needed to find the instance again from a new plugin process.
+struct InstanceRecord {
+  InstanceSpec spec;
+  InstanceNetwork network;
+  std::filesystem::path runDir;
+  InstanceState state = InstanceState::kBooting;
+  vmm::ProcessIdentity vmm;         // pid 0 when none
+  bool standby = false;             // vmm is a standby waiting for a snapshot
+  std::filesystem::path snapshotDir;
+  int64_t startedAtUnixNs = 0;
+};
+
+struct ExitInfo {
+  int exitCode = 0;
+  int signal = 0;
+  std::string error;      // non-empty when the instance failed (not a clean exit)
+  int64_t completedAtUnixNs = 0;
+};
+
+struct ResourceUsage {
+  double cpuPercent = 0;     // 100 = one core
+  double userPercent = 0;
+  double systemPercent = 0;
+  uint64_t cpuTicksTotal = 0;  // user+system clock ticks of the VMM
+  uint64_t rssBytes = 0;
+  bool measured = false;     // false while asleep: usage is zero
+};
+
+// A human-facing event ("Sleeping", "Woken", ...) for the task's event stream.
+struct InstanceEvent {
+  std::string message;
+  std::map<std::string, std::string> annotations;
+  std::chrono::system_clock::time_point time;
+};
+using EventSink = std::function<void(const InstanceEvent&)>;
+
+class Instance {
+ public:
+  virtual ~Instance() = default;
+
+  virtual InstanceRecord record() const = 0;
+  virtual InstanceState state() const = 0;
+
+  // Blocks until the instance has exited or the deadline passes; nullopt on
+  // timeout. Sleeping is not an exit.
+  virtual std::optional<ExitInfo> waitExit(std::chrono::milliseconds timeout) = 0;
+
+  // Stops the VM: graceful power-off, force after timeout. Keeps tap and files
+  // (DestroyTask removes them). Idempotent. A sleeping VM just becomes Exited.
+  virtual Result<void> stop(std::chrono::milliseconds timeout) = 0;
+  // Kills if needed and removes tap, route, neighbour, BPF entries, files.
+  virtual Result<void> destroy() = 0;
+  virtual Result<void> signal(int signo) = 0;
+  virtual ResourceUsage usage() = 0;
+  // Number of counted packets etc. for status/inspection.
+  virtual std::map<std::string, std::string> attributes() const = 0;
+};
+
+}  // namespace s2z::agent

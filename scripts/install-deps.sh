@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Installs every package s2z-kata needs to build, test and demo, from Debian's archive.
+# Idempotent: packages already present are left as they are.
+set -euo pipefail
+
+packages=(
+  # toolchain
+  build-essential cmake ninja-build pkg-config git
+  # gRPC and protobuf (proto/ and driver/)
+  libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
+  # eBPF (bpf/): clang -target bpf, skeletons, libbpf
+  clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev linux-libc-dev
+  # libraries
+  libyaml-cpp-dev libspdlog-dev libfmt-dev doctest-dev libmsgpack-cxx-dev nlohmann-json3-dev
+  # VMs and networking
+  qemu-system-x86 iproute2 iptables kmod
+  # test guest build (scripts/build-guest.sh) and tests
+  busybox-static cpio xz-utils zstd curl procps util-linux
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+if [ ${#missing[@]} -eq 0 ]; then
+  echo "install-deps: all ${#packages[@]} packages present"
+  exit 0
+fi
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q
+apt-get install -y -q --no-install-recommends "${missing[@]}"

@@ -1,0 +1,133 @@
+// The one interface every hypervisor backend implements (qemu, cloud-hypervisor).
+// The agent drives a VM only through this; it never learns which backend runs.
+// Tap fds are passed in, borrowed: the caller keeps holding them across sleep so
+// frames for a sleeping VM queue in the tap.
+#pragma once
+
+#include <sys/types.h>
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+
+#include "common/result.h"
+
+namespace s2z::vmm {
+
+enum class Hypervisor { kQemu, kCloudHypervisor };
+enum class Accelerator { kKvm, kTcg };
+
+const char* hypervisorName(Hypervisor h);      // "qemu" / "cloud-hypervisor"
+const char* acceleratorName(Accelerator a);    // "kvm" / "tcg"
+
+// Everything a backend needs to boot or restore one VM.
+struct VmConfig {
+  std::string name;                   // short unique name, safe in file names
+  std::filesystem::path runDir;       // per-VM dir (sockets, RAM file, snapshot); exists
+  std::filesystem::path binary;       // hypervisor executable
+  Accelerator accelerator = Accelerator::kTcg;
+  std::filesystem::path kernel;
+  std::filesystem::path initrd;       // empty: none
+  std::filesystem::path rootfs;       // empty: none; else a virtio-blk disk
+  std::string cmdline;                // complete guest kernel command line
+  unsigned vcpus = 1;
+  uint64_t memoryMib = 256;
+  int tapFd = -1;                     // borrowed; the caller keeps it open
+  std::string tapName;                // informational (logs, CH net id)
+  std::string mac;                    // "52:54:00:xx:xx:xx"
+  std::filesystem::path consolePath;  // serial console output (FIFO or file); empty: discard
+};
+
+// Identifies a process across plugin restarts: a pid alone can be reused.
+struct ProcessIdentity {
+  pid_t pid = 0;
+  uint64_t startTime = 0;  // field 22 of /proc/<pid>/stat (clock ticks since boot)
+};
+
+struct SnapshotInfo {
+  std::filesystem::path dir;          // where the snapshot lives
+  uint64_t bytes = 0;                 // size of the snapshot files (device state, plus RAM if copied)
+  std::chrono::microseconds duration{0};  // pause -> VMM exited
+};
+
+struct ExitStatus {
+  int exitCode = 0;
+  int signal = 0;       // terminating signal number, 0 if exited normally
+  bool known = true;    // false when the process was not our child (recovered): code unknown
+};
+
+struct HypervisorInfo {
+  std::string version;  // e.g. "7.2.19" or "v45.0"
+};
+
+class Vmm {
+ public:
+  virtual ~Vmm() = default;
+
+  virtual Hypervisor kind() const = 0;
+
+  // Starts the VMM in its own session and boots the guest.
+  // Pre: no VMM running for this object. Fails with kVmmError/kSystem; on
+  // failure no process is left behind.
+  virtual Result<void> boot(const VmConfig& config) = 0;
+
+  // Pauses the guest, writes a snapshot into snapshotDir atomically (temp name,
+  // fsync, rename) and lets the VMM process exit.
+  // Pre: running. On failure the guest is resumed and keeps running, and the
+  // error says why (disk full, VMM error, ...).
+  virtual Result<SnapshotInfo> sleep(const std::filesystem::path& snapshotDir) = 0;
+
+  // Optionally starts a standby VMM that waits for a snapshot, so restore()
+  // skips process start-up. Pre: asleep. Backends without standby return ok.
+  virtual Result<void> prepareRestore(const VmConfig& config) = 0;
+
+  // Restores the guest from snapshotDir with config.tapFd and resumes it.
+  // Pre: asleep (standby or not). Fails with kNotFound for a missing snapshot,
+  // kVmmError for a corrupt one; on failure no VMM process is left.
+  virtual Result<void> restore(const VmConfig& config,
+                               const std::filesystem::path& snapshotDir) = 0;
+
+  // Asks the guest to power off, waits up to grace, then kills the VMM
+  // (and any standby). Idempotent: ok when nothing runs.
+  virtual Result<void> shutdown(std::chrono::milliseconds grace) = 0;
+
+  // Sends a signal to the VMM process. kFailedPrecondition when none runs.
+  virtual Result<void> signal(int signo) = 0;
+
+  // The VMM process currently running the guest (or the standby when asleep
+  // and standby is set), nullopt when none.
+  virtual std::optional<ProcessIdentity> process() const = 0;
+  virtual bool standby() const = 0;
+
+  // Adopts a VMM process started by an earlier plugin process.
+  // Fails with kNotFound if the process is gone or its start time differs.
+  virtual Result<void> reattach(const VmConfig& config, const ProcessIdentity& process,
+                                bool standby) = 0;
+
+  // An fd that becomes readable when the current VMM process exits (a pidfd);
+  // -1 when none runs. Valid until the next boot/restore/reattach.
+  virtual int exitFd() const = 0;
+
+  // Collects the exit status once exitFd() is readable; forgets the process.
+  virtual ExitStatus reapExit() = 0;
+};
+
+// Creates a backend. No process is started.
+std::unique_ptr<Vmm> makeVmm(Hypervisor kind);
+
+// Runs the binary to learn its version; kNotFound if missing, kFailedPrecondition
+// if too old or unusable (the message says why).
+Result<HypervisorInfo> probeHypervisor(Hypervisor kind, const std::filesystem::path& binary);
+
+// KVM only when /dev/kvm can really run an ordinary guest (hardware
+// virtualization present, API usable), TCG otherwise. reason says why.
+struct AcceleratorProbe {
+  Accelerator accelerator;
+  std::string reason;
+};
+AcceleratorProbe detectAccelerator();
+
+}  // namespace s2z::vmm
