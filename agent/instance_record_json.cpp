@@ -1,0 +1,236 @@
+#include "agent/instance_record_json.h"
+
+#include <cstdint>
+#include <set>
+#include <string>
+
+namespace s2z::agent {
+namespace {
+
+using nlohmann::json;
+
+// Persisted names; never change them (old handles must still decode).
+const char* hypervisorKey(vmm::Hypervisor h) {
+  return h == vmm::Hypervisor::kCloudHypervisor ? "cloud-hypervisor" : "qemu";
+}
+const char* acceleratorKey(vmm::Accelerator a) {
+  return a == vmm::Accelerator::kKvm ? "kvm" : "tcg";
+}
+
+json specJson(const InstanceSpec& s) {
+  return json{
+      {"taskId", s.taskId},
+      {"name", s.name},
+      {"hypervisor", hypervisorKey(s.hypervisor)},
+      {"binary", s.binary.string()},
+      {"accelerator", acceleratorKey(s.accelerator)},
+      {"kernel", s.kernel.string()},
+      {"initrd", s.initrd.string()},
+      {"rootfs", s.rootfs.string()},
+      {"cmdline", s.cmdline},
+      {"vcpus", s.vcpus},
+      {"memoryMib", s.memoryMib},
+      {"consolePath", s.consolePath.string()},
+      {"scaleToZero", s.scaleToZero},
+      {"idleTimeoutMs", static_cast<int64_t>(s.idleTimeout.count())},
+  };
+}
+
+json networkJson(const InstanceNetwork& n) {
+  return json{
+      {"tapName", n.tapName}, {"ifindex", n.ifindex}, {"address", n.address},
+      {"gateway", n.gateway}, {"prefixLength", n.prefixLength}, {"mac", n.mac},
+  };
+}
+
+// Reads the fields of one JSON object, remembering which were consumed so
+// that finish() can reject unknown ones. The first problem sticks.
+class ObjectReader {
+ public:
+  ObjectReader(const json& object, std::string path) : object_(object), path_(std::move(path)) {
+    if (!object_.is_object()) fail(path_.empty() ? "record" : path_, "not an object");
+  }
+
+  void string(const char* key, std::string& out) {
+    if (const json* v = field(key, json::value_t::string)) out = v->get<std::string>();
+  }
+  void path(const char* key, std::filesystem::path& out) {
+    std::string s;
+    string(key, s);
+    out = s;
+  }
+  void boolean(const char* key, bool& out) {
+    if (const json* v = field(key, json::value_t::boolean)) out = v->get<bool>();
+  }
+  // Any integer JSON number within [min, max].
+  void integer(const char* key, int64_t min, int64_t max, int64_t& out) {
+    const json* v = field(key, json::value_t::number_integer);
+    if (!v) return;
+    if (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
+      fail(name(key), "out of range");
+      return;
+    }
+    int64_t x = v->get<int64_t>();
+    if (x < min || x > max) {
+      fail(name(key), "out of range");
+      return;
+    }
+    out = x;
+  }
+  void unsigned64(const char* key, uint64_t& out) {
+    const json* v = field(key, json::value_t::number_unsigned);
+    if (v) out = v->get<uint64_t>();
+  }
+  // A nested object, read by fn(ObjectReader&).
+  template <typename Fn>
+  void object(const char* key, Fn fn) {
+    const json* v = field(key, json::value_t::object);
+    if (!v) return;
+    ObjectReader inner(*v, name(key));
+    fn(inner);
+    inner.finish();
+    if (!inner.error_.empty() && error_.empty()) error_ = inner.error_;
+  }
+
+  void fail(const std::string& field, const std::string& why) {
+    if (error_.empty()) error_ = field + ": " + why;
+  }
+  std::string name(const char* key) const { return path_.empty() ? key : path_ + "." + key; }
+
+  // Rejects keys nobody asked for.
+  void finish() {
+    if (!object_.is_object()) return;
+    for (const auto& [key, value] : object_.items()) {
+      if (!seen_.count(key)) fail(name(key.c_str()), "unknown field");
+    }
+  }
+  const std::string& error() const { return error_; }
+
+ private:
+  // nlohmann reports non-negative integers as number_unsigned; both integer
+  // kinds are accepted for either request (range is checked by the caller).
+  const json* field(const char* key, json::value_t type) {
+    seen_.insert(key);
+    if (!object_.is_object()) return nullptr;
+    auto it = object_.find(key);
+    if (it == object_.end()) {
+      fail(name(key), "missing");
+      return nullptr;
+    }
+    bool ok = it->type() == type;
+    if (type == json::value_t::number_integer) ok = it->is_number_integer();
+    if (type == json::value_t::number_unsigned) ok = it->is_number_unsigned();
+    if (!ok) {
+      fail(name(key), std::string("expected ") + typeName(type) + ", got " + it->type_name());
+      return nullptr;
+    }
+    return &*it;
+  }
+  static const char* typeName(json::value_t t) {
+    switch (t) {
+      case json::value_t::string: return "string";
+      case json::value_t::boolean: return "boolean";
+      case json::value_t::number_integer: return "integer";
+      case json::value_t::number_unsigned: return "non-negative integer";
+      case json::value_t::object: return "object";
+      default: return "value";
+    }
+  }
+
+  const json& object_;
+  std::string path_;
+  std::set<std::string> seen_;
+  std::string error_;
+};
+
+void readSpec(ObjectReader& r, InstanceSpec& s) {
+  std::string hypervisor, accelerator;
+  int64_t vcpus = 0, memoryMib = 0, idleMs = 0;
+  r.string("taskId", s.taskId);
+  r.string("name", s.name);
+  r.string("hypervisor", hypervisor);
+  r.path("binary", s.binary);
+  r.string("accelerator", accelerator);
+  r.path("kernel", s.kernel);
+  r.path("initrd", s.initrd);
+  r.path("rootfs", s.rootfs);
+  r.string("cmdline", s.cmdline);
+  r.integer("vcpus", 1, 1024, vcpus);
+  r.integer("memoryMib", 1, int64_t{1} << 30, memoryMib);
+  r.path("consolePath", s.consolePath);
+  r.boolean("scaleToZero", s.scaleToZero);
+  r.integer("idleTimeoutMs", 0, INT64_MAX, idleMs);
+  if (!r.error().empty()) return;
+  if (hypervisor == "qemu") s.hypervisor = vmm::Hypervisor::kQemu;
+  else if (hypervisor == "cloud-hypervisor") s.hypervisor = vmm::Hypervisor::kCloudHypervisor;
+  else r.fail(r.name("hypervisor"), "unknown value \"" + hypervisor + "\"");
+  if (accelerator == "kvm") s.accelerator = vmm::Accelerator::kKvm;
+  else if (accelerator == "tcg") s.accelerator = vmm::Accelerator::kTcg;
+  else r.fail(r.name("accelerator"), "unknown value \"" + accelerator + "\"");
+  s.vcpus = static_cast<unsigned>(vcpus);
+  s.memoryMib = static_cast<uint64_t>(memoryMib);
+  s.idleTimeout = std::chrono::milliseconds(idleMs);
+}
+
+void readNetwork(ObjectReader& r, InstanceNetwork& n) {
+  int64_t ifindex = 0, prefix = 0;
+  r.string("tapName", n.tapName);
+  r.integer("ifindex", 0, UINT32_MAX, ifindex);
+  r.string("address", n.address);
+  r.string("gateway", n.gateway);
+  r.integer("prefixLength", 0, 32, prefix);
+  r.string("mac", n.mac);
+  n.ifindex = static_cast<uint32_t>(ifindex);
+  n.prefixLength = static_cast<int>(prefix);
+}
+
+}  // namespace
+
+nlohmann::json toJson(const InstanceRecord& record) {
+  return json{
+      {"version", kInstanceRecordVersion},
+      {"spec", specJson(record.spec)},
+      {"network", networkJson(record.network)},
+      {"runDir", record.runDir.string()},
+      {"state", static_cast<int>(record.state)},
+      {"vmm", json{{"pid", static_cast<int64_t>(record.vmm.pid)},
+                   {"startTime", record.vmm.startTime}}},
+      {"standby", record.standby},
+      {"snapshotDir", record.snapshotDir.string()},
+      {"startedAtUnixNs", record.startedAtUnixNs},
+  };
+}
+
+Result<InstanceRecord> instanceRecordFromJson(const nlohmann::json& j) {
+  InstanceRecord rec;
+  ObjectReader r(j, "");
+  int64_t version = 0, state = 0, pid = 0;
+  r.integer("version", 0, INT64_MAX, version);
+  if (r.error().empty() && version != kInstanceRecordVersion) {
+    return makeError(ErrorCode::kInvalidArgument,
+                     "instance record: version " + std::to_string(version) +
+                         " is not supported (expected " + std::to_string(kInstanceRecordVersion) +
+                         ")");
+  }
+  r.object("spec", [&](ObjectReader& s) { readSpec(s, rec.spec); });
+  r.object("network", [&](ObjectReader& n) { readNetwork(n, rec.network); });
+  r.path("runDir", rec.runDir);
+  r.integer("state", static_cast<int>(InstanceState::kBooting),
+            static_cast<int>(InstanceState::kExited), state);
+  r.object("vmm", [&](ObjectReader& v) {
+    v.integer("pid", 0, INT32_MAX, pid);
+    v.unsigned64("startTime", rec.vmm.startTime);
+  });
+  r.boolean("standby", rec.standby);
+  r.path("snapshotDir", rec.snapshotDir);
+  r.integer("startedAtUnixNs", INT64_MIN, INT64_MAX, rec.startedAtUnixNs);
+  r.finish();
+  if (!r.error().empty()) {
+    return makeError(ErrorCode::kInvalidArgument, "instance record: " + r.error());
+  }
+  rec.state = static_cast<InstanceState>(state);
+  rec.vmm.pid = static_cast<pid_t>(pid);
+  return rec;
+}
+
+}  // namespace s2z::agent

@@ -1,0 +1,25 @@
+// InstanceRecord <-> JSON. The driver stores this JSON in Nomad's task handle
+// and the agent writes it to <runDir>/instance.json on every state change, so a
+// restarted plugin can find the instance again. The format is versioned
+// ("version": 1); decoding is strict: a missing, unknown or mistyped field is
+// an error naming it, never a silently defaulted value.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include "agent/instance.h"
+#include "common/result.h"
+
+namespace s2z::agent {
+
+inline constexpr int kInstanceRecordVersion = 1;
+
+// Encodes every field of the record (plus "version").
+nlohmann::json toJson(const InstanceRecord& record);
+
+// Decodes what toJson wrote. Fails with kInvalidArgument naming the field
+// ("instance record: spec.idleTimeoutMs: missing") for a missing, unknown or
+// mistyped field, an unknown enum value, or an unsupported version.
+Result<InstanceRecord> instanceRecordFromJson(const nlohmann::json& json);
+
+}  // namespace s2z::agent
