@@ -5,5 +5,10 @@ set(_s2z_ch_dir ${CMAKE_CURRENT_LIST_DIR})
 list(APPEND S2Z_VMM_CH_SOURCES
   ${_s2z_ch_dir}/ch_version.cpp
   ${_s2z_ch_dir}/ch_probe.cpp
-  ${_s2z_ch_dir}/ch_backend_stub_tmp.cpp
+  ${_s2z_ch_dir}/ch_http.cpp
+  ${_s2z_ch_dir}/ch_json.cpp
+  ${_s2z_ch_dir}/ch_api_client.cpp
+  ${_s2z_ch_dir}/ch_snapshot_dir.cpp
+  ${_s2z_ch_dir}/ch_backend.cpp
 )
+list(APPEND S2Z_VMM_CH_LIBS nlohmann_json::nlohmann_json spdlog::spdlog)

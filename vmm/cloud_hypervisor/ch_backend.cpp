@@ -1,0 +1,279 @@
+#include "vmm/cloud_hypervisor/ch_backend.h"
+
+#include <spdlog/spdlog.h>
+
+#include <thread>
+
+#include "vmm/cloud_hypervisor/ch_json.h"
+#include "vmm/cloud_hypervisor/ch_snapshot_dir.h"
+#include "vmm/cloud_hypervisor/ch_vmm.h"
+
+namespace s2z::vmm::ch {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+Error noVm(const char* op) {
+  return makeError(ErrorCode::kFailedPrecondition,
+                   std::string(op) + ": no cloud-hypervisor VM is running");
+}
+
+// Stops a VMM we no longer want: vmm.shutdown, then SIGKILL after the wait.
+void stopProcess(ChProcess& vmm, std::chrono::milliseconds wait) {
+  if (!vmm.process.valid()) return;
+  if (vmm.process.running()) {
+    ChApiClient api(vmm.socket, std::chrono::milliseconds(1000));
+    (void)api.shutdownVmm();  // may close without answering: the exit is what counts
+    if (!vmm.process.waitExit(wait)) (void)vmm.process.kill();
+  }
+  vmm.process.reap();
+  std::error_code ec;
+  std::filesystem::remove(vmm.socket, ec);
+}
+
+}  // namespace
+
+Result<ChProcess> CloudHypervisorVmm::launch(const VmConfig& config,
+                                             const std::string& socketName) {
+  ChProcess vmm;
+  vmm.socket = config.runDir / socketName;
+  std::error_code ec;
+  std::filesystem::remove(vmm.socket, ec);  // a stale socket would fool the wait
+
+  SpawnOptions opts;
+  opts.argv = {config.binary.string(), "--api-socket", "path=" + vmm.socket.string()};
+  opts.logPath = config.runDir / "cloud-hypervisor.log";
+  opts.workDir = config.runDir;
+  auto spawned = VmmProcess::spawn(opts);
+  if (!spawned.ok()) return spawned.error().wrap("start cloud-hypervisor");
+  vmm.process = std::move(*spawned);
+
+  ChApiClient api(vmm.socket, std::chrono::milliseconds(1000));
+  auto deadline = Clock::now() + kApiWait;
+  while (true) {
+    auto ping = api.ping();
+    if (ping.ok()) {
+      auto version = parseChVersion(ping->version);
+      if (!version.ok()) {
+        stopProcess(vmm, kExitWait);
+        return version.error().wrap("cloud-hypervisor vmm.ping");
+      }
+      vmm.version = *version;
+      if (auto supported = checkSupported(vmm.version); !supported.ok()) {
+        stopProcess(vmm, kExitWait);
+        return supported.error();
+      }
+      return vmm;
+    }
+    if (!vmm.process.running()) {
+      stopProcess(vmm, kExitWait);
+      return makeError(ErrorCode::kVmmError,
+                       "cloud-hypervisor exited before its API answered (see " +
+                           opts.logPath.string() + ")");
+    }
+    if (ping.error().code != ErrorCode::kUnavailable || Clock::now() >= deadline) {
+      stopProcess(vmm, kExitWait);
+      return ping.error().wrap("wait for the cloud-hypervisor API");
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+}
+
+Result<void> CloudHypervisorVmm::boot(const VmConfig& config) {
+  if (active_) {
+    return makeError(ErrorCode::kFailedPrecondition, "boot: a cloud-hypervisor VM already runs");
+  }
+  if (config.tapFd < 0) return makeError(ErrorCode::kInvalidArgument, "boot: no tap fd");
+  auto vmm = launch(config, "ch.sock");
+  if (!vmm.ok()) return vmm.error().wrap("boot");
+
+  ChApiClient api(vmm->socket);
+  auto steps = [&]() -> Result<void> {
+    S2Z_TRY(api.createVm(buildVmConfig(config)), "create");
+    S2Z_TRY(api.addNet(buildNetConfig(config.mac), config.tapFd), "add net");
+    S2Z_TRY(api.boot(), "start");
+    return okResult();
+  }();
+  if (!steps.ok()) {
+    stopProcess(*vmm, kExitWait);
+    return steps.error().wrap("boot");
+  }
+  spdlog::info("cloud-hypervisor {}: booted {} (pid {})", vmm->version.str(), config.name,
+               vmm->process.identity().pid);
+  active_ = std::move(*vmm);
+  return okResult();
+}
+
+Result<SnapshotInfo> CloudHypervisorVmm::sleep(const std::filesystem::path& snapshotDir) {
+  if (!active_) return noVm("sleep");
+  auto start = Clock::now();
+  ChApiClient api(active_->socket);
+  S2Z_TRY(api.pause(), "sleep: pause");
+
+  // From here on every failure resumes the guest: it keeps running.
+  auto resumeAfter = [&](const Error& why) -> Error {
+    auto resumed = api.resume();
+    if (!resumed.ok()) {
+      return why.wrap("sleep").wrap("(resume failed too: " + resumed.error().describe() + ")");
+    }
+    return why.wrap("sleep");
+  };
+
+  auto temp = prepareTempDir(snapshotDir);
+  if (!temp.ok()) return resumeAfter(temp.error());
+  auto snap = api.snapshot(buildSnapshotConfig(*temp));
+  if (!snap.ok()) {
+    removeQuietly(*temp);
+    return resumeAfter(snap.error().wrap("snapshot"));
+  }
+  auto bytes = commitSnapshotDir(*temp, snapshotDir);
+  if (!bytes.ok()) {
+    removeQuietly(*temp);
+    return resumeAfter(bytes.error());
+  }
+
+  // The snapshot is durable: the VMM may go. A VMM that refuses to exit is
+  // killed; the sleep still succeeded.
+  stopProcess(*active_, kExitWait);
+  active_.reset();
+  SnapshotInfo info;
+  info.dir = snapshotDir;
+  info.bytes = *bytes;
+  info.duration = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start);
+  return info;
+}
+
+Result<void> CloudHypervisorVmm::prepareRestore(const VmConfig& config) {
+  if (active_) return makeError(ErrorCode::kFailedPrecondition, "prepare restore: VM is running");
+  if (standby_ && standby_->process.running()) return okResult();
+  if (standby_) stopProcess(*standby_, kExitWait);
+  standby_.reset();
+  auto vmm = launch(config, "ch-standby.sock");
+  if (!vmm.ok()) return vmm.error().wrap("prepare restore");
+  standby_ = std::move(*vmm);
+  return okResult();
+}
+
+Result<void> CloudHypervisorVmm::restoreInto(ChProcess& vmm, const VmConfig& config,
+                                             const std::filesystem::path& snapshotDir) {
+  ChCapabilities caps = capabilitiesFor(vmm.version);
+  if (!caps.netFdsOnRestore) {
+    return makeError(ErrorCode::kFailedPrecondition,
+                     "cloud-hypervisor " + vmm.version.str() + " cannot take tap fds on restore");
+  }
+  ChApiClient api(vmm.socket);
+  int fds[1] = {config.tapFd};
+  S2Z_TRY(api.restore(buildRestoreConfig(snapshotDir, 1, caps), fds), "restore");
+  if (!caps.resumeOnRestore) S2Z_TRY(api.resume(), "resume");
+  return okResult();
+}
+
+Result<void> CloudHypervisorVmm::restore(const VmConfig& config,
+                                         const std::filesystem::path& snapshotDir) {
+  if (active_) return makeError(ErrorCode::kFailedPrecondition, "restore: VM is running");
+  if (config.tapFd < 0) return makeError(ErrorCode::kInvalidArgument, "restore: no tap fd");
+  S2Z_TRY(checkSnapshotDir(snapshotDir), "restore");
+
+  std::optional<ChProcess> vmm;
+  if (standby_ && standby_->process.running()) {
+    vmm = std::move(standby_);
+  } else {
+    if (standby_) stopProcess(*standby_, kExitWait);
+    auto launched = launch(config, "ch.sock");
+    if (!launched.ok()) {
+      standby_.reset();
+      return launched.error().wrap("restore");
+    }
+    vmm = std::move(*launched);
+  }
+  standby_.reset();
+
+  auto restored = restoreInto(*vmm, config, snapshotDir);
+  if (!restored.ok()) {
+    stopProcess(*vmm, kExitWait);
+    return restored.error().wrap("restore " + snapshotDir.string());
+  }
+  spdlog::info("cloud-hypervisor {}: restored {} from {}", vmm->version.str(), config.name,
+               snapshotDir.string());
+  active_ = std::move(vmm);
+  return okResult();
+}
+
+Result<void> CloudHypervisorVmm::shutdown(std::chrono::milliseconds grace) {
+  if (active_) {
+    if (active_->process.running()) {
+      ChApiClient api(active_->socket, std::chrono::milliseconds(2000));
+      auto down = api.shutdownVm();
+      if (!down.ok()) spdlog::warn("cloud-hypervisor vm.shutdown: {}", down.error().describe());
+    }
+    stopProcess(*active_, grace);
+    active_.reset();
+  }
+  if (standby_) {
+    stopProcess(*standby_, grace);
+    standby_.reset();
+  }
+  return okResult();
+}
+
+Result<void> CloudHypervisorVmm::signal(int signo) {
+  ChProcess* vmm = active_ ? &*active_ : standby_ ? &*standby_ : nullptr;
+  if (!vmm) return makeError(ErrorCode::kFailedPrecondition, "signal: no cloud-hypervisor process");
+  return vmm->process.signal(signo);
+}
+
+std::optional<ProcessIdentity> CloudHypervisorVmm::process() const {
+  if (active_) return active_->process.identity();
+  if (standby_) return standby_->process.identity();
+  return std::nullopt;
+}
+
+Result<void> CloudHypervisorVmm::reattach(const VmConfig& config,
+                                          const ProcessIdentity& identity, bool standby) {
+  if (active_ || standby_) {
+    return makeError(ErrorCode::kFailedPrecondition, "reattach: already attached");
+  }
+  auto adopted = VmmProcess::adopt(identity);
+  if (!adopted.ok()) return adopted.error().wrap("reattach");
+  ChProcess vmm;
+  vmm.process = std::move(*adopted);
+  vmm.socket = config.runDir / (standby ? "ch-standby.sock" : "ch.sock");
+  ChApiClient api(vmm.socket, std::chrono::milliseconds(2000));
+  auto ping = api.ping();
+  if (!ping.ok()) return ping.error().wrap("reattach: cloud-hypervisor API");
+  auto version = parseChVersion(ping->version);
+  if (!version.ok()) return version.error().wrap("reattach");
+  vmm.version = *version;
+  if (standby) {
+    standby_ = std::move(vmm);
+  } else {
+    active_ = std::move(vmm);
+  }
+  return okResult();
+}
+
+int CloudHypervisorVmm::exitFd() const {
+  if (active_) return active_->process.exitFd();
+  if (standby_) return standby_->process.exitFd();
+  return -1;
+}
+
+ExitStatus CloudHypervisorVmm::reapExit() {
+  std::optional<ChProcess>& vmm = active_ ? active_ : standby_;
+  if (!vmm) return ExitStatus{0, 0, false};
+  ExitStatus status = vmm->process.reap();
+  std::error_code ec;
+  std::filesystem::remove(vmm->socket, ec);
+  vmm.reset();
+  return status;
+}
+
+}  // namespace s2z::vmm::ch
+
+namespace s2z::vmm {
+
+std::unique_ptr<Vmm> makeCloudHypervisorVmm() {
+  return std::make_unique<ch::CloudHypervisorVmm>();
+}
+
+}  // namespace s2z::vmm

@@ -1,0 +1,45 @@
+// Request bodies of the Cloud Hypervisor REST API, built from our own types.
+// Pure functions (unit-tested); field names and types follow API_FACTS.md.
+#pragma once
+
+#include <filesystem>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "vmm/cloud_hypervisor/ch_version.h"
+#include "vmm/vmm.h"
+
+namespace s2z::vmm::ch {
+
+// The id of our one NIC. Fixed rather than derived from the tap name so the
+// id recorded in a snapshot's config.json always matches net_fds on restore.
+inline constexpr const char* kNetId = "net0";
+// One tap fd carries one rx/tx queue pair; num_queues counts queues.
+inline constexpr int kNetQueuesPerFd = 2;
+
+// "file:///abs/dir" for snapshot destination_url / restore source_url.
+std::string fileUrl(const std::filesystem::path& dir);
+
+// VmConfig for vm.create: payload (kernel, initramfs, cmdline), cpus, memory
+// (shared), serial to config.consolePath (mode File, or Null when empty),
+// console Off, and the rootfs as a disk. No NIC: it is added with its fd by
+// vm.add-net, because fds are never taken from JSON.
+nlohmann::json buildVmConfig(const VmConfig& config);
+
+// NetConfig for vm.add-net: id, mac, num_queues (no fds: SCM_RIGHTS carries them).
+nlohmann::json buildNetConfig(const std::string& mac);
+
+// VmSnapshotConfig for vm.snapshot.
+nlohmann::json buildSnapshotConfig(const std::filesystem::path& dir);
+
+// RestoreConfig for vm.restore: source_url, prefault false, net_fds announcing
+// netFdCount fds for kNetId, memory_restore_mode "OnDemand" and resume true
+// where the version supports them (otherwise omitted: copy, and paused).
+nlohmann::json buildRestoreConfig(const std::filesystem::path& dir, int netFdCount,
+                                  const ChCapabilities& caps);
+
+// Sum of net_fds[].num_fds in a RestoreConfig: the fds that must travel with it.
+int announcedNetFds(const nlohmann::json& restoreConfig);
+
+}  // namespace s2z::vmm::ch

@@ -1,0 +1,30 @@
+// The snapshot directory's life: written under a temporary sibling name by the
+// VMM, made durable (fsync of every file and of the directories), then renamed
+// into place so a reader never sees half a snapshot.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+
+#include "common/result.h"
+
+namespace s2z::vmm::ch {
+
+// Creates an empty "<finalDir>.tmp" next to finalDir (same filesystem, so the
+// rename is atomic), removing a leftover one. kSystem on failure.
+Result<std::filesystem::path> prepareTempDir(const std::filesystem::path& finalDir);
+
+// fsyncs every file in tempDir and tempDir itself, replaces finalDir with it
+// (an older snapshot is moved aside first and removed after), fsyncs the
+// parent. Returns the total size of the files. kNotFound when the VMM wrote
+// no config.json/state.json; kSystem on I/O errors.
+Result<uint64_t> commitSnapshotDir(const std::filesystem::path& tempDir,
+                                   const std::filesystem::path& finalDir);
+
+// kNotFound unless dir holds a snapshot (config.json and state.json).
+Result<void> checkSnapshotDir(const std::filesystem::path& dir);
+
+// Best-effort recursive removal, for cleanup paths.
+void removeQuietly(const std::filesystem::path& path);
+
+}  // namespace s2z::vmm::ch
