@@ -12,6 +12,8 @@ packages=(
   clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev linux-libc-dev
   # libraries
   libyaml-cpp-dev libspdlog-dev libfmt-dev doctest-dev libmsgpack-cxx-dev nlohmann-json3-dev
+  # Kata configuration*.toml reader (vmm/kata)
+  libtomlplusplus-dev
   # VMs and networking
   qemu-system-x86 iproute2 iptables kmod
   # test guest build (scripts/build-guest.sh) and tests
