@@ -1,0 +1,109 @@
+#include "vmm/qemu/qemu_command_line.h"
+
+#include <sys/un.h>
+
+#include <cmath>
+#include <fstream>
+#include <sstream>
+
+namespace s2z::vmm::qemu {
+namespace {
+
+bool hasParam(const std::string& cmdline, const std::string& name) {
+  std::istringstream in(cmdline);
+  for (std::string tok; in >> tok;) {
+    if (tok == name || tok.rfind(name + "=", 0) == 0) return true;
+  }
+  return false;
+}
+
+// QEMU option values are comma-separated: a literal comma is written twice.
+std::string escapeOption(const std::string& value) {
+  std::string out;
+  for (char c : value) {
+    out += c;
+    if (c == ',') out += ',';
+  }
+  return out;
+}
+
+}  // namespace
+
+QemuPaths qemuPaths(const std::filesystem::path& runDir) {
+  return {runDir / "qmp.sock", runDir / "guest-ram", runDir / "qemu.log"};
+}
+
+std::string guestCmdline(const VmConfig& config, uint64_t tscKhz) {
+  std::string cmdline = config.cmdline;
+  if (config.accelerator == Accelerator::kTcg) {
+    // Under TCG the guest's TSC calibration against the PIT is unreliable and
+    // slow; telling it the frequency and skipping the timer check makes boot work.
+    if (tscKhz > 0 && !hasParam(cmdline, "tsc_early_khz")) {
+      cmdline += " tsc_early_khz=" + std::to_string(tscKhz);
+    }
+    if (!hasParam(cmdline, "no_timer_check")) cmdline += " no_timer_check";
+  }
+  if (!cmdline.empty() && cmdline.front() == ' ') cmdline.erase(0, 1);
+  return cmdline;
+}
+
+std::vector<std::string> buildQemuArgv(const VmConfig& config, const QemuLaunch& launch) {
+  QemuPaths paths = qemuPaths(config.runDir);
+  std::vector<std::string> a;
+  auto add = [&a](std::initializer_list<std::string> items) { a.insert(a.end(), items); };
+
+  a.push_back(config.binary.string());
+  // The RAM lives in a shared file on disk: with x-ignore-shared the snapshot
+  // holds only device state, and a sleeping VM frees its memory.
+  add({"-M", "microvm,x-option-roms=off,isa-serial=on,rtc=on,pit=on,memory-backend=mem0"});
+  add({"-nodefaults", "-no-user-config", "-no-reboot", "-display", "none"});
+  add({"-accel", acceleratorName(config.accelerator)});
+  add({"-smp", std::to_string(config.vcpus)});
+  add({"-m", std::to_string(config.memoryMib) + "M"});
+  add({"-object", "memory-backend-file,id=mem0,size=" + std::to_string(config.memoryMib) +
+                      "M,mem-path=" + escapeOption(paths.guestRam.string()) + ",share=on"});
+  if (config.consolePath.empty()) {
+    add({"-serial", "null"});
+  } else {
+    // append=on: a restored QEMU reopens the console and must not truncate the
+    // boot log. A FIFO blocks this open until a reader exists (Nomad's logmon).
+    add({"-chardev", "file,id=con0,append=on,path=" + escapeOption(config.consolePath.string()),
+         "-serial", "chardev:con0"});
+  }
+  add({"-kernel", config.kernel.string()});
+  if (!config.initrd.empty()) add({"-initrd", config.initrd.string()});
+  add({"-append", guestCmdline(config, launch.tscKhz)});
+  if (!config.rootfs.empty()) {
+    add({"-drive", "file=" + escapeOption(config.rootfs.string()) + ",if=none,id=d0,format=raw",
+         "-device", "virtio-blk-device,drive=d0"});
+  }
+  if (config.tapFd >= 0) {
+    std::string nic = "virtio-net-device,netdev=n0";
+    if (!config.mac.empty()) nic += ",mac=" + config.mac;
+    add({"-netdev", "tap,id=n0,fd=" + std::to_string(kTapChildFd), "-device", nic});
+  }
+  std::string qmp = paths.qmpSocket.string();
+  if (qmp.size() >= sizeof(sockaddr_un::sun_path)) qmp = paths.qmpSocket.filename().string();
+  add({"-qmp", "unix:" + qmp + ",server=on,wait=off"});
+  if (launch.incoming) add({"-S", "-incoming", "defer"});
+  return a;
+}
+
+uint64_t hostTscKhz() {
+  {
+    std::ifstream in("/sys/devices/system/cpu/cpu0/tsc_freq_khz");
+    uint64_t khz = 0;
+    if (in >> khz && khz > 0) return khz;
+  }
+  std::ifstream in("/proc/cpuinfo");
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("cpu MHz", 0) != 0) continue;
+    auto colon = line.find(':');
+    if (colon == std::string::npos) continue;
+    double mhz = std::strtod(line.c_str() + colon + 1, nullptr);
+    if (mhz > 0) return static_cast<uint64_t>(std::llround(mhz * 1000.0));
+  }
+  return 0;
+}
+
+}  // namespace s2z::vmm::qemu

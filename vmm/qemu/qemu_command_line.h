@@ -1,0 +1,42 @@
+// Builds the QEMU argv for one VM (design.md's measured command line): microvm,
+// serial console to a file, fd-backed tap NIC, QMP socket, file-backed guest RAM.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "vmm/vmm.h"
+
+namespace s2z::vmm::qemu {
+
+// The child fd number the tap fd is passed as (`-netdev tap,fd=4`).
+inline constexpr int kTapChildFd = 4;
+
+struct QemuPaths {
+  std::filesystem::path qmpSocket;  // <runDir>/qmp.sock
+  std::filesystem::path guestRam;   // <runDir>/guest-ram
+  std::filesystem::path log;        // <runDir>/qemu.log (QEMU's stdout/stderr)
+};
+QemuPaths qemuPaths(const std::filesystem::path& runDir);
+
+struct QemuLaunch {
+  bool incoming = false;    // standby/restore: add -S -incoming defer
+  uint64_t tscKhz = 0;      // TCG only: tsc_early_khz for the guest; 0 = don't add
+};
+
+// The guest command line QEMU gets: config.cmdline plus, under TCG,
+// tsc_early_khz and no_timer_check unless the caller already set them.
+std::string guestCmdline(const VmConfig& config, uint64_t tscKhz);
+
+// argv (argv[0] = config.binary). The QMP socket path is given relative to
+// runDir when the absolute one would not fit a unix socket address, so QEMU
+// must be started with runDir as its working directory.
+std::vector<std::string> buildQemuArgv(const VmConfig& config, const QemuLaunch& launch);
+
+// Host TSC frequency in kHz for tsc_early_khz: the kernel's tsc_freq_khz when
+// exported, else "cpu MHz" from /proc/cpuinfo. 0 when neither is readable.
+uint64_t hostTscKhz();
+
+}  // namespace s2z::vmm::qemu

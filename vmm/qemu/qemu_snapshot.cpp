@@ -1,0 +1,177 @@
+// QemuVmm: sleep (pause + device-state snapshot + exit), standby, restore.
+//
+// The snapshot is a QEMU migration stream of device state only: guest RAM is a
+// shared file (memory-backend-file,share=on) skipped with x-ignore-shared, and
+// it stays untouched in runDir until restore. QEMU writes the stream into a
+// file we open and hand over with getfd ("fd:" migration) rather than
+// `exec:cat > file`: with exec, a failing cat (disk full, read-only dir) can go
+// unnoticed once the ~60 KB stream fits the pipe buffer, while QEMU's own
+// writes to our fd fail the migration, and the VM is resumed.
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "vmm/qemu/qemu_command_line.h"
+#include "vmm/qemu/qemu_vmm.h"
+
+namespace s2z::vmm::qemu {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+constexpr char kStateFile[] = "state";
+constexpr char kStateTemp[] = "state.tmp";
+constexpr char kFdName[] = "s2z-snapshot";
+// The default max-bandwidth (128 MiB/s) throttles even a stopped VM's stream.
+constexpr uint64_t kMaxBandwidth = uint64_t{1} << 40;
+
+Result<void> setIgnoreShared(QmpClient& q) {
+  nlohmann::json caps = {{"capabilities", {{{"capability", "x-ignore-shared"}, {"state", true}}}}};
+  auto r = q.execute("migrate-set-capabilities", caps);
+  if (!r.ok()) return r.error();
+  return okResult();
+}
+
+Result<void> fsyncDir(const std::filesystem::path& dir) {
+  UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
+  if (!fd || ::fsync(fd.get()) != 0) return systemError("fsync " + dir.string());
+  return okResult();
+}
+
+}  // namespace
+
+Result<void> QemuVmm::waitMigration(bool incoming, std::chrono::milliseconds timeout) {
+  auto deadline = Clock::now() + timeout;
+  for (;;) {
+    auto q = qmp();
+    if (!q.ok()) return q.error();
+    auto info = (*q)->execute("query-migrate", nlohmann::json::object(), 10s);
+    if (!info.ok()) {
+      // An incoming QEMU that fails to load the stream exits on its own.
+      if (incoming && (info.error().code == ErrorCode::kUnavailable || !process_.running())) {
+        process_.waitExit(2s);
+        return makeError(ErrorCode::kVmmError, "qemu exited while loading the snapshot: " + logTail());
+      }
+      return info.error();
+    }
+    std::string status = info->value("status", "");
+    if (status == "completed") return okResult();
+    if (status == "failed" || status == "cancelled") {
+      std::string desc = info->value("error-desc", "");
+      return makeError(ErrorCode::kVmmError,
+                       "migration " + status + (desc.empty() ? "" : ": " + desc));
+    }
+    if (Clock::now() > deadline) return makeError(ErrorCode::kTimeout, "migration still " + status);
+    std::this_thread::sleep_for(1ms);
+  }
+}
+
+Result<SnapshotInfo> QemuVmm::sleep(const std::filesystem::path& snapshotDir) {
+  if (!process_.valid() || standby_) {
+    return makeError(ErrorCode::kFailedPrecondition, "sleep: no running vm for " + config_.name);
+  }
+  // Everything that can fail on the host side happens before the pause.
+  std::error_code ec;
+  std::filesystem::create_directories(snapshotDir, ec);
+  if (ec) return Error{ErrorCode::kSystem, ec.value(), "sleep: create " + snapshotDir.string()};
+  auto temp = snapshotDir / kStateTemp;
+  UniqueFd out(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  if (!out) return systemError("sleep: create " + temp.string());
+  auto q = qmp();
+  if (!q.ok()) return q.error().wrap("sleep");
+  QmpClient& qmp = **q;
+
+  auto started = Clock::now();
+  auto stopped = qmp.execute("stop");
+  if (!stopped.ok()) {
+    std::filesystem::remove(temp, ec);
+    return stopped.error().wrap("sleep: pause");
+  }
+  auto resume = [&](const Error& e) -> Error {
+    std::error_code ignored;
+    std::filesystem::remove(temp, ignored);
+    auto cont = qmp.execute("cont");
+    if (!cont.ok()) {
+      spdlog::error("vmm {}: resume after failed sleep: {}", config_.name, cont.error().describe());
+    }
+    return e.wrap("sleep " + config_.name);
+  };
+  if (auto r = setIgnoreShared(qmp); !r.ok()) return resume(r.error());
+  if (auto r = qmp.execute("migrate-set-parameters", {{"max-bandwidth", kMaxBandwidth}}); !r.ok()) {
+    return resume(r.error());
+  }
+  if (auto r = qmp.sendFd(kFdName, out.get()); !r.ok()) return resume(r.error());
+  if (auto r = qmp.execute("migrate", {{"uri", std::string("fd:") + kFdName}}); !r.ok()) {
+    return resume(r.error());
+  }
+  if (auto r = waitMigration(false, 60s); !r.ok()) return resume(r.error());
+  // Durable before the VM goes away: a failure here still leaves it running.
+  if (::fsync(out.get()) != 0) return resume(systemError("fsync " + temp.string()));
+  struct stat st {};
+  ::fstat(out.get(), &st);
+  out.reset();
+  if (::rename(temp.c_str(), (snapshotDir / kStateFile).c_str()) != 0) {
+    return resume(systemError("rename " + temp.string()));
+  }
+  if (auto r = fsyncDir(snapshotDir); !r.ok()) return resume(r.error());
+
+  (void)qmp.execute("quit", nlohmann::json::object(), 2s);  // may close before replying
+  if (!process_.waitExit(5s)) {
+    spdlog::warn("vmm {}: qemu did not exit after quit, killing", config_.name);
+  }
+  qmp_.reset();
+  (void)process_.kill();  // reaps; the snapshot is complete either way
+  auto duration = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started);
+  spdlog::info("vmm {}: snapshot {} bytes in {} us", config_.name, st.st_size, duration.count());
+  return SnapshotInfo{snapshotDir, static_cast<uint64_t>(st.st_size), duration};
+}
+
+Result<void> QemuVmm::prepareRestore(const VmConfig& config) {
+  if (process_.valid()) {
+    if (standby_) return okResult();
+    return makeError(ErrorCode::kFailedPrecondition, "prepare restore: vm " + config.name + " is running");
+  }
+  S2Z_TRY(launch(config, /*incoming=*/true), "prepare restore " + config.name);
+  return okResult();
+}
+
+Result<void> QemuVmm::restore(const VmConfig& config, const std::filesystem::path& snapshotDir) {
+  auto state = snapshotDir / kStateFile;
+  if (!std::filesystem::exists(state)) {
+    return makeError(ErrorCode::kNotFound, "restore " + config.name + ": no snapshot at " + state.string());
+  }
+  if (!std::filesystem::exists(qemuPaths(config.runDir).guestRam)) {
+    return makeError(ErrorCode::kNotFound, "restore " + config.name + ": guest RAM file missing in " +
+                                               config.runDir.string());
+  }
+  if (process_.valid() && !standby_) {
+    return makeError(ErrorCode::kFailedPrecondition, "restore: vm " + config.name + " is running");
+  }
+  UniqueFd in(::open(state.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!in) return systemError("restore: open " + state.string());
+  if (!process_.valid()) S2Z_TRY(launch(config, /*incoming=*/true), "restore " + config.name);
+
+  auto fail = [&](const Error& e) -> Error {
+    killAndForget();
+    return e.wrap("restore " + config.name);
+  };
+  auto q = qmp();
+  if (!q.ok()) return fail(q.error());
+  QmpClient& qmp = **q;
+  if (auto r = setIgnoreShared(qmp); !r.ok()) return fail(r.error());
+  if (auto r = qmp.sendFd(kFdName, in.get()); !r.ok()) return fail(r.error());
+  if (auto r = qmp.execute("migrate-incoming", {{"uri", std::string("fd:") + kFdName}}); !r.ok()) {
+    return fail(r.error());
+  }
+  if (auto r = waitMigration(true, 60s); !r.ok()) return fail(r.error());
+  if (auto r = qmp.execute("cont"); !r.ok()) return fail(r.error());
+  standby_ = false;
+  return okResult();
+}
+
+}  // namespace s2z::vmm::qemu

@@ -1,0 +1,221 @@
+// QemuVmm: process lifecycle (boot, shutdown, reattach, exit) and the version
+// probe. Snapshot and restore are in qemu_snapshot.cpp.
+#include "vmm/qemu/qemu_vmm.h"
+
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <regex>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+#include "vmm/qemu/qemu_command_line.h"
+
+namespace s2z::vmm {
+
+using namespace std::chrono_literals;
+
+std::unique_ptr<Vmm> makeQemuVmm() { return std::make_unique<qemu::QemuVmm>(); }
+
+std::string parseQemuVersion(const std::string& output) {
+  static const std::regex kVersion(R"(QEMU emulator version (\d+)\.(\d+)\.(\d+))");
+  std::smatch m;
+  if (!std::regex_search(output, m, kVersion)) return "";
+  return m[1].str() + "." + m[2].str() + "." + m[3].str();
+}
+
+Result<HypervisorInfo> probeQemu(const std::filesystem::path& binary) {
+  if (::access(binary.c_str(), X_OK) != 0) {
+    return Error{ErrorCode::kNotFound, errno, "qemu binary not found at " + binary.string()};
+  }
+  int fds[2];
+  if (::pipe2(fds, O_CLOEXEC) != 0) return systemError("probe qemu: pipe");
+  UniqueFd readEnd(fds[0]), writeEnd(fds[1]);
+  SpawnOptions opts;
+  opts.argv = {binary.string(), "--version"};
+  opts.outputFd = writeEnd.get();
+  auto proc = VmmProcess::spawn(opts);
+  if (!proc.ok()) return proc.error().wrap("probe qemu");
+  writeEnd.reset();
+  std::string output;
+  char buf[1024];
+  for (;;) {
+    ssize_t n = ::read(readEnd.get(), buf, sizeof(buf));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0 || output.size() > 65536) break;
+    output.append(buf, static_cast<size_t>(n));
+  }
+  if (!proc->waitExit(10s)) (void)proc->kill();
+  proc->reap();
+  std::string version = parseQemuVersion(output);
+  if (version.empty()) {
+    return makeError(ErrorCode::kFailedPrecondition,
+                     binary.string() + " --version did not print a QEMU version: " + output.substr(0, 200));
+  }
+  int major = std::stoi(version.substr(0, version.find('.')));
+  if (major < 6) {
+    return makeError(ErrorCode::kFailedPrecondition,
+                     "qemu " + version + " is too old: need 6.0 or newer (microvm memory-backend)");
+  }
+  return HypervisorInfo{version};
+}
+
+namespace qemu {
+
+Result<void> QemuVmm::launch(const VmConfig& config, bool incoming) {
+  if (process_.valid()) {
+    return makeError(ErrorCode::kFailedPrecondition, "a qemu process already runs for this vm");
+  }
+  std::error_code ec;
+  if (config.runDir.empty() || !std::filesystem::is_directory(config.runDir, ec)) {
+    return makeError(ErrorCode::kInvalidArgument, "run dir " + config.runDir.string() + " missing");
+  }
+  if (config.tapFd >= 0 && ::fcntl(config.tapFd, F_GETFD) < 0) {
+    return Error{ErrorCode::kInvalidArgument, errno, "tap fd " + std::to_string(config.tapFd)};
+  }
+  QemuPaths paths = qemuPaths(config.runDir);
+  std::filesystem::remove(paths.qmpSocket, ec);
+  // A fresh boot starts from empty RAM; a restore needs the RAM file as sleep left it.
+  if (!incoming) {
+    std::filesystem::remove(paths.guestRam, ec);
+  } else if (!std::filesystem::exists(paths.guestRam, ec)) {
+    // QEMU would create an empty one and resume a guest with zeroed memory.
+    return makeError(ErrorCode::kNotFound, "guest RAM file " + paths.guestRam.string() + " missing");
+  }
+
+  QemuLaunch how{incoming, config.accelerator == Accelerator::kTcg ? hostTscKhz() : 0};
+  SpawnOptions opts;
+  opts.argv = buildQemuArgv(config, how);
+  if (config.tapFd >= 0) opts.fds.push_back({config.tapFd, kTapChildFd});
+  opts.logPath = paths.log;
+  opts.workDir = config.runDir;  // the QMP path may be relative to it
+  logOffset_ = std::filesystem::exists(paths.log, ec) ? std::filesystem::file_size(paths.log, ec) : 0;
+
+  auto spawned = VmmProcess::spawn(opts);
+  if (!spawned.ok()) return spawned.error().wrap("start qemu");
+  process_ = std::move(*spawned);
+  config_ = config;
+  standby_ = incoming;
+  spdlog::debug("vmm {}: qemu pid {} started ({})", config.name, process_.identity().pid,
+                incoming ? "waiting for snapshot" : "boot");
+
+  // The console may be a FIFO whose reader appears late: QEMU opens it before
+  // QMP, so allow for that.
+  auto deadline = std::chrono::steady_clock::now() + 30s;
+  for (;;) {
+    auto client = QmpClient::connect(paths.qmpSocket, 200ms);
+    if (client.ok()) {
+      qmp_ = std::move(*client);
+      return okResult();
+    }
+    if (!process_.running()) {
+      ExitStatus st = process_.reap();
+      qmp_.reset();
+      return makeError(ErrorCode::kVmmError, "qemu exited during start (status " +
+                                                 std::to_string(st.exitCode) + "): " + logTail());
+    }
+    ErrorCode code = client.error().code;
+    bool transient = code == ErrorCode::kTimeout || code == ErrorCode::kUnavailable;
+    if (!transient || std::chrono::steady_clock::now() > deadline) {
+      Error e = client.error().wrap("qemu started but QMP is not reachable");
+      killAndForget();
+      return e;
+    }
+  }
+}
+
+Result<QmpClient*> QemuVmm::qmp() {
+  if (qmp_ && qmp_->connected()) return &*qmp_;
+  if (!process_.valid()) return makeError(ErrorCode::kFailedPrecondition, "no qemu process");
+  auto client = QmpClient::connect(qemuPaths(config_.runDir).qmpSocket, 5s);
+  if (!client.ok()) return client.error();
+  qmp_ = std::move(*client);
+  return &*qmp_;
+}
+
+std::string QemuVmm::logTail() const {
+  std::ifstream in(qemuPaths(config_.runDir).log);
+  in.seekg(static_cast<std::streamoff>(logOffset_));
+  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  while (!text.empty() && (text.back() == '\n' || text.back() == '\r')) text.pop_back();
+  if (text.size() > 800) text = "..." + text.substr(text.size() - 800);
+  for (auto& c : text) {
+    if (c == '\n') c = ';';
+  }
+  return text.empty() ? "(no output from qemu)" : text;
+}
+
+void QemuVmm::killAndForget() {
+  qmp_.reset();
+  if (process_.valid()) {
+    auto killed = process_.kill();
+    if (!killed.ok()) spdlog::error("vmm {}: {}", config_.name, killed.error().describe());
+  }
+  standby_ = false;
+}
+
+Result<void> QemuVmm::boot(const VmConfig& config) {
+  S2Z_TRY(launch(config, /*incoming=*/false), "boot " + config.name);
+  return okResult();
+}
+
+Result<void> QemuVmm::shutdown(std::chrono::milliseconds grace) {
+  if (!process_.valid()) return okResult();
+  if (!standby_ && process_.running()) {
+    // A guest that handles the ACPI power button powers off cleanly (and
+    // -no-reboot makes QEMU exit); one that ignores it gets `quit`, then SIGKILL.
+    auto q = qmp();
+    if (q.ok()) (void)(*q)->execute("system_powerdown", nlohmann::json::object(), 2s);
+    if (!process_.waitExit(grace) && q.ok() && (*q)->connected()) {
+      (void)(*q)->execute("quit", nlohmann::json::object(), 2s);
+      process_.waitExit(2s);
+    }
+  }
+  if (process_.running()) {
+    spdlog::info("vmm {}: qemu pid {} still running, killing", config_.name,
+                 process_.identity().pid);
+  }
+  qmp_.reset();
+  auto killed = process_.kill();  // reaps; ok when it already exited
+  standby_ = false;
+  if (!killed.ok()) return killed.error().wrap("shutdown " + config_.name);
+  return okResult();
+}
+
+Result<void> QemuVmm::signal(int signo) {
+  if (!process_.valid()) {
+    return makeError(ErrorCode::kFailedPrecondition, "signal: no qemu process for " + config_.name);
+  }
+  return process_.signal(signo);
+}
+
+std::optional<ProcessIdentity> QemuVmm::process() const {
+  if (!process_.valid()) return std::nullopt;
+  return process_.identity();
+}
+
+Result<void> QemuVmm::reattach(const VmConfig& config, const ProcessIdentity& identity,
+                               bool standby) {
+  if (process_.valid()) {
+    return makeError(ErrorCode::kFailedPrecondition, "reattach: this vmm already has a process");
+  }
+  auto adopted = VmmProcess::adopt(identity);
+  if (!adopted.ok()) return adopted.error().wrap("reattach " + config.name);
+  process_ = std::move(*adopted);
+  config_ = config;
+  standby_ = standby;
+  qmp_.reset();  // connected lazily: the old plugin may still hold the socket
+  logOffset_ = 0;
+  return okResult();
+}
+
+ExitStatus QemuVmm::reapExit() {
+  qmp_.reset();
+  standby_ = false;
+  return process_.reap();
+}
+
+}  // namespace qemu
+}  // namespace s2z::vmm
