@@ -48,11 +48,10 @@ Result<uint64_t> cgroupId(int cgroupFd, const fs::path& pathForErrors) {
 
 Result<void> attachPinnedCgroupLink(bpf_program* prog, int cgroupFd, uint64_t cgroupId,
                                     const fs::path& pinPath) {
+  std::error_code ec;
+  if (!fs::exists(pinPath, ec)) return attachAndPin(prog, cgroupFd, pinPath);
   LinkPtr old(bpf_link__open(pinPath.c_str()));
-  if (!old) {
-    if (errno != ENOENT) return systemError("open pinned link " + pinPath.string());
-    return attachAndPin(prog, cgroupFd, pinPath);
-  }
+  if (!old) return systemError("open pinned link " + pinPath.string());
   bpf_link_info info{};
   uint32_t len = sizeof(info);
   if (bpf_obj_get_info_by_fd(bpf_link__fd(old.get()), &info, &len) != 0)
@@ -74,11 +73,10 @@ Result<void> attachPinnedCgroupLink(bpf_program* prog, int cgroupFd, uint64_t cg
 }
 
 Result<void> detachPinnedCgroupLink(const fs::path& pinPath) {
+  std::error_code ec;
+  if (!fs::exists(pinPath, ec)) return okResult();
   LinkPtr link(bpf_link__open(pinPath.c_str()));
-  if (!link) {
-    if (errno == ENOENT) return okResult();
-    return systemError("open pinned link " + pinPath.string());
-  }
+  if (!link) return systemError("open pinned link " + pinPath.string());
   if (int err = bpf_link__detach(link.get()); err != 0 && err != -ENOLINK)
     return libbpfError("detach link " + pinPath.string(), err);
   if (::unlink(pinPath.c_str()) != 0 && errno != ENOENT)

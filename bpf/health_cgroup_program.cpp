@@ -5,6 +5,7 @@
 #include <bpf/libbpf.h>
 
 #include "bpf/cgroup_link.h"
+#include "bpf/libbpf_log.h"
 #include "bpf/map_pins.h"
 #include "bpf/s2z_types.h"
 #include "health_cgroup.skel.h"
@@ -21,6 +22,7 @@ constexpr const char* kConnect6Link = "hc_connect6";
 
 Result<std::unique_ptr<HealthCgroupProgram>> HealthCgroupProgram::load(
     const std::filesystem::path& pinDir, uint32_t sockMark) {
+  routeLibbpfLogs();
   s2z_health_cgroup* skel = s2z_health_cgroup__open();
   if (skel == nullptr) return systemError("open health_cgroup skeleton");
   std::unique_ptr<HealthCgroupProgram> prog(new HealthCgroupProgram(skel));

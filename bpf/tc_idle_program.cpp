@@ -4,6 +4,7 @@
 #include <bpf/libbpf.h>
 #include <net/if.h>
 
+#include "bpf/libbpf_log.h"
 #include "bpf/map_pins.h"
 #include "bpf/s2z_types.h"
 #include "tc_idle.skel.h"
@@ -44,6 +45,7 @@ std::string ifName(uint32_t ifindex) {
 }  // namespace
 
 Result<std::unique_ptr<TcIdleProgram>> TcIdleProgram::load(const std::filesystem::path& pinDir) {
+  routeLibbpfLogs();
   s2z_tc_idle* skel = s2z_tc_idle__open();
   if (skel == nullptr) return systemError("open tc_idle skeleton");
   std::unique_ptr<TcIdleProgram> prog(new TcIdleProgram(skel));
