@@ -6,6 +6,13 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <mutex>
+#include <thread>
+#include <vector>
+
 #include "bpf/kernel_scale_to_zero.h"
 #include "tests/bpf/test_env.h"
 
@@ -122,6 +129,46 @@ TEST_CASE("tc_idle on a tap: a sleeping instance wakes on the first real packet,
   sendUdp(TestTap::kVmAddr, 80, 3, 32);
   REQUIRE(readable(f.kernel->wakeEventFd(), 1000));
   CHECK(f.kernel->drainWakeEvents().size() == 1);
+}
+
+TEST_CASE("tc_idle on a tap: wake latency, packet -> a thread blocked in epoll has the event") {
+  TapFixture f("latency");
+  constexpr int kRuns = 50;
+  std::mutex mu;  // guards latencies
+  std::vector<uint64_t> latencies;
+  std::atomic<bool> stop{false};
+  // The agent's event loop: blocked in poll on the ring's epoll fd.
+  std::thread waiter([&] {
+    while (!stop) {
+      if (!readable(f.kernel->wakeEventFd(), 50)) continue;
+      auto events = f.kernel->drainWakeEvents();
+      const uint64_t now = monotonicNs();
+      std::lock_guard<std::mutex> lock(mu);
+      for (const auto& ev : events) latencies.push_back(now - ev.timestampNs);
+    }
+  });
+  auto seen = [&] {
+    std::lock_guard<std::mutex> lock(mu);
+    return latencies.size();
+  };
+  for (int i = 0; i < kRuns; ++i) {
+    REQUIRE(f.kernel->setState(f.tap.ifindex(), InstanceState::kSleeping).ok());
+    std::this_thread::sleep_for(std::chrono::milliseconds(2));  // let the waiter block
+    sendUdp(TestTap::kVmAddr, 80, 1, 32);
+    for (int t = 0; t < 1000 && seen() < static_cast<size_t>(i + 1); ++t)
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+  }
+  stop = true;
+  waiter.join();
+  REQUIRE(latencies.size() == kRuns);  // one event per sleep, none lost
+  std::sort(latencies.begin(), latencies.end());
+  const uint64_t median = latencies[kRuns / 2];
+  const uint64_t p98 = latencies[kRuns * 98 / 100];
+  MESSAGE("wake event latency over " << kRuns << " sleeps: median " << median / 1000 << " us, p98 "
+                                      << p98 / 1000 << " us, max " << latencies.back() / 1000
+                                      << " us");
+  CHECK(median < 5'000'000);  // far below a restore; a regression to ms would show
+  CHECK(f.tap.drainFrames().size() == kRuns);
 }
 
 TEST_CASE("tc_idle on a tap: health-marked packets never count and never wake") {
