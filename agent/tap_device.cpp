@@ -46,9 +46,21 @@ Result<void> setTxQueueLen(const std::string& name, int len) {
   return okResult();
 }
 
+// The VM network is IPv4 only. With IPv6 on, the host would send router
+// solicitations and MLD reports into the tap: they take queue slots while the
+// VM sleeps and would look like traffic for it. Absent IPv6 support is fine.
+Result<void> disableIpv6(const std::string& name) {
+  std::string path = "/proc/sys/net/ipv6/conf/" + name + "/disable_ipv6";
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+  if (!fd) return errno == ENOENT ? okResult() : systemError("open " + path);
+  if (::write(fd.get(), "1", 1) != 1) return systemError("write " + path);
+  return okResult();
+}
+
 Result<uint32_t> bringUp(const std::string& name) {
   auto index = RtNetlink::ifindex(name);
   if (!index.ok()) return index.error();
+  S2Z_TRY(disableIpv6(name), "disable IPv6 on " + name);
   auto nl = RtNetlink::open();
   if (!nl.ok()) return nl.error();
   S2Z_TRY(nl->setLinkUp(*index, true), "link up " + name);
