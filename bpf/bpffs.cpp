@@ -25,9 +25,10 @@ bool isUnder(const fs::path& path, const fs::path& root) {
 }
 
 Result<void> mountBpffs(const fs::path& mountPoint) {
+  // Best effort: without /run the race is unlikely enough to mount anyway.
   UniqueFd lock(::open(kMountLockPath, O_RDWR | O_CREAT | O_CLOEXEC, 0600));
-  if (!lock) return systemError(std::string("open lock ") + kMountLockPath);
-  if (::flock(lock.get(), LOCK_EX) != 0) return systemError(std::string("lock ") + kMountLockPath);
+  if (lock && ::flock(lock.get(), LOCK_EX) != 0)
+    return systemError(std::string("lock ") + kMountLockPath);
   // Re-check under the lock: another process may have mounted meanwhile.
   auto already = isOnBpffs(mountPoint);
   if (!already.ok()) return already.error();
@@ -55,8 +56,9 @@ Result<bool> isOnBpffs(const fs::path& path) {
 Result<void> ensurePinDir(const fs::path& dir) {
   const fs::path mountPoint = kBpffsMountPoint;
   // The nearest existing ancestor tells whether we are on a bpffs already.
+  std::error_code ec;
   fs::path existing = dir;
-  while (!existing.empty() && !fs::exists(existing) && existing != existing.root_path())
+  while (!existing.empty() && !fs::exists(existing, ec) && existing != existing.root_path())
     existing = existing.parent_path();
   auto onBpffs = isOnBpffs(existing.empty() ? fs::path("/") : existing);
   if (!onBpffs.ok()) return onBpffs.error().wrap("pin dir " + dir.string());
@@ -66,7 +68,6 @@ Result<void> ensurePinDir(const fs::path& dir) {
                        "pin dir " + dir.string() + " is not on a bpffs");
     S2Z_TRY(mountBpffs(mountPoint), "pin dir " + dir.string());
   }
-  std::error_code ec;
   fs::create_directories(dir, ec);
   if (ec) return Error{ErrorCode::kSystem, ec.value(), "create pin dir " + dir.string()};
   auto check = isOnBpffs(dir);

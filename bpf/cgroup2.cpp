@@ -47,6 +47,9 @@ Result<std::filesystem::path> cgroup2Dir(const std::string& relPath) {
   if (!mount.ok()) return mount.error().wrap("cgroup " + relPath);
   std::string rel = relPath;
   while (!rel.empty() && rel.front() == '/') rel.erase(0, 1);
+  for (const auto& part : std::filesystem::path(rel))
+    if (part == "..")
+      return makeError(ErrorCode::kInvalidArgument, "cgroup " + relPath + ": '..' not allowed");
   auto dir = *mount / rel;
   std::error_code ec;
   if (!std::filesystem::is_directory(dir, ec))

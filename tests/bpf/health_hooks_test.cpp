@@ -8,6 +8,9 @@
 
 #include <doctest/doctest.h>
 
+#include <chrono>
+#include <thread>
+
 #include "bpf/health_check_hooks.h"
 #include "bpf/kernel_scale_to_zero.h"
 #include "tests/bpf/http_peer.h"
@@ -119,6 +122,42 @@ TEST_CASE("health hooks: every packet of full HTTP checks carries the mark") {
   rc = runChild(nullptr, [] { return httpGet(TestVethVm::kVmAddr, 8080); });
   REQUIRE(rc == 0);
   CHECK(countersOf(*kernel, veth.hostIfindex()).packets >= 5);
+}
+
+TEST_CASE("health hooks: ACKs sent from TIME_WAIT carry the mark too") {
+  TestPinRoot pins("hctw");
+  TestCgroup cgroup("hctw");
+  TestNetns vm("hctw-vm");
+  TestNetns host("hctw");
+  TestVethVm veth(host, vm);
+  auto kernel = openKernel(pins);
+  REQUIRE(kernel->addInstance(veth.hostIfindex(), addrBe(TestVethVm::kVmAddr)).ok());
+  auto hooks = attachHooks(pins, cgroup);
+  vm.enter();
+  HttpServer server(TestVethVm::kVmAddr, 8080);
+  host.enter();
+  // The "VM" drops the client's pure ACKs, so it keeps retransmitting its
+  // FIN after the client closed, and the client's TIME_WAIT socket (no
+  // process owns it any more) answers each one.
+  REQUIRE(sh("ip netns exec " + vm.name() +
+             " iptables -A INPUT -p tcp --dport 8080 --tcp-flags SYN,ACK,FIN,RST,PSH ACK -j DROP") ==
+          0);
+
+  REQUIRE(runChild(&cgroup, [] { return httpGet(TestVethVm::kVmAddr, 8080); }) == 0);
+  const auto atExit = countersOf(*kernel, veth.hostIfindex());
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));  // FIN retransmits (RTO >= 200 ms)
+  const auto later = countersOf(*kernel, veth.hostIfindex());
+  CHECK(later.healthPackets > atExit.healthPackets);  // TIME_WAIT ACKs were sent...
+  CHECK(later.packets == 0);                          // ...and none counted as activity
+  MESSAGE("TIME_WAIT ACKs after the checker exited: "
+          << later.healthPackets - atExit.healthPackets << ", counted " << later.packets);
+
+  // Control: the same exchange from outside the cgroup leaves TIME_WAIT ACKs
+  // that do count, so the check above could fail.
+  REQUIRE(runChild(nullptr, [] { return httpGet(TestVethVm::kVmAddr, 8080); }) == 0);
+  const auto plainExit = countersOf(*kernel, veth.hostIfindex());
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  CHECK(countersOf(*kernel, veth.hostIfindex()).packets > plainExit.packets);
 }
 
 TEST_CASE("health hooks: connects to a sleeping instance land on the responder") {

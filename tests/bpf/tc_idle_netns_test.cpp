@@ -112,7 +112,6 @@ TEST_CASE("tc_idle on a tap: a sleeping instance wakes on the first real packet,
   CHECK(events[0].ifindex == f.tap.ifindex());
   CHECK(events[0].timestampNs >= sentAt);
   CHECK(events[0].timestampNs <= seenAt);
-  MESSAGE("wake: send -> epoll readable + drained in " << (seenAt - sentAt) / 1000 << " us");
   auto state = f.kernel->state(f.tap.ifindex());
   REQUIRE(state.ok());
   CHECK(*state == InstanceState::kWaking);
