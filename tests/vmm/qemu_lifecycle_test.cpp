@@ -1,0 +1,280 @@
+// The QEMU backend against real QEMU (TCG), the real test guest and a real tap
+// in a throw-away netns: boot, HTTP, sleep, a request while asleep, restore
+// with and without standby, failed sleeps, reattach, shutdown. Prints the
+// measured times so they can be quoted.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/mount.h>
+#include <sys/stat.h>
+
+#include <algorithm>
+#include <fstream>
+#include <future>
+#include <thread>
+
+#include <doctest/doctest.h>
+
+#include "tests/vmm/vm_net_fixture.h"
+#include "vmm/vmm.h"
+
+namespace s2z::vmm::testing {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+double msSince(Clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(Clock::now() - t).count();
+}
+
+std::string why(const Result<void>& r) { return r.ok() ? "" : r.error().describe(); }
+template <typename T>
+std::string why(const Result<T>& r) {
+  return r.ok() ? "" : r.error().describe();
+}
+
+bool alive(pid_t pid) { return ::kill(pid, 0) == 0; }
+
+unsigned long counterOf(const VmNet& net) {
+  auto r = httpGet(net.vmAddress(), 8080, "/counter", 5s);
+  REQUIRE_MESSAGE(r.status == 200, r.error);
+  return std::stoul(r.body);
+}
+
+// A scratch mount for sleep failures; unmounted in the destructor.
+class ScratchMount {
+ public:
+  ScratchMount(const std::filesystem::path& where, const std::string& options) : path_(where) {
+    std::filesystem::create_directories(path_);
+    mounted_ = ::mount("tmpfs", path_.c_str(), "tmpfs", 0, options.c_str()) == 0;
+  }
+  ~ScratchMount() {
+    if (mounted_) ::umount2(path_.c_str(), MNT_DETACH);
+  }
+  bool mounted() const { return mounted_; }
+  void remountReadOnly() {
+    mounted_ = mounted_ && ::mount(nullptr, path_.c_str(), nullptr, MS_REMOUNT | MS_RDONLY, nullptr) == 0;
+  }
+
+ private:
+  std::filesystem::path path_;
+  bool mounted_ = false;
+};
+
+// Sends GET /counter while the VM sleeps (the SYN queues in the held tap),
+// restores, and returns {reply, request->reply ms, restore call ms}.
+struct WakeResult {
+  HttpReply reply;
+  double requestToReplyMs = 0;
+  double restoreMs = 0;
+};
+WakeResult wakeWithRequest(Vmm& vmm, const VmNet& net, const VmConfig& cfg,
+                           const std::filesystem::path& snap) {
+  WakeResult w;
+  auto sent = Clock::now();
+  auto pending = std::async(std::launch::async, [&] {
+    auto r = httpGet(net.vmAddress(), 8080, "/counter", 15s);
+    return std::make_pair(r, msSince(sent));
+  });
+  std::this_thread::sleep_for(20ms);  // the SYN is now queued in the tap
+  auto restoreStart = Clock::now();
+  auto restored = vmm.restore(cfg, snap);
+  w.restoreMs = msSince(restoreStart);
+  CHECK_MESSAGE(restored.ok(), why(restored));
+  auto [reply, ms] = pending.get();
+  w.reply = reply;
+  w.requestToReplyMs = ms;
+  return w;
+}
+
+double median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v.empty() ? 0 : v[v.size() / 2];
+}
+
+}  // namespace
+
+TEST_CASE("qemu: boot, serve, sleep, wake on a queued request, standby, failures, reattach, shutdown") {
+  if (!guestAvailable()) {
+    FAIL("test guest missing in " << guestDir() << ": run scripts/build-guest.sh");
+  }
+  VmNet net;
+  VmConfig cfg = net.config("lifecycle");
+  auto snap = net.runDir() / "snapshot";
+  auto vmm = makeVmm(Hypervisor::kQemu);
+
+  auto bootStart = Clock::now();
+  auto booted = vmm->boot(cfg);
+  REQUIRE_MESSAGE(booted.ok(), why(booted));
+  REQUIRE(vmm->process().has_value());
+  pid_t firstPid = vmm->process()->pid;
+  CHECK(::getsid(firstPid) == firstPid);  // own session: survives the plugin
+  REQUIRE(net.waitHttp(60s));
+  double bootMs = msSince(bootStart);
+  MESSAGE("cold boot to first HTTP 200: " << bootMs << " ms");
+
+  CHECK(counterOf(net) == 1);
+  CHECK(counterOf(net) == 2);
+  auto health = httpGet(net.vmAddress(), 8080, "/healthz", 5s);
+  CHECK(health.status == 200);
+
+  // Sleep: snapshot written, QEMU gone, tap still ours.
+  auto slept = vmm->sleep(snap);
+  REQUIRE_MESSAGE(slept.ok(), why(slept));
+  CHECK(std::filesystem::exists(snap / "state"));
+  CHECK_FALSE(std::filesystem::exists(snap / "state.tmp"));
+  CHECK(std::filesystem::file_size(snap / "state") == slept->bytes);
+  CHECK(slept->bytes > 1000);
+  CHECK_FALSE(vmm->process().has_value());
+  CHECK_FALSE(alive(firstPid));
+  CHECK(::fcntl(net.tapFd(), F_GETFD) >= 0);
+  MESSAGE("snapshot: " << slept->duration.count() / 1000.0 << " ms, " << slept->bytes << " bytes");
+
+  {  // restore without standby answers the request sent while asleep
+    auto w = wakeWithRequest(*vmm, net, cfg, snap);
+    CHECK_MESSAGE(w.reply.status == 200, w.reply.error);
+    CHECK(w.reply.body == "3\n");  // the counter continued: guest RAM survived
+    MESSAGE("restore without standby: restore() " << w.restoreMs << " ms, request->response "
+                                                  << w.requestToReplyMs << " ms");
+    CHECK(vmm->process().has_value());
+    CHECK_FALSE(vmm->standby());
+    CHECK(counterOf(net) == 4);
+  }
+
+  {  // restore with standby, repeated, plus failed sleeps and reattach
+    std::vector<double> wakes, snapshots;
+    std::vector<uint64_t> sizes;
+    unsigned long expected = 5;
+    for (int i = 0; i < 5; ++i) {
+      {
+        auto again = vmm->sleep(snap);
+        REQUIRE_MESSAGE(again.ok(), why(again));
+        snapshots.push_back(again->duration.count() / 1000.0);
+        sizes.push_back(again->bytes);
+      }
+      auto prepared = vmm->prepareRestore(cfg);
+      REQUIRE_MESSAGE(prepared.ok(), why(prepared));
+      CHECK(vmm->standby());
+      REQUIRE(vmm->process().has_value());
+      std::this_thread::sleep_for(300ms);  // a standby is started ahead of time
+      auto w = wakeWithRequest(*vmm, net, cfg, snap);
+      REQUIRE_MESSAGE(w.reply.status == 200, w.reply.error);
+      CHECK(w.reply.body == std::to_string(expected++) + "\n");
+      CHECK_FALSE(vmm->standby());
+      wakes.push_back(w.requestToReplyMs);
+    }
+    std::string all;
+    for (double ms : wakes) all += std::to_string(static_cast<int>(ms)) + " ";
+    MESSAGE("restore with standby, request->response: median " << median(wakes) << " ms (" << all
+                                                                << "ms)");
+    MESSAGE("snapshot: median " << median(snapshots) << " ms, " << sizes.front() << " bytes");
+
+    // Sleep into a full place: the VM keeps running and answering.
+    {
+      ScratchMount full(net.runDir() / "full", "size=4k");
+      REQUIRE(full.mounted());
+      pid_t pid = vmm->process()->pid;
+      auto failed = vmm->sleep(net.runDir() / "full" / "snapshot");
+      CHECK_FALSE(failed.ok());
+      MESSAGE("sleep onto a full disk: " << why(failed));
+      CHECK(alive(pid));
+      CHECK(counterOf(net) == expected++);
+      CHECK_FALSE(std::filesystem::exists(net.runDir() / "full" / "snapshot" / "state"));
+    }
+    {
+      ScratchMount ro(net.runDir() / "ro", "size=1m");
+      REQUIRE(ro.mounted());
+      ro.remountReadOnly();
+      REQUIRE(ro.mounted());
+      auto failed = vmm->sleep(net.runDir() / "ro" / "snapshot");
+      CHECK_FALSE(failed.ok());
+      CHECK(failed.error().code == ErrorCode::kSystem);
+      CHECK(counterOf(net) == expected++);
+    }
+
+    // A new plugin process: a second Vmm adopts QEMU by identity and drives it.
+    ProcessIdentity id = *vmm->process();
+    vmm.reset();  // the old "plugin" goes away; the VM must not
+    CHECK(alive(id.pid));
+    CHECK(counterOf(net) == expected++);
+    auto second = makeVmm(Hypervisor::kQemu);
+    ProcessIdentity wrong = id;
+    wrong.startTime += 1;
+    auto bad = second->reattach(cfg, wrong, false);
+    CHECK(!bad.ok());
+    CHECK(bad.error().code == ErrorCode::kNotFound);
+    auto re = second->reattach(cfg, id, false);
+    REQUIRE_MESSAGE(re.ok(), why(re));
+    auto slept2 = second->sleep(snap);  // proves QMP reconnects after reattach
+    REQUIRE_MESSAGE(slept2.ok(), why(slept2));
+    CHECK_FALSE(alive(id.pid));
+    auto restored = second->restore(cfg, snap);
+    REQUIRE_MESSAGE(restored.ok(), why(restored));
+    CHECK(counterOf(net) == expected++);
+    vmm = std::move(second);
+  }
+
+  // Shutdown leaves no process, and is idempotent.
+  REQUIRE(vmm->process().has_value());
+  pid_t last = vmm->process()->pid;
+  auto down = vmm->shutdown(500ms);
+  CHECK_MESSAGE(down.ok(), why(down));
+  CHECK_FALSE(vmm->process().has_value());
+  CHECK_FALSE(alive(last));
+  CHECK(processesMentioning(net.runDir().string()).empty());
+  CHECK(vmm->shutdown(100ms).ok());
+}
+
+TEST_CASE("qemu: restore failures leave no process") {
+  if (!guestAvailable()) FAIL("test guest missing in " << guestDir());
+  VmNet net;
+  VmConfig cfg = net.config("broken");
+  auto snap = net.runDir() / "snapshot";
+  auto vmm = makeVmm(Hypervisor::kQemu);
+
+  SUBCASE("missing snapshot: kNotFound before anything starts") {
+    auto r = vmm->restore(cfg, snap);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code == ErrorCode::kNotFound);
+    CHECK_FALSE(vmm->process().has_value());
+    CHECK(processesMentioning(net.runDir().string()).empty());
+  }
+
+  SUBCASE("corrupt snapshot: kVmmError quoting qemu, no process left") {
+    std::filesystem::create_directories(snap);
+    {
+      std::ofstream state(snap / "state");
+      state << "this is not a QEMU migration stream\n";
+      // A RAM file as sleep would leave it (sparse, right size).
+      std::ofstream ram(net.runDir() / "guest-ram");
+    }
+    std::filesystem::resize_file(net.runDir() / "guest-ram", 256ull << 20);
+    bool withStandby = false;
+    SUBCASE("without standby") {}
+    SUBCASE("with standby") { withStandby = true; }
+    if (withStandby) {
+      auto prepared = vmm->prepareRestore(cfg);
+      REQUIRE_MESSAGE(prepared.ok(), why(prepared));
+      REQUIRE(vmm->standby());
+    }
+    auto r = vmm->restore(cfg, snap);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code == ErrorCode::kVmmError);
+    MESSAGE("corrupt snapshot: " << r.error().describe());
+    CHECK_FALSE(vmm->process().has_value());
+    CHECK(processesMentioning(net.runDir().string()).empty());
+  }
+
+  SUBCASE("missing kernel: boot fails with qemu's message, no process left") {
+    VmConfig broken = cfg;
+    broken.kernel = net.runDir() / "no-such-kernel";
+    auto r = vmm->boot(broken);
+    REQUIRE_FALSE(r.ok());
+    CHECK(r.error().code == ErrorCode::kVmmError);
+    CHECK(r.error().message.find("no-such-kernel") != std::string::npos);
+    CHECK_FALSE(vmm->process().has_value());
+    CHECK(processesMentioning(net.runDir().string()).empty());
+  }
+}
+
+}  // namespace s2z::vmm::testing
