@@ -1,0 +1,19 @@
+// Private pieces of NomadClient shared by its two source files.
+#pragma once
+
+#include <atomic>
+#include <memory>
+
+#include "standin/log_collector.h"
+#include "standin/nomad_client.h"
+
+namespace s2z::standin {
+
+// What the stand-in keeps per task (like the client's task runner + logmon).
+struct NomadClient::TaskRecord {
+  StartedTask started;
+  std::unique_ptr<LogCollector> logs;
+  std::atomic<bool> destroyed{false};
+};
+
+}  // namespace s2z::standin

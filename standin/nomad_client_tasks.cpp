@@ -1,0 +1,250 @@
+// NomadClient: the task runner's side (StartTask ... DestroyTask, RecoverTask)
+// and the per-task background calls (WaitTask, TaskStats).
+#include <grpcpp/grpcpp.h>
+#include <spdlog/spdlog.h>
+
+#include "standin/nomad_client.h"
+#include "standin/nomad_client_internal.h"
+#include "standin/plugin_instance.h"
+#include "standin/proto_records.h"
+#include "standin/recorder.h"
+#include "standin/rpc_error.h"
+#include "standin/task_config_builder.h"
+
+namespace s2z::standin {
+
+namespace {
+
+constexpr auto kUnaryTimeout = std::chrono::seconds(30);
+// StartTask boots a VM; under TCG that takes seconds, give it room.
+constexpr auto kStartTimeout = std::chrono::minutes(3);
+
+void withDeadline(grpc::ClientContext& ctx, std::chrono::milliseconds d) {
+  ctx.set_deadline(std::chrono::system_clock::now() + d);
+}
+
+StartedTask toStartedTask(const drivers::TaskConfig& cfg, const drivers::StartTaskResponse& resp,
+                          const AllocLayout& layout) {
+  StartedTask t;
+  t.id = cfg.id();
+  t.allocId = cfg.alloc_id();
+  t.name = cfg.name();
+  t.handle = resp.handle().SerializeAsString();
+  t.handleVersion = resp.handle().version();
+  t.handleConfigMatches = resp.handle().config().id() == cfg.id();
+  t.driverState = resp.handle().driver_state();
+  t.hasNetworkOverride = resp.has_network_override();
+  t.networkAddr = resp.network_override().addr();
+  for (const auto& [k, v] : resp.network_override().port_map()) t.portMap[k] = v;
+  t.autoAdvertise = resp.network_override().auto_advertise();
+  t.allocDir = layout.allocDir;
+  t.taskDir = layout.taskDir;
+  t.stdoutPath = cfg.stdout_path();
+  t.stderrPath = cfg.stderr_path();
+  return t;
+}
+
+}  // namespace
+
+Result<StartedTask> NomadClient::startTask(const TaskFile& task) {
+  drivers::TaskConfigSchemaRequest schemaReq;
+  drivers::TaskConfigSchemaResponse schemaResp;
+  {
+    grpc::ClientContext ctx;
+    withDeadline(ctx, kUnaryTimeout);
+    grpc::Status st = instance_->driver().TaskConfigSchema(&ctx, schemaReq, &schemaResp);
+    if (!st.ok()) return rpcError("TaskConfigSchema", st);
+  }
+  if (!schemaResp.has_spec()) {
+    return makeError(ErrorCode::kInvalidArgument, "TaskConfigSchema: plugin returned a nil spec");
+  }
+  auto caps = capabilities();
+  if (!caps.ok()) return caps.error();
+
+  std::string allocId = randomUuid();
+  auto layout = prepareAllocDir(options_.dataDir, allocId, task.name);
+  if (!layout.ok()) return layout.error();
+  auto record = std::make_shared<TaskRecord>();
+  if (!caps->disableLogCollection) {
+    auto logs = LogCollector::start(layout->stdoutFifo, layout->stderrFifo, layout->logsDir, task.name);
+    if (!logs.ok()) return logs.error().wrap("start log collector");
+    record->logs = std::move(*logs);
+  }
+  static const NodeInfo node = NodeInfo::detect();
+  auto cfg = buildTaskConfig(task, schemaResp.spec(), allocId, *layout, node);
+  if (!cfg.ok()) return cfg.error();
+
+  drivers::StartTaskRequest req;
+  *req.mutable_task() = *cfg;
+  drivers::StartTaskResponse resp;
+  grpc::ClientContext ctx;
+  withDeadline(ctx, kStartTimeout);
+  grpc::Status st = instance_->driver().StartTask(&ctx, req, &resp);
+  if (!st.ok()) {
+    Error err = rpcError("StartTask", st);
+    auto recoverable = recoverableDetail(st);
+    err.message += recoverable ? (*recoverable ? " [recoverable]" : " [unrecoverable]") : "";
+    return err;
+  }
+  record->started = toStartedTask(*cfg, resp, *layout);
+  StartedTask started = record->started;
+  {
+    std::lock_guard lock(tasksMu_);
+    tasks_[started.id] = record;
+  }
+  spdlog::info("standin: started task {} addr={}", started.id, started.networkAddr);
+  startTaskBackground(started.id);
+  return started;
+}
+
+void NomadClient::startTaskBackground(const std::string& taskId) {
+  std::shared_ptr<TaskRecord> record;
+  {
+    std::lock_guard lock(tasksMu_);
+    record = tasks_[taskId];
+  }
+  PluginInstance* inst = instance_.get();
+  Recorder* recorder = recorder_.get();
+  inst->background().spawn([inst, recorder, taskId] {
+    auto ctx = inst->background().newContext();
+    if (!ctx) return;
+    drivers::WaitTaskRequest req;
+    req.set_task_id(taskId);
+    drivers::WaitTaskResponse resp;
+    grpc::Status st = inst->driver().WaitTask(ctx.get(), req, &resp);
+    if (st.ok()) {
+      recorder->setExit(taskId, toRecord(resp));
+    } else if (!inst->background().stopping() && inst->process().running()) {
+      // From a live plugin any WaitTask error ends the task (§3.6).
+      ExitResult failed;
+      failed.err = "WaitTask: " + statusText(st);
+      recorder->setExit(taskId, failed);
+    }
+  });
+  auto interval = options_.statsInterval;
+  inst->background().spawn([inst, recorder, taskId, record, interval] {
+    for (;;) {
+      auto ctx = inst->background().newContext();
+      if (!ctx) return;
+      drivers::TaskStatsRequest req;
+      req.set_task_id(taskId);
+      auto secs = std::chrono::duration_cast<std::chrono::seconds>(interval);
+      req.mutable_collection_interval()->set_seconds(secs.count());
+      req.mutable_collection_interval()->set_nanos(
+          static_cast<int32_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(interval - secs).count()));
+      auto reader = inst->driver().TaskStats(ctx.get(), req);
+      drivers::TaskStatsResponse resp;
+      while (reader->Read(&resp)) recorder->addStats(toRecord(resp, taskId));
+      (void)reader->Finish();
+      recorder->noteStreamEnd("stats");
+      // The client re-opens the stream after one interval while the task runs.
+      if (inst->background().stopping() || record->destroyed || recorder->exit(taskId) ||
+          !inst->process().running()) {
+        return;
+      }
+      if (!inst->background().sleepFor(interval)) return;
+    }
+  });
+}
+
+Result<ExitResult> NomadClient::waitTask(const std::string& taskId, std::chrono::milliseconds timeout) {
+  drivers::WaitTaskRequest req;
+  req.set_task_id(taskId);
+  drivers::WaitTaskResponse resp;
+  grpc::ClientContext ctx;
+  withDeadline(ctx, timeout);
+  grpc::Status st = instance_->driver().WaitTask(&ctx, req, &resp);
+  if (st.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED) {
+    return makeError(ErrorCode::kTimeout, "WaitTask: task still running after " +
+                                              std::to_string(timeout.count()) + " ms");
+  }
+  if (!st.ok()) return rpcError("WaitTask", st);
+  return toRecord(resp);
+}
+
+Result<void> NomadClient::stopTask(const std::string& taskId, std::chrono::milliseconds timeout,
+                                   const std::string& signal) {
+  drivers::StopTaskRequest req;
+  req.set_task_id(taskId);
+  auto secs = std::chrono::duration_cast<std::chrono::seconds>(timeout);
+  req.mutable_timeout()->set_seconds(secs.count());
+  req.mutable_timeout()->set_nanos(
+      static_cast<int32_t>(std::chrono::duration_cast<std::chrono::nanoseconds>(timeout - secs).count()));
+  req.set_signal(signal);
+  drivers::StopTaskResponse resp;
+  grpc::ClientContext ctx;
+  withDeadline(ctx, timeout + std::chrono::seconds(30));
+  grpc::Status st = instance_->driver().StopTask(&ctx, req, &resp);
+  if (!st.ok()) return rpcError("StopTask", st);
+  return okResult();
+}
+
+Result<void> NomadClient::destroyTask(const std::string& taskId, bool force) {
+  drivers::DestroyTaskRequest req;
+  req.set_task_id(taskId);
+  req.set_force(force);
+  drivers::DestroyTaskResponse resp;
+  grpc::ClientContext ctx;
+  withDeadline(ctx, std::chrono::minutes(1));
+  grpc::Status st = instance_->driver().DestroyTask(&ctx, req, &resp);
+  if (!st.ok()) return rpcError("DestroyTask", st);
+  std::lock_guard lock(tasksMu_);
+  auto it = tasks_.find(taskId);
+  if (it != tasks_.end()) it->second->destroyed = true;
+  return okResult();
+}
+
+Result<void> NomadClient::recoverTask(const StartedTask& task) {
+  drivers::RecoverTaskRequest req;
+  if (!req.mutable_handle()->ParseFromString(task.handle)) {
+    return makeError(ErrorCode::kInvalidArgument, "RecoverTask: stored handle does not parse");
+  }
+  // The client leaves task_id empty; drivers must use handle.config.id (§3.7).
+  std::string taskId = req.handle().config().id();
+  drivers::RecoverTaskResponse resp;
+  grpc::ClientContext ctx;
+  withDeadline(ctx, std::chrono::minutes(1));
+  grpc::Status st = instance_->driver().RecoverTask(&ctx, req, &resp);
+  if (!st.ok()) return rpcError("RecoverTask", st);
+  {
+    std::lock_guard lock(tasksMu_);
+    auto& record = tasks_[taskId];
+    if (!record) {
+      // Recovering a task another client object started (agent restart):
+      // reattach to its log FIFOs like logmon does.
+      record = std::make_shared<TaskRecord>();
+      record->started = task;
+      std::string logsDir = task.allocDir + "/alloc/logs";
+      auto logs = LogCollector::start(task.stdoutPath, task.stderrPath, logsDir, task.name);
+      if (logs.ok()) record->logs = std::move(*logs);
+    }
+  }
+  startTaskBackground(taskId);
+  return okResult();
+}
+
+Result<void> NomadClient::signalTask(const std::string& taskId, const std::string& signal) {
+  drivers::SignalTaskRequest req;
+  req.set_task_id(taskId);
+  req.set_signal(signal);
+  drivers::SignalTaskResponse resp;
+  grpc::ClientContext ctx;
+  withDeadline(ctx, kUnaryTimeout);
+  grpc::Status st = instance_->driver().SignalTask(&ctx, req, &resp);
+  if (!st.ok()) return rpcError("SignalTask", st);
+  return okResult();
+}
+
+std::string NomadClient::taskStdout(const std::string& taskId) const {
+  std::lock_guard lock(tasksMu_);
+  auto it = tasks_.find(taskId);
+  return it != tasks_.end() && it->second->logs ? it->second->logs->stdoutText() : "";
+}
+
+std::string NomadClient::taskStderr(const std::string& taskId) const {
+  std::lock_guard lock(tasksMu_);
+  auto it = tasks_.find(taskId);
+  return it != tasks_.end() && it->second->logs ? it->second->logs->stderrText() : "";
+}
+
+}  // namespace s2z::standin
