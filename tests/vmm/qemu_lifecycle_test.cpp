@@ -3,6 +3,7 @@
 // with and without standby, failed sleeps, reattach, shutdown. Prints the
 // measured times so they can be quoted.
 #include <fcntl.h>
+#include <poll.h>
 #include <signal.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
@@ -262,6 +263,29 @@ TEST_CASE("qemu: restore failures leave no process") {
     CHECK(r.error().code == ErrorCode::kVmmError);
     MESSAGE("corrupt snapshot: " << r.error().describe());
     CHECK_FALSE(vmm->process().has_value());
+    CHECK(processesMentioning(net.runDir().string()).empty());
+  }
+
+  SUBCASE("a standby that exits is seen on exitFd and reaped with its status") {
+    std::filesystem::create_directories(snap);
+    { std::ofstream ram(net.runDir() / "guest-ram"); }
+    std::filesystem::resize_file(net.runDir() / "guest-ram", 256ull << 20);
+    auto prepared = vmm->prepareRestore(cfg);
+    REQUIRE_MESSAGE(prepared.ok(), why(prepared));
+    CHECK(vmm->prepareRestore(cfg).ok());  // already standing by: no second process
+    CHECK(processesMentioning(net.runDir().string()).size() == 1);
+    int fd = vmm->exitFd();
+    REQUIRE(fd >= 0);
+    pollfd pfd{fd, POLLIN, 0};
+    CHECK(::poll(&pfd, 1, 0) == 0);
+    CHECK(vmm->signal(SIGTERM).ok());
+    CHECK(::poll(&pfd, 1, 5000) == 1);
+    ExitStatus st = vmm->reapExit();
+    CHECK(st.known);
+    CHECK(st.signal == 0);  // QEMU exits on SIGTERM by itself
+    CHECK_FALSE(vmm->process().has_value());
+    CHECK(vmm->exitFd() == -1);
+    CHECK(vmm->signal(SIGTERM).error().code == ErrorCode::kFailedPrecondition);
     CHECK(processesMentioning(net.runDir().string()).empty());
   }
 

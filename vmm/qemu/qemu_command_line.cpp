@@ -1,5 +1,6 @@
 #include "vmm/qemu/qemu_command_line.h"
 
+#include <cpuid.h>
 #include <sys/un.h>
 
 #include <cmath>
@@ -89,7 +90,30 @@ std::vector<std::string> buildQemuArgv(const VmConfig& config, const QemuLaunch&
   return a;
 }
 
+namespace {
+
+// TSC frequency from CPUID: leaf 0x15 (crystal clock and ratio, Intel) or the
+// hypervisor timing leaf 0x40000010 (KVM/VMware guests). 0 when not reported.
+uint64_t cpuidTscKhz() {
+#if defined(__x86_64__) || defined(__i386__)
+  unsigned a = 0, b = 0, c = 0, d = 0;
+  if (__get_cpuid_max(0, nullptr) >= 0x15) {
+    __cpuid_count(0x15, 0, a, b, c, d);
+    if (a != 0 && b != 0 && c != 0) return uint64_t{c} * b / a / 1000;
+  }
+  __cpuid(0x40000000, a, b, c, d);
+  if (a >= 0x40000010) {
+    __cpuid(0x40000010, a, b, c, d);
+    if (a != 0) return a;
+  }
+#endif
+  return 0;
+}
+
+}  // namespace
+
 uint64_t hostTscKhz() {
+  if (uint64_t khz = cpuidTscKhz(); khz > 0) return khz;
   {
     std::ifstream in("/sys/devices/system/cpu/cpu0/tsc_freq_khz");
     uint64_t khz = 0;

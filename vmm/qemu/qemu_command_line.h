@@ -35,8 +35,9 @@ std::string guestCmdline(const VmConfig& config, uint64_t tscKhz);
 // must be started with runDir as its working directory.
 std::vector<std::string> buildQemuArgv(const VmConfig& config, const QemuLaunch& launch);
 
-// Host TSC frequency in kHz for tsc_early_khz: the kernel's tsc_freq_khz when
-// exported, else "cpu MHz" from /proc/cpuinfo. 0 when neither is readable.
+// Host TSC frequency in kHz for tsc_early_khz (a TCG guest reads the host's
+// TSC): from CPUID when the CPU or hypervisor reports it, else the kernel's
+// tsc_freq_khz when exported, else "cpu MHz" from /proc/cpuinfo; 0 if unknown.
 uint64_t hostTscKhz();
 
 }  // namespace s2z::vmm::qemu

@@ -129,6 +129,10 @@ Result<void> QemuVmm::launch(const VmConfig& config, bool incoming) {
 Result<QmpClient*> QemuVmm::qmp() {
   if (qmp_ && qmp_->connected()) return &*qmp_;
   if (!process_.valid()) return makeError(ErrorCode::kFailedPrecondition, "no qemu process");
+  if (!process_.running()) {
+    return makeError(ErrorCode::kVmmError, "qemu pid " + std::to_string(process_.identity().pid) +
+                                               " has exited: " + logTail());
+  }
   auto client = QmpClient::connect(qemuPaths(config_.runDir).qmpSocket, 5s);
   if (!client.ok()) return client.error();
   qmp_ = std::move(*client);

@@ -28,6 +28,9 @@ namespace qemu {
 
 // Not thread-safe: the agent serializes calls per VM. Files in runDir:
 // qmp.sock, guest-ram, qemu.log; snapshots: <snapshotDir>/state.
+// sleep() makes QEMU exit and reaps it itself: an exitFd() watched elsewhere
+// turns readable then and must be ignored (process() is nullopt afterwards).
+// A failed restore kills the QEMU it used (standby included).
 class QemuVmm final : public Vmm {
  public:
   QemuVmm() = default;
