@@ -1,0 +1,55 @@
+// Fixture pieces for the backend's integration tests: a scratch run dir, a
+// `cloud-hypervisor` wrapper around the fake binary (version, record file,
+// injected failures), a real tap opened inside a throw-away network
+// namespace, and the fake's request records.
+#pragma once
+
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include "common/unique_fd.h"
+#include "tests/cloud_hypervisor/ch_api_standin.h"
+#include "vmm/vmm.h"
+
+namespace s2z::tests::ch {
+
+// A tap device in its own network namespace; both removed on destruction.
+class NetnsTap {
+ public:
+  NetnsTap();   // REQUIREs success (root); the name is s2zt-ch-<pid>-<n>
+  ~NetnsTap();
+  NetnsTap(const NetnsTap&) = delete;
+  NetnsTap& operator=(const NetnsTap&) = delete;
+  int fd() const { return fd_.get(); }
+  const std::string& name() const { return tapName_; }
+
+ private:
+  std::string netns_;
+  std::string tapName_;
+  UniqueFd fd_;
+};
+
+class ChTestEnv {
+ public:
+  // version: what the fake claims ("45.0"); fails: "--fake-fail" values.
+  explicit ChTestEnv(const std::string& version, const std::vector<std::string>& fails = {});
+  ~ChTestEnv();
+
+  const std::filesystem::path& dir() const { return dir_; }
+  std::filesystem::path binary() const { return dir_ / "cloud-hypervisor"; }
+  std::filesystem::path snapshotDir() const { return dir_ / "snapshot"; }
+  vmm::VmConfig config(int tapFd) const;
+
+  // Every request the fake processes have answered so far, in order.
+  std::vector<RecordedRequest> requests() const;
+  std::vector<std::string> endpoints() const;  // just the endpoint names
+
+ private:
+  std::filesystem::path dir_;
+};
+
+// True while a process with this identity is alive (and not a zombie).
+bool processAlive(const vmm::ProcessIdentity& id);
+
+}  // namespace s2z::tests::ch

@@ -1,0 +1,84 @@
+// A stand-in `cloud-hypervisor` executable for the backend's contract tests:
+// answers --version like the real binary and serves ChApiStandin on
+// --api-socket path=<p>, so process spawning, socket waiting and fd passing
+// are real. Test-only options (ignored by nothing: unknown options fail):
+//   --fake-version X.Y         version to claim (default 45.0)
+//   --fake-record FILE         append one JSON line per request to FILE
+//   --fake-fail EP=STATUS:MSG  answer endpoint EP with STATUS and MSG
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "tests/cloud_hypervisor/ch_api_standin.h"
+
+using s2z::tests::ch::ChApiStandin;
+using s2z::tests::ch::InjectedFailure;
+using s2z::tests::ch::RecordedRequest;
+
+namespace {
+
+int usage(const std::string& why) {
+  std::fprintf(stderr, "fake cloud-hypervisor: %s\n", why.c_str());
+  return 2;
+}
+
+void appendLine(const std::string& file, const std::string& line) {
+  int fd = ::open(file.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return;
+  std::string text = line + "\n";
+  (void)!::write(fd, text.data(), text.size());  // O_APPEND: one write per line stays whole
+  ::close(fd);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::string version = "45.0", socket, record;
+  bool printVersion = false;
+  std::vector<std::pair<std::string, InjectedFailure>> failures;
+  for (int i = 1; i < argc; ++i) {
+    std::string arg = argv[i];
+    auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
+    if (arg == "--version" || arg == "-V") {
+      printVersion = true;
+    } else if (arg == "--api-socket") {
+      std::string v = next();
+      if (v.rfind("path=", 0) != 0) return usage("--api-socket needs path=<socket>");
+      socket = v.substr(5);
+    } else if (arg == "--fake-version") {
+      version = next();
+    } else if (arg == "--fake-record") {
+      record = next();
+    } else if (arg == "--fake-fail") {
+      std::string v = next();
+      size_t eq = v.find('='), colon = v.find(':');
+      if (eq == std::string::npos || colon == std::string::npos || colon < eq) {
+        return usage("--fake-fail EP=STATUS:MSG");
+      }
+      failures.push_back({v.substr(0, eq),
+                          InjectedFailure{std::stoi(v.substr(eq + 1, colon - eq - 1)),
+                                          v.substr(colon + 1)}});
+    } else {
+      return usage("unknown option " + arg);
+    }
+  }
+  if (printVersion) {
+    std::printf("cloud-hypervisor v%s\n", version.c_str());
+    return 0;
+  }
+  if (socket.empty()) return usage("--api-socket path=<socket> is required");
+  auto parsed = s2z::vmm::ch::parseChVersion(version);
+  if (!parsed.ok()) return usage(parsed.error().message);
+
+  auto standin = ChApiStandin::listen(socket, *parsed);
+  if (!standin.ok()) return usage(standin.error().describe());
+  for (auto& [ep, f] : failures) (*standin)->vm().inject(ep, f);
+  auto served = (*standin)->serve([&](const RecordedRequest& r) {
+    if (!record.empty()) appendLine(record, r.toJson().dump());
+  });
+  if (!served.ok()) return usage(served.error().describe());
+  return 0;
+}

@@ -1,0 +1,143 @@
+// Error paths: the VMM's messages are quoted, a failed sleep leaves the VM
+// running, a wrong fd count is never sent, failed starts leave no process.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+
+#include "tests/cloud_hypervisor/ch_test_env.h"
+#include "vmm/cloud_hypervisor/ch_api_client.h"
+#include "vmm/cloud_hypervisor/ch_json.h"
+#include "vmm/cloud_hypervisor/ch_vmm.h"
+
+using namespace s2z;
+using namespace s2z::tests::ch;
+namespace fs = std::filesystem;
+
+namespace {
+using Strings = std::vector<std::string>;
+}
+
+TEST_CASE("a 500 on vm.snapshot resumes the VM and quotes the VMM's message") {
+  ChTestEnv env("45.0", {"vm.snapshot=500:Error snapshotting VM: No space left on device"});
+  NetnsTap tap;
+  auto vmm = vmm::makeCloudHypervisorVmm();
+  auto config = env.config(tap.fd());
+  REQUIRE(vmm->boot(config).ok());
+  auto id = *vmm->process();
+
+  auto slept = vmm->sleep(env.snapshotDir());
+  REQUIRE_FALSE(slept.ok());
+  CHECK(slept.error().code == ErrorCode::kVmmError);
+  CHECK(slept.error().message.find("HTTP 500: Error snapshotting VM: No space left on device") !=
+        std::string::npos);
+  auto eps = env.endpoints();
+  CHECK(Strings(eps.end() - 3, eps.end()) == Strings{"vm.pause", "vm.snapshot", "vm.resume"});
+  CHECK_FALSE(fs::exists(env.snapshotDir()));
+  CHECK_FALSE(fs::exists(env.dir() / "snapshot.tmp"));
+
+  // The guest keeps running in the same VMM.
+  CHECK(processAlive(id));
+  CHECK(vmm->process()->pid == id.pid);
+  vmm::ch::ChApiClient api(env.dir() / "ch.sock");
+  auto info = api.info();
+  REQUIRE(info.ok());
+  CHECK((*info)["state"] == "Running");
+  REQUIRE(vmm->shutdown(std::chrono::milliseconds(3000)).ok());
+  CHECK_FALSE(processAlive(id));
+}
+
+TEST_CASE("a failed vm.create is quoted and leaves no process behind") {
+  ChTestEnv env("45.0", {"vm.create=500:Error booting VM: cannot open kernel /k"});
+  NetnsTap tap;
+  auto vmm = vmm::makeCloudHypervisorVmm();
+  auto booted = vmm->boot(env.config(tap.fd()));
+  REQUIRE_FALSE(booted.ok());
+  CHECK(booted.error().code == ErrorCode::kVmmError);
+  CHECK(booted.error().message.find("Error booting VM: cannot open kernel /k") !=
+        std::string::npos);
+  CHECK_FALSE(vmm->process().has_value());
+  CHECK(env.endpoints() == Strings{"vmm.ping", "vm.create", "vmm.shutdown"});
+  CHECK_FALSE(fs::exists(env.dir() / "ch.sock"));
+}
+
+TEST_CASE("a VMM too old for net_fds is refused at start") {
+  ChTestEnv env("39.0");
+  NetnsTap tap;
+  auto vmm = vmm::makeCloudHypervisorVmm();
+  auto booted = vmm->boot(env.config(tap.fd()));
+  REQUIRE_FALSE(booted.ok());
+  CHECK(booted.error().code == ErrorCode::kFailedPrecondition);
+  CHECK(booted.error().message.find("too old") != std::string::npos);
+  CHECK_FALSE(vmm->process().has_value());
+}
+
+TEST_CASE("a failing restore quotes the VMM and leaves no process; missing snapshot is kNotFound") {
+  ChTestEnv env("45.0", {"vm.restore=500:Error restoring VM: invalid snapshot state"});
+  NetnsTap tap;
+  auto vmm = vmm::makeCloudHypervisorVmm();
+  auto config = env.config(tap.fd());
+
+  auto missing = vmm->restore(config, env.snapshotDir());
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.error().code == ErrorCode::kNotFound);
+  CHECK(env.requests().empty());  // nothing was started
+
+  REQUIRE(vmm->boot(config).ok());
+  REQUIRE(vmm->sleep(env.snapshotDir()).ok());
+  auto restored = vmm->restore(config, env.snapshotDir());
+  REQUIRE_FALSE(restored.ok());
+  CHECK(restored.error().code == ErrorCode::kVmmError);
+  CHECK(restored.error().message.find("Error restoring VM: invalid snapshot state") !=
+        std::string::npos);
+  CHECK_FALSE(vmm->process().has_value());
+  auto eps = env.endpoints();
+  CHECK(eps.back() == "vmm.shutdown");
+}
+
+TEST_CASE("fd count mismatches: the client never sends one, the stand-in would reject it") {
+  ChTestEnv env("45.0");
+  NetnsTap tap;
+  auto vmm = vmm::makeCloudHypervisorVmm();
+  auto config = env.config(tap.fd());
+  REQUIRE(vmm->boot(config).ok());
+  REQUIRE(vmm->sleep(env.snapshotDir()).ok());
+  REQUIRE(vmm->prepareRestore(config).ok());  // a VMM with no VM, ready for vm.restore
+  vmm::ch::ChApiClient api(env.dir() / "ch-standby.sock");
+  auto body = vmm::ch::buildRestoreConfig(env.snapshotDir(), 1, vmm::ch::capabilitiesFor({45, 0, 0}));
+  size_t before = env.requests().size();
+
+  // The client refuses to send a body announcing 1 fd with 0 or 2 attached.
+  auto none = api.restore(body, {});
+  REQUIRE_FALSE(none.ok());
+  CHECK(none.error().code == ErrorCode::kInvalidArgument);
+  int two[2] = {tap.fd(), tap.fd()};
+  CHECK_FALSE(api.restore(body, two).ok());
+  CHECK(env.requests().size() == before);  // nothing reached the VMM
+
+  // Sent raw anyway, the stand-in answers 400 and the client quotes it.
+  auto raw = api.call("PUT", "vm.restore", &body);
+  REQUIRE_FALSE(raw.ok());
+  CHECK(raw.error().code == ErrorCode::kVmmError);
+  CHECK(raw.error().message.find("HTTP 400") != std::string::npos);
+  CHECK(raw.error().message.find("0 fds received, 1 announced") != std::string::npos);
+
+  // The right count still works on the same VMM.
+  int one[1] = {tap.fd()};
+  REQUIRE(api.restore(body, one).ok());
+  REQUIRE(vmm->shutdown(std::chrono::milliseconds(3000)).ok());
+}
+
+TEST_CASE("API errors are quoted for state errors too (405 on a running VM's resume)") {
+  ChTestEnv env("45.0");
+  NetnsTap tap;
+  auto vmm = vmm::makeCloudHypervisorVmm();
+  REQUIRE(vmm->boot(env.config(tap.fd())).ok());
+  vmm::ch::ChApiClient api(env.dir() / "ch.sock");
+  auto r = api.resume();
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == ErrorCode::kVmmError);
+  CHECK(r.error().message == "PUT vm.resume: HTTP 405: vm.resume: not allowed while the VM is Running");
+  auto counters = api.counters();
+  CHECK(counters.ok());
+  REQUIRE(vmm->shutdown(std::chrono::milliseconds(3000)).ok());
+}

@@ -1,0 +1,100 @@
+// The backend's request bodies, checked against the documented schemas the
+// stand-in enforces (so a body the real VMM would reject fails here first).
+#include <doctest/doctest.h>
+
+#include "tests/cloud_hypervisor/test_util.h"
+
+#include "tests/cloud_hypervisor/ch_api_schema.h"
+#include "vmm/cloud_hypervisor/ch_json.h"
+
+using namespace s2z;
+using namespace s2z::vmm::ch;
+using s2z::tests::ch::validateBody;
+
+namespace {
+s2z::vmm::VmConfig sampleConfig() {
+  s2z::vmm::VmConfig c;
+  c.name = "web-1";
+  c.runDir = "/run/s2z/web-1";
+  c.kernel = "/guest/vmlinuz";
+  c.initrd = "/guest/initrd.img";
+  c.cmdline = "console=ttyS0 quiet";
+  c.vcpus = 2;
+  c.memoryMib = 256;
+  c.mac = "52:54:00:12:34:56";
+  c.consolePath = "/run/s2z/web-1/console.log";
+  return c;
+}
+constexpr ChVersion kV45{45, 0, 0};
+constexpr ChVersion kV52{52, 0, 0};
+}  // namespace
+
+TEST_CASE("VmConfig for vm.create follows the schema") {
+  auto vm = buildVmConfig(sampleConfig());
+  auto valid = validateBody("VmConfig", vm, kV45);
+  CHECK_MESSAGE(valid.ok(), s2z::tests::ch::errText(valid));
+  CHECK(vm["payload"]["kernel"] == "/guest/vmlinuz");
+  CHECK(vm["payload"]["initramfs"] == "/guest/initrd.img");
+  CHECK(vm["payload"]["cmdline"] == "console=ttyS0 quiet");
+  CHECK(vm["cpus"]["boot_vcpus"] == 2);
+  CHECK(vm["cpus"]["max_vcpus"] == 2);
+  CHECK(vm["memory"]["size"] == 256ull * 1024 * 1024);
+  CHECK(vm["memory"]["shared"] == true);
+  CHECK(vm["serial"]["mode"] == "File");
+  CHECK(vm["serial"]["file"] == "/run/s2z/web-1/console.log");
+  CHECK_FALSE(vm.contains("net"));  // the NIC comes with its fd via vm.add-net
+  CHECK_FALSE(vm.contains("disks"));
+
+  auto c = sampleConfig();
+  c.initrd.clear();
+  c.consolePath.clear();
+  c.rootfs = "/images/rootfs.img";
+  auto disk = buildVmConfig(c);
+  CHECK(validateBody("VmConfig", disk, kV45).ok());
+  CHECK_FALSE(disk["payload"].contains("initramfs"));
+  CHECK(disk["serial"]["mode"] == "Null");
+  CHECK(disk["disks"][0]["path"] == "/images/rootfs.img");
+}
+
+TEST_CASE("NetConfig carries no fds in JSON, one queue pair per fd") {
+  auto net = buildNetConfig("52:54:00:12:34:56");
+  CHECK(validateBody("NetConfig", net, kV45).ok());
+  CHECK(net["id"] == kNetId);
+  CHECK(net["mac"] == "52:54:00:12:34:56");
+  CHECK(net["num_queues"] == 2);
+  CHECK_FALSE(net.contains("fds"));
+
+  auto withFds = net;
+  withFds["fds"] = {4};
+  CHECK_FALSE(validateBody("NetConfig", withFds, kV45).ok());
+}
+
+TEST_CASE("RestoreConfig on v45: net_fds, copy mode (field omitted), no resume") {
+  auto r = buildRestoreConfig("/state/web-1/snapshot", 1, capabilitiesFor(kV45));
+  auto valid = validateBody("RestoreConfig", r, kV45);
+  CHECK_MESSAGE(valid.ok(), s2z::tests::ch::errText(valid));
+  CHECK(r["source_url"] == "file:///state/web-1/snapshot");
+  CHECK(r["prefault"] == false);
+  CHECK(r["net_fds"] == nlohmann::json::parse(R"([{"id":"net0","num_fds":1}])"));
+  CHECK_FALSE(r.contains("memory_restore_mode"));
+  CHECK_FALSE(r.contains("resume"));
+  CHECK(announcedNetFds(r) == 1);
+}
+
+TEST_CASE("RestoreConfig on v52: OnDemand and resume; a v45 VMM would not know them") {
+  auto r = buildRestoreConfig("/state/web-1/snapshot", 1, capabilitiesFor(kV52));
+  CHECK(validateBody("RestoreConfig", r, kV52).ok());
+  CHECK(r["memory_restore_mode"] == "OnDemand");
+  CHECK(r["resume"] == true);
+  CHECK_FALSE(validateBody("RestoreConfig", r, kV45).ok());
+
+  auto lower = r;
+  lower["memory_restore_mode"] = "ondemand";  // the CLI spelling: not a serde variant
+  CHECK_FALSE(validateBody("RestoreConfig", lower, kV52).ok());
+}
+
+TEST_CASE("VmSnapshotConfig and fileUrl") {
+  auto s = buildSnapshotConfig("/state/a/../web-1/snapshot.tmp");
+  CHECK(validateBody("VmSnapshotConfig", s, kV45).ok());
+  CHECK(s["destination_url"] == "file:///state/web-1/snapshot.tmp");
+}

@@ -1,0 +1,224 @@
+// The Cloud Hypervisor backend driven through a whole task life against the
+// fake cloud-hypervisor: real processes, real API socket, a real tap fd.
+#include <doctest/doctest.h>
+
+#include "tests/cloud_hypervisor/test_util.h"
+
+#include <poll.h>
+
+#include <algorithm>
+#include <csignal>
+
+#include "tests/cloud_hypervisor/ch_test_env.h"
+#include "vmm/cloud_hypervisor/ch_api_client.h"
+#include "vmm/cloud_hypervisor/ch_vmm.h"
+
+using namespace s2z;
+using namespace s2z::tests::ch;
+namespace fs = std::filesystem;
+
+namespace {
+
+using Strings = std::vector<std::string>;
+
+// Every request the backend sent was one the documented API accepts, with
+// exactly the fds its body announced, attached to the request's first part.
+void checkAllAccepted(const ChTestEnv& env) {
+  for (const auto& r : env.requests()) {
+    INFO(r.method << " " << r.endpoint << " -> " << r.status << " " << r.reply);
+    CHECK(r.status < 400);
+    CHECK(r.fdsReceived == r.fdsExpected);
+    CHECK(r.fdsWithFirstChunk);
+  }
+}
+
+const RecordedRequest& find(const std::vector<RecordedRequest>& rs, const std::string& ep) {
+  auto it = std::find_if(rs.begin(), rs.end(), [&](const auto& r) { return r.endpoint == ep; });
+  REQUIRE(it != rs.end());
+  return *it;
+}
+
+// The tap fd arrived as the very tap we hold.
+void checkTapFd(const RecordedRequest& r, const NetnsTap& tap) {
+  REQUIRE(r.fds.size() == 1);
+  CHECK(r.fds[0].valid);
+  CHECK(r.fds[0].isTap);
+  CHECK(r.fds[0].tapName == tap.name());
+}
+
+}  // namespace
+
+TEST_CASE("probe: version accepted, too old refused, missing binary not found") {
+  ChTestEnv v45("45.0");
+  auto info = vmm::probeCloudHypervisor(v45.binary());
+  REQUIRE_MESSAGE(info.ok(), s2z::tests::ch::errText(info));
+  CHECK(info->version == "v45.0");
+
+  ChTestEnv v39("39.0");
+  auto old = vmm::probeCloudHypervisor(v39.binary());
+  REQUIRE_FALSE(old.ok());
+  CHECK(old.error().code == ErrorCode::kFailedPrecondition);
+  CHECK(old.error().message.find(
+            "cloud-hypervisor v39.0 is too old: v40.0 or newer is needed to pass tap fds on "
+            "restore") != std::string::npos);
+
+  auto missing = vmm::probeCloudHypervisor(v45.dir() / "no-such-binary");
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.error().code == ErrorCode::kNotFound);
+
+  auto notCh = vmm::probeCloudHypervisor("/bin/true");  // prints nothing
+  REQUIRE_FALSE(notCh.ok());
+  CHECK(notCh.error().code == ErrorCode::kFailedPrecondition);
+}
+
+TEST_CASE("v45: boot, sleep, restore (copy, then vm.resume), shutdown") {
+  ChTestEnv env("45.0");
+  NetnsTap tap;
+  auto vmm = vmm::makeCloudHypervisorVmm();
+  CHECK(vmm->kind() == vmm::Hypervisor::kCloudHypervisor);
+  auto config = env.config(tap.fd());
+
+  // Boot: ping, create, add-net with the tap fd, boot.
+  auto booted = vmm->boot(config);
+  REQUIRE_MESSAGE(booted.ok(), s2z::tests::ch::errText(booted));
+  CHECK(env.endpoints() == Strings{"vmm.ping", "vm.create", "vm.add-net", "vm.boot"});
+  auto reqs = env.requests();
+  checkTapFd(find(reqs, "vm.add-net"), tap);
+  CHECK(find(reqs, "vm.add-net").body == nlohmann::json::parse(
+                                             R"({"id":"net0","mac":"52:54:00:12:34:56","num_queues":2})"));
+  CHECK(find(reqs, "vm.create").body["serial"]["file"] == config.consolePath.string());
+  auto first = vmm->process();
+  REQUIRE(first.has_value());
+  CHECK(processAlive(*first));
+  CHECK(vmm->exitFd() >= 0);
+  CHECK_FALSE(vmm->standby());
+
+  // Sleep: pause, snapshot into a temp dir, renamed into place, VMM exits.
+  auto slept = vmm->sleep(env.snapshotDir());
+  REQUIRE_MESSAGE(slept.ok(), s2z::tests::ch::errText(slept));
+  CHECK(env.endpoints() == Strings{"vmm.ping", "vm.create", "vm.add-net", "vm.boot", "vm.pause",
+                                   "vm.snapshot", "vmm.shutdown"});
+  reqs = env.requests();
+  CHECK(find(reqs, "vm.snapshot").body["destination_url"] ==
+        "file://" + (env.dir() / "snapshot.tmp").string());
+  for (const char* f : {"config.json", "state.json", "memory-ranges"}) {
+    CHECK(fs::is_regular_file(env.snapshotDir() / f));
+  }
+  CHECK_FALSE(fs::exists(env.dir() / "snapshot.tmp"));
+  CHECK(slept->dir == env.snapshotDir());
+  CHECK(slept->bytes >= 128ull * 1024 * 1024);  // the RAM dump is in the files
+  CHECK(slept->duration.count() > 0);
+  CHECK_FALSE(vmm->process().has_value());
+  CHECK(vmm->exitFd() == -1);
+  CHECK_FALSE(processAlive(*first));
+
+  // Restore: a new VMM, vm.restore with net_fds [net0:1] and exactly one fd
+  // (our tap), no OnDemand/resume on v45, so vm.resume follows.
+  auto restored = vmm->restore(config, env.snapshotDir());
+  REQUIRE_MESSAGE(restored.ok(), s2z::tests::ch::errText(restored));
+  reqs = env.requests();
+  REQUIRE(reqs.size() == 10);
+  CHECK(reqs[7].endpoint == "vmm.ping");
+  CHECK(reqs[8].endpoint == "vm.restore");
+  CHECK(reqs[9].endpoint == "vm.resume");
+  const auto& restore = reqs[8];
+  CHECK(restore.body == nlohmann::json{{"source_url", "file://" + env.snapshotDir().string()},
+                                       {"prefault", false},
+                                       {"net_fds", {{{"id", "net0"}, {"num_fds", 1}}}}});
+  checkTapFd(restore, tap);
+  auto second = vmm->process();
+  REQUIRE(second.has_value());
+  CHECK(second->pid != first->pid);
+  CHECK(processAlive(*second));
+
+  // The restored VM really is running in the VMM's eyes.
+  vmm::ch::ChApiClient api(env.dir() / "ch.sock");
+  auto info = api.info();
+  REQUIRE(info.ok());
+  CHECK((*info)["state"] == "Running");
+
+  // Shutdown: vm.shutdown, vmm.shutdown, the process is gone.
+  REQUIRE(vmm->shutdown(std::chrono::milliseconds(3000)).ok());
+  auto tail = env.endpoints();
+  CHECK(Strings(tail.end() - 2, tail.end()) == Strings{"vm.shutdown", "vmm.shutdown"});
+  CHECK_FALSE(vmm->process().has_value());
+  CHECK_FALSE(processAlive(*second));
+  CHECK(vmm->shutdown(std::chrono::milliseconds(100)).ok());  // idempotent
+  checkAllAccepted(env);
+}
+
+TEST_CASE("v52: restore asks for OnDemand memory and resume, no vm.resume after") {
+  ChTestEnv env("52.0");
+  NetnsTap tap;
+  auto vmm = vmm::makeCloudHypervisorVmm();
+  auto config = env.config(tap.fd());
+  REQUIRE(vmm->boot(config).ok());
+  REQUIRE(vmm->sleep(env.snapshotDir()).ok());
+  auto restored = vmm->restore(config, env.snapshotDir());
+  REQUIRE_MESSAGE(restored.ok(), s2z::tests::ch::errText(restored));
+  auto reqs = env.requests();
+  const auto& restore = find(reqs, "vm.restore");
+  CHECK(restore.body["memory_restore_mode"] == "OnDemand");
+  CHECK(restore.body["resume"] == true);
+  CHECK(restore.body["prefault"] == false);
+  checkTapFd(restore, tap);
+  CHECK(std::count_if(reqs.begin(), reqs.end(),
+                      [](const auto& r) { return r.endpoint == "vm.resume"; }) == 0);
+  vmm::ch::ChApiClient api(env.dir() / "ch.sock");
+  auto info = api.info();
+  REQUIRE(info.ok());
+  CHECK((*info)["state"] == "Running");
+  REQUIRE(vmm->shutdown(std::chrono::milliseconds(3000)).ok());
+  checkAllAccepted(env);
+}
+
+TEST_CASE("standby: prepareRestore starts a waiting VMM that restore then uses") {
+  ChTestEnv env("45.0");
+  NetnsTap tap;
+  auto vmm = vmm::makeCloudHypervisorVmm();
+  auto config = env.config(tap.fd());
+  REQUIRE(vmm->boot(config).ok());
+  REQUIRE(vmm->sleep(env.snapshotDir()).ok());
+  REQUIRE(vmm->prepareRestore(config).ok());
+  CHECK(vmm->standby());
+  auto standby = vmm->process();
+  REQUIRE(standby.has_value());
+  CHECK(processAlive(*standby));
+  size_t before = env.requests().size();
+
+  REQUIRE(vmm->restore(config, env.snapshotDir()).ok());
+  CHECK_FALSE(vmm->standby());
+  CHECK(vmm->process()->pid == standby->pid);
+  auto eps = env.endpoints();
+  CHECK(Strings(eps.begin() + static_cast<long>(before), eps.end()) ==
+        Strings{"vm.restore", "vm.resume"});  // no new process, no new ping
+  REQUIRE(vmm->shutdown(std::chrono::milliseconds(3000)).ok());
+  CHECK_FALSE(processAlive(*standby));
+  checkAllAccepted(env);
+}
+
+TEST_CASE("reattach adopts a running VMM; exitFd and reapExit report its end") {
+  ChTestEnv env("45.0");
+  NetnsTap tap;
+  auto config = env.config(tap.fd());
+  auto first = vmm::makeCloudHypervisorVmm();
+  REQUIRE(first->boot(config).ok());
+  auto id = *first->process();
+
+  auto second = vmm::makeCloudHypervisorVmm();  // as after a plugin restart
+  REQUIRE(second->reattach(config, id, false).ok());
+  CHECK(second->process()->pid == id.pid);
+  auto wrong = vmm::makeCloudHypervisorVmm();
+  auto bad = wrong->reattach(config, vmm::ProcessIdentity{id.pid, id.startTime + 1}, false);
+  REQUIRE_FALSE(bad.ok());
+  CHECK(bad.error().code == ErrorCode::kNotFound);
+
+  REQUIRE(second->signal(SIGKILL).ok());
+  pollfd pfd{second->exitFd(), POLLIN, 0};
+  CHECK(::poll(&pfd, 1, 5000) == 1);
+  auto status = second->reapExit();
+  (void)status;  // adopted: the code may be unknown
+  CHECK_FALSE(second->process().has_value());
+  CHECK(second->exitFd() == -1);
+  (void)first->reapExit();  // the original child: collect it too
+}
