@@ -113,6 +113,12 @@ TEST_CASE("qemu: boot, serve, sleep, wake on a queued request, standby, failures
   REQUIRE(net.waitHttp(60s));
   double bootMs = msSince(bootStart);
   MESSAGE("cold boot to first HTTP 200: " << bootMs << " ms");
+  auto consoleText = [&] {
+    std::ifstream in(cfg.consolePath);
+    return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  };
+  std::string ready = "s2z-guest: ready " + net.vmAddress() + ":8080";
+  CHECK(consoleText().find(ready) != std::string::npos);
 
   CHECK(counterOf(net) == 1);
   CHECK(counterOf(net) == 2);
@@ -140,6 +146,8 @@ TEST_CASE("qemu: boot, serve, sleep, wake on a queued request, standby, failures
     CHECK(vmm->process().has_value());
     CHECK_FALSE(vmm->standby());
     CHECK(counterOf(net) == 4);
+    // The restored QEMU appended to the console instead of truncating it.
+    CHECK(consoleText().find(ready) != std::string::npos);
   }
 
   {  // restore with standby, repeated, plus failed sleeps and reattach
