@@ -1,0 +1,45 @@
+#include "driver/base_service.h"
+
+#include <spdlog/spdlog.h>
+
+#include "driver/config_schema.h"
+#include "driver/error_status.h"
+#include "driver/go_duration.h"
+
+namespace s2z::driver {
+
+grpc::Status BaseService::PluginInfo(grpc::ServerContext*, const basepb::PluginInfoRequest*,
+                                     basepb::PluginInfoResponse* response) {
+  response->set_type(basepb::DRIVER);
+  response->add_plugin_api_versions(kPluginApiVersion);
+  response->set_plugin_version(kPluginVersion);
+  response->set_name(kPluginName);
+  return grpc::Status::OK;
+}
+
+grpc::Status BaseService::ConfigSchema(grpc::ServerContext*, const basepb::ConfigSchemaRequest*,
+                                       basepb::ConfigSchemaResponse* response) {
+  *response->mutable_spec() = pluginConfigSpec();
+  return grpc::Status::OK;
+}
+
+grpc::Status BaseService::SetConfig(grpc::ServerContext*, const basepb::SetConfigRequest* request,
+                                    basepb::SetConfigResponse*) {
+  auto config = decodePluginConfig(request->msgpack_config());
+  if (!config.ok()) {
+    spdlog::error("set config: {}", config.error().describe());
+    return toStatus(config.error().wrap("plugin config"));
+  }
+  if (request->has_nomad_config()) {
+    const auto& d = request->nomad_config().driver();
+    spdlog::debug("set config: client ports {}-{}", d.clientminport(), d.clientmaxport());
+  }
+  spdlog::info("set config: hypervisor={} accelerator={} state_dir={} subnet={} idle_timeout={}",
+               hypervisorConfigName(config->hypervisor),
+               acceleratorChoiceName(config->accelerator), config->stateDir.string(),
+               config->subnet, formatGoDuration(config->idleTimeout));
+  plugin_.setConfig(std::move(config).value());
+  return grpc::Status::OK;
+}
+
+}  // namespace s2z::driver

@@ -1,0 +1,72 @@
+#include "driver/config_schema.h"
+
+#include <string>
+
+namespace s2z::driver {
+namespace {
+
+hclspec::Spec attr(const std::string& type, bool required = false, const std::string& name = "") {
+  hclspec::Spec spec;
+  auto* a = spec.mutable_attr();
+  a->set_name(name);
+  a->set_type(type);
+  a->set_required(required);
+  return spec;
+}
+
+// An attribute with a default: Default{primary: Attr (explicit name), default: Literal}.
+hclspec::Spec withDefault(const std::string& name, const std::string& type,
+                          const std::string& literal) {
+  hclspec::Spec spec;
+  auto* d = spec.mutable_default_();
+  *d->mutable_primary() = attr(type, false, name);
+  d->mutable_default_()->mutable_literal()->set_value(literal);
+  return spec;
+}
+
+std::string quoted(const std::string& s) { return "\"" + s + "\""; }
+
+}  // namespace
+
+hclspec::Spec pluginConfigSpec() {
+  hclspec::Spec spec;
+  auto& a = *spec.mutable_object()->mutable_attributes();
+  a["hypervisor"] = withDefault("hypervisor", "string", quoted("qemu"));
+  a["qemu_path"] = withDefault("qemu_path", "string", quoted("qemu-system-x86_64"));
+  a["cloud_hypervisor_path"] =
+      withDefault("cloud_hypervisor_path", "string", quoted("cloud-hypervisor"));
+  a["accelerator"] = withDefault("accelerator", "string", quoted("auto"));
+  a["state_dir"] = withDefault("state_dir", "string", quoted("/var/lib/s2z-kata"));
+  a["kernel"] = attr("string");
+  a["initrd"] = attr("string");
+  a["subnet"] = withDefault("subnet", "string", quoted("10.89.0.0/24"));
+  a["idle_timeout"] = withDefault("idle_timeout", "string", quoted("5m"));
+  a["health_check_mark"] = withDefault("health_check_mark", "number", "0");
+  a["health_check_cgroup"] = attr("string");
+  a["kata_config"] = attr("string");
+  return spec;
+}
+
+hclspec::Spec taskConfigSpec() {
+  hclspec::Spec spec;
+  auto& a = *spec.mutable_object()->mutable_attributes();
+  a["kernel"] = attr("string");
+  a["initrd"] = attr("string");
+  a["rootfs"] = attr("string");
+  a["cmdline"] = attr("string");
+  // No Default: absent means "kata default_vcpus, else 1" (task_config.h).
+  a["vcpus"] = attr("number");
+  a["ports"] = attr("list(string)");
+  a["hypervisor"] = attr("string");
+
+  hclspec::Spec block;
+  auto* b = block.mutable_block_value();
+  b->set_name("scale_to_zero");
+  auto& inner = *b->mutable_nested()->mutable_object()->mutable_attributes();
+  inner["enabled"] = withDefault("enabled", "bool", "true");
+  inner["idle_timeout"] = attr("string");
+  a["scale_to_zero"] = block;
+  return spec;
+}
+
+}  // namespace s2z::driver

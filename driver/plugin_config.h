@@ -1,0 +1,54 @@
+// The plugin's own configuration: the agent's `plugin "s2z-kata" { config {} }`
+// block, decoded from SetConfig's msgpack and validated. Key names are a
+// public interface (config_schema.cpp declares them to Nomad).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <filesystem>
+#include <string>
+#include <string_view>
+
+#include "common/result.h"
+#include "vmm/vmm.h"
+
+namespace s2z::driver {
+
+enum class AcceleratorChoice { kAuto, kKvm, kTcg };
+
+struct PluginConfig {
+  vmm::Hypervisor hypervisor = vmm::Hypervisor::kQemu;
+  std::string qemuPath = "qemu-system-x86_64";          // bare name: looked up in PATH
+  std::string cloudHypervisorPath = "cloud-hypervisor";
+  AcceleratorChoice accelerator = AcceleratorChoice::kAuto;
+  std::filesystem::path stateDir = "/var/lib/s2z-kata";
+  std::filesystem::path kernel;  // default for tasks; empty: tasks must name one
+  std::filesystem::path initrd;
+  std::string subnet = "10.89.0.0/24";
+  std::chrono::milliseconds idleTimeout{5 * 60 * 1000};
+  uint32_t healthCheckMark = 0;      // 0: no health filtering
+  std::string healthCheckCgroup;     // cgroup v2 path of the health checker
+  std::filesystem::path kataConfig;  // Kata configuration.toml with defaults; empty: none
+
+  // The configured binary for a hypervisor kind.
+  const std::string& binaryFor(vmm::Hypervisor h) const {
+    return h == vmm::Hypervisor::kQemu ? qemuPath : cloudHypervisorPath;
+  }
+};
+
+// Decodes and validates SetConfig's msgpack_config. Pure: touches nothing on
+// the host (validation launches call SetConfig). Fails with kInvalidArgument
+// naming the key and what was expected.
+Result<PluginConfig> decodePluginConfig(std::string_view msgpack);
+
+// "qemu" / "cloud-hypervisor" -> kind; kInvalidArgument naming key otherwise.
+Result<vmm::Hypervisor> parseHypervisorName(std::string_view name, std::string_view key);
+// The config spelling of a hypervisor kind ("qemu", "cloud-hypervisor").
+const char* hypervisorConfigName(vmm::Hypervisor h);
+const char* acceleratorChoiceName(AcceleratorChoice a);
+
+// An IPv4 network in CIDR form with host bits zero and room for the gateway
+// (.1) and at least a few VMs (prefix 8..29). kInvalidArgument otherwise.
+Result<void> validateSubnet(std::string_view cidr, std::string_view key);
+
+}  // namespace s2z::driver

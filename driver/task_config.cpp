@@ -1,0 +1,82 @@
+#include "driver/task_config.h"
+
+#include <set>
+
+#include <fmt/format.h>
+
+#include "driver/msgpack_config.h"
+#include "driver/plugin_config.h"
+
+namespace s2z::driver {
+namespace {
+
+#define S2Z_READ(expr, target)            \
+  do {                                    \
+    auto r_ = (expr);                     \
+    if (!r_.ok()) return r_.error();      \
+    if (r_->has_value()) (target) = **r_; \
+  } while (0)
+
+Result<ScaleToZeroConfig> decodeScaleToZero(ConfigObject& block) {
+  ScaleToZeroConfig out;
+  out.enabled = true;
+  S2Z_READ(block.boolean("enabled"), out.enabled);
+  S2Z_READ(block.duration("idle_timeout"), out.idleTimeout);
+  auto unknown = block.rejectUnknownKeys();
+  if (!unknown.ok()) return unknown.error();
+  return out;
+}
+
+}  // namespace
+
+Result<TaskConfig> decodeTaskConfig(std::string_view msgpack) {
+  auto doc = MsgpackDocument::parse(msgpack, "task config");
+  if (!doc.ok()) return doc.error();
+  auto rootResult = ConfigObject::from(doc->root(), "");
+  if (!rootResult.ok()) return rootResult.error();
+  ConfigObject& root = *rootResult;
+
+  TaskConfig config;
+  S2Z_READ(root.string("kernel"), config.kernel);
+  S2Z_READ(root.string("initrd"), config.initrd);
+  S2Z_READ(root.string("rootfs"), config.rootfs);
+  S2Z_READ(root.string("cmdline"), config.cmdline);
+  if (config.cmdline.find('\n') != std::string::npos) {
+    return root.keyError("cmdline", "must be a single line");
+  }
+
+  std::optional<int64_t> vcpus;
+  S2Z_READ(root.integer("vcpus", 1, kMaxVcpus), vcpus);
+  if (vcpus) config.vcpus = static_cast<unsigned>(*vcpus);
+
+  S2Z_READ(root.stringList("ports"), config.ports);
+  std::set<std::string> seen;
+  for (const auto& label : config.ports) {
+    if (label.empty()) return root.keyError("ports", "a port label is empty");
+    if (!seen.insert(label).second) {
+      return root.keyError("ports", fmt::format("port label \"{}\" is listed twice", label));
+    }
+  }
+
+  auto block = root.block("scale_to_zero");
+  if (!block.ok()) return block.error();
+  if (block->has_value()) {
+    auto stz = decodeScaleToZero(**block);
+    if (!stz.ok()) return stz.error();
+    config.scaleToZero = *stz;
+  }
+
+  std::optional<std::string> hypervisor;
+  S2Z_READ(root.string("hypervisor"), hypervisor);
+  if (hypervisor && !hypervisor->empty()) {
+    auto kind = parseHypervisorName(*hypervisor, "hypervisor");
+    if (!kind.ok()) return kind.error();
+    config.hypervisor = *kind;
+  }
+
+  auto unknown = root.rejectUnknownKeys();
+  if (!unknown.ok()) return unknown.error();
+  return config;
+}
+
+}  // namespace s2z::driver

@@ -1,0 +1,44 @@
+// A task's `config {}` block from the job file, decoded from
+// TaskConfig.msgpack_driver_config and validated. Key names are a public
+// interface (config_schema.cpp declares them to Nomad).
+//
+// Memory is not here: it comes from the task's `resources { memory = N }`
+// (memory_mb). memory_max (memory oversubscription) is deliberately not used
+// for the VM size: a VM's RAM is fixed at boot, so the guest would see the
+// maximum as its own RAM and the scheduler's reservation would be a lie.
+#pragma once
+
+#include <chrono>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "common/result.h"
+#include "vmm/vmm.h"
+
+namespace s2z::driver {
+
+inline constexpr unsigned kMaxVcpus = 64;
+
+struct ScaleToZeroConfig {
+  bool enabled = false;  // block absent: off; block present: on unless enabled = false
+  std::optional<std::chrono::milliseconds> idleTimeout;  // nullopt: the plugin's idle_timeout
+};
+
+struct TaskConfig {
+  // Paths as written; relative ones are resolved against the task directory
+  // (where Nomad puts artifacts) when the task starts. Empty: use defaults.
+  std::string kernel, initrd, rootfs;
+  std::string cmdline;               // appended to the driver's own guest arguments
+  std::optional<unsigned> vcpus;     // nullopt: kata default_vcpus, else 1
+  std::vector<std::string> ports;    // group network port labels to expose
+  ScaleToZeroConfig scaleToZero;
+  std::optional<vmm::Hypervisor> hypervisor;  // nullopt: the plugin's
+};
+
+// Decodes and validates msgpack_driver_config. Fails with kInvalidArgument
+// naming the key and what was expected.
+Result<TaskConfig> decodeTaskConfig(std::string_view msgpack);
+
+}  // namespace s2z::driver

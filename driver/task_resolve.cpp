@@ -1,0 +1,168 @@
+#include "driver/task_resolve.h"
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cstdint>
+
+#include <fmt/format.h>
+
+#include "driver/binary_lookup.h"
+
+namespace s2z::driver {
+namespace {
+
+namespace fs = std::filesystem;
+
+constexpr uint64_t kDefaultMemoryMib = 256;
+
+Error keyError(std::string_view key, std::string_view what) {
+  return makeError(ErrorCode::kInvalidArgument, fmt::format("config key \"{}\": {}", key, what));
+}
+
+// A task-config path made absolute against the task directory.
+Result<fs::path> taskPath(const std::string& value, const pb::TaskConfig& nomad,
+                          std::string_view key) {
+  if (value.empty()) return fs::path();
+  fs::path p(value);
+  if (p.is_absolute()) return p;
+  if (nomad.alloc_dir().empty()) {
+    return keyError(key, fmt::format("relative path \"{}\" needs the task directory, and Nomad "
+                                     "sent no alloc_dir",
+                                     value));
+  }
+  return (fs::path(nomad.alloc_dir()) / nomad.name() / p).lexically_normal();
+}
+
+}  // namespace
+
+std::string instanceName(const std::string& allocId, const std::string& taskId) {
+  // FNV-1a: stable across processes and builds (std::hash is not).
+  uint64_t h = 1469598103934665603ULL;
+  for (unsigned char c : taskId) {
+    h ^= c;
+    h *= 1099511628211ULL;
+  }
+  std::string prefix;
+  for (char c : allocId) {
+    if (prefix.size() == 8) break;
+    if (std::isalnum(static_cast<unsigned char>(c))) prefix.push_back(c);
+  }
+  if (prefix.empty()) prefix = "task";
+  return fmt::format("{}-{:08x}", prefix, static_cast<uint32_t>(h ^ (h >> 32)));
+}
+
+Result<agent::InstanceSpec> resolveInstanceSpec(const ResolveInputs& in) {
+  const pb::TaskConfig& nomad = *in.nomad;
+  const TaskConfig& task = *in.task;
+  const PluginConfig& plugin = *in.plugin;
+  const vmm::kata::KataDefaults* kata = in.kata;
+
+  agent::InstanceSpec spec;
+  spec.taskId = nomad.id();
+  spec.name = instanceName(nomad.alloc_id(), nomad.id());
+
+  spec.hypervisor = task.hypervisor ? *task.hypervisor
+                    : kata          ? kata->hypervisor
+                                    : plugin.hypervisor;
+  std::string binary = plugin.binaryFor(spec.hypervisor);
+  if (kata && kata->hypervisor == spec.hypervisor && !kata->hypervisorPath.empty()) {
+    binary = kata->hypervisorPath.string();
+  }
+  auto found = findExecutable(hypervisorConfigName(spec.hypervisor), binary, in.pathEnv);
+  if (!found.ok()) return found.error();
+  spec.binary = *found;
+  spec.accelerator = in.accelerator;
+
+  auto kernel = taskPath(task.kernel, nomad, "kernel");
+  if (!kernel.ok()) return kernel.error();
+  spec.kernel = *kernel;
+  if (spec.kernel.empty()) spec.kernel = plugin.kernel;
+  if (spec.kernel.empty() && kata) spec.kernel = kata->kernel;
+  if (spec.kernel.empty()) {
+    return keyError("kernel", "no guest kernel: set kernel in the task config or in the plugin "
+                              "config (or point kata_config at a Kata configuration)");
+  }
+
+  auto initrd = taskPath(task.initrd, nomad, "initrd");
+  if (!initrd.ok()) return initrd.error();
+  spec.initrd = *initrd;
+  if (spec.initrd.empty()) spec.initrd = plugin.initrd;
+  if (spec.initrd.empty() && kata) spec.initrd = kata->initrd;
+
+  auto rootfs = taskPath(task.rootfs, nomad, "rootfs");
+  if (!rootfs.ok()) return rootfs.error();
+  spec.rootfs = *rootfs;
+  // Kata's image is its root disk; use it only when nothing else boots the guest.
+  if (spec.rootfs.empty() && spec.initrd.empty() && kata) spec.rootfs = kata->image;
+
+  spec.cmdline = task.cmdline;
+  spec.vcpus = task.vcpus ? *task.vcpus
+               : (kata && kata->vcpus) ? std::clamp(*kata->vcpus, 1u, kMaxVcpus)
+                                       : 1u;
+
+  const auto& memory = nomad.resources().allocated_resources().memory();
+  if (memory.memory_mb() > 0) spec.memoryMib = static_cast<uint64_t>(memory.memory_mb());
+  else if (kata && kata->memoryMib && *kata->memoryMib > 0) spec.memoryMib = *kata->memoryMib;
+  else spec.memoryMib = kDefaultMemoryMib;
+
+  spec.consolePath = nomad.stdout_path();
+  spec.scaleToZero = task.scaleToZero.enabled;
+  spec.idleTimeout = task.scaleToZero.idleTimeout ? *task.scaleToZero.idleTimeout
+                                                  : plugin.idleTimeout;
+  return spec;
+}
+
+Result<void> checkInstanceFiles(const agent::InstanceSpec& spec) {
+  struct File {
+    const char* key;
+    const fs::path* path;
+    bool blockOk;
+  };
+  for (const File& f : {File{"kernel", &spec.kernel, false}, File{"initrd", &spec.initrd, false},
+                        File{"rootfs", &spec.rootfs, true}}) {
+    if (f.path->empty()) continue;
+    struct stat st {};
+    if (::stat(f.path->c_str(), &st) != 0) {
+      return keyError(f.key, fmt::format("{} \"{}\" not found", f.key, f.path->string()));
+    }
+    bool kindOk = S_ISREG(st.st_mode) || (f.blockOk && S_ISBLK(st.st_mode));
+    if (!kindOk) {
+      return keyError(f.key, fmt::format("{} \"{}\" is not a regular file", f.key,
+                                         f.path->string()));
+    }
+    if (::access(f.path->c_str(), R_OK) != 0) {
+      return keyError(f.key, fmt::format("{} \"{}\" is not readable", f.key, f.path->string()));
+    }
+  }
+  return okResult();
+}
+
+Result<std::map<std::string, int32_t>> portMapFor(const std::vector<std::string>& labels,
+                                                  const pb::Resources& resources) {
+  std::map<std::string, int32_t> out;
+  for (const auto& label : labels) {
+    std::optional<int32_t> port;
+    for (const auto& mapping : resources.ports()) {
+      if (mapping.label() == label) port = mapping.to() != 0 ? mapping.to() : mapping.value();
+    }
+    // Legacy task-level networks (resources.network in the task).
+    for (const auto& network : resources.allocated_resources().networks()) {
+      for (const auto* list : {&network.reserved_ports(), &network.dynamic_ports()}) {
+        for (const auto& p : *list) {
+          if (!port && p.label() == label) port = p.value();
+        }
+      }
+    }
+    if (!port) {
+      return keyError("ports", fmt::format("port label \"{}\" is not defined in the group's "
+                                           "network block",
+                                           label));
+    }
+    out[label] = *port;
+  }
+  return out;
+}
+
+}  // namespace s2z::driver
