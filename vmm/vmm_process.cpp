@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <cstring>
 #include <fstream>
 #include <sstream>
@@ -97,6 +98,23 @@ struct ChildPlan {
 
 }  // namespace
 
+Result<std::filesystem::path> resolveExecutable(const std::filesystem::path& name) {
+  std::string text = name.string();
+  if (text.find('/') != std::string::npos) {
+    if (::access(text.c_str(), X_OK) == 0) return name;
+    return Error{ErrorCode::kNotFound, errno, "cannot execute " + text};
+  }
+  const char* path = std::getenv("PATH");
+  std::string dirs = path != nullptr ? path : "/usr/local/bin:/usr/bin:/bin";
+  std::istringstream in(dirs);
+  for (std::string dir; std::getline(in, dir, ':');) {
+    if (dir.empty()) continue;
+    auto candidate = std::filesystem::path(dir) / name;
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return makeError(ErrorCode::kNotFound, text + " not found in PATH");
+}
+
 Result<uint64_t> processStartTime(pid_t pid) {
   auto fields = statFields(pid);
   if (!fields.ok()) return fields.error();
@@ -114,11 +132,9 @@ Result<VmmProcess> VmmProcess::spawn(const SpawnOptions& options) {
                                                         " -> " + std::to_string(f.childFd));
     }
   }
-  const std::string& exe = options.argv[0];
-  if (::access(exe.c_str(), X_OK) != 0) {
-    return Error{errno == ENOENT ? ErrorCode::kNotFound : ErrorCode::kSystem, errno,
-                 "spawn: cannot execute " + exe};
-  }
+  auto resolved = resolveExecutable(options.argv[0]);
+  if (!resolved.ok()) return resolved.error().wrap("spawn");
+  const std::string exe = resolved->string();
 
   UniqueFd devNull(::open("/dev/null", O_RDWR | O_CLOEXEC));
   if (!devNull) return systemError("spawn: open /dev/null");
@@ -135,6 +151,7 @@ Result<VmmProcess> VmmProcess::spawn(const SpawnOptions& options) {
   UniqueFd errRead(pipeFds[0]), errWrite(pipeFds[1]);
 
   std::vector<std::string> args = options.argv;  // stable storage for char*
+  args[0] = exe;
   ChildPlan plan;
   for (auto& a : args) plan.argv.push_back(a.data());
   plan.argv.push_back(nullptr);

@@ -24,12 +24,16 @@ struct InheritedFd {
 };
 
 struct SpawnOptions {
-  std::vector<std::string> argv;     // argv[0] is the executable path (no PATH lookup)
+  std::vector<std::string> argv;     // argv[0]: executable, a path or a name found in $PATH
   std::vector<InheritedFd> fds;      // every other fd is closed in the child
   std::filesystem::path logPath;     // stdout+stderr, appended; empty: /dev/null
   int outputFd = -1;                 // if set, stdout+stderr go here instead (borrowed)
   std::filesystem::path workDir;     // cwd of the child; empty: "/"
 };
+
+// A bare name ("qemu-system-x86_64") is looked up in $PATH like a shell would;
+// a path with a slash is returned as is. kNotFound when nothing executable is found.
+Result<std::filesystem::path> resolveExecutable(const std::filesystem::path& name);
 
 // Field 22 of /proc/<pid>/stat (start time in clock ticks since boot).
 // kNotFound when the process does not exist.

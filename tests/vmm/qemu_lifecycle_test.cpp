@@ -151,7 +151,7 @@ TEST_CASE("qemu: boot, serve, sleep, wake on a queued request, standby, failures
   }
 
   {  // restore with standby, repeated, plus failed sleeps and reattach
-    std::vector<double> wakes, snapshots;
+    std::vector<double> wakes, restores, snapshots;
     std::vector<uint64_t> sizes;
     unsigned long expected = 5;
     for (int i = 0; i < 5; ++i) {
@@ -171,11 +171,13 @@ TEST_CASE("qemu: boot, serve, sleep, wake on a queued request, standby, failures
       CHECK(w.reply.body == std::to_string(expected++) + "\n");
       CHECK_FALSE(vmm->standby());
       wakes.push_back(w.requestToReplyMs);
+      restores.push_back(w.restoreMs);
     }
     std::string all;
     for (double ms : wakes) all += std::to_string(static_cast<int>(ms)) + " ";
     MESSAGE("restore with standby, request->response: median " << median(wakes) << " ms (" << all
-                                                                << "ms)");
+                                                                << "ms); restore() median "
+                                                                << median(restores) << " ms");
     MESSAGE("snapshot: median " << median(snapshots) << " ms, " << sizes.front() << " bytes");
 
     // Sleep into a full place: the VM keeps running and answering.

@@ -293,7 +293,13 @@ TEST_CASE("qemu version parsing and probe") {
     auto real = probeHypervisor(Hypervisor::kQemu, "/usr/bin/qemu-system-x86_64");
     REQUIRE_MESSAGE(real.ok(), real.error().describe());
     CHECK(real->version.rfind("7.", 0) == 0);
+    auto byName = probeHypervisor(Hypervisor::kQemu, "qemu-system-x86_64");  // found in PATH
+    CHECK_MESSAGE(byName.ok(), (byName.ok() ? "" : byName.error().describe()));
   }
+  auto sh = resolveExecutable("sh");
+  REQUIRE(sh.ok());
+  CHECK(sh->is_absolute());
+  CHECK(resolveExecutable("no-such-program-s2z").error().code == ErrorCode::kNotFound);
   CHECK(std::string(hypervisorName(Hypervisor::kQemu)) == "qemu");
   CHECK(std::string(acceleratorName(Accelerator::kTcg)) == "tcg");
 }

@@ -27,14 +27,16 @@ std::string parseQemuVersion(const std::string& output) {
 }
 
 Result<HypervisorInfo> probeQemu(const std::filesystem::path& binary) {
-  if (::access(binary.c_str(), X_OK) != 0) {
-    return Error{ErrorCode::kNotFound, errno, "qemu binary not found at " + binary.string()};
+  auto resolved = resolveExecutable(binary);
+  if (!resolved.ok()) {
+    return Error{ErrorCode::kNotFound, resolved.error().errnum,
+                 "qemu binary not found at " + binary.string()};
   }
   int fds[2];
   if (::pipe2(fds, O_CLOEXEC) != 0) return systemError("probe qemu: pipe");
   UniqueFd readEnd(fds[0]), writeEnd(fds[1]);
   SpawnOptions opts;
-  opts.argv = {binary.string(), "--version"};
+  opts.argv = {resolved->string(), "--version"};
   opts.outputFd = writeEnd.get();
   auto proc = VmmProcess::spawn(opts);
   if (!proc.ok()) return proc.error().wrap("probe qemu");
