@@ -1,0 +1,65 @@
+// Scale to zero seen from Nomad's side: an idle VM goes to sleep (task event),
+// the task stays running (WaitTask keeps blocking, stats keep flowing), and
+// the first HTTP request wakes it and is answered. One VM boot.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cctype>
+
+#include "tests/integration/test_env.h"
+
+using namespace s2z;
+using namespace s2z::integration;
+using namespace s2z::standin;
+using namespace std::chrono_literals;
+
+namespace {
+
+bool eventMatching(const NomadClient& c, const std::string& allocId, const std::string& word) {
+  for (const auto& e : c.events()) {
+    std::string m = e.message;
+    std::transform(m.begin(), m.end(), m.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    if (e.allocId == allocId && m.find(word) != std::string::npos) return true;
+  }
+  return false;
+}
+
+}  // namespace
+
+TEST_CASE("an idle task sleeps, stays running for Nomad, and wakes on the first request") {
+  REQUIRE(guestAvailable());
+  TestEnv env;
+  auto opts = env.clientOptions();
+  opts.skipProbeAndValidation = true;
+  auto loaded = NomadClient::loadPlugin(opts);
+  REQUIRE_MESSAGE(loaded.ok(), loaded.error().describe());
+  NomadClient& c = **loaded;
+
+  auto started = c.startTask(webTask("  scale_to_zero: { enabled: true, idle_timeout: \"3s\" }\n"));
+  REQUIRE_MESSAGE(started.ok(), started.error().describe());
+  const StartedTask& t = *started;
+  REQUIRE(env.waitHttp(t.networkAddr, 8080, 30s));
+
+  REQUIRE_MESSAGE(c.waitUntil(30s, [&] { return eventMatching(c, t.allocId, "sleep"); }),
+                  "no sleep event");
+  for (const auto& e : c.events()) MESSAGE("event: " << e.message);
+  auto running = c.waitTask(t.id, 500ms);
+  REQUIRE_FALSE(running.ok());
+  CHECK(running.error().code == ErrorCode::kTimeout);
+  size_t before = c.statsSamples(t.id).size();
+  CHECK(c.waitForStats(t.id, before + 1, 5s));
+
+  auto wakeAt = std::chrono::steady_clock::now();
+  auto reply = env.httpGet(t.networkAddr, 8080, "/", 10s);
+  auto wakeMs = std::chrono::duration_cast<std::chrono::milliseconds>(
+                    std::chrono::steady_clock::now() - wakeAt).count();
+  CHECK(reply.status == 200);
+  MESSAGE("request to a sleeping VM answered in " << wakeMs << " ms");
+  CHECK(c.waitUntil(10s, [&] { return eventMatching(c, t.allocId, "wok") || eventMatching(c, t.allocId, "wake"); }));
+
+  REQUIRE(c.stopTask(t.id, 5s).ok());
+  CHECK(c.waitTask(t.id, 20s).ok());
+  REQUIRE(c.destroyTask(t.id).ok());
+  CHECK(env.links().empty());
+  CHECK(env.pids() == std::vector<int>{c.process().pid()});
+}
