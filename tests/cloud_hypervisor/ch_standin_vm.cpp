@@ -219,6 +219,9 @@ StandinReply StandinVm::restore(const json& body, int fdCount) {
   if (body.value("memory_restore_mode", "Copy") == "OnDemand" && body.value("prefault", false)) {
     return reply(400, "vm.restore: OnDemand restore is incompatible with prefault");
   }
+  if (body.value("memory_restore_mode", "Copy") == "OnDemand" && !userfaultfd_) {
+    return reply(500, "Error restoring VM: userfaultfd is not available (on-demand restore)");
+  }
   (void)fdCount;  // already checked against the announcement by handle()
   config_ = saved;
   state_ = body.value("resume", false) ? VmState::kRunning : VmState::kPaused;

@@ -43,6 +43,10 @@ class StandinVm {
     failures_[endpoint] = std::move(failure);
   }
 
+  // Without userfaultfd an OnDemand restore fails (500), as the real VMM's
+  // strict mode does; copy restores still work.
+  void setUserfaultfd(bool available) { userfaultfd_ = available; }
+
   VmState state() const { return state_; }
   const vmm::ch::ChVersion& version() const { return version_; }
 
@@ -61,6 +65,7 @@ class StandinVm {
   VmState state_ = VmState::kNone;
   nlohmann::json config_;  // VmConfig as created (plus added NICs)
   std::map<std::string, InjectedFailure> failures_;
+  bool userfaultfd_ = true;
 };
 
 }  // namespace s2z::tests::ch

@@ -65,14 +65,14 @@ NetnsTap::~NetnsTap() {
   run("ip netns del " + netns_);
 }
 
-ChTestEnv::ChTestEnv(const std::string& version, const std::vector<std::string>& fails) {
+ChTestEnv::ChTestEnv(const std::string& version, const std::vector<std::string>& extraArgs) {
   char tmpl[] = "/tmp/s2zt-ch-XXXXXX";
   REQUIRE(::mkdtemp(tmpl) != nullptr);
   dir_ = tmpl;
   std::ofstream script(binary());
   script << "#!/bin/sh\nexec '" << S2Z_FAKE_CH << "' --fake-version " << version
          << " --fake-record '" << (dir_ / "requests.jsonl").string() << "'";
-  for (const auto& f : fails) script << " --fake-fail '" << f << "'";
+  for (const auto& a : extraArgs) script << " " << a;
   script << " \"$@\"\n";
   script.close();
   fs::permissions(binary(), fs::perms::owner_all);

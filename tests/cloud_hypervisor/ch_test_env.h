@@ -32,8 +32,9 @@ class NetnsTap {
 
 class ChTestEnv {
  public:
-  // version: what the fake claims ("45.0"); fails: "--fake-fail" values.
-  explicit ChTestEnv(const std::string& version, const std::vector<std::string>& fails = {});
+  // version: what the fake claims ("45.0"); extraArgs: more fake options,
+  // e.g. "--fake-fail 'vm.snapshot=500:disk full'" or "--fake-no-userfaultfd".
+  explicit ChTestEnv(const std::string& version, const std::vector<std::string>& extraArgs = {});
   ~ChTestEnv();
 
   const std::filesystem::path& dir() const { return dir_; }

@@ -5,6 +5,7 @@
 //   --fake-version X.Y         version to claim (default 45.0)
 //   --fake-record FILE         append one JSON line per request to FILE
 //   --fake-fail EP=STATUS:MSG  answer endpoint EP with STATUS and MSG
+//   --fake-no-userfaultfd      OnDemand restores fail as without userfaultfd
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -38,6 +39,7 @@ void appendLine(const std::string& file, const std::string& line) {
 int main(int argc, char** argv) {
   std::string version = "45.0", socket, record;
   bool printVersion = false;
+  bool userfaultfd = true;
   std::vector<std::pair<std::string, InjectedFailure>> failures;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -50,6 +52,8 @@ int main(int argc, char** argv) {
       socket = v.substr(5);
     } else if (arg == "--fake-version") {
       version = next();
+    } else if (arg == "--fake-no-userfaultfd") {
+      userfaultfd = false;
     } else if (arg == "--fake-record") {
       record = next();
     } else if (arg == "--fake-fail") {
@@ -76,6 +80,7 @@ int main(int argc, char** argv) {
   auto standin = ChApiStandin::listen(socket, *parsed);
   if (!standin.ok()) return usage(standin.error().describe());
   for (auto& [ep, f] : failures) (*standin)->vm().inject(ep, f);
+  (*standin)->vm().setUserfaultfd(userfaultfd);
   auto served = (*standin)->serve([&](const RecordedRequest& r) {
     if (!record.empty()) appendLine(record, r.toJson().dump());
   });

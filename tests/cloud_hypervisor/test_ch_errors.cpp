@@ -5,6 +5,7 @@
 #include <algorithm>
 
 #include "tests/cloud_hypervisor/ch_test_env.h"
+#include "tests/cloud_hypervisor/test_util.h"
 #include "vmm/cloud_hypervisor/ch_api_client.h"
 #include "vmm/cloud_hypervisor/ch_json.h"
 #include "vmm/cloud_hypervisor/ch_vmm.h"
@@ -18,7 +19,7 @@ using Strings = std::vector<std::string>;
 }
 
 TEST_CASE("a 500 on vm.snapshot resumes the VM and quotes the VMM's message") {
-  ChTestEnv env("45.0", {"vm.snapshot=500:Error snapshotting VM: No space left on device"});
+  ChTestEnv env("45.0", {"--fake-fail 'vm.snapshot=500:Error snapshotting VM: No space left on device'"});
   NetnsTap tap;
   auto vmm = vmm::makeCloudHypervisorVmm();
   auto config = env.config(tap.fd());
@@ -47,7 +48,7 @@ TEST_CASE("a 500 on vm.snapshot resumes the VM and quotes the VMM's message") {
 }
 
 TEST_CASE("a failed vm.create is quoted and leaves no process behind") {
-  ChTestEnv env("45.0", {"vm.create=500:Error booting VM: cannot open kernel /k"});
+  ChTestEnv env("45.0", {"--fake-fail 'vm.create=500:Error booting VM: cannot open kernel /k'"});
   NetnsTap tap;
   auto vmm = vmm::makeCloudHypervisorVmm();
   auto booted = vmm->boot(env.config(tap.fd()));
@@ -72,7 +73,7 @@ TEST_CASE("a VMM too old for net_fds is refused at start") {
 }
 
 TEST_CASE("a failing restore quotes the VMM and leaves no process; missing snapshot is kNotFound") {
-  ChTestEnv env("45.0", {"vm.restore=500:Error restoring VM: invalid snapshot state"});
+  ChTestEnv env("45.0", {"--fake-fail 'vm.restore=500:Error restoring VM: invalid snapshot state'"});
   NetnsTap tap;
   auto vmm = vmm::makeCloudHypervisorVmm();
   auto config = env.config(tap.fd());
@@ -139,5 +140,29 @@ TEST_CASE("API errors are quoted for state errors too (405 on a running VM's res
   CHECK(r.error().message == "PUT vm.resume: HTTP 405: vm.resume: not allowed while the VM is Running");
   auto counters = api.counters();
   CHECK(counters.ok());
+  REQUIRE(vmm->shutdown(std::chrono::milliseconds(3000)).ok());
+}
+
+TEST_CASE("v52 without userfaultfd: the OnDemand restore fails, a copy restore in a fresh VMM works") {
+  ChTestEnv env("52.0", {"--fake-no-userfaultfd"});
+  NetnsTap tap;
+  auto vmm = vmm::makeCloudHypervisorVmm();
+  auto config = env.config(tap.fd());
+  REQUIRE(vmm->boot(config).ok());
+  REQUIRE(vmm->sleep(env.snapshotDir()).ok());
+  size_t before = env.requests().size();
+  auto restored = vmm->restore(config, env.snapshotDir());
+  REQUIRE_MESSAGE(restored.ok(), s2z::tests::ch::errText(restored));
+  auto reqs = env.requests();
+  std::vector<RecordedRequest> tail(reqs.begin() + static_cast<long>(before), reqs.end());
+  Strings eps;
+  for (const auto& r : tail) eps.push_back(r.endpoint);
+  CHECK(eps == Strings{"vmm.ping", "vm.restore", "vmm.shutdown", "vmm.ping", "vm.restore"});
+  CHECK(tail[1].status == 500);
+  CHECK(tail[1].body["memory_restore_mode"] == "OnDemand");
+  CHECK(tail[4].status == 204);
+  CHECK_FALSE(tail[4].body.contains("memory_restore_mode"));  // copy
+  CHECK(tail[4].body["resume"] == true);
+  for (const auto& r : tail) CHECK(r.fdsReceived == r.fdsExpected);
   REQUIRE(vmm->shutdown(std::chrono::milliseconds(3000)).ok());
 }

@@ -155,17 +155,27 @@ Result<void> CloudHypervisorVmm::prepareRestore(const VmConfig& config) {
 }
 
 Result<void> CloudHypervisorVmm::restoreInto(ChProcess& vmm, const VmConfig& config,
-                                             const std::filesystem::path& snapshotDir) {
+                                             const std::filesystem::path& snapshotDir,
+                                             bool onDemand) {
   ChCapabilities caps = capabilitiesFor(vmm.version);
   if (!caps.netFdsOnRestore) {
     return makeError(ErrorCode::kFailedPrecondition,
                      "cloud-hypervisor " + vmm.version.str() + " cannot take tap fds on restore");
   }
+  caps.onDemandRestore = caps.onDemandRestore && onDemand;
   ChApiClient api(vmm.socket);
   int fds[1] = {config.tapFd};
   S2Z_TRY(api.restore(buildRestoreConfig(snapshotDir, 1, caps), fds), "restore");
   if (!caps.resumeOnRestore) S2Z_TRY(api.resume(), "resume");
   return okResult();
+}
+
+Result<ChProcess> CloudHypervisorVmm::takeRestoreVmm(const VmConfig& config) {
+  std::optional<ChProcess> standby = std::move(standby_);
+  standby_.reset();
+  if (standby && standby->process.running()) return std::move(*standby);
+  if (standby) stopProcess(*standby, kExitWait);
+  return launch(config, "ch.sock");
 }
 
 Result<void> CloudHypervisorVmm::restore(const VmConfig& config,
@@ -174,28 +184,27 @@ Result<void> CloudHypervisorVmm::restore(const VmConfig& config,
   if (config.tapFd < 0) return makeError(ErrorCode::kInvalidArgument, "restore: no tap fd");
   S2Z_TRY(checkSnapshotDir(snapshotDir), "restore");
 
-  std::optional<ChProcess> vmm;
-  if (standby_ && standby_->process.running()) {
-    vmm = std::move(standby_);
-  } else {
-    if (standby_) stopProcess(*standby_, kExitWait);
-    auto launched = launch(config, "ch.sock");
-    if (!launched.ok()) {
-      standby_.reset();
-      return launched.error().wrap("restore");
-    }
-    vmm = std::move(*launched);
+  auto vmm = takeRestoreVmm(config);
+  if (!vmm.ok()) return vmm.error().wrap("restore");
+  auto restored = restoreInto(*vmm, config, snapshotDir, true);
+  if (!restored.ok() && capabilitiesFor(vmm->version).onDemandRestore) {
+    // OnDemand is strict (no userfaultfd: it fails rather than copying), and
+    // a VMM whose restore failed is not reused: retry the copy restore in a
+    // fresh one.
+    spdlog::warn("cloud-hypervisor: on-demand restore failed ({}); retrying with copy",
+                 restored.error().describe());
+    stopProcess(*vmm, kExitWait);
+    vmm = launch(config, "ch.sock");
+    if (!vmm.ok()) return vmm.error().wrap("restore (copy retry)");
+    restored = restoreInto(*vmm, config, snapshotDir, false);
   }
-  standby_.reset();
-
-  auto restored = restoreInto(*vmm, config, snapshotDir);
   if (!restored.ok()) {
     stopProcess(*vmm, kExitWait);
     return restored.error().wrap("restore " + snapshotDir.string());
   }
   spdlog::info("cloud-hypervisor {}: restored {} from {}", vmm->version.str(), config.name,
                snapshotDir.string());
-  active_ = std::move(vmm);
+  active_ = std::move(*vmm);
   return okResult();
 }
 

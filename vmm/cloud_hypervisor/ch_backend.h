@@ -55,8 +55,11 @@ class CloudHypervisorVmm final : public Vmm {
   // inherited fds: the tap fd travels over the API socket.
   Result<ChProcess> launch(const VmConfig& config, const std::string& socketName);
   // Restores into vmm (which has no VM yet); on success the VM runs.
+  // onDemand=false forces the copy restore even where OnDemand is supported.
   Result<void> restoreInto(ChProcess& vmm, const VmConfig& config,
-                           const std::filesystem::path& snapshotDir);
+                           const std::filesystem::path& snapshotDir, bool onDemand);
+  // A VMM for restore: the standby one if it is alive, else a new one.
+  Result<ChProcess> takeRestoreVmm(const VmConfig& config);
 
   std::optional<ChProcess> active_;   // runs the guest
   std::optional<ChProcess> standby_;  // asleep: waits for vm.restore
