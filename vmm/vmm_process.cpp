@@ -49,6 +49,7 @@ struct ChildPlan {
   int log = -1;
   int errWrite = -1;
   const char* workDir = "/";
+  int maxFd = 1024;  // for kernels without close_range (before 5.11)
 };
 
 [[noreturn]] void runChild(const ChildPlan& plan) {
@@ -89,7 +90,9 @@ struct ChildPlan {
     for (size_t i = 0; i < n; ++i) keep = keep || plan.fds[i].childFd == fd;
     if (!keep) ::close(fd);
   }
-  ::syscall(SYS_close_range, base, ~0U, CLOSE_RANGE_CLOEXEC);
+  if (::syscall(SYS_close_range, base, ~0U, CLOSE_RANGE_CLOEXEC) != 0) {
+    for (int fd = base; fd < plan.maxFd; ++fd) fcntl(fd, F_SETFD, FD_CLOEXEC);
+  }
   if (chdir(plan.workDir) != 0) fail(errno);
   execv(plan.argv[0], plan.argv.data());
   fail(errno);
@@ -161,6 +164,7 @@ Result<VmmProcess> VmmProcess::spawn(const SpawnOptions& options) {
   plan.errWrite = errWrite.get();
   std::string workDir = options.workDir.empty() ? "/" : options.workDir.string();
   plan.workDir = workDir.c_str();
+  plan.maxFd = static_cast<int>(std::min<long>(::sysconf(_SC_OPEN_MAX), 65536));
 
   pid_t pid = ::fork();
   if (pid < 0) return systemError("spawn: fork");
