@@ -166,3 +166,15 @@ TEST_CASE("v52 without userfaultfd: the OnDemand restore fails, a copy restore i
   for (const auto& r : tail) CHECK(r.fdsReceived == r.fdsExpected);
   REQUIRE(vmm->shutdown(std::chrono::milliseconds(3000)).ok());
 }
+
+TEST_CASE("a VMM that dies before its API answers: the log tail is quoted, nothing is left") {
+  ChTestEnv env("45.0", {"--no-such-option"});  // the fake exits at once, like a bad CLI
+  NetnsTap tap;
+  auto vmm = vmm::makeCloudHypervisorVmm();
+  auto booted = vmm->boot(env.config(tap.fd()));
+  REQUIRE_FALSE(booted.ok());
+  CHECK(booted.error().code == ErrorCode::kVmmError);
+  CHECK(booted.error().message.find("exited before its API answered") != std::string::npos);
+  CHECK(booted.error().message.find("unknown option --no-such-option") != std::string::npos);
+  CHECK_FALSE(vmm->process().has_value());
+}

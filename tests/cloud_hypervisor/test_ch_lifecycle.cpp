@@ -192,6 +192,14 @@ TEST_CASE("standby: prepareRestore starts a waiting VMM that restore then uses")
   auto eps = env.endpoints();
   CHECK(Strings(eps.begin() + static_cast<long>(before), eps.end()) ==
         Strings{"vm.restore", "vm.resume"});  // no new process, no new ping
+
+  // After a plugin restart the VM (served on the standby's socket) is found again.
+  auto again = vmm::makeCloudHypervisorVmm();
+  auto reattached = again->reattach(config, *vmm->process(), false);
+  REQUIRE_MESSAGE(reattached.ok(), s2z::tests::ch::errText(reattached));
+  REQUIRE(again->shutdown(std::chrono::milliseconds(3000)).ok());
+  CHECK(env.endpoints().back() == "vmm.shutdown");
+  (void)vmm->reapExit();
   REQUIRE(vmm->shutdown(std::chrono::milliseconds(3000)).ok());
   CHECK_FALSE(processAlive(*standby));
   checkAllAccepted(env);

@@ -153,6 +153,7 @@ Result<PingInfo> ChApiClient::ping() {
   }
   PingInfo info;
   info.version = j["version"].get<std::string>();
+  if (auto p = j.find("pid"); p != j.end() && p->is_number_integer()) info.pid = p->get<int64_t>();
   if (auto f = j.find("features"); f != j.end() && f->is_array()) {
     for (const auto& x : *f) {
       if (x.is_string()) info.features.push_back(x.get<std::string>());

@@ -4,6 +4,7 @@
 #pragma once
 
 #include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <span>
 #include <string>
@@ -18,6 +19,7 @@ namespace s2z::vmm::ch {
 
 struct PingInfo {
   std::string version;                 // e.g. "v45.0"
+  int64_t pid = 0;                     // the VMM's pid; 0 when not reported
   std::vector<std::string> features;
 };
 

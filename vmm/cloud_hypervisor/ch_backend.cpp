@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <fstream>
+#include <iterator>
 #include <thread>
 
 #include "vmm/cloud_hypervisor/ch_json.h"
@@ -29,6 +31,19 @@ void stopProcess(ChProcess& vmm, std::chrono::milliseconds wait) {
   vmm.process.reap();
   std::error_code ec;
   std::filesystem::remove(vmm.socket, ec);
+}
+
+// The end of the VMM's log, for errors about a VMM that died early.
+std::string logTail(const std::filesystem::path& log) {
+  std::ifstream in(log, std::ios::binary);
+  if (!in) return "";
+  in.seekg(0, std::ios::end);
+  auto size = static_cast<std::streamoff>(in.tellg());
+  std::streamoff from = size > 400 ? size - 400 : 0;
+  in.seekg(from);
+  std::string tail((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  while (!tail.empty() && (tail.back() == '\n' || tail.back() == '\r')) tail.pop_back();
+  return tail;
 }
 
 }  // namespace
@@ -67,9 +82,8 @@ Result<ChProcess> CloudHypervisorVmm::launch(const VmConfig& config,
     }
     if (!vmm.process.running()) {
       stopProcess(vmm, kExitWait);
-      return makeError(ErrorCode::kVmmError,
-                       "cloud-hypervisor exited before its API answered (see " +
-                           opts.logPath.string() + ")");
+      return makeError(ErrorCode::kVmmError, "cloud-hypervisor exited before its API answered: " +
+                                                 logTail(opts.logPath));
     }
     if (ping.error().code != ErrorCode::kUnavailable || Clock::now() >= deadline) {
       stopProcess(vmm, kExitWait);
@@ -246,19 +260,26 @@ Result<void> CloudHypervisorVmm::reattach(const VmConfig& config,
   if (!adopted.ok()) return adopted.error().wrap("reattach");
   ChProcess vmm;
   vmm.process = std::move(*adopted);
-  vmm.socket = config.runDir / (standby ? "ch-standby.sock" : "ch.sock");
-  ChApiClient api(vmm.socket, std::chrono::milliseconds(2000));
-  auto ping = api.ping();
-  if (!ping.ok()) return ping.error().wrap("reattach: cloud-hypervisor API");
-  auto version = parseChVersion(ping->version);
-  if (!version.ok()) return version.error().wrap("reattach");
-  vmm.version = *version;
-  if (standby) {
-    standby_ = std::move(vmm);
-  } else {
-    active_ = std::move(vmm);
+  // A VMM restored from the standby keeps the standby's socket name, so both
+  // names are tried; vmm.ping's pid tells which socket is this process's.
+  Error last = makeError(ErrorCode::kNotFound, "reattach: no API socket answers for pid " +
+                                                   std::to_string(identity.pid));
+  for (const char* name : {"ch.sock", "ch-standby.sock"}) {
+    ChApiClient api(config.runDir / name, std::chrono::milliseconds(2000));
+    auto ping = api.ping();
+    if (!ping.ok()) {
+      last = ping.error().wrap("reattach");
+      continue;
+    }
+    if (ping->pid != 0 && ping->pid != identity.pid) continue;  // another VMM's socket
+    auto version = parseChVersion(ping->version);
+    if (!version.ok()) return version.error().wrap("reattach");
+    vmm.socket = api.socket();
+    vmm.version = *version;
+    (standby ? standby_ : active_) = std::move(vmm);
+    return okResult();
   }
-  return okResult();
+  return last;
 }
 
 int CloudHypervisorVmm::exitFd() const {
