@@ -20,6 +20,8 @@ struct AgentConfig {
   uint32_t healthCheckMark = 0;            // 0: health filtering off
   std::string healthCheckCgroup;           // cgroup v2 path relative to the mount; empty: none
   std::chrono::milliseconds idlePollInterval{100};
+  // bpffs directory for the pinned maps and links (tests use their own).
+  std::filesystem::path bpfPinRoot = "/sys/fs/bpf/s2z-kata";
 };
 
 struct AgentStatus {

@@ -1,0 +1,147 @@
+// VmInstance: idle detection, sleep (snapshot, VMM exits, standby waits) and
+// wake (restore with the same held tap fd, or a cold boot).
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+
+#include "agent/vm_instance.h"
+
+namespace s2z::agent {
+namespace {
+
+std::string seconds(uint64_t ns) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1fs", static_cast<double>(ns) / 1e9);
+  return buf;
+}
+
+std::string millis(double ms) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f", ms);
+  return buf;
+}
+
+}  // namespace
+
+void VmInstance::checkIdle(uint64_t nowNs) {
+  bpf::ScaleToZeroKernel* kernel = deps_.kernel;
+  if (!kernel || !record_.spec.scaleToZero || state() != InstanceState::kRunning) return;
+  auto counters = kernel->counters(ifindex_);
+  if (!counters.ok()) {
+    spdlog::debug("instance {}: counters: {}", taskId_, counters.error().describe());
+    return;
+  }
+  uint64_t lastActive;
+  {
+    std::lock_guard lock(mutex_);
+    lastActive = std::max(counters->lastActivityNs, activityBaselineNs_);
+  }
+  auto timeoutNs = static_cast<uint64_t>(
+      std::chrono::duration_cast<std::chrono::nanoseconds>(record_.spec.idleTimeout).count());
+  if (nowNs < lastActive + timeoutNs) return;
+  OpLock op(*this, std::try_to_lock);
+  if (!op.owns() || state() != InstanceState::kRunning) return;
+  sleepNow(nowNs - lastActive);
+}
+
+void VmInstance::sleepNow(uint64_t idleNs) {
+  bpf::ScaleToZeroKernel& kernel = *deps_.kernel;
+  // SLEEPING first: from now on any real packet emits a wake event, even one
+  // that arrives while the snapshot is being written.
+  if (auto armed = kernel.setState(ifindex_, bpf::InstanceState::kSleeping); !armed.ok()) {
+    spdlog::warn("instance {}: not sleeping: bpf: {}", taskId_, armed.error().describe());
+    std::lock_guard lock(mutex_);
+    activityBaselineNs_ = monotonicNowNs();
+    return;
+  }
+  if (!transition(&Lifecycle::beginSleep).ok()) return;
+  (void)persist();
+  auto snapshotDir = record().snapshotDir;
+  auto snap = vmm_->sleep(snapshotDir);
+  if (!snap.ok()) {
+    // The VMM resumed the guest; retry only after another idle timeout.
+    (void)kernel.setState(ifindex_, bpf::InstanceState::kRunning);
+    (void)transition(&Lifecycle::sleepFailed);
+    {
+      std::lock_guard lock(mutex_);
+      activityBaselineNs_ = monotonicNowNs();
+    }
+    (void)persist();
+    emit("Sleep failed: " + snap.error().describe());
+    return;
+  }
+  (void)transition(&Lifecycle::slept);
+  sleptAtNs_ = monotonicNowNs();
+  (void)persist();
+  auto bpfState = kernel.state(ifindex_);
+  bool wakePending = bpfState.ok() && *bpfState == bpf::InstanceState::kWaking;
+  if (!wakePending) {
+    // A standby VMM already waiting for the snapshot makes the wake skip
+    // process start-up.
+    if (auto standby = vmm_->prepareRestore(vmConfig()); !standby.ok()) {
+      spdlog::warn("instance {}: no standby VMM: {}", taskId_, standby.error().describe());
+    } else {
+      (void)persist();
+    }
+  }
+  emit("Sleeping", {{"idle_time", seconds(idleNs)},
+                    {"snapshot_bytes", std::to_string(snap->bytes)},
+                    {"snapshot_ms", millis(static_cast<double>(snap->duration.count()) / 1e3)}});
+  // A pending wake's ring-buffer event is handled by the loop right after this.
+}
+
+LoopCall VmInstance::handleWakeEvent(const bpf::WakeEvent& event) {
+  OpLock op(*this, std::try_to_lock);
+  if (!op.owns()) return LoopCall::kBusy;
+  InstanceState now = state();
+  if (now != InstanceState::kSleeping) {
+    spdlog::debug("instance {}: wake event ignored in state {}", taskId_, instanceStateName(now));
+    return LoopCall::kDone;
+  }
+  wakeNow(event.timestampNs);
+  return LoopCall::kDone;
+}
+
+void VmInstance::wakeNow(uint64_t eventNs) {
+  if (state() == InstanceState::kSleeping) {
+    if (!transition(&Lifecycle::beginWake).ok()) return;
+    (void)persist();
+  }
+  vmm::VmConfig config = vmConfig();
+  auto restored = vmm_->restore(config, record().snapshotDir);
+  bool coldBoot = false;
+  if (!restored.ok()) {
+    bool missing = restored.error().code == ErrorCode::kNotFound;
+    emit(std::string(missing ? "Snapshot missing" : "Snapshot unusable") + " (" +
+         restored.error().describe() + "); cold booting");
+    auto booted = vmm_->boot(config);
+    if (!booted.ok()) {
+      std::string why = "wake failed: restore: " + restored.error().describe() +
+                        "; cold boot: " + booted.error().describe();
+      emit("Wake failed: " + why);
+      ExitInfo info;
+      info.exitCode = 1;
+      info.error = why;
+      finishExit(std::move(info));
+      return;
+    }
+    coldBoot = true;
+  }
+  uint64_t doneNs = monotonicNowNs();
+  if (deps_.kernel) (void)deps_.kernel->setState(ifindex_, bpf::InstanceState::kRunning);
+  (void)transition(&Lifecycle::woke);
+  {
+    std::lock_guard lock(mutex_);
+    activityBaselineNs_ = doneNs;
+  }
+  (void)persist();
+  double wakeMs = doneNs > eventNs ? static_cast<double>(doneNs - eventNs) / 1e6 : 0.0;
+  std::map<std::string, std::string> annotations{{"wake_ms", millis(wakeMs)}};
+  if (sleptAtNs_ != 0 && eventNs > sleptAtNs_) {
+    annotations["sleep_duration"] = seconds(eventNs - sleptAtNs_);
+  }
+  if (coldBoot) annotations["cold_boot"] = "true";
+  emit("Woken", std::move(annotations));
+}
+
+}  // namespace s2z::agent

@@ -1,0 +1,254 @@
+// VmInstance::start (staged boot with rollback) and VmInstance::recover.
+#include <arpa/inet.h>
+
+#include <spdlog/spdlog.h>
+
+#include "agent/run_dir.h"
+#include "agent/scope_guard.h"
+#include "agent/vm_instance.h"
+
+namespace s2z::agent {
+namespace {
+
+uint32_t addressBe(const std::string& dotted) {
+  in_addr a{};
+  if (::inet_pton(AF_INET, dotted.c_str(), &a) != 1) return 0;
+  return a.s_addr;
+}
+
+// A runDir left by an earlier attempt of the same task is reused (emptied);
+// one that belongs to another task (a hash collision) is refused.
+Result<void> prepareRunDir(const std::filesystem::path& runDir, const std::string& taskId) {
+  std::error_code ec;
+  if (std::filesystem::exists(runDir, ec)) {
+    auto old = loadRecord(runDir);
+    if (old.ok() && old->spec.taskId != taskId) {
+      return makeError(ErrorCode::kAlreadyExists,
+                       runDir.string() + " belongs to task " + old->spec.taskId);
+    }
+    std::filesystem::remove_all(runDir, ec);
+    if (ec) return Error{ErrorCode::kSystem, ec.value(), "remove stale " + runDir.string()};
+  }
+  std::filesystem::create_directories(runDir, ec);
+  if (ec) return Error{ErrorCode::kSystem, ec.value(), "create " + runDir.string()};
+  return okResult();
+}
+
+bool snapshotPresent(const std::filesystem::path& dir) {
+  std::error_code ec;
+  return std::filesystem::is_directory(dir, ec) && !std::filesystem::is_empty(dir, ec);
+}
+
+}  // namespace
+
+Result<std::shared_ptr<VmInstance>> VmInstance::start(const AgentConfig& config,
+                                                      const InstanceSpec& spec, EventSink events,
+                                                      InstanceDeps deps) {
+  const std::string where = "start " + spec.taskId;
+  if (spec.taskId.empty()) return makeError(ErrorCode::kInvalidArgument, where + ": empty task id");
+  if (!deps.network || !deps.vmmFactory) {
+    return makeError(ErrorCode::kInternal, where + ": agent has no network or vmm factory");
+  }
+  // Declared before `undo` so undo steps run while the instance still exists.
+  std::shared_ptr<VmInstance> instance;
+  RollbackStack undo;
+  NetworkBackend& net = *deps.network;
+
+  InstanceRecord rec;
+  rec.spec = spec;
+  rec.runDir = tasksDir(config.stateDir) / instanceDirName(spec.name, spec.taskId);
+  rec.snapshotDir = snapshotDirOf(rec.runDir);
+  rec.startedAtUnixNs = std::chrono::duration_cast<std::chrono::nanoseconds>(
+                            std::chrono::system_clock::now().time_since_epoch())
+                            .count();
+
+  // Stage: prepare runDir.
+  S2Z_TRY(prepareRunDir(rec.runDir, spec.taskId), where + ": prepare run dir");
+  undo.push([dir = rec.runDir] {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  });
+
+  // Stage: lease an address.
+  auto lease = net.allocateAddress(spec.taskId);
+  if (!lease.ok()) return lease.error().wrap(where + ": lease address");
+  undo.push([&net, address = lease->address] { (void)net.releaseAddress(address); });
+  rec.network.address = lease->address;
+  rec.network.gateway = lease->gateway;
+  rec.network.prefixLength = lease->prefixLength;
+  rec.network.mac = net.macFor(lease->address);
+
+  // Stage: the tap, whose fd we hold for the life of the instance.
+  auto tap = net.createTap(tapNameFor(spec.taskId));
+  if (!tap.ok()) return tap.error().wrap(where + ": tap");
+  Tap* tapPtr = tap->get();
+  undo.push([tapPtr] { (void)tapPtr->destroy(); });
+  rec.network.tapName = tapPtr->name();
+  rec.network.ifindex = tapPtr->ifindex();
+
+  // Stage: host network (gateway, route, permanent neighbour).
+  auto plumbed = net.plumb(rec.network.tapName, *lease, rec.network.mac);
+  if (!plumbed.ok()) return plumbed.error().wrap(where + ": host network");
+  undo.push([&net, name = rec.network.tapName, l = *lease] { (void)net.unplumb(name, l); });
+
+  // Stage: BPF registration (counting classifier on the tap).
+  if (deps.kernel) {
+    uint32_t ifindex = rec.network.ifindex, addr = addressBe(rec.network.address);
+    auto added = deps.kernel->addInstance(ifindex, addr);
+    if (!added.ok()) return added.error().wrap(where + ": bpf");
+    undo.push([k = deps.kernel, ifindex, addr] { (void)k->removeInstance(ifindex, addr); });
+  }
+
+  // Stage: launch the VMM and wait until it is up (not for the guest's server).
+  auto vmm = deps.vmmFactory(spec.hypervisor);
+  if (!vmm) return makeError(ErrorCode::kInternal, where + ": no VMM backend");
+  instance.reset(new VmInstance(rec, std::move(events), std::move(deps), std::move(*tap),
+                                *lease, std::move(vmm), InstanceState::kBooting));
+  {
+    OpLock op(*instance);
+    S2Z_TRY(instance->persist(), where + ": persist");
+    S2Z_TRY(instance->vmm_->boot(instance->vmConfig()), where + ": boot");
+    undo.push([vm = instance->vmm_.get()] { (void)vm->shutdown(std::chrono::milliseconds(0)); });
+    S2Z_TRY(instance->transition(&Lifecycle::booted), where);
+    instance->activityBaselineNs_ = monotonicNowNs();
+    S2Z_TRY(instance->persist(), where + ": persist");
+  }
+  undo.commit();
+  return instance;
+}
+
+Result<std::shared_ptr<VmInstance>> VmInstance::recover(const InstanceRecord& handle,
+                                                        EventSink events, InstanceDeps deps) {
+  const std::string where = "recover " + handle.spec.taskId;
+  if (!deps.network || !deps.vmmFactory) {
+    return makeError(ErrorCode::kInternal, where + ": agent has no network or vmm factory");
+  }
+  // The handle is from StartTask; instance.json follows every transition.
+  InstanceRecord rec = handle;
+  if (auto disk = loadRecord(handle.runDir); disk.ok()) {
+    if (disk->spec.taskId == handle.spec.taskId) {
+      rec = *disk;
+    } else {
+      spdlog::warn("{}: {} names task {}; using the handle", where, handle.runDir.string(),
+                   disk->spec.taskId);
+    }
+  } else if (disk.error().code != ErrorCode::kNotFound) {
+    spdlog::warn("{}: {}; using the handle", where, disk.error().describe());
+  }
+  bool live = rec.state != InstanceState::kExited;
+
+  std::unique_ptr<Tap> tap;
+  if (auto reopened = deps.network->reopenTap(rec.network.tapName); reopened.ok()) {
+    tap = std::move(*reopened);
+  } else if (live) {
+    return reopened.error().wrap(where + ": tap");
+  }
+  auto lease = deps.network->reclaimAddress(rec.network.address, rec.spec.taskId);
+  if (!lease.ok()) return lease.error().wrap(where + ": address");
+  if (deps.kernel && tap) {
+    // Idempotent: an existing registration keeps its state and counters.
+    auto added = deps.kernel->addInstance(tap->ifindex(), addressBe(rec.network.address));
+    if (!added.ok()) return added.error().wrap(where + ": bpf");
+  }
+  auto vmm = deps.vmmFactory(rec.spec.hypervisor);
+  if (!vmm) return makeError(ErrorCode::kInternal, where + ": no VMM backend");
+  InstanceState recorded = rec.state;
+  std::shared_ptr<VmInstance> instance(new VmInstance(rec, std::move(events), std::move(deps),
+                                                      std::move(tap), *lease, std::move(vmm),
+                                                      recorded));
+  switch (recorded) {
+    case InstanceState::kExited: {
+      std::lock_guard lock(instance->mutex_);
+      instance->exit_ = ExitInfo{};
+      break;
+    }
+    case InstanceState::kSleeping:
+      S2Z_TRY(instance->recoverSleeping(), where);
+      break;
+    default:
+      S2Z_TRY(instance->recoverRunning(recorded), where);
+      break;
+  }
+  return instance;
+}
+
+Result<void> VmInstance::recoverRunning(InstanceState recorded) {
+  OpLock op(*this);
+  InstanceRecord r = record();
+  Result<void> adopted = makeError(ErrorCode::kNotFound, "no VM process recorded");
+  if (r.vmm.pid != 0) adopted = vmm_->reattach(vmConfig(), r.vmm, /*standby=*/false);
+  if (adopted.ok()) {
+    if (recorded == InstanceState::kStopping) {
+      // The plugin died mid-stop: finish it.
+      (void)vmm_->shutdown(std::chrono::milliseconds(0));
+      finishExit(ExitInfo{});
+      return okResult();
+    }
+    Result<void> (Lifecycle::*step)() = nullptr;
+    if (recorded == InstanceState::kBooting) step = &Lifecycle::booted;
+    if (recorded == InstanceState::kSnapshotting) step = &Lifecycle::sleepFailed;
+    if (recorded == InstanceState::kWaking) step = &Lifecycle::woke;
+    if (step) S2Z_TRY(transition(step), "adopt");
+    if (deps_.kernel) (void)deps_.kernel->setState(ifindex_, bpf::InstanceState::kRunning);
+    {
+      std::lock_guard lock(mutex_);
+      activityBaselineNs_ = monotonicNowNs();
+    }
+    return persist();
+  }
+  if (adopted.error().code != ErrorCode::kNotFound) return adopted.error();
+  if (recorded == InstanceState::kStopping) {
+    finishExit(ExitInfo{});
+    return okResult();
+  }
+  // The plugin died during a sleep or a wake with the snapshot written:
+  // the VM is asleep; wake it (its BPF state may say WAKING already).
+  bool asleep = snapshotPresent(r.snapshotDir) &&
+                (recorded == InstanceState::kSnapshotting || recorded == InstanceState::kWaking);
+  if (asleep) {
+    if (recorded == InstanceState::kSnapshotting) S2Z_TRY(transition(&Lifecycle::slept), "adopt");
+    wakeNow(monotonicNowNs());
+    return okResult();
+  }
+  std::string gone = "VM process " + std::to_string(r.vmm.pid) + " of " + taskId_ + " is gone";
+  auto released = releaseResources();
+  destroyed_ = true;
+  if (!released.ok()) gone += " (cleanup: " + released.error().describe() + ")";
+  return makeError(ErrorCode::kNotFound, gone);
+}
+
+Result<void> VmInstance::recoverSleeping() {
+  OpLock op(*this);
+  InstanceRecord r = record();
+  if (r.standby && r.vmm.pid != 0) {
+    auto adopted = vmm_->reattach(vmConfig(), r.vmm, /*standby=*/true);
+    if (!adopted.ok()) {
+      spdlog::info("instance {}: standby is gone ({}); starting a new one", taskId_,
+                   adopted.error().describe());
+    }
+  }
+  if (!deps_.kernel) {
+    // Nothing can wake it by packet any more: wake it now.
+    wakeNow(monotonicNowNs());
+    return okResult();
+  }
+  auto bpfState = deps_.kernel->state(ifindex_);
+  if (bpfState.ok() && *bpfState == bpf::InstanceState::kWaking) {
+    spdlog::info("instance {}: a packet arrived while no plugin ran; waking", taskId_);
+    wakeNow(monotonicNowNs());
+    return okResult();
+  }
+  if (!bpfState.ok() || *bpfState != bpf::InstanceState::kSleeping) {
+    // Fresh maps (replaced layout) say RUNNING: re-arm the wake.
+    S2Z_TRY(deps_.kernel->setState(ifindex_, bpf::InstanceState::kSleeping), "re-arm wake");
+  }
+  if (!vmm_->process()) {
+    auto standby = vmm_->prepareRestore(vmConfig());
+    if (!standby.ok()) {
+      spdlog::warn("instance {}: no standby VMM: {}", taskId_, standby.error().describe());
+    }
+  }
+  return persist();
+}
+
+}  // namespace s2z::agent

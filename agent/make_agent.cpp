@@ -1,0 +1,58 @@
+// makeAgent: the real collaborators (host network, KernelScaleToZero, the
+// health responder and cgroup hooks, vmm::makeVmm) behind ScaleToZeroAgent.
+#include <spdlog/spdlog.h>
+
+#include "agent/run_dir.h"
+#include "agent/scale_to_zero_agent.h"
+#include "bpf/health_check_hooks.h"
+#include "bpf/kernel_scale_to_zero.h"
+
+namespace s2z::agent {
+namespace {
+
+// Responder + hooks on the health checker's cgroup. Returns why not, or "".
+std::string setUpHealthChecks(const AgentConfig& config, AgentDependencies& deps) {
+  auto responder = HealthResponder::start();
+  if (!responder.ok()) return "health responder: " + responder.error().describe();
+  auto hooks = bpf::KernelHealthCheckHooks::attach(config.bpfPinRoot, config.healthCheckCgroup,
+                                                   config.healthCheckMark);
+  if (!hooks.ok()) return "health check hooks: " + hooks.error().describe();
+  auto set = (*hooks)->setResponder((*responder)->addressBe(), (*responder)->port());
+  if (!set.ok()) return "health check hooks: " + set.error().describe();
+  spdlog::info("agent: health checks from cgroup {} (mark {:#x}) answered on 127.0.0.1:{} "
+               "while instances sleep", config.healthCheckCgroup, config.healthCheckMark,
+               (*responder)->port());
+  deps.responder = std::move(*responder);
+  deps.healthHooks = std::move(*hooks);
+  return "";
+}
+
+}  // namespace
+
+Result<std::unique_ptr<Agent>> makeAgent(const AgentConfig& config) {
+  std::error_code ec;
+  std::filesystem::create_directories(tasksDir(config.stateDir), ec);
+  if (ec) {
+    return Error{ErrorCode::kSystem, ec.value(), "agent: create " + tasksDir(config.stateDir).string()};
+  }
+  AgentDependencies deps;
+  deps.vmmFactory = [](vmm::Hypervisor kind) { return vmm::makeVmm(kind); };
+  auto network = makeHostNetworkBackend(addressesDir(config.stateDir), config.subnet);
+  if (!network.ok()) return network.error().wrap("agent");
+  deps.network = std::move(*network);
+
+  auto kernel = bpf::KernelScaleToZero::open(config.bpfPinRoot, config.healthCheckMark);
+  if (kernel.ok()) {
+    deps.kernel = std::move(*kernel);
+    if (!config.healthCheckCgroup.empty()) deps.problem = setUpHealthChecks(config, deps);
+  } else {
+    deps.problem = "scale-to-zero unavailable: " + kernel.error().describe();
+  }
+  if (!deps.problem.empty()) spdlog::warn("agent: {}", deps.problem);
+
+  auto agent = ScaleToZeroAgent::create(config, std::move(deps));
+  if (!agent.ok()) return agent.error();
+  return std::unique_ptr<Agent>(std::move(*agent));
+}
+
+}  // namespace s2z::agent

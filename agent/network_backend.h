@@ -1,0 +1,54 @@
+// What an instance needs from the host network, behind one interface so the
+// lifecycle logic can be unit-tested without root (tests use a fake whose
+// "tap" is an ordinary fd). HostNetworkBackend is the real one: AddressPool,
+// TapDevice and HostNetwork (agent/address_pool.h, tap_device.h,
+// host_network.h) in the current network namespace.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+
+#include "agent/address_pool.h"
+#include "common/result.h"
+
+namespace s2z::agent {
+
+// A tap whose fd we hold for the life of the instance (across sleep).
+class Tap {
+ public:
+  virtual ~Tap() = default;
+  virtual int fd() const = 0;
+  virtual const std::string& name() const = 0;
+  virtual uint32_t ifindex() const = 0;
+  // Removes the interface. Idempotent.
+  virtual Result<void> destroy() = 0;
+};
+
+class NetworkBackend {
+ public:
+  virtual ~NetworkBackend() = default;
+
+  // Address leases (AddressPool semantics; owner is the task id).
+  virtual Result<Lease> allocateAddress(const std::string& owner) = 0;
+  virtual Result<Lease> reclaimAddress(const std::string& address, const std::string& owner) = 0;
+  virtual Result<void> releaseAddress(const std::string& address) = 0;
+
+  // Creates the persistent tap (or re-attaches to an existing one).
+  virtual Result<std::unique_ptr<Tap>> createTap(const std::string& name) = 0;
+  // Re-attaches to an existing persistent tap; kNotFound if it is gone.
+  virtual Result<std::unique_ptr<Tap>> reopenTap(const std::string& name) = 0;
+
+  // Gateway, route and permanent neighbour for the VM (HostNetwork).
+  virtual Result<void> plumb(const std::string& tapName, const Lease& lease,
+                             const std::string& mac) = 0;
+  virtual Result<void> unplumb(const std::string& tapName, const Lease& lease) = 0;
+  virtual std::string macFor(const std::string& address) const = 0;
+};
+
+// The real backend; leases live in leaseDir. Fails like AddressPool::open.
+Result<std::unique_ptr<NetworkBackend>> makeHostNetworkBackend(
+    const std::filesystem::path& leaseDir, const std::string& subnetCidr);
+
+}  // namespace s2z::agent

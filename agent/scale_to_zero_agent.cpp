@@ -1,0 +1,113 @@
+#include "agent/scale_to_zero_agent.h"
+
+#include <spdlog/spdlog.h>
+
+namespace s2z::agent {
+
+void ScaleToZeroAgent::Kicker::kick() {
+  std::lock_guard lock(mutex);
+  if (loop) loop->kick();
+}
+
+Result<std::unique_ptr<ScaleToZeroAgent>> ScaleToZeroAgent::create(const AgentConfig& config,
+                                                                   AgentDependencies deps) {
+  if (!deps.vmmFactory || !deps.network) {
+    return makeError(ErrorCode::kInvalidArgument, "agent: vmm factory and network are required");
+  }
+  std::unique_ptr<ScaleToZeroAgent> agent(new ScaleToZeroAgent(config, std::move(deps)));
+  auto loop = AgentLoop::start(agent->deps_.kernel.get(), config.idlePollInterval,
+                               [raw = agent.get()] { return raw->snapshot(); });
+  if (!loop.ok()) return loop.error().wrap("agent");
+  agent->loop_ = std::move(*loop);
+  {
+    std::lock_guard lock(agent->kicker_->mutex);
+    agent->kicker_->loop = agent->loop_.get();
+  }
+  return agent;
+}
+
+ScaleToZeroAgent::ScaleToZeroAgent(const AgentConfig& config, AgentDependencies deps)
+    : config_(config), deps_(std::move(deps)) {}
+
+ScaleToZeroAgent::~ScaleToZeroAgent() {
+  {
+    std::lock_guard lock(kicker_->mutex);
+    kicker_->loop = nullptr;
+  }
+  loop_.reset();
+}
+
+InstanceDeps ScaleToZeroAgent::instanceDeps() {
+  InstanceDeps d;
+  d.network = deps_.network.get();
+  d.kernel = deps_.kernel.get();
+  d.vmmFactory = deps_.vmmFactory;
+  d.kickLoop = [kicker = kicker_] { kicker->kick(); };
+  return d;
+}
+
+std::vector<std::shared_ptr<VmInstance>> ScaleToZeroAgent::snapshot() const {
+  std::lock_guard lock(mutex_);
+  std::vector<std::shared_ptr<VmInstance>> out;
+  out.reserve(instances_.size());
+  for (const auto& [id, instance] : instances_) out.push_back(instance);
+  return out;
+}
+
+Result<std::shared_ptr<Instance>> ScaleToZeroAgent::start(const InstanceSpec& spec,
+                                                          EventSink events) {
+  {
+    std::lock_guard lock(mutex_);
+    if (instances_.count(spec.taskId) || starting_.count(spec.taskId)) {
+      return makeError(ErrorCode::kAlreadyExists, "start: task " + spec.taskId + " already exists");
+    }
+    starting_[spec.taskId] = true;
+  }
+  auto started = VmInstance::start(config_, spec, std::move(events), instanceDeps());
+  std::lock_guard lock(mutex_);
+  starting_.erase(spec.taskId);
+  if (!started.ok()) return started.error();
+  instances_[spec.taskId] = *started;
+  kicker_->kick();
+  return std::shared_ptr<Instance>(*started);
+}
+
+Result<std::shared_ptr<Instance>> ScaleToZeroAgent::recover(const InstanceRecord& record,
+                                                            EventSink events) {
+  const std::string& taskId = record.spec.taskId;
+  {
+    std::lock_guard lock(mutex_);
+    if (auto it = instances_.find(taskId); it != instances_.end()) {
+      return std::shared_ptr<Instance>(it->second);
+    }
+    if (starting_.count(taskId)) {
+      return makeError(ErrorCode::kUnavailable, "recover: task " + taskId + " is being set up");
+    }
+    starting_[taskId] = true;
+  }
+  auto recovered = VmInstance::recover(record, std::move(events), instanceDeps());
+  std::lock_guard lock(mutex_);
+  starting_.erase(taskId);
+  if (!recovered.ok()) return recovered.error();
+  instances_[taskId] = *recovered;
+  kicker_->kick();
+  return std::shared_ptr<Instance>(*recovered);
+}
+
+void ScaleToZeroAgent::forget(const std::string& taskId) {
+  std::lock_guard lock(mutex_);
+  instances_.erase(taskId);
+}
+
+AgentStatus ScaleToZeroAgent::status() const {
+  AgentStatus s;
+  for (const auto& instance : snapshot()) {
+    ++s.instances;
+    if (instance->state() == InstanceState::kSleeping) ++s.sleeping;
+  }
+  s.scaleToZeroReady = deps_.kernel != nullptr;
+  s.problem = deps_.problem;
+  return s;
+}
+
+}  // namespace s2z::agent

@@ -1,0 +1,280 @@
+// VmInstance: queries, stop/destroy/signal, exit handling and persistence.
+// Start and recovery are in instance_start.cpp, sleep and wake in
+// instance_sleep_wake.cpp.
+#include "agent/vm_instance.h"
+
+#include <arpa/inet.h>
+#include <poll.h>
+#include <time.h>
+
+#include <spdlog/spdlog.h>
+
+#include "agent/run_dir.h"
+
+namespace s2z::agent {
+
+uint64_t monotonicNowNs() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<uint64_t>(ts.tv_sec) * 1'000'000'000ULL + static_cast<uint64_t>(ts.tv_nsec);
+}
+
+namespace {
+
+uint32_t addressToBe(const std::string& dotted) {
+  in_addr a{};
+  if (::inet_pton(AF_INET, dotted.c_str(), &a) != 1) return 0;
+  return a.s_addr;
+}
+
+int64_t unixNowNs() {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+bool readable(int fd) {
+  if (fd < 0) return false;
+  pollfd p{fd, POLLIN, 0};
+  return ::poll(&p, 1, 0) > 0;
+}
+
+}  // namespace
+
+VmInstance::OpLock::~OpLock() {
+  if (!lock_.owns_lock()) return;
+  instance_.syncVmmFields();
+  lock_.unlock();
+  if (instance_.deps_.kickLoop) instance_.deps_.kickLoop();
+}
+
+VmInstance::VmInstance(InstanceRecord record, EventSink events, InstanceDeps deps,
+                       std::unique_ptr<Tap> tap, Lease lease, std::unique_ptr<vmm::Vmm> vmm,
+                       InstanceState state)
+    : taskId_(record.spec.taskId),
+      ifindex_(tap ? tap->ifindex() : record.network.ifindex),
+      addressBe_(addressToBe(record.network.address)),
+      events_(std::move(events)),
+      deps_(std::move(deps)),
+      vmm_(std::move(vmm)),
+      tap_(std::move(tap)),
+      lease_(std::move(lease)),
+      lifecycle_(state),
+      record_(std::move(record)) {
+  record_.state = state;
+  record_.network.ifindex = ifindex_;
+  activityBaselineNs_ = monotonicNowNs();
+}
+
+VmInstance::~VmInstance() = default;
+
+InstanceRecord VmInstance::record() const {
+  std::lock_guard lock(mutex_);
+  return record_;
+}
+
+InstanceState VmInstance::state() const {
+  std::lock_guard lock(mutex_);
+  return lifecycle_.state();
+}
+
+std::pair<int, uint64_t> VmInstance::watch() const {
+  std::lock_guard lock(mutex_);
+  return {watchFd_, watchGeneration_};
+}
+
+std::optional<ExitInfo> VmInstance::waitExit(std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  exitCv_.wait_for(lock, timeout, [&] { return exit_.has_value(); });
+  return exit_;
+}
+
+Result<void> VmInstance::transition(Result<void> (Lifecycle::*step)()) {
+  InstanceState from, to;
+  {
+    std::lock_guard lock(mutex_);
+    from = lifecycle_.state();
+    auto moved = (lifecycle_.*step)();
+    if (!moved.ok()) return moved;
+    to = lifecycle_.state();
+    record_.state = to;
+  }
+  spdlog::info("instance {}: {} -> {}", record_.spec.name, instanceStateName(from),
+               instanceStateName(to));
+  return okResult();
+}
+
+void VmInstance::syncVmmFields() {
+  std::lock_guard lock(mutex_);
+  auto process = vmm_ ? vmm_->process() : std::nullopt;
+  record_.vmm = process.value_or(vmm::ProcessIdentity{});
+  record_.standby = vmm_ && vmm_->standby();
+  int fd = vmm_ ? vmm_->exitFd() : -1;
+  watchFd_ = fd;
+  ++watchGeneration_;
+}
+
+Result<void> VmInstance::persist() {
+  syncVmmFields();
+  InstanceRecord copy = record();
+  if (destroyed_) return okResult();  // the runDir is gone on purpose
+  auto written = persistRecord(copy);
+  if (!written.ok()) {
+    spdlog::error("instance {}: {}", copy.spec.name, written.error().describe());
+  }
+  return written;
+}
+
+vmm::VmConfig VmInstance::vmConfig() const {
+  InstanceRecord r = record();
+  vmm::VmConfig c;
+  c.name = r.runDir.filename().string();
+  c.runDir = r.runDir;
+  c.binary = r.spec.binary;
+  c.accelerator = r.spec.accelerator;
+  c.kernel = r.spec.kernel;
+  c.initrd = r.spec.initrd;
+  c.rootfs = r.spec.rootfs;
+  c.cmdline = r.spec.cmdline;
+  if (!c.cmdline.empty()) c.cmdline += " ";
+  c.cmdline += "ip=" + r.network.address + "::" + r.network.gateway + ":" + lease_.netmask +
+               "::eth0:off";
+  c.vcpus = r.spec.vcpus;
+  c.memoryMib = r.spec.memoryMib;
+  c.tapFd = tap_ ? tap_->fd() : -1;
+  c.tapName = r.network.tapName;
+  c.mac = r.network.mac;
+  c.consolePath = r.spec.consolePath;
+  return c;
+}
+
+void VmInstance::emit(const std::string& message, std::map<std::string, std::string> annotations) {
+  spdlog::info("instance {}: event \"{}\"", taskId_, message);
+  if (!events_) return;
+  events_(InstanceEvent{message, std::move(annotations), std::chrono::system_clock::now()});
+}
+
+void VmInstance::finishExit(ExitInfo info) {
+  info.completedAtUnixNs = unixNowNs();
+  (void)transition(&Lifecycle::exited);
+  // A stopped instance must not keep redirecting health checks or waking.
+  if (deps_.kernel) (void)deps_.kernel->setState(ifindex_, bpf::InstanceState::kRunning);
+  (void)persist();
+  {
+    std::lock_guard lock(mutex_);
+    exit_ = std::move(info);
+  }
+  exitCv_.notify_all();
+}
+
+LoopCall VmInstance::handleVmmExit() {
+  OpLock op(*this, std::try_to_lock);
+  if (!op.owns()) return LoopCall::kBusy;
+  if (!vmm_ || !readable(vmm_->exitFd())) return LoopCall::kDone;
+  InstanceState now = state();
+  vmm::ExitStatus status = vmm_->reapExit();
+  if (now == InstanceState::kSleeping) {
+    // Only the standby can exit here; the wake restores without one.
+    spdlog::warn("instance {}: standby VMM exited (code {}, signal {}); the next wake starts "
+                 "a fresh one", taskId_, status.exitCode, status.signal);
+    return LoopCall::kDone;
+  }
+  if (now != InstanceState::kRunning && now != InstanceState::kBooting) return LoopCall::kDone;
+  ExitInfo info;
+  info.exitCode = status.exitCode;
+  info.signal = status.signal;
+  if (!status.known) {
+    info.error = "VM process exited; its status is unknown (adopted after a plugin restart)";
+  } else if (status.signal != 0) {
+    info.error = "VM process killed by signal " + std::to_string(status.signal);
+  } else if (status.exitCode != 0) {
+    info.error = "VM process exited with code " + std::to_string(status.exitCode);
+  }
+  spdlog::info("instance {}: VMM exited (code {}, signal {})", taskId_, status.exitCode,
+               status.signal);
+  finishExit(std::move(info));
+  return LoopCall::kDone;
+}
+
+Result<void> VmInstance::stop(std::chrono::milliseconds timeout) {
+  OpLock op(*this);
+  if (state() == InstanceState::kExited) return okResult();
+  S2Z_TRY(transition(&Lifecycle::beginStop), "stop " + taskId_);
+  (void)persist();
+  // Also kills a standby of a sleeping VM.
+  auto down = vmm_->shutdown(timeout);
+  if (!down.ok()) return down.error().wrap("stop " + taskId_);
+  finishExit(ExitInfo{});
+  return okResult();
+}
+
+Result<void> VmInstance::releaseResources() {
+  Result<void> first;
+  auto keep = [&](Result<void> r, const char* what) {
+    if (r.ok()) return;
+    spdlog::warn("instance {}: destroy: {}: {}", taskId_, what, r.error().describe());
+    if (first.ok()) first = r.error().wrap(what);
+  };
+  InstanceRecord r = record();
+  if (deps_.kernel) keep(deps_.kernel->removeInstance(ifindex_, addressBe_), "bpf");
+  keep(deps_.network->unplumb(r.network.tapName, lease_), "host network");
+  if (tap_) keep(tap_->destroy(), "tap");
+  keep(deps_.network->releaseAddress(r.network.address), "address");
+  std::error_code ec;
+  std::filesystem::remove_all(r.runDir, ec);
+  if (ec) keep(Error{ErrorCode::kSystem, ec.value(), "remove " + r.runDir.string()}, "files");
+  return first;
+}
+
+Result<void> VmInstance::destroy() {
+  if (state() != InstanceState::kExited) {
+    // DestroyTask after a failed or skipped StopTask: no grace left.
+    S2Z_TRY(stop(std::chrono::milliseconds(0)), "destroy");
+  }
+  OpLock op(*this);
+  if (destroyed_) return okResult();
+  auto released = releaseResources();
+  if (!released.ok()) return released.error().wrap("destroy " + taskId_);
+  destroyed_ = true;
+  return okResult();
+}
+
+Result<void> VmInstance::signal(int signo) {
+  OpLock op(*this);
+  {
+    std::lock_guard lock(mutex_);
+    auto allowed = lifecycle_.require("signal", {InstanceState::kRunning});
+    if (!allowed.ok()) return allowed;
+  }
+  S2Z_TRY(vmm_->signal(signo), "signal " + taskId_);
+  return okResult();
+}
+
+ResourceUsage VmInstance::usage() {
+  std::lock_guard lock(mutex_);
+  if (lifecycle_.state() != InstanceState::kRunning) return ResourceUsage{};
+  return sampler_.sample(record_.vmm.pid);
+}
+
+std::map<std::string, std::string> VmInstance::attributes() const {
+  InstanceRecord r = record();
+  std::map<std::string, std::string> a{
+      {"state", instanceStateName(r.state)},
+      {"address", r.network.address},
+      {"tap", r.network.tapName},
+      {"scale_to_zero", r.spec.scaleToZero ? "true" : "false"},
+  };
+  if (r.vmm.pid != 0) a["vmm_pid"] = std::to_string(r.vmm.pid);
+  if (!deps_.kernel) return a;
+  if (auto c = deps_.kernel->counters(ifindex_); c.ok()) {
+    a["packets"] = std::to_string(c->packets);
+    a["bytes"] = std::to_string(c->bytes);
+    a["health_packets"] = std::to_string(c->healthPackets);
+  }
+  if (auto s = deps_.kernel->state(ifindex_); s.ok()) {
+    a["bpf_state"] = std::to_string(static_cast<uint32_t>(*s));
+  }
+  return a;
+}
+
+}  // namespace s2z::agent

@@ -1,0 +1,159 @@
+// The agent's Instance: one VM with its tap, address, BPF registration and
+// scale-to-zero lifecycle. Created by VmInstance::start (fresh boot) or
+// VmInstance::recover (a record from an earlier plugin process). The agent's
+// loop thread drives the scale-to-zero side through checkIdle(),
+// handleWakeEvent() and handleVmmExit(); the driver calls the Instance API
+// from its own threads.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+
+#include "agent/agent.h"
+#include "agent/instance.h"
+#include "agent/lifecycle.h"
+#include "agent/network_backend.h"
+#include "agent/process_usage.h"
+#include "bpf/scale_to_zero_kernel.h"
+#include "vmm/vmm.h"
+
+namespace s2z::agent {
+
+using VmmFactory = std::function<std::unique_ptr<vmm::Vmm>(vmm::Hypervisor)>;
+
+// What an instance borrows from its agent; all outlive the instance.
+struct InstanceDeps {
+  NetworkBackend* network = nullptr;
+  bpf::ScaleToZeroKernel* kernel = nullptr;  // null: scale-to-zero unavailable
+  VmmFactory vmmFactory;
+  std::function<void()> kickLoop;            // the loop re-reads watch fds and pending wakes
+};
+
+// Outcome of a loop-thread call that needs the instance's operation lock.
+enum class LoopCall { kDone, kBusy };
+
+class VmInstance final : public Instance {
+ public:
+  // Boots a new instance in stages (prepare runDir -> lease -> tap -> host
+  // network -> BPF -> VMM boot -> Running -> persist); a failing stage undoes
+  // the completed ones and the error names it ("start web: tap: ...").
+  static Result<std::shared_ptr<VmInstance>> start(const AgentConfig& config,
+                                                   const InstanceSpec& spec, EventSink events,
+                                                   InstanceDeps deps);
+
+  // Re-adopts an instance; prefers <runDir>/instance.json over `record`.
+  // kNotFound ("VM process ... is gone") when a running VM's process no longer
+  // exists (its tap, lease, BPF entries and files are then removed). A sleeping
+  // instance gets a new standby if needed and wakes at once if a packet came
+  // while no plugin was running.
+  static Result<std::shared_ptr<VmInstance>> recover(const InstanceRecord& record,
+                                                     EventSink events, InstanceDeps deps);
+
+  ~VmInstance() override;
+
+  // Instance API (instance.h).
+  InstanceRecord record() const override;
+  InstanceState state() const override;
+  std::optional<ExitInfo> waitExit(std::chrono::milliseconds timeout) override;
+  Result<void> stop(std::chrono::milliseconds timeout) override;
+  Result<void> destroy() override;
+  Result<void> signal(int signo) override;
+  ResourceUsage usage() override;
+  std::map<std::string, std::string> attributes() const override;
+
+  // --- for the agent and its loop thread ---
+  const std::string& taskId() const { return taskId_; }
+  uint32_t ifindex() const { return ifindex_; }
+
+  // The fd that becomes readable when the current VMM process exits (-1:
+  // none) and a counter that changes whenever it may have changed.
+  std::pair<int, uint64_t> watch() const;
+
+  // The VMM's exit fd was readable. An exit while Running is the task's exit
+  // (Exited, ExitInfo, waiters woken); a dead standby is just reaped.
+  // kBusy when another operation holds the instance (retry when it ends).
+  LoopCall handleVmmExit();
+
+  // A wake event from the kernel: restores a Sleeping instance (cold boot if
+  // the snapshot is missing or corrupt). Ignored in any other state.
+  LoopCall handleWakeEvent(const bpf::WakeEvent& event);
+
+  // Puts a Running scale-to-zero instance to sleep when its counted packets
+  // have been quiet for idleTimeout (boot, wake and failed sleeps count as
+  // activity). nowNs: CLOCK_MONOTONIC. Skipped when busy.
+  void checkIdle(uint64_t nowNs);
+
+ private:
+  VmInstance(InstanceRecord record, EventSink events, InstanceDeps deps,
+             std::unique_ptr<Tap> tap, Lease lease, std::unique_ptr<vmm::Vmm> vmm,
+             InstanceState state);
+
+  // Holds opMutex_; on release publishes the VMM's exit fd (and identity)
+  // and kicks the loop, so the loop re-watches and retries deferred work.
+  class OpLock {
+   public:
+    explicit OpLock(VmInstance& instance) : instance_(instance), lock_(instance.opMutex_) {}
+    OpLock(VmInstance& instance, std::try_to_lock_t t)
+        : instance_(instance), lock_(instance.opMutex_, t) {}
+    ~OpLock();
+    OpLock(const OpLock&) = delete;
+    OpLock& operator=(const OpLock&) = delete;
+    bool owns() const { return lock_.owns_lock(); }
+
+   private:
+    VmInstance& instance_;
+    std::unique_lock<std::mutex> lock_;
+  };
+
+  // Stages of recover for one recorded state; the instance is built already.
+  Result<void> recoverRunning(InstanceState recorded);
+  Result<void> recoverSleeping();
+
+  // Under opMutex_: the transitions and their side effects.
+  Result<void> transition(Result<void> (Lifecycle::*step)());
+  void sleepNow(uint64_t idleNs);
+  void wakeNow(uint64_t eventNs);
+  void finishExit(ExitInfo info);
+  Result<void> persist();
+  void syncVmmFields();
+  vmm::VmConfig vmConfig() const;
+  void emit(const std::string& message, std::map<std::string, std::string> annotations = {});
+  Result<void> releaseResources();
+
+  const std::string taskId_;
+  const uint32_t ifindex_;
+  const uint32_t addressBe_;
+  EventSink events_;
+  InstanceDeps deps_;
+
+  // opMutex_ serializes operations (boot, sleep, wake, stop, destroy, signal,
+  // reaping) and guards vmm_, tap_, destroyed_, sleptAtNs_ and lastPackets_.
+  // Lock order: opMutex_ before mutex_.
+  std::mutex opMutex_;
+  std::unique_ptr<vmm::Vmm> vmm_;
+  std::unique_ptr<Tap> tap_;
+  const Lease lease_;
+  bool destroyed_ = false;
+  uint64_t sleptAtNs_ = 0;  // CLOCK_MONOTONIC when the last sleep finished
+
+  // mutex_ guards the fields below; held only briefly (never across VMM calls).
+  mutable std::mutex mutex_;
+  std::condition_variable exitCv_;
+  Lifecycle lifecycle_;
+  InstanceRecord record_;
+  std::optional<ExitInfo> exit_;
+  int watchFd_ = -1;
+  uint64_t watchGeneration_ = 0;
+  uint64_t activityBaselineNs_ = 0;  // boot, wake or failed sleep: counts as activity
+  UsageSampler sampler_;
+};
+
+// CLOCK_MONOTONIC in ns (the clock of the kernel's timestamps).
+uint64_t monotonicNowNs();
+
+}  // namespace s2z::agent

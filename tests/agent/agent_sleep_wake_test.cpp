@@ -1,0 +1,193 @@
+// Scale-to-zero logic of the agent against fakes: idle detection, sleep,
+// wake, their failure paths and event de-duplication.
+#include <doctest/doctest.h>
+
+#include "agent/instance_record_json.h"
+#include "agent/run_dir.h"
+#include "tests/agent/agent_test_support.h"
+
+namespace s2z::agent {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::Harness;
+using testing::waitUntil;
+
+bool isState(const std::shared_ptr<Instance>& i, InstanceState s) { return i->state() == s; }
+
+TEST_CASE("idle instance goes to sleep after idle_timeout, not before") {
+  Harness h;
+  h.makeAgent();
+  auto t0 = std::chrono::steady_clock::now();
+  auto inst = h.startOk(h.spec("task-idle", true, 300ms));
+  CHECK(inst->state() == InstanceState::kRunning);
+  REQUIRE(h.events.waitFor("Sleeping", 3s));
+  CHECK(std::chrono::steady_clock::now() - t0 >= 300ms);
+
+  auto rec = inst->record();
+  CHECK(*h.kernel.state(rec.network.ifindex) == bpf::InstanceState::kSleeping);
+  CHECK(h.world->count(&testing::FakeWorld::sleeps) == 1);
+  CHECK(h.world->count(&testing::FakeWorld::standbys) == 1);  // standby waits for the wake
+  CHECK(rec.standby);
+  auto sleeping = h.events.find("Sleeping");
+  REQUIRE(sleeping.size() == 1);
+  CHECK(sleeping[0].annotations.count("idle_time") == 1);
+  CHECK(sleeping[0].annotations.at("snapshot_bytes") == "12");
+  CHECK(sleeping[0].annotations.at("snapshot_ms") == "3.0");
+  // The persisted record follows the transition.
+  auto disk = loadRecord(rec.runDir);
+  REQUIRE(disk.ok());
+  CHECK(disk->state == InstanceState::kSleeping);
+  CHECK(h.agent->status().sleeping == 1);
+  // Asleep: usage is zero, not measured; waitExit keeps blocking.
+  CHECK_FALSE(inst->usage().measured);
+  CHECK_FALSE(inst->waitExit(50ms).has_value());
+}
+
+TEST_CASE("packets keep an instance awake; instances without scale_to_zero never sleep") {
+  Harness h;
+  h.makeAgent();
+  auto busy = h.startOk(h.spec("task-busy", true, 250ms));
+  auto plain = h.startOk(h.spec("task-plain", false, 50ms));
+  uint32_t ifindex = busy->record().network.ifindex;
+  for (int i = 0; i < 10; ++i) {
+    h.kernel.packet(ifindex);
+    std::this_thread::sleep_for(80ms);
+    CHECK(busy->state() == InstanceState::kRunning);
+  }
+  CHECK(plain->state() == InstanceState::kRunning);
+  REQUIRE(h.events.waitFor("Sleeping", 3s));
+  CHECK(plain->state() == InstanceState::kRunning);
+}
+
+TEST_CASE("a wake event restores the instance with the same held tap fd") {
+  Harness h;
+  h.makeAgent();
+  auto inst = h.startOk(h.spec("task-wake", true, 100ms));
+  REQUIRE(h.events.waitFor("Sleeping", 3s));
+  uint32_t ifindex = inst->record().network.ifindex;
+  h.kernel.packet(ifindex);
+  REQUIRE(waitUntil([&] { return h.events.find("Woken").size() == 1; }, 3s));
+  CHECK(inst->state() == InstanceState::kRunning);
+  CHECK(*h.kernel.state(ifindex) == bpf::InstanceState::kRunning);
+  {
+    std::lock_guard lock(h.world->mutex);
+    REQUIRE(h.world->bootTapFds.size() == 1);
+    REQUIRE(h.world->restoreTapFds.size() == 1);
+    CHECK(h.world->restoreTapFds[0] == h.world->bootTapFds[0]);
+    CHECK(h.world->bootTapFds[0] >= 0);
+    CHECK(h.world->boots == 1);  // no cold boot
+    // The agent appended the guest network to the user's command line.
+    CHECK(h.world->bootCmdlines[0] ==
+          "console=ttyS0 ip=10.89.0.2::10.89.0.1:255.255.255.0::eth0:off");
+  }
+  auto woken = h.events.find("Woken")[0];
+  CHECK(woken.annotations.count("wake_ms") == 1);
+  CHECK(woken.annotations.count("sleep_duration") == 1);
+  CHECK(woken.annotations.count("cold_boot") == 0);
+  CHECK(loadRecord(inst->record().runDir)->state == InstanceState::kRunning);
+  // Awake again, it sleeps again after another idle timeout.
+  REQUIRE(waitUntil([&] { return h.events.find("Sleeping").size() == 2; }, 3s));
+  CHECK(h.world->count(&testing::FakeWorld::sleeps) == 2);
+}
+
+TEST_CASE("a failed snapshot leaves the VM running, says why, and retries after idle_timeout") {
+  Harness h;
+  h.makeAgent();
+  {
+    std::lock_guard lock(h.world->mutex);
+    h.world->failSleep = "disk full";
+  }
+  auto inst = h.startOk(h.spec("task-fail", true, 200ms));
+  REQUIRE(h.events.waitFor("Sleep failed", 3s));
+  auto t1 = std::chrono::steady_clock::now();
+  CHECK(h.events.find("Sleep failed")[0].message == "Sleep failed: disk full");
+  CHECK(inst->state() == InstanceState::kRunning);
+  CHECK(*h.kernel.state(inst->record().network.ifindex) == bpf::InstanceState::kRunning);
+  // The next attempt comes only after another idle timeout.
+  REQUIRE(waitUntil([&] { return h.world->count(&testing::FakeWorld::sleeps) == 2; }, 3s));
+  CHECK(std::chrono::steady_clock::now() - t1 >= 190ms);
+  {
+    std::lock_guard lock(h.world->mutex);
+    h.world->failSleep.clear();
+  }
+  REQUIRE(h.events.waitFor("Sleeping", 3s));
+}
+
+TEST_CASE("a missing snapshot is reported, then the instance cold-boots instead of hanging") {
+  Harness h;
+  h.makeAgent();
+  auto inst = h.startOk(h.spec("task-missing", true, 100ms));
+  REQUIRE(h.events.waitFor("Sleeping", 3s));
+  std::filesystem::remove_all(inst->record().snapshotDir);
+  h.kernel.packet(inst->record().network.ifindex);
+  REQUIRE(h.events.waitFor("Woken", 3s));
+  CHECK(inst->state() == InstanceState::kRunning);
+  auto missing = h.events.find("Snapshot missing");
+  REQUIRE(missing.size() == 1);
+  CHECK(missing[0].message.find("cold booting") != std::string::npos);
+  CHECK(h.world->count(&testing::FakeWorld::boots) == 2);
+  CHECK(h.world->count(&testing::FakeWorld::restores) == 0);
+  auto woken = h.events.find("Woken");
+  REQUIRE(woken.size() == 1);
+  CHECK(woken[0].annotations.at("cold_boot") == "true");
+}
+
+TEST_CASE("concurrent wake events cause exactly one restore") {
+  Harness h;
+  h.makeAgent();
+  auto inst = h.startOk(h.spec("task-burst", true, 150ms));
+  REQUIRE(h.events.waitFor("Sleeping", 3s));
+  uint32_t ifindex = inst->record().network.ifindex;
+  // Many packets from many threads: the CAS yields one event; duplicates
+  // that reach the agent anyway (e.g. re-delivered) must be ignored too.
+  std::vector<std::thread> senders;
+  for (int t = 0; t < 8; ++t) {
+    senders.emplace_back([&] {
+      for (int i = 0; i < 20; ++i) h.kernel.packet(ifindex);
+    });
+  }
+  for (int i = 0; i < 5; ++i) h.kernel.injectEvent(ifindex);
+  for (auto& s : senders) s.join();
+  REQUIRE(waitUntil([&] { return isState(inst, InstanceState::kRunning); }, 3s));
+  std::this_thread::sleep_for(100ms);  // room for any duplicate to (wrongly) act
+  CHECK(h.world->count(&testing::FakeWorld::restores) == 1);
+  CHECK(h.events.find("Woken").size() == 1);
+}
+
+TEST_CASE("a packet during the snapshot wakes the instance right after it, without a standby") {
+  Harness h;
+  h.makeAgent();
+  {
+    std::lock_guard lock(h.world->mutex);
+    h.world->sleepDelay = 300ms;
+  }
+  auto inst = h.startOk(h.spec("task-during", true, 100ms));
+  uint32_t ifindex = inst->record().network.ifindex;
+  REQUIRE(waitUntil([&] { return h.world->sleepInProgress.load(); }, 3s));
+  CHECK(inst->state() == InstanceState::kSnapshotting);
+  h.kernel.packet(ifindex);  // BPF state is SLEEPING already: this emits the wake
+  {
+    std::lock_guard lock(h.world->mutex);
+    h.world->sleepDelay = 0ms;
+  }
+  REQUIRE(waitUntil([&] { return h.events.find("Woken").size() == 1; }, 3s));
+  CHECK(h.world->count(&testing::FakeWorld::standbys) == 0);
+  CHECK(h.world->count(&testing::FakeWorld::restores) == 1);
+  CHECK(inst->state() == InstanceState::kRunning);
+}
+
+TEST_CASE("without the kernel side instances run but never sleep, and status says why") {
+  Harness h;
+  h.makeAgent(/*withKernel=*/false);
+  auto inst = h.startOk(h.spec("task-nobpf", true, 50ms));
+  std::this_thread::sleep_for(300ms);
+  CHECK(inst->state() == InstanceState::kRunning);
+  auto s = h.agent->status();
+  CHECK_FALSE(s.scaleToZeroReady);
+  CHECK(s.problem == "no kernel in this test");
+  CHECK(s.instances == 1);
+}
+
+}  // namespace
+}  // namespace s2z::agent
