@@ -59,7 +59,7 @@ TEST_CASE("probe: version accepted, too old refused, missing binary not found") 
   REQUIRE_FALSE(old.ok());
   CHECK(old.error().code == ErrorCode::kFailedPrecondition);
   CHECK(old.error().message.find(
-            "cloud-hypervisor v39.0 is too old: v40.0 or newer is needed to pass tap fds on "
+            "cloud-hypervisor v39.0 is too old: v40 or newer is needed to pass tap fds on "
             "restore") != std::string::npos);
 
   auto missing = vmm::probeCloudHypervisor(v45.dir() / "no-such-binary");

@@ -72,8 +72,8 @@ ChCapabilities capabilitiesFor(const ChVersion& version) {
 Result<void> checkSupported(const ChVersion& version) {
   if (version >= kMinimumVersion) return okResult();
   return makeError(ErrorCode::kFailedPrecondition,
-                   "cloud-hypervisor " + version.str() + " is too old: " +
-                       kMinimumVersion.str() +
+                   "cloud-hypervisor " + version.str() + " is too old: v" +
+                       std::to_string(kMinimumVersion.major) +
                        " or newer is needed to pass tap fds on restore");
 }
 
