@@ -41,6 +41,7 @@ TEST_CASE("virtio-fs is refused and the message says why") {
   CHECK(k.error().message.find("virtio-fs breaks snapshot restore in Cloud Hypervisor") !=
         std::string::npos);
   CHECK(k.error().message.find("shared_fs = \"none\"") != std::string::npos);
+  CHECK(k.error().message.rfind("kata config ", 0) == 0);  // names the file first
 
   auto nydus = parseKataConfig(
       "[hypervisor.clh]\npath=\"/ch\"\nkernel=\"/k\"\nshared_fs=\"virtio-fs-nydus\"\n", "t");

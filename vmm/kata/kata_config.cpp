@@ -105,7 +105,7 @@ Result<KataDefaults> parseKataConfig(std::string_view text, const std::string& s
   out.hypervisor = tableName == "clh" ? Hypervisor::kCloudHypervisor : Hypervisor::kQemu;
   std::string where = source + " [hypervisor." + tableName + "]";
 
-  S2Z_TRY(checkSharedFs(*table, where), "load");
+  if (auto fs = checkSharedFs(*table, where); !fs.ok()) return fs.error();
   auto path = pathKey(*table, "path", where);
   if (!path.ok()) return path.error();
   auto kernel = pathKey(*table, "kernel", where);
