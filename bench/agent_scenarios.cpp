@@ -1,0 +1,160 @@
+#include "bench/agent_scenarios.h"
+
+#include <unistd.h>
+
+#include <spdlog/spdlog.h>
+
+#include <thread>
+
+#include "agent/agent.h"
+#include "bench/event_log.h"
+#include "bench/http_probe.h"
+#include "bpf/kernel_scale_to_zero.h"
+
+namespace s2z::bench {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+double annotation(const agent::InstanceEvent& e, const std::string& key) {
+  auto it = e.annotations.find(key);
+  return it == e.annotations.end() ? 0.0 : std::atof(it->second.c_str());
+}
+
+// Removes the agent's pinned maps once the agent is gone (declared before it).
+struct PinsGuard {
+  std::filesystem::path root;
+  ~PinsGuard() {
+    if (auto r = bpf::KernelScaleToZero::removePins(root); !r.ok())
+      spdlog::warn("bench: remove pins {}: {}", root.string(), r.error().describe());
+    std::error_code ec;
+    std::filesystem::remove(root, ec);
+  }
+};
+
+// Destroys an instance (VM, tap, route, BPF entries, files) when it goes out
+// of scope, also on an early error return.
+struct InstanceGuard {
+  agent::Agent& agent;
+  std::shared_ptr<agent::Instance> instance;
+  std::string taskId;
+  ~InstanceGuard() {
+    if (!instance) return;
+    if (auto r = instance->destroy(); !r.ok())
+      spdlog::warn("bench: destroy {}: {}", taskId, r.error().describe());
+    agent.forget(taskId);
+  }
+};
+
+agent::InstanceSpec guestSpec(const BenchConfig& c, const std::string& taskId, bool scaleToZero) {
+  agent::InstanceSpec s;
+  s.taskId = taskId;
+  s.name = taskId;
+  s.hypervisor = vmm::Hypervisor::kQemu;
+  s.binary = c.qemu;
+  s.accelerator = vmm::detectAccelerator().accelerator;
+  s.kernel = c.guestDir / "vmlinuz";
+  s.initrd = c.guestDir / "initrd.img";
+  s.cmdline = c.guestCmdline;
+  s.consolePath = c.workDir / (taskId + ".console");
+  s.vcpus = 1;
+  s.memoryMib = 256;
+  s.scaleToZero = scaleToZero;
+  s.idleTimeout = c.idleTimeout;
+  return s;
+}
+
+// One warm-up and c.cycles measured sleep -> request -> wake rounds.
+Result<void> wakeCycles(const BenchConfig& c, agent::Agent& agent, AgentResults& out) {
+  EventLog log;
+  auto started = agent.start(guestSpec(c, "bench-held", true), log.sink());
+  if (!started.ok()) return started.error().wrap("start scale-to-zero instance");
+  InstanceGuard guard{agent, *started, "bench-held"};
+  const std::string addr = guard.instance->record().network.address;
+  spdlog::info("bench: held-tap instance at {}, waiting for the guest", addr);
+  if (!waitForHttp(addr, c.guestPort, 90s))
+    return makeError(ErrorCode::kTimeout, "guest at " + addr + " never answered HTTP");
+
+  size_t next = log.mark();
+  for (int i = 0; i <= c.cycles; ++i) {
+    auto slept = log.waitFor("Sleeping", next, 30s, &next);
+    if (!slept)
+      return makeError(ErrorCode::kTimeout,
+                       "no Sleeping event within 30 s (state " +
+                           std::string(agent::instanceStateName(guard.instance->state())) + ")");
+    std::this_thread::sleep_for(c.settle);
+    auto before = readRetransmits();
+    HttpTiming t = timedGet(addr, c.guestPort, "/", 15s);
+    auto after = readRetransmits();
+    auto woken = log.waitFor("Woken", next, 15s, &next);
+    if (t.status != 200) {
+      out.failures.push_back("wake " + std::to_string(i) + ": " + t.error);
+      continue;
+    }
+    if (i == 0) continue;  // warm-up: first restore of this snapshot file
+    WakeSample s;
+    s.requestMs = t.ms;
+    s.agentWakeMs = woken ? annotation(*woken, "wake_ms") : 0;
+    s.sleepMs = annotation(*slept, "snapshot_ms");
+    s.snapshotBytes = annotation(*slept, "snapshot_bytes");
+    if (before.ok() && after.ok()) {
+      s.retransSegs = after->segments - before->segments;
+      s.synRetrans = after->syn - before->syn;
+    }
+    out.wakes.push_back(s);
+    spdlog::info("bench: wake {}/{}: {:.1f} ms (agent {:.1f} ms), sleep {:.1f} ms, SYN retrans {}",
+                 i, c.cycles, s.requestMs, s.agentWakeMs, s.sleepMs, s.synRetrans);
+  }
+  return okResult();
+}
+
+// Cold boots: the request goes out as soon as start() returns (tap, route
+// and neighbour exist) and relies on TCP's own retransmits while the guest
+// boots, as a client of a not-yet-booted VM would.
+Result<void> coldBoots(const BenchConfig& c, agent::Agent& agent, AgentResults& out) {
+  for (int i = 0; i < c.coldRuns; ++i) {
+    const std::string taskId = "bench-cold-" + std::to_string(i);
+    EventLog log;
+    auto before = readRetransmits();
+    auto t0 = Clock::now();
+    auto started = agent.start(guestSpec(c, taskId, false), log.sink());
+    if (!started.ok()) return started.error().wrap("start cold instance");
+    InstanceGuard guard{agent, *started, taskId};
+    HttpTiming t = timedGet(guard.instance->record().network.address, c.guestPort, "/", 60s);
+    double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+    auto after = readRetransmits();
+    if (t.status != 200) {
+      out.failures.push_back("cold boot " + std::to_string(i) + ": " + t.error);
+      continue;
+    }
+    ColdSample s{ms, before.ok() && after.ok() ? after->syn - before->syn : 0};
+    out.colds.push_back(s);
+    spdlog::info("bench: cold boot {}/{}: {:.0f} ms, SYN retrans {}", i + 1, c.coldRuns, ms,
+                 s.synRetrans);
+  }
+  return okResult();
+}
+
+}  // namespace
+
+Result<AgentResults> runAgentScenarios(const BenchConfig& c) {
+  agent::AgentConfig config;
+  config.stateDir = c.workDir / "agent";
+  config.subnet = "10.89.0.0/24";
+  config.bpfPinRoot = "/sys/fs/bpf/s2z-bench-" + std::to_string(::getpid());
+  config.idlePollInterval = std::chrono::milliseconds(50);
+  PinsGuard pins{config.bpfPinRoot};
+  auto made = agent::makeAgent(config);
+  if (!made.ok()) return made.error().wrap("make agent");
+  std::unique_ptr<agent::Agent> agent = std::move(*made);
+  if (auto st = agent->status(); !st.scaleToZeroReady)
+    return makeError(ErrorCode::kFailedPrecondition, "scale-to-zero not ready: " + st.problem);
+
+  AgentResults out;
+  S2Z_TRY(wakeCycles(c, *agent, out), "held-tap cycles");
+  S2Z_TRY(coldBoots(c, *agent, out), "cold boots");
+  return out;
+}
+
+}  // namespace s2z::bench

@@ -1,0 +1,39 @@
+// Scenarios driven through the real agent (makeAgent): held-tap sleep/wake
+// cycles with scale_to_zero on, and cold boots.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "bench/bench_config.h"
+#include "common/result.h"
+
+namespace s2z::bench {
+
+struct WakeSample {
+  double requestMs = 0;        // SYN sent -> full response (client in the netns)
+  double agentWakeMs = 0;      // the agent's "Woken" wake_ms (event -> restored)
+  double sleepMs = 0;          // "Sleeping" snapshot_ms (pause -> VMM exited)
+  double snapshotBytes = 0;    // "Sleeping" snapshot_bytes
+  uint64_t retransSegs = 0;    // TcpRetransSegs during the request
+  uint64_t synRetrans = 0;     // TCPSynRetrans during the request
+};
+
+struct ColdSample {
+  double ms = 0;               // start() called -> full response
+  uint64_t synRetrans = 0;
+};
+
+struct AgentResults {
+  std::vector<WakeSample> wakes;
+  std::vector<ColdSample> colds;
+  std::vector<std::string> failures;  // requests that did not get a 200, with why
+};
+
+// Starts the agent with a state dir under config.workDir and BPF pins under
+// /sys/fs/bpf/<pins>, runs one warm-up and config.cycles measured wakes, then
+// config.coldRuns cold boots; removes its instances and pins.
+// Fails when the agent or an instance cannot start, or scale-to-zero is off.
+Result<AgentResults> runAgentScenarios(const BenchConfig& config);
+
+}  // namespace s2z::bench

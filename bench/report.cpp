@@ -1,0 +1,151 @@
+#include "bench/report.h"
+
+#include <fmt/format.h>
+
+#include <nlohmann/json.hpp>
+
+#include "bench/stats.h"
+
+namespace s2z::bench {
+namespace {
+
+template <typename T, typename F>
+std::vector<double> pick(const std::vector<T>& samples, F f) {
+  std::vector<double> v;
+  for (const auto& s : samples) v.push_back(static_cast<double>(f(s)));
+  return v;
+}
+
+std::string ratio(const Summary& s, double base) {
+  if (s.n == 0 || base <= 0) return "–";
+  return fmt::format("{:.2f}×", s.median / base);
+}
+
+std::string row(const std::string& what, const Summary& s, const char* unitFmt,
+                const std::string& target, const std::string& vs) {
+  if (s.n == 0) return fmt::format("| {} | 0 | – | – | – | – | {} | {} |\n", what, target, vs);
+  auto f = [&](double v) { return fmt::format(fmt::runtime(unitFmt), v); };
+  return fmt::format("| {} | {} | {} | {} | {} | {} | {} | {} |\n", what, s.n, f(s.min),
+                     f(s.median), f(s.p95), f(s.max), target, vs);
+}
+
+std::string verdict(bool ok) { return ok ? "met" : "MISSED"; }
+
+}  // namespace
+
+std::string markdownReport(const BenchResults& r, const BenchConfig& c) {
+  const auto& w = r.agent.wakes;
+  Summary wake = summarize(pick(w, [](auto& s) { return s.requestMs; }));
+  Summary agentWake = summarize(pick(w, [](auto& s) { return s.agentWakeMs; }));
+  Summary syn = summarize(pick(w, [](auto& s) { return s.synRetrans; }));
+  Summary segs = summarize(pick(w, [](auto& s) { return s.retransSegs; }));
+  Summary sleep = summarize(pick(w, [](auto& s) { return s.sleepMs; }));
+  Summary snap = summarize(pick(w, [](auto& s) { return s.snapshotBytes / 1024.0; }));
+  Summary cold = summarize(pick(r.agent.colds, [](auto& s) { return s.ms; }));
+  Summary coldSyn = summarize(pick(r.agent.colds, [](auto& s) { return s.synRetrans; }));
+  Summary held = summarize(pick(r.direct.held, [](auto& s) { return s.requestMs; }));
+  Summary unheld = summarize(pick(r.direct.unheld, [](auto& s) { return s.requestMs; }));
+  Summary unheldSyn = summarize(pick(r.direct.unheld, [](auto& s) { return s.synRetrans; }));
+  const double base = wake.median;
+
+  std::string out;
+  out += "## Wake benchmark\n\n";
+  out += fmt::format("```\n$ {}\n```\n\n", r.commandLine);
+  out += fmt::format("{}; guest 1 vCPU, 256 MiB, idle timeout {} ms; {} measured wakes after "
+                     "one warm-up, client in the benchmark's own netns. Times in ms.\n\n",
+                     r.host, c.idleTimeout.count(), w.size());
+  out += "| measurement | n | min | median | p95 | max | target | vs held-tap wake (median) |\n";
+  out += "|---|---|---|---|---|---|---|---|\n";
+  out += row("**wake, tap held** (agent): request sent → full HTTP response", wake, "{:.1f}",
+             "median ≤ 250, p95 ≤ 400", "1.00×");
+  out += row("agent: wake event → VM restored (`wake_ms`)", agentWake, "{:.1f}", "", "");
+  out += row("SYN retransmits per wake (TcpExt TCPSynRetrans)", syn, "{:.0f}",
+             fmt::format("0 (total {:.0f})", syn.sum), "");
+  out += row("TCP segments retransmitted per wake (Tcp RetransSegs)", segs, "{:.0f}",
+             fmt::format("0 (total {:.0f})", segs.sum), "");
+  out += row("sleep: pause → VMM exited (`snapshot_ms`)", sleep, "{:.1f}", "≤ 50", "");
+  out += row("snapshot size (KiB)", snap, "{:.0f}", "", "");
+  out += row("cold boot (agent): start → full HTTP response", cold, "{:.0f}",
+             fmt::format("SYN retrans {:.0f} per boot (median)", coldSyn.median),
+             ratio(cold, base));
+  out += row("wake, tap **not held** while asleep (vmm direct, no standby)", unheld, "{:.1f}",
+             fmt::format("SYN retrans {:.0f} per wake (median); {} vs the held row below",
+                         unheldSyn.median, ratio(unheld, held.median)),
+             ratio(unheld, base));
+  out += row("wake, tap held (vmm direct, no standby: same path as the row above)", held,
+             "{:.1f}", "", ratio(held, base));
+  if (r.tcProblem.empty()) {
+    out += fmt::format(
+        "| TC classifier added cost per packet (BPF_PROG_TEST_RUN ×{}, median of 3) | 3 | – | "
+        "{:.0f} ns | – | – | counted path {:.0f} ns, health path {:.0f} ns, empty classifier {:.0f} ns | – |\n",
+        c.tcRepeat, r.tc.addedNs(), r.tc.countedNs, r.tc.healthNs, r.tc.emptyNs);
+  } else {
+    out += fmt::format("| TC classifier added cost per packet | 0 | – | – | – | – | {} | – |\n",
+                       r.tcProblem);
+  }
+  out += "\n";
+  out += "Held-tap wakes go through the real agent (TC program → ring buffer → restore into a "
+         "standby QEMU with the same tap fd); the request is sent "
+      + std::to_string(c.settle.count()) +
+         " ms after the \"Sleeping\" event. Cold boots: the request leaves as soon as "
+         "`start()` returns and rides TCP's SYN retransmits while the guest boots. Direct rows: "
+         "`Vmm::restore` (new QEMU, no standby) starts right after the SYN leaves, once with our "
+         "tap fd held and once with it closed during sleep (the SYN is dropped, TCP resends it "
+         "a second later).\n\n";
+  if (wake.n > 0) {
+    out += fmt::format(
+        "Targets: median wake {} ({:.0f} ms), p95 {} ({:.0f} ms), retransmits {} ({:.0f}), "
+        "sleep {} (median {:.1f} ms). Run took {:.0f} s.\n",
+        verdict(wake.median <= 250), wake.median, verdict(wake.p95 <= 400), wake.p95,
+        verdict(syn.sum == 0 && segs.sum == 0), syn.sum + segs.sum, verdict(sleep.median <= 50),
+        sleep.median, r.totalSeconds);
+  }
+  std::vector<std::string> failures = r.agent.failures;
+  failures.insert(failures.end(), r.direct.failures.begin(), r.direct.failures.end());
+  if (!failures.empty()) {
+    out += fmt::format("\n{} request(s) failed (not in the table):\n", failures.size());
+    for (const auto& f : failures) out += "- " + f + "\n";
+  }
+  return out;
+}
+
+std::string jsonReport(const BenchResults& r, const BenchConfig& c) {
+  using nlohmann::json;
+  auto stats = [](const std::vector<double>& v) {
+    Summary s = summarize(v);
+    return json{{"n", s.n}, {"min", s.min}, {"median", s.median}, {"p95", s.p95},
+                {"max", s.max}, {"mean", s.mean}, {"samples", v}};
+  };
+  const auto& w = r.agent.wakes;
+  json j;
+  j["command_line"] = r.commandLine;
+  j["host"] = r.host;
+  j["idle_timeout_ms"] = c.idleTimeout.count();
+  j["wake_ms"] = stats(pick(w, [](auto& s) { return s.requestMs; }));
+  j["agent_wake_ms"] = stats(pick(w, [](auto& s) { return s.agentWakeMs; }));
+  j["syn_retransmits"] = stats(pick(w, [](auto& s) { return s.synRetrans; }));
+  j["retrans_segments"] = stats(pick(w, [](auto& s) { return s.retransSegs; }));
+  j["sleep_ms"] = stats(pick(w, [](auto& s) { return s.sleepMs; }));
+  j["snapshot_bytes"] = stats(pick(w, [](auto& s) { return s.snapshotBytes; }));
+  j["cold_boot_ms"] = stats(pick(r.agent.colds, [](auto& s) { return s.ms; }));
+  j["cold_boot_syn_retransmits"] = stats(pick(r.agent.colds, [](auto& s) { return s.synRetrans; }));
+  j["direct_held_ms"] = stats(pick(r.direct.held, [](auto& s) { return s.requestMs; }));
+  j["direct_unheld_ms"] = stats(pick(r.direct.unheld, [](auto& s) { return s.requestMs; }));
+  j["direct_unheld_syn_retransmits"] =
+      stats(pick(r.direct.unheld, [](auto& s) { return s.synRetrans; }));
+  j["direct_restore_ms"] = stats(pick(r.direct.held, [](auto& s) { return s.restoreMs; }));
+  if (r.tcProblem.empty()) {
+    j["tc_cost_ns"] = {{"counted", r.tc.countedNs}, {"health", r.tc.healthNs},
+                       {"empty", r.tc.emptyNs}, {"added", r.tc.addedNs()},
+                       {"repeat", c.tcRepeat}};
+  } else {
+    j["tc_cost_ns"] = {{"error", r.tcProblem}};
+  }
+  std::vector<std::string> failures = r.agent.failures;
+  failures.insert(failures.end(), r.direct.failures.begin(), r.direct.failures.end());
+  j["failures"] = failures;
+  j["total_seconds"] = r.totalSeconds;
+  return j.dump(2) + "\n";
+}
+
+}  // namespace s2z::bench
