@@ -5,6 +5,7 @@
 #include <unistd.h>
 
 #include <atomic>
+#include <fstream>
 
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
@@ -50,6 +51,29 @@ void keepStreamOpen(PluginInstance* inst, Recorder* recorder, const char* name, 
     if (inst->background().stopping() || !inst->process().running()) return;
     spdlog::warn("standin: {} stream ended ({}), re-opening", name, statusText(status));
     if (!inst->background().sleepFor(std::chrono::milliseconds(100))) return;
+  }
+}
+
+// A single-socket, single-NUMA-node topology of this machine, the shape a
+// 1.7+ client sends for ordinary hosts.
+void fillTopology(base::ClientTopology* topology) {
+  long cores = sysconf(_SC_NPROCESSORS_ONLN);
+  std::ifstream in("/proc/cpuinfo");
+  uint64_t mhz = 0;
+  for (std::string line; std::getline(in, line);) {
+    if (line.rfind("cpu MHz", 0) == 0 && line.find(':') != std::string::npos) {
+      mhz = static_cast<uint64_t>(std::atof(line.c_str() + line.find(':') + 1));
+      break;
+    }
+  }
+  topology->add_node_ids(0);
+  topology->mutable_distances()->set_dimension(1);
+  topology->mutable_distances()->add_values(10);
+  for (long i = 0; i < cores; ++i) {
+    auto* core = topology->add_cores();
+    core->set_core_id(static_cast<uint32_t>(i));
+    core->set_base_speed(mhz);
+    core->set_max_speed(mhz);
   }
 }
 
@@ -149,6 +173,7 @@ Result<void> NomadClient::setConfig(PluginInstance& inst, bool withNomadConfig) 
     auto* driver = req.mutable_nomad_config()->mutable_driver();
     driver->set_clientminport(options_.clientMinPort);
     driver->set_clientmaxport(options_.clientMaxPort);
+    if (options_.sendTopology) fillTopology(driver->mutable_topology());
   }
   base::SetConfigResponse resp;
   grpc::ClientContext ctx;

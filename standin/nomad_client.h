@@ -38,6 +38,8 @@ struct ClientOptions {
   uint32_t clientMaxPort = 14512;
   std::chrono::milliseconds statsInterval{1000};
   bool skipProbeAndValidation = false;  // only the long-lived launch (faster tests)
+  // Send nomad_config.driver.Topology as Nomad >= 1.7 does (false: a 1.6 client).
+  bool sendTopology = true;
 };
 
 // Timings and outcomes of the loader's launches.

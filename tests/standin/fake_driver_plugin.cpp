@@ -83,6 +83,7 @@ class Base final : public base::BasePlugin::Service {
     logRpc("SetConfig nomad=" + std::to_string(q->has_nomad_config()) +
            " min=" + std::to_string(q->nomad_config().driver().clientminport()) +
            " max=" + std::to_string(q->nomad_config().driver().clientmaxport()) +
+           " topology=" + std::to_string(q->nomad_config().driver().has_topology()) +
            " api=" + q->plugin_api_version() + " config_bytes=" + std::to_string(q->msgpack_config().size()));
     return Status::OK;
   }

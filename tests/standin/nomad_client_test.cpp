@@ -70,9 +70,9 @@ TEST_CASE("loader: probe, validation and long-lived launches in the client's ord
   // {"greeting": "hello"} = 0x81 a8 "greeting" a5 "hello" = 16 bytes.
   std::vector<std::string> expected = {
       "PluginInfo", "ConfigSchema", "Shutdown",
-      "SetConfig nomad=0 min=0 max=0 api=v0.1.0 config_bytes=16",
-      "SetConfig nomad=0 min=0 max=0 api=v0.1.0 config_bytes=16", "Shutdown",
-      "SetConfig nomad=1 min=14000 max=14512 api=v0.1.0 config_bytes=16"};
+      "SetConfig nomad=0 min=0 max=0 topology=0 api=v0.1.0 config_bytes=16",
+      "SetConfig nomad=0 min=0 max=0 topology=0 api=v0.1.0 config_bytes=16", "Shutdown",
+      "SetConfig nomad=1 min=14000 max=14512 topology=1 api=v0.1.0 config_bytes=16"};
   CHECK(f.rpcs() == expected);
 
   REQUIRE(c.waitForFingerprint(5s));
