@@ -1,0 +1,329 @@
+// Plugin and task config decoding through the real schema-derived msgpack.
+#include <doctest/doctest.h>
+
+#include <msgpack.hpp>
+
+#include <random>
+
+#include "driver/config_schema.h"
+#include "driver/go_duration.h"
+#include "driver/plugin_config.h"
+#include "driver/task_config.h"
+#include "tests/driver/nomad_msgpack.h"
+
+namespace s2z::driver {
+namespace {
+
+using nlohmann::json;
+using namespace std::chrono_literals;
+using test::encodeLikeNomad;
+
+Result<PluginConfig> plugin(const json& user) {
+  return decodePluginConfig(encodeLikeNomad(pluginConfigSpec(), user));
+}
+Result<TaskConfig> task(const json& user) {
+  return decodeTaskConfig(encodeLikeNomad(taskConfigSpec(), user));
+}
+
+// Task config with one key replaced by raw msgpack written by fn (all other
+// schema keys nil), to control the exact wire encoding.
+template <typename Fn>
+std::string taskWithRaw(const std::string& key, Fn fn) {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  std::vector<std::string> keys = {"cmdline", "hypervisor", "initrd", "kernel", "ports",
+                                   "rootfs",  "scale_to_zero", "vcpus"};
+  pk.pack_map(static_cast<uint32_t>(keys.size()));
+  for (const auto& k : keys) {
+    pk.pack(k);
+    if (k == key) fn(pk);
+    else pk.pack_nil();
+  }
+  return std::string(buf.data(), buf.size());
+}
+
+template <typename T>
+void expectInvalid(const Result<T>& r, const std::string& needle) {
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == ErrorCode::kInvalidArgument);
+  INFO(r.error().message);
+  CHECK(r.error().message.find(needle) != std::string::npos);
+}
+
+TEST_CASE("plugin config: empty block decodes to the documented defaults") {
+  auto c = plugin(json::object());
+  REQUIRE(c.ok());
+  CHECK(c->hypervisor == vmm::Hypervisor::kQemu);
+  CHECK(c->qemuPath == "qemu-system-x86_64");
+  CHECK(c->cloudHypervisorPath == "cloud-hypervisor");
+  CHECK(c->accelerator == AcceleratorChoice::kAuto);
+  CHECK(c->stateDir == "/var/lib/s2z-kata");
+  CHECK(c->subnet == "10.89.0.0/24");
+  CHECK(c->idleTimeout == 5min);
+  CHECK(c->healthCheckMark == 0);
+  CHECK(c->kernel.empty());
+  CHECK(c->kataConfig.empty());
+}
+
+TEST_CASE("plugin config: every key decodes") {
+  auto c = plugin({{"hypervisor", "cloud-hypervisor"},
+                   {"qemu_path", "/opt/qemu/bin/qemu"},
+                   {"cloud_hypervisor_path", "/usr/local/bin/ch"},
+                   {"accelerator", "tcg"},
+                   {"state_dir", "/srv/s2z"},
+                   {"kernel", "/boot/vmlinuz"},
+                   {"initrd", "/boot/initrd.img"},
+                   {"subnet", "10.89.4.0/22"},
+                   {"idle_timeout", "1h30m"},
+                   {"health_check_mark", 0x4000},
+                   {"health_check_cgroup", "system.slice/nomad.service"},
+                   {"kata_config", "/etc/kata/configuration-clh.toml"}});
+  REQUIRE(c.ok());
+  CHECK(c->hypervisor == vmm::Hypervisor::kCloudHypervisor);
+  CHECK(c->qemuPath == "/opt/qemu/bin/qemu");
+  CHECK(c->cloudHypervisorPath == "/usr/local/bin/ch");
+  CHECK(c->accelerator == AcceleratorChoice::kTcg);
+  CHECK(c->stateDir == "/srv/s2z");
+  CHECK(c->kernel == "/boot/vmlinuz");
+  CHECK(c->initrd == "/boot/initrd.img");
+  CHECK(c->subnet == "10.89.4.0/22");
+  CHECK(c->idleTimeout == 90min);
+  CHECK(c->healthCheckMark == 0x4000);
+  CHECK(c->healthCheckCgroup == "system.slice/nomad.service");
+  CHECK(c->kataConfig == "/etc/kata/configuration-clh.toml");
+}
+
+TEST_CASE("plugin config: bad values name the key") {
+  expectInvalid(plugin({{"hypervisor", "firecracker"}}), "config key \"hypervisor\"");
+  expectInvalid(plugin({{"accelerator", "hvf"}}), "config key \"accelerator\"");
+  expectInvalid(plugin({{"idle_timeout", "5 minutes"}}), "config key \"idle_timeout\"");
+  expectInvalid(plugin({{"idle_timeout", "300"}}), "config key \"idle_timeout\"");
+  expectInvalid(plugin({{"idle_timeout", "-5m"}}), "config key \"idle_timeout\"");
+  expectInvalid(plugin({{"idle_timeout", "0s"}}), "config key \"idle_timeout\"");
+  expectInvalid(plugin({{"subnet", "10.89.0.0"}}), "config key \"subnet\"");
+  expectInvalid(plugin({{"subnet", "10.89.0.0/30"}}), "config key \"subnet\"");
+  expectInvalid(plugin({{"subnet", "10.89.0.0/33"}}), "config key \"subnet\"");
+  expectInvalid(plugin({{"subnet", "300.89.0.0/24"}}), "config key \"subnet\"");
+  expectInvalid(plugin({{"subnet", "fd00::/64"}}), "config key \"subnet\"");
+  expectInvalid(plugin({{"subnet", "10.89.0.7/24"}}), "did you mean \"10.89.0.0/24\"");
+  expectInvalid(plugin({{"health_check_mark", -1}}), "config key \"health_check_mark\"");
+  expectInvalid(plugin({{"health_check_mark", 4294967296LL}}), "config key \"health_check_mark\"");
+  expectInvalid(plugin({{"health_check_mark", 1.5}}), "config key \"health_check_mark\"");
+  expectInvalid(plugin({{"health_check_mark", "lots"}}), "config key \"health_check_mark\"");
+  expectInvalid(plugin({{"state_dir", "relative/dir"}}), "config key \"state_dir\"");
+  expectInvalid(plugin({{"kernel", "vmlinuz"}}), "config key \"kernel\"");
+  expectInvalid(plugin({{"qemu_path", ""}}), "config key \"qemu_path\"");
+  expectInvalid(plugin({{"kata_config", json::array({"a"})}}), "config key \"kata_config\"");
+}
+
+TEST_CASE("plugin config: largest 32-bit mark and a /8 subnet are fine") {
+  auto c = plugin({{"health_check_mark", 0xffffffffLL}, {"subnet", "10.0.0.0/8"}});
+  REQUIRE(c.ok());
+  CHECK(c->healthCheckMark == 0xffffffffu);
+}
+
+TEST_CASE("plugin config: unknown key is rejected by name") {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_map(2);
+  pk.pack(std::string("hypervisor"));
+  pk.pack(std::string("qemu"));
+  pk.pack(std::string("gpu_passthrough"));
+  pk.pack_true();
+  expectInvalid(decodePluginConfig(std::string_view(buf.data(), buf.size())),
+                "config key \"gpu_passthrough\": unknown key");
+}
+
+TEST_CASE("plugin config: every key nil, or no bytes at all, gives defaults") {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  const auto& attrs = pluginConfigSpec().object().attributes();
+  pk.pack_map(static_cast<uint32_t>(attrs.size()));
+  for (const auto& [k, v] : attrs) {
+    pk.pack(k);
+    pk.pack_nil();
+  }
+  auto c = decodePluginConfig(std::string_view(buf.data(), buf.size()));
+  REQUIRE(c.ok());
+  CHECK(c->subnet == "10.89.0.0/24");
+  CHECK(c->idleTimeout == 5min);
+  auto empty = decodePluginConfig("");
+  REQUIRE(empty.ok());
+  CHECK(empty->qemuPath == "qemu-system-x86_64");
+}
+
+TEST_CASE("plugin config: strings as msgpack bin are accepted") {
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_map(1);
+  pk.pack(std::string("subnet"));
+  pk.pack_bin(12);
+  pk.pack_bin_body("10.89.8.0/24", 12);
+  auto c = decodePluginConfig(std::string_view(buf.data(), buf.size()));
+  REQUIRE(c.ok());
+  CHECK(c->subnet == "10.89.8.0/24");
+}
+
+TEST_CASE("task config: typical job decodes") {
+  auto t = task({{"kernel", "/images/vmlinuz"},
+                 {"initrd", "local/initrd.img"},
+                 {"cmdline", "quiet"},
+                 {"vcpus", 2},
+                 {"ports", {"http", "metrics"}},
+                 {"scale_to_zero", {{"idle_timeout", "30s"}}},
+                 {"hypervisor", "qemu"}});
+  REQUIRE(t.ok());
+  CHECK(t->kernel == "/images/vmlinuz");
+  CHECK(t->initrd == "local/initrd.img");
+  CHECK(t->cmdline == "quiet");
+  CHECK(t->vcpus == 2u);
+  CHECK(t->ports == std::vector<std::string>{"http", "metrics"});
+  CHECK(t->scaleToZero.enabled);  // the block's default
+  CHECK(t->scaleToZero.idleTimeout == 30s);
+  CHECK(t->hypervisor == vmm::Hypervisor::kQemu);
+}
+
+TEST_CASE("task config: empty config and disabled scale_to_zero") {
+  auto t = task(json::object());
+  REQUIRE(t.ok());
+  CHECK_FALSE(t->scaleToZero.enabled);
+  CHECK_FALSE(t->vcpus.has_value());
+  CHECK_FALSE(t->hypervisor.has_value());
+  CHECK(t->ports.empty());
+  auto off = task({{"scale_to_zero", {{"enabled", false}}}});
+  REQUIRE(off.ok());
+  CHECK_FALSE(off->scaleToZero.enabled);
+  CHECK_FALSE(off->scaleToZero.idleTimeout.has_value());
+}
+
+TEST_CASE("task config: vcpus arrives in every msgpack number form") {
+  using Pk = msgpack::packer<msgpack::sbuffer>;
+  std::vector<std::pair<const char*, std::function<void(Pk&)>>> forms = {
+      {"fixint", [](Pk& p) { p.pack(2); }},
+      {"uint8", [](Pk& p) { p.pack_fix_uint8(2); }},
+      {"uint16", [](Pk& p) { p.pack_fix_uint16(2); }},
+      {"uint32", [](Pk& p) { p.pack_fix_uint32(2); }},
+      {"uint64", [](Pk& p) { p.pack_fix_uint64(2); }},
+      {"int8", [](Pk& p) { p.pack_fix_int8(2); }},
+      {"int16", [](Pk& p) { p.pack_fix_int16(2); }},
+      {"int32", [](Pk& p) { p.pack_fix_int32(2); }},
+      {"int64", [](Pk& p) { p.pack_fix_int64(2); }},
+      {"float64", [](Pk& p) { p.pack_double(2.0); }},
+      {"float32", [](Pk& p) { p.pack_float(2.0f); }},
+      {"decimal string", [](Pk& p) { p.pack(std::string("2")); }},
+  };
+  for (auto& [name, fn] : forms) {
+    CAPTURE(name);
+    auto t = decodeTaskConfig(taskWithRaw("vcpus", fn));
+    REQUIRE(t.ok());
+    CHECK(t->vcpus == 2u);
+  }
+}
+
+TEST_CASE("task config: bad values name the key and what was expected") {
+  auto many = decodeTaskConfig(taskWithRaw("vcpus", [](auto& p) { p.pack(std::string("many")); }));
+  REQUIRE_FALSE(many.ok());
+  CHECK(many.error().message ==
+        "config key \"vcpus\": expected a whole number from 1 to 64, got \"many\"");
+  expectInvalid(task({{"vcpus", 0}}), "config key \"vcpus\"");
+  expectInvalid(task({{"vcpus", 65}}), "config key \"vcpus\"");
+  expectInvalid(task({{"vcpus", 1.5}}), "config key \"vcpus\"");
+  expectInvalid(task({{"vcpus", -3}}), "config key \"vcpus\"");
+  expectInvalid(task({{"vcpus", true}}), "config key \"vcpus\"");
+  expectInvalid(task(json::parse(R"({"ports": "http"})")), "config key \"ports\"");
+  expectInvalid(task(json::parse(R"({"ports": ["http", 80]})")), "config key \"ports\"");
+  expectInvalid(task(json::parse(R"({"ports": ["http", "http"]})")), "listed twice");
+  expectInvalid(task({{"hypervisor", "xen"}}), "config key \"hypervisor\"");
+  expectInvalid(task(json::parse(R"({"cmdline": []})")), "config key \"cmdline\"");
+  expectInvalid(task(json::parse(R"({"kernel": {"path": "/x"}})")), "config key \"kernel\"");
+  expectInvalid(task(json::parse(R"({"scale_to_zero": {"idle_timeout": "soon"}})")),
+                "config key \"scale_to_zero.idle_timeout\"");
+  expectInvalid(task(json::parse(R"({"scale_to_zero": {"enabled": "maybe"}})")),
+                "config key \"scale_to_zero.enabled\"");
+  auto notBlock = decodeTaskConfig(
+      taskWithRaw("scale_to_zero", [](auto& p) { p.pack(std::string("yes")); }));
+  expectInvalid(notBlock, "config key \"scale_to_zero\"");
+}
+
+TEST_CASE("task config: unknown keys are rejected at both levels") {
+  auto top = decodeTaskConfig(taskWithRaw("vcpus", [](auto& p) { p.pack(1); }) );
+  REQUIRE(top.ok());
+  msgpack::sbuffer buf;
+  msgpack::packer<msgpack::sbuffer> pk(buf);
+  pk.pack_map(1);
+  pk.pack(std::string("image_path"));
+  pk.pack(std::string("/x.qcow2"));
+  expectInvalid(decodeTaskConfig(std::string_view(buf.data(), buf.size())),
+                "config key \"image_path\": unknown key");
+  auto inner = decodeTaskConfig(taskWithRaw("scale_to_zero", [](auto& p) {
+    p.pack_map(1);
+    p.pack(std::string("wake_on"));
+    p.pack(std::string("http"));
+  }));
+  expectInvalid(inner, "config key \"scale_to_zero.wake_on\": unknown key");
+}
+
+TEST_CASE("task config: malformed msgpack is INVALID_ARGUMENT, not a crash") {
+  expectInvalid(decodeTaskConfig(std::string("\x81\xa5vcpus", 7)), "task config");
+  expectInvalid(decodeTaskConfig(std::string("\x92\x01\x02", 3)), "expected a block");
+  expectInvalid(decodeTaskConfig(std::string("\xc0\xc0", 2)), "unexpected bytes");
+  expectInvalid(decodeTaskConfig(std::string("\xdf\xff\xff\xff\xff", 5)), "task config");
+  // A map whose key is not a string.
+  expectInvalid(decodeTaskConfig(std::string("\x81\x01\x02", 3)), "not a string");
+}
+
+TEST_CASE("config decoders survive random and mutated input") {
+  std::mt19937 rng(12345);
+  std::string valid = encodeLikeNomad(taskConfigSpec(),
+                                      {{"kernel", "/k"}, {"vcpus", 4}, {"ports", {"a", "b"}},
+                                       {"scale_to_zero", {{"idle_timeout", "10s"}}}});
+  std::string validPlugin = encodeLikeNomad(pluginConfigSpec(), {{"subnet", "10.89.0.0/24"}});
+  int decodedOk = 0;
+  for (int i = 0; i < 20000; ++i) {
+    std::string input;
+    int mode = i % 3;
+    if (mode == 0) {
+      input.resize(rng() % 96);
+      for (char& c : input) c = static_cast<char>(rng());
+    } else {
+      input = mode == 1 ? valid : validPlugin;
+      int flips = 1 + static_cast<int>(rng() % 4);
+      for (int f = 0; f < flips; ++f) input[rng() % input.size()] = static_cast<char>(rng());
+      if (rng() % 4 == 0) input.resize(rng() % input.size());
+    }
+    auto t = decodeTaskConfig(input);
+    auto p = decodePluginConfig(input);
+    if (t.ok()) ++decodedOk;
+    if (!t.ok()) CHECK(t.error().code == ErrorCode::kInvalidArgument);
+    if (!p.ok()) CHECK(p.error().code == ErrorCode::kInvalidArgument);
+  }
+  MESSAGE("random inputs that decoded as a valid task config: " << decodedOk);
+}
+
+TEST_CASE("Go durations") {
+  struct Case {
+    const char* text;
+    std::chrono::nanoseconds want;
+  };
+  for (auto c : {Case{"5m", 5min}, Case{"10s", 10s}, Case{"250ms", 250ms}, Case{"1h30m", 90min},
+                 Case{"1.5h", 90min}, Case{"0", 0s}, Case{"2h45m30.5s", 2h + 45min + 30500ms},
+                 Case{"300us", 300us}, Case{"1\xC2\xB5s", 1us}, Case{"7ns", 7ns},
+                 Case{"-1m", -1min}, Case{".5s", 500ms}}) {
+    CAPTURE(c.text);
+    auto d = parseGoDuration(c.text);
+    REQUIRE(d.ok());
+    CHECK(d->count() == c.want.count());
+  }
+  for (const char* bad : {"", "5", "m", "5 m", "5min", "1h-5m", "abc", "3d", "--5s", ".s",
+                          "99999999999999999999h", "1e3s"}) {
+    CAPTURE(bad);
+    CHECK_FALSE(parseGoDuration(bad).ok());
+  }
+  CHECK(formatGoDuration(5min) == "5m0s");
+  CHECK(formatGoDuration(90min) == "1h30m0s");
+  CHECK(formatGoDuration(250ms) == "250ms");
+  CHECK(formatGoDuration(1500ms) == "1.5s");
+}
+
+}  // namespace
+}  // namespace s2z::driver

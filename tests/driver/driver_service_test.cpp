@@ -1,0 +1,642 @@
+// The Driver and BasePlugin services over a real gRPC connection, backed by
+// fakes of the agent and host.
+#include <doctest/doctest.h>
+
+#include <google/protobuf/util/message_differencer.h>
+#include <google/protobuf/util/time_util.h>
+
+#include <csignal>
+#include <thread>
+
+#include "driver/error_status.h"
+#include "driver/task_state.h"
+#include "tests/driver/driver_fixture.h"
+
+namespace s2z::driver::test {
+namespace {
+
+using namespace std::chrono_literals;
+using nlohmann::json;
+using google::protobuf::util::MessageDifferencer;
+
+const json kWeb = {{"ports", {"http", "admin"}},
+                   {"vcpus", 2},
+                   {"cmdline", "quiet"},
+                   {"scale_to_zero", {{"idle_timeout", "45s"}}}};
+
+// Starts task "web" and returns its response.
+pb::StartTaskResponse startWeb(DriverFixture& f, const json& config = kWeb) {
+  REQUIRE(f.setConfig().ok());
+  pb::StartTaskResponse resp;
+  auto status = f.start(f.taskConfig("web", config), &resp);
+  INFO(status.error_message());
+  REQUIRE(status.ok());
+  return resp;
+}
+
+TEST_CASE("PluginInfo, ConfigSchema, TaskConfigSchema and Capabilities") {
+  DriverFixture f;
+  basepb::PluginInfoResponse info;
+  REQUIRE(f.base->PluginInfo(f.ctx().get(), {}, &info).ok());
+  CHECK(info.type() == basepb::DRIVER);
+  REQUIRE(info.plugin_api_versions_size() == 1);
+  CHECK(info.plugin_api_versions(0) == "v0.1.0");
+  CHECK(info.plugin_version() == "0.1.0");
+  CHECK(info.name() == "s2z-kata");
+
+  basepb::ConfigSchemaResponse schema;
+  REQUIRE(f.base->ConfigSchema(f.ctx().get(), {}, &schema).ok());
+  REQUIRE(schema.has_spec());
+  CHECK(schema.spec().object().attributes().count("idle_timeout") == 1);
+
+  pb::TaskConfigSchemaResponse taskSchema;
+  REQUIRE(f.driver->TaskConfigSchema(f.ctx().get(), {}, &taskSchema).ok());
+  REQUIRE(taskSchema.has_spec());
+  CHECK(taskSchema.spec().object().attributes().count("scale_to_zero") == 1);
+
+  pb::CapabilitiesResponse caps;
+  REQUIRE(f.driver->Capabilities(f.ctx().get(), {}, &caps).ok());
+  const auto& c = caps.capabilities();
+  CHECK(c.send_signals());
+  CHECK_FALSE(c.exec());
+  CHECK(c.fs_isolation() == pb::DriverCapabilities::IMAGE);
+  REQUIRE(c.network_isolation_modes_size() == 1);
+  CHECK(c.network_isolation_modes(0) == pb::NetworkIsolationSpec::HOST);
+  CHECK_FALSE(c.must_create_network());
+  CHECK(c.mount_configs() == pb::DriverCapabilities::NO_MOUNTS);
+  CHECK_FALSE(c.disable_log_collection());
+}
+
+TEST_CASE("SetConfig: repeatable, side-effect free, bad config names the key") {
+  DriverFixture f;
+  REQUIRE(f.setConfig().ok());
+  REQUIRE(f.setConfig({{"idle_timeout", "2m"}}).ok());
+  CHECK(*f.host->makeAgentCalls == 0);  // validation launches must not touch the host
+  CHECK(f.plugin->config().idleTimeout == 2min);
+
+  auto bad = f.setConfig({{"subnet", "10.89.0.0/31"}});
+  CHECK(bad.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(bad.error_message().find("\"subnet\"") != std::string::npos);
+  CHECK(f.plugin->config().idleTimeout == 2min);  // the previous config stays
+
+  basepb::SetConfigRequest garbage;
+  garbage.set_msgpack_config("\xde\xad\xbe\xef");
+  basepb::SetConfigResponse resp;
+  CHECK(f.base->SetConfig(f.ctx().get(), garbage, &resp).error_code() ==
+        grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_CASE("StartTask echoes the config and returns the VM's network") {
+  DriverFixture f;
+  auto task = f.taskConfig("web", kWeb);
+  REQUIRE(f.setConfig().ok());
+  pb::StartTaskResponse resp;
+  auto status = f.start(task, &resp);
+  INFO(status.error_message());
+  REQUIRE(status.ok());
+
+  const auto& handle = resp.handle();
+  CHECK(handle.version() == 1);
+  CHECK(handle.state() == pb::TaskState::RUNNING);
+  CHECK(MessageDifferencer::Equals(handle.config(), task));
+  auto record = decodeTaskState(handle.driver_state());
+  REQUIRE(record.ok());
+  CHECK(record->spec.taskId == task.id());
+  CHECK(record->network.address == "10.89.0.2");
+
+  const auto& net = resp.network_override();
+  CHECK(net.addr() == "10.89.0.2");
+  CHECK(net.auto_advertise());
+  CHECK(net.port_map().at("http") == 8080);   // the group mapping's `to`
+  CHECK(net.port_map().at("admin") == 24000);  // `value` when `to` is 0
+
+  REQUIRE(f.agentState->started.size() == 1);
+  const auto& spec = f.agentState->started[0];
+  CHECK(spec.kernel == f.kernel);
+  CHECK(spec.initrd == f.initrd);
+  CHECK(spec.binary == f.dir.path() / "bin/qemu-system-x86_64");
+  CHECK(spec.memoryMib == 512);  // memory_mb, never memory_max_mb
+  CHECK(spec.vcpus == 2);
+  CHECK(spec.cmdline == "quiet");
+  CHECK(spec.consolePath == task.stdout_path());
+  CHECK(spec.scaleToZero);
+  CHECK(spec.idleTimeout == 45s);
+  CHECK(spec.accelerator == vmm::Accelerator::kTcg);
+  CHECK(*f.host->makeAgentCalls == 1);
+  CHECK(f.host->lastAgentConfig->stateDir == f.dir.path() / "state");
+}
+
+TEST_CASE("StartTask: relative rootfs resolves in the task dir; scale_to_zero off by default") {
+  DriverFixture f;
+  startWeb(f, {{"rootfs", "local/disk.img"}});
+  const auto& spec = f.agentState->started.at(0);
+  CHECK(spec.rootfs == f.dir.path() / "alloc/web/local/disk.img");
+  CHECK_FALSE(spec.scaleToZero);
+  CHECK(spec.idleTimeout == 5min);  // the plugin's idle_timeout
+  CHECK(spec.vcpus == 1);
+}
+
+TEST_CASE("StartTask: missing files and bad config are INVALID_ARGUMENT naming the key") {
+  DriverFixture f;
+  REQUIRE(f.setConfig().ok());
+  pb::StartTaskResponse resp;
+  auto missing = f.start(f.taskConfig("web", {{"kernel", "/nonexistent/vmlinuz"}}), &resp);
+  CHECK(missing.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(missing.error_message().find("config key \"kernel\"") != std::string::npos);
+  CHECK(missing.error_message().find("/nonexistent/vmlinuz") != std::string::npos);
+
+  auto badPort = f.start(f.taskConfig("web", {{"ports", {"grpc"}}}), &resp);
+  CHECK(badPort.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(badPort.error_message().find("\"grpc\"") != std::string::npos);
+
+  pb::TaskConfig badVcpus = f.taskConfig("web", {{"vcpus", 100}});
+  auto vcpus = f.start(badVcpus, &resp);
+  CHECK(vcpus.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(vcpus.error_message().find("config key \"vcpus\"") != std::string::npos);
+  CHECK(f.agentState->started.empty());
+}
+
+TEST_CASE("StartTask: no kernel anywhere is INVALID_ARGUMENT naming kernel") {
+  DriverFixture f;
+  REQUIRE(f.setConfig({{"kernel", nullptr}}).ok());
+  pb::StartTaskResponse resp;
+  auto s = f.start(f.taskConfig("web", json::object()), &resp);
+  CHECK(s.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(s.error_message().find("config key \"kernel\"") != std::string::npos);
+}
+
+TEST_CASE("StartTask: a missing hypervisor binary names it") {
+  DriverFixture f;
+  REQUIRE(f.setConfig({{"qemu_path", "qemu-system-riscv"}}).ok());
+  pb::StartTaskResponse resp;
+  auto s = f.start(f.taskConfig("web", json::object()), &resp);
+  CHECK(s.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+  CHECK(s.error_message().find("qemu binary \"qemu-system-riscv\" not found in PATH") !=
+        std::string::npos);
+  CHECK(decodeRecoverableDetails(s.error_details()) == std::nullopt);
+}
+
+TEST_CASE("StartTask: transient agent failure is recoverable, others are not") {
+  DriverFixture f;
+  REQUIRE(f.setConfig().ok());
+  pb::StartTaskResponse resp;
+  f.agentState->startError = makeError(ErrorCode::kUnavailable, "address pool busy");
+  auto transient = f.start(f.taskConfig("web", json::object()), &resp);
+  CHECK(transient.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+  CHECK(transient.error_message().find("address pool busy") != std::string::npos);
+  CHECK(decodeRecoverableDetails(transient.error_details()) == std::optional<bool>(true));
+
+  f.agentState->startError = makeError(ErrorCode::kVmmError, "qemu: bad machine");
+  auto fatal = f.start(f.taskConfig("web", json::object()), &resp);
+  CHECK(fatal.error_code() == grpc::StatusCode::INTERNAL);
+  CHECK(fatal.error_message().find("qemu: bad machine") != std::string::npos);
+  CHECK(decodeRecoverableDetails(fatal.error_details()) == std::nullopt);
+  CHECK(f.plugin->tasks().size() == 0);
+
+  // After the failures the same task starts fine.
+  CHECK(f.start(f.taskConfig("web", json::object()), &resp).ok());
+}
+
+TEST_CASE("RecoverableError details round-trip") {
+  auto bytes = encodeRecoverableDetails(grpc::StatusCode::FAILED_PRECONDITION, "tap busy", true);
+  CHECK(decodeRecoverableDetails(bytes) == std::optional<bool>(true));
+  CHECK(decodeRecoverableDetails(
+            encodeRecoverableDetails(grpc::StatusCode::FAILED_PRECONDITION, "x", false)) ==
+        std::optional<bool>(false));
+  CHECK(decodeRecoverableDetails("") == std::nullopt);
+  CHECK(decodeRecoverableDetails("\x1a\x05junk!") == std::nullopt);
+  CHECK(grpcCode(ErrorCode::kNotFound) == grpc::StatusCode::NOT_FOUND);
+  CHECK(grpcCode(ErrorCode::kTimeout) == grpc::StatusCode::DEADLINE_EXCEEDED);
+  auto st = toStatus(systemError("open tap", ENOENT));
+  CHECK(st.error_code() == grpc::StatusCode::INTERNAL);
+  CHECK(st.error_message() == "open tap: No such file or directory");
+}
+
+TEST_CASE("WaitTask blocks until exit, always sets result, honours cancellation") {
+  DriverFixture f;
+  auto resp = startWeb(f);
+  std::string id = resp.handle().config().id();
+  auto vm = f.agentState->instance(id);
+  REQUIRE(vm);
+
+  // Cancelled by the client's deadline while the VM runs (or sleeps).
+  vm->setState(agent::InstanceState::kSleeping);
+  pb::WaitTaskRequest req;
+  req.set_task_id(id);
+  pb::WaitTaskResponse waitResp;
+  auto t0 = std::chrono::steady_clock::now();
+  auto cancelled = f.driver->WaitTask(f.ctx(300ms).get(), req, &waitResp);
+  CHECK(cancelled.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED);
+  CHECK(std::chrono::steady_clock::now() - t0 >= 290ms);
+
+  std::thread exiter([&] {
+    std::this_thread::sleep_for(200ms);
+    vm->exitWith(3);
+  });
+  auto done = f.driver->WaitTask(f.ctx().get(), req, &waitResp);
+  exiter.join();
+  REQUIRE(done.ok());
+  REQUIRE(waitResp.has_result());
+  CHECK(waitResp.result().exit_code() == 3);
+  CHECK(waitResp.err().empty());
+
+  // Already exited: returns at once with the same result.
+  pb::WaitTaskResponse again;
+  REQUIRE(f.driver->WaitTask(f.ctx(1000ms).get(), req, &again).ok());
+  CHECK(again.result().exit_code() == 3);
+
+  pb::WaitTaskRequest unknown;
+  unknown.set_task_id("nope");
+  CHECK(f.driver->WaitTask(f.ctx().get(), unknown, &again).error_code() ==
+        grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_CASE("StopTask and DestroyTask are idempotent and OK for unknown ids") {
+  DriverFixture f;
+  pb::StopTaskRequest stop;
+  stop.set_task_id("unknown/task/00000000");
+  pb::StopTaskResponse stopResp;
+  CHECK(f.driver->StopTask(f.ctx().get(), stop, &stopResp).ok());
+  pb::DestroyTaskRequest destroy;
+  destroy.set_task_id("unknown/task/00000000");
+  destroy.set_force(true);
+  pb::DestroyTaskResponse destroyResp;
+  CHECK(f.driver->DestroyTask(f.ctx().get(), destroy, &destroyResp).ok());
+
+  auto resp = startWeb(f);
+  std::string id = resp.handle().config().id();
+  auto vm = f.agentState->instance(id);
+
+  destroy.set_task_id(id);
+  destroy.set_force(false);
+  auto refused = f.driver->DestroyTask(f.ctx().get(), destroy, &destroyResp);
+  CHECK(refused.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+  CHECK_FALSE(vm->destroyed());
+
+  stop.set_task_id(id);
+  *stop.mutable_timeout() = google::protobuf::util::TimeUtil::MillisecondsToDuration(7000);
+  stop.set_signal("SIGTERM");
+  REQUIRE(f.driver->StopTask(f.ctx().get(), stop, &stopResp).ok());
+  CHECK(vm->lastStopTimeout() == 7000ms);
+  REQUIRE(f.driver->StopTask(f.ctx().get(), stop, &stopResp).ok());  // again: fine
+
+  REQUIRE(f.driver->DestroyTask(f.ctx().get(), destroy, &destroyResp).ok());
+  CHECK(vm->destroyed());
+  CHECK(f.agentState->forgotten == std::vector<std::string>{id});
+  REQUIRE(f.driver->DestroyTask(f.ctx().get(), destroy, &destroyResp).ok());  // again: fine
+
+  pb::WaitTaskRequest wait;
+  wait.set_task_id(id);
+  pb::WaitTaskResponse waitResp;
+  CHECK(f.driver->WaitTask(f.ctx().get(), wait, &waitResp).error_code() ==
+        grpc::StatusCode::NOT_FOUND);
+  pb::InspectTaskRequest inspect;
+  inspect.set_task_id(id);
+  pb::InspectTaskResponse inspectResp;
+  CHECK(f.driver->InspectTask(f.ctx().get(), inspect, &inspectResp).error_code() ==
+        grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_CASE("DestroyTask with force stops a running task first; SIGKILL stops at once") {
+  DriverFixture f;
+  auto resp = startWeb(f);
+  std::string id = resp.handle().config().id();
+  auto vm = f.agentState->instance(id);
+  pb::StopTaskRequest stop;
+  stop.set_task_id(id);
+  stop.set_signal("SIGKILL");
+  *stop.mutable_timeout() = google::protobuf::util::TimeUtil::MillisecondsToDuration(30000);
+  pb::StopTaskResponse stopResp;
+  REQUIRE(f.driver->StopTask(f.ctx().get(), stop, &stopResp).ok());
+  CHECK(vm->lastStopTimeout() == 0ms);
+
+  auto second = f.start(f.taskConfig("api", json::object()), &resp);
+  REQUIRE(second.ok());
+  auto vm2 = f.agentState->instance(resp.handle().config().id());
+  pb::DestroyTaskRequest destroy;
+  destroy.set_task_id(resp.handle().config().id());
+  destroy.set_force(true);
+  pb::DestroyTaskResponse destroyResp;
+  REQUIRE(f.driver->DestroyTask(f.ctx().get(), destroy, &destroyResp).ok());
+  CHECK(vm2->destroyed());
+  CHECK(vm2->lastStopTimeout() > 0ms);
+}
+
+TEST_CASE("InspectTask reports status, driver attributes and network") {
+  DriverFixture f;
+  auto resp = startWeb(f);
+  std::string id = resp.handle().config().id();
+  f.agentState->instance(id)->setState(agent::InstanceState::kSleeping);
+  pb::InspectTaskRequest req;
+  req.set_task_id(id);
+  pb::InspectTaskResponse out;
+  REQUIRE(f.driver->InspectTask(f.ctx().get(), req, &out).ok());
+  CHECK(out.task().id() == id);
+  CHECK(out.task().name() == "web");
+  CHECK(out.task().state() == pb::TaskState::RUNNING);  // sleeping is running to Nomad
+  CHECK(out.task().has_started_at());
+  CHECK(out.task().has_completed_at());
+  CHECK(out.task().has_result());
+  CHECK(out.task().started_at().seconds() == 1714557600);
+  const auto& attrs = out.driver().attributes();
+  CHECK(attrs.at("sleeping") == "true");
+  CHECK(attrs.at("address") == "10.89.0.2");
+  CHECK(attrs.at("packets") == "7");
+  CHECK(out.network_override().addr() == "10.89.0.2");
+
+  f.agentState->instance(id)->exitWith(0, 15);
+  REQUIRE(f.driver->InspectTask(f.ctx().get(), req, &out).ok());
+  CHECK(out.task().state() == pb::TaskState::EXITED);
+  CHECK(out.task().result().signal() == 15);
+  CHECK(out.task().completed_at().seconds() > 0);
+}
+
+TEST_CASE("TaskStats streams samples with timestamp and usage, zero while asleep") {
+  DriverFixture f;
+  auto resp = startWeb(f);
+  std::string id = resp.handle().config().id();
+  auto vm = f.agentState->instance(id);
+  agent::ResourceUsage u;
+  u.cpuPercent = 50;
+  u.userPercent = 40;
+  u.systemPercent = 10;
+  u.rssBytes = 200u << 20;
+  u.measured = true;
+  vm->setUsage(u);
+
+  pb::TaskStatsRequest req;
+  req.set_task_id(id);
+  *req.mutable_collection_interval() = google::protobuf::util::TimeUtil::MillisecondsToDuration(100);
+  auto ctx = f.ctx(3000ms);
+  auto reader = f.driver->TaskStats(ctx.get(), req);
+  pb::TaskStatsResponse sample;
+  REQUIRE(reader->Read(&sample));
+  const auto& s = sample.stats();
+  CHECK(s.id() == id);
+  REQUIRE(s.has_timestamp());
+  CHECK(s.timestamp().seconds() > 0);
+  REQUIRE(s.has_agg_resource_usage());
+  const auto& cpu = s.agg_resource_usage().cpu();
+  CHECK(cpu.percent() == doctest::Approx(50));
+  CHECK(cpu.total_ticks() == doctest::Approx(1000));  // 50% of a 2000 MHz core
+  CHECK(cpu.user_mode() == doctest::Approx(40));
+  CHECK(cpu.measured_fields_size() == 4);
+  CHECK(s.agg_resource_usage().memory().rss() == (200u << 20));
+  CHECK(s.agg_resource_usage().memory().measured_fields(0) == pb::MemoryUsage::RSS);
+
+  vm->setUsage(agent::ResourceUsage{});  // asleep: no VMM process
+  vm->setState(agent::InstanceState::kSleeping);
+  auto t0 = std::chrono::steady_clock::now();
+  bool sawZero = false;
+  for (int i = 0; i < 10 && !sawZero; ++i) {
+    REQUIRE(reader->Read(&sample));
+    REQUIRE(sample.stats().has_timestamp());
+    REQUIRE(sample.stats().has_agg_resource_usage());
+    sawZero = sample.stats().agg_resource_usage().cpu().percent() == 0 &&
+              sample.stats().agg_resource_usage().memory().rss() == 0;
+  }
+  CHECK(sawZero);
+  CHECK(std::chrono::steady_clock::now() - t0 < 1500ms);
+
+  // Destroying the task ends the stream.
+  vm->exitWith(0);
+  pb::DestroyTaskRequest destroy;
+  destroy.set_task_id(id);
+  destroy.set_force(true);
+  pb::DestroyTaskResponse destroyResp;
+  REQUIRE(f.driver->DestroyTask(f.ctx().get(), destroy, &destroyResp).ok());
+  while (reader->Read(&sample)) {
+  }
+  CHECK(reader->Finish().ok());
+}
+
+TEST_CASE("TaskEvents delivers instance events with alloc_id and task_name") {
+  DriverFixture f;
+  auto resp = startWeb(f);
+  std::string id = resp.handle().config().id();
+  auto ctx = f.ctx(3000ms);
+  auto reader = f.driver->TaskEvents(ctx.get(), pb::TaskEventsRequest());
+  // The subscription exists once the server has run the handler.
+  for (int i = 0; i < 100 && f.plugin->events().subscribers() == 0; ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  REQUIRE(f.plugin->events().subscribers() == 1);
+  f.agentState->instance(id)->emit("Sleeping", {{"snapshot_bytes", "58000"}});
+  f.agentState->instance(id)->emit("Woken", {{"latency_ms", "251"}});
+  pb::DriverTaskEvent e;
+  REQUIRE(reader->Read(&e));
+  CHECK(e.task_id() == id);
+  CHECK(e.alloc_id() == "5f1c2d3e-aaaa-bbbb-cccc-0123456789ab");
+  CHECK(e.task_name() == "web");
+  CHECK(e.message() == "Sleeping");
+  CHECK(e.annotations().at("snapshot_bytes") == "58000");
+  CHECK(e.timestamp().seconds() > 0);
+  REQUIRE(reader->Read(&e));
+  CHECK(e.message() == "Woken");
+  ctx->TryCancel();
+  while (reader->Read(&e)) {
+  }
+  for (int i = 0; i < 100 && f.plugin->events().subscribers() != 0; ++i) {
+    std::this_thread::sleep_for(10ms);
+  }
+  CHECK(f.plugin->events().subscribers() == 0);  // the handler noticed the cancel
+}
+
+TEST_CASE("Fingerprint: immediate, healthy, stays open and resends") {
+  DriverFixture f;
+  REQUIRE(f.setConfig().ok());
+  auto ctx = f.ctx(1000ms);
+  auto reader = f.driver->Fingerprint(ctx.get(), pb::FingerprintRequest());
+  pb::FingerprintResponse fp;
+  auto t0 = std::chrono::steady_clock::now();
+  REQUIRE(reader->Read(&fp));
+  CHECK(std::chrono::steady_clock::now() - t0 < 500ms);
+  CHECK(fp.health() == pb::FingerprintResponse::HEALTHY);
+  CHECK(fp.health_description() == "Healthy");
+  const auto& a = fp.attributes();
+  CHECK(a.at("driver.s2z-kata.version").string_val() == "0.1.0");
+  CHECK(a.at("driver.s2z-kata.hypervisor").string_val() == "qemu");
+  CHECK(a.at("driver.s2z-kata.hypervisor_version").string_val() == "7.2.19");
+  CHECK(a.at("driver.s2z-kata.accelerator").string_val() == "tcg");
+  CHECK(a.at("driver.s2z-kata.scale_to_zero").bool_val());
+  CHECK(a.at("driver.s2z-kata.sleeping_tasks").int_val() == 0);
+  CHECK(*f.host->makeAgentCalls == 1);
+
+  // Unchanged facts are resent after the resend interval (300 ms here), and
+  // the stream only ends because our deadline cancels it.
+  REQUIRE(reader->Read(&fp));
+  CHECK(std::chrono::steady_clock::now() - t0 >= 250ms);
+  while (reader->Read(&fp)) {
+  }
+  CHECK(reader->Finish().error_code() == grpc::StatusCode::DEADLINE_EXCEEDED);
+}
+
+TEST_CASE("Fingerprint: unhealthy with a description naming what is missing") {
+  DriverFixture f;
+  REQUIRE(f.setConfig({{"qemu_path", "qemu-system-x86_64-nope"}, {"kernel", "/x/vmlinuz"}}).ok());
+  auto ctx = f.ctx(1000ms);
+  auto reader = f.driver->Fingerprint(ctx.get(), pb::FingerprintRequest());
+  pb::FingerprintResponse fp;
+  REQUIRE(reader->Read(&fp));
+  CHECK(fp.health() == pb::FingerprintResponse::UNHEALTHY);
+  CHECK(fp.health_description().find("qemu binary \"qemu-system-x86_64-nope\" not found in PATH") !=
+        std::string::npos);
+  CHECK(fp.health_description().find("kernel \"/x/vmlinuz\" not found") != std::string::npos);
+  ctx->TryCancel();
+}
+
+TEST_CASE("Fingerprint: a sleeping task changes the attributes and is sent at once") {
+  DriverFixture f;
+  auto resp = startWeb(f);
+  auto ctx = f.ctx(2000ms);
+  auto reader = f.driver->Fingerprint(ctx.get(), pb::FingerprintRequest());
+  pb::FingerprintResponse fp;
+  REQUIRE(reader->Read(&fp));
+  CHECK(fp.attributes().at("driver.s2z-kata.sleeping_tasks").int_val() == 0);
+  f.agentState->instance(resp.handle().config().id())->setState(agent::InstanceState::kSleeping);
+  auto t0 = std::chrono::steady_clock::now();
+  REQUIRE(reader->Read(&fp));
+  CHECK(fp.attributes().at("driver.s2z-kata.sleeping_tasks").int_val() == 1);
+  CHECK(std::chrono::steady_clock::now() - t0 < 250ms);  // before the 300 ms resend
+  ctx->TryCancel();
+}
+
+TEST_CASE("SignalTask maps names; unknown names are INVALID_ARGUMENT") {
+  DriverFixture f;
+  auto resp = startWeb(f);
+  std::string id = resp.handle().config().id();
+  pb::SignalTaskRequest req;
+  req.set_task_id(id);
+  req.set_signal("SIGHUP");
+  pb::SignalTaskResponse out;
+  REQUIRE(f.driver->SignalTask(f.ctx().get(), req, &out).ok());
+  req.set_signal("usr1");
+  REQUIRE(f.driver->SignalTask(f.ctx().get(), req, &out).ok());
+  CHECK(f.agentState->instance(id)->signals() == std::vector<int>{SIGHUP, SIGUSR1});
+  req.set_signal("SIGFOO");
+  auto bad = f.driver->SignalTask(f.ctx().get(), req, &out);
+  CHECK(bad.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(bad.error_message().find("SIGFOO") != std::string::npos);
+  req.set_task_id("gone");
+  req.set_signal("SIGHUP");
+  CHECK(f.driver->SignalTask(f.ctx().get(), req, &out).error_code() == grpc::StatusCode::NOT_FOUND);
+}
+
+TEST_CASE("Exec and networks are UNIMPLEMENTED with a clear message") {
+  DriverFixture f;
+  pb::ExecTaskRequest req;
+  req.set_task_id("x");
+  req.add_command("ls");
+  pb::ExecTaskResponse out;
+  auto s = f.driver->ExecTask(f.ctx().get(), req, &out);
+  CHECK(s.error_code() == grpc::StatusCode::UNIMPLEMENTED);
+  CHECK(s.error_message() == "exec is not supported: tasks are VMs without a guest agent");
+  pb::CreateNetworkRequest net;
+  pb::CreateNetworkResponse netOut;
+  CHECK(f.driver->CreateNetwork(f.ctx().get(), net, &netOut).error_code() ==
+        grpc::StatusCode::UNIMPLEMENTED);
+}
+
+TEST_CASE("RecoverTask: new plugin process re-adopts; idempotent; gone VM is NOT_FOUND") {
+  auto shared = std::make_shared<FakeAgentState>();
+  pb::StartTaskResponse resp;
+  {
+    DriverFixture first(shared);
+    resp = startWeb(first);
+  }
+  // The first plugin process is gone; its VM is still alive in the fake agent.
+  shared->instances.clear();
+  DriverFixture second(shared);
+  REQUIRE(second.setConfig().ok());
+  pb::RecoverTaskRequest req;
+  *req.mutable_handle() = resp.handle();  // task_id left empty, like the client
+  pb::RecoverTaskResponse out;
+  auto status = second.driver->RecoverTask(second.ctx().get(), req, &out);
+  INFO(status.error_message());
+  REQUIRE(status.ok());
+  REQUIRE(second.driver->RecoverTask(second.ctx().get(), req, &out).ok());  // again
+  CHECK(second.plugin->tasks().size() == 1);
+
+  pb::InspectTaskRequest inspect;
+  inspect.set_task_id(resp.handle().config().id());
+  pb::InspectTaskResponse inspectOut;
+  REQUIRE(second.driver->InspectTask(second.ctx().get(), inspect, &inspectOut).ok());
+  CHECK(inspectOut.network_override().port_map().at("http") == 8080);
+
+  // A VM that vanished.
+  pb::RecoverTaskRequest gone = req;
+  auto record = decodeTaskState(resp.handle().driver_state());
+  REQUIRE(record.ok());
+  record->spec.taskId = "5f1c2d3e-aaaa-bbbb-cccc-0123456789ab/db/99999999";
+  gone.mutable_handle()->mutable_config()->set_id(record->spec.taskId);
+  gone.mutable_handle()->set_driver_state(encodeTaskState(*record));
+  auto notFound = second.driver->RecoverTask(second.ctx().get(), gone, &out);
+  CHECK(notFound.error_code() == grpc::StatusCode::NOT_FOUND);
+  CHECK(notFound.error_message().find("the VM is gone") != std::string::npos);
+
+  // Broken driver_state.
+  pb::RecoverTaskRequest broken = gone;
+  broken.mutable_handle()->set_driver_state("{\"version\":7}");
+  auto invalid = second.driver->RecoverTask(second.ctx().get(), broken, &out);
+  CHECK(invalid.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(invalid.error_message().find("version 7") != std::string::npos);
+}
+
+TEST_CASE("task state: versioned JSON, unknown versions rejected clearly") {
+  agent::InstanceRecord r;
+  r.spec.taskId = "a/b/c";
+  r.spec.name = "a-1";
+  r.network.address = "10.89.0.9";
+  r.state = agent::InstanceState::kSleeping;
+  auto bytes = encodeTaskState(r);
+  auto json = nlohmann::json::parse(bytes);
+  CHECK(json["version"] == 1);
+  auto back = decodeTaskState(bytes);
+  REQUIRE(back.ok());
+  CHECK(back->network.address == "10.89.0.9");
+  CHECK(back->state == agent::InstanceState::kSleeping);
+  json["version"] = 2;
+  auto v2 = decodeTaskState(json.dump());
+  REQUIRE_FALSE(v2.ok());
+  CHECK(v2.error().message.find("version 2 is not supported") != std::string::npos);
+  CHECK_FALSE(decodeTaskState("").ok());
+  CHECK_FALSE(decodeTaskState("not json").ok());
+  CHECK_FALSE(decodeTaskState("{\"version\":1}").ok());
+}
+
+TEST_CASE("go-plugin services: health, controller, stdio, broker") {
+  DriverFixture f;
+  grpc::health::v1::HealthCheckRequest req;
+  grpc::health::v1::HealthCheckResponse out;
+  req.set_service("plugin");
+  REQUIRE(f.health->Check(f.ctx().get(), req, &out).ok());
+  CHECK(out.status() == grpc::health::v1::HealthCheckResponse::SERVING);
+  req.set_service("");
+  REQUIRE(f.health->Check(f.ctx().get(), req, &out).ok());
+  CHECK(out.status() == grpc::health::v1::HealthCheckResponse::SERVING);
+
+  ::plugin::Empty empty;
+  REQUIRE(f.controller->Shutdown(f.ctx().get(), empty, &empty).ok());
+  CHECK(f.shutdownRequests == 1);
+
+  auto channel = grpc::CreateChannel("unix:" + f.server->socketPath().string(),
+                                     grpc::InsecureChannelCredentials());
+  auto stdio = ::plugin::GRPCStdio::NewStub(channel);
+  auto ctx = f.ctx(300ms);
+  auto reader = stdio->StreamStdio(ctx.get(), google::protobuf::Empty());
+  ::plugin::StdioData data;
+  CHECK_FALSE(reader->Read(&data));  // nothing sent; held open until our deadline
+  CHECK(reader->Finish().error_code() == grpc::StatusCode::DEADLINE_EXCEEDED);
+
+  auto broker = ::plugin::GRPCBroker::NewStub(channel);
+  grpc::ClientContext bctx;
+  auto stream = broker->StartStream(&bctx);
+  ::plugin::ConnInfo info;
+  info.set_service_id(1);
+  CHECK(stream->Write(info));
+  CHECK(stream->WritesDone());
+  CHECK(stream->Finish().ok());  // ends once the client closes its side
+}
+
+}  // namespace
+}  // namespace s2z::driver::test
