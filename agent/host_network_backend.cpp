@@ -1,9 +1,73 @@
+#include <linux/if_tun.h>
+#include <net/if.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include <fstream>
+#include <string>
+
 #include "agent/host_network.h"
 #include "agent/network_backend.h"
 #include "agent/tap_device.h"
 
 namespace s2z::agent {
 namespace {
+
+// A tap queue fd duplicated out of the VMM that holds it (pidfd_getfd): a tap
+// has a single queue, so while a VMM has it attached TUNSETIFF gives EBUSY.
+class AdoptedTap : public Tap {
+ public:
+  AdoptedTap(UniqueFd fd, std::string name, uint32_t ifindex)
+      : fd_(std::move(fd)), name_(std::move(name)), ifindex_(ifindex) {}
+  int fd() const override { return fd_.get(); }
+  const std::string& name() const override { return name_; }
+  uint32_t ifindex() const override { return ifindex_; }
+  Result<void> destroy() override {
+    if (!fd_) return okResult();
+    // Same effect as TapDevice::destroy: not persistent, gone with the last fd.
+    if (::ioctl(fd_.get(), TUNSETPERSIST, 0) != 0) {
+      return systemError("destroy tap " + name_ + ": TUNSETPERSIST");
+    }
+    fd_.reset();
+    return okResult();
+  }
+
+ private:
+  UniqueFd fd_;
+  std::string name_;
+  uint32_t ifindex_;
+};
+
+// The fd number of `holder` whose tun file is attached to tap `name`
+// (/proc/<pid>/fdinfo shows "iff:\t<name>" for tun files); -1 if none.
+int findTunFd(pid_t holder, const std::string& name) {
+  std::error_code ec;
+  std::filesystem::path dir = "/proc/" + std::to_string(holder) + "/fdinfo";
+  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
+    std::ifstream in(entry.path());
+    std::string line;
+    while (std::getline(in, line)) {
+      if (line == "iff:\t" + name) return std::atoi(entry.path().filename().c_str());
+    }
+  }
+  return -1;
+}
+
+Result<std::unique_ptr<Tap>> adoptFrom(pid_t holder, const std::string& name) {
+  int remote = findTunFd(holder, name);
+  if (remote < 0) {
+    return makeError(ErrorCode::kNotFound,
+                     "process " + std::to_string(holder) + " holds no fd of tap " + name);
+  }
+  UniqueFd pidfd(static_cast<int>(::syscall(SYS_pidfd_open, holder, 0)));
+  if (!pidfd) return systemError("pidfd_open " + std::to_string(holder));
+  UniqueFd fd(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), remote, 0)));
+  if (!fd) return systemError("pidfd_getfd " + std::to_string(holder) + "/" + std::to_string(remote));
+  uint32_t ifindex = ::if_nametoindex(name.c_str());
+  if (ifindex == 0) return systemError("if_nametoindex " + name);
+  return std::unique_ptr<Tap>(std::make_unique<AdoptedTap>(std::move(fd), name, ifindex));
+}
 
 class HostTap : public Tap {
  public:
@@ -39,6 +103,9 @@ class HostNetworkBackend : public NetworkBackend {
     auto tap = TapDevice::reopen(name);
     if (!tap.ok()) return tap.error();
     return std::unique_ptr<Tap>(std::make_unique<HostTap>(std::move(*tap)));
+  }
+  Result<std::unique_ptr<Tap>> adoptTap(const std::string& name, pid_t holder) override {
+    return adoptFrom(holder, name);
   }
   Result<void> plumb(const std::string& tapName, const Lease& lease,
                      const std::string& mac) override {

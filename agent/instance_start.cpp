@@ -1,6 +1,8 @@
 // VmInstance::start (staged boot with rollback) and VmInstance::recover.
 #include <arpa/inet.h>
 
+#include <cerrno>
+
 #include <spdlog/spdlog.h>
 
 #include "agent/run_dir.h"
@@ -138,7 +140,12 @@ Result<std::shared_ptr<VmInstance>> VmInstance::recover(const InstanceRecord& ha
   bool live = rec.state != InstanceState::kExited;
 
   std::unique_ptr<Tap> tap;
-  if (auto reopened = deps.network->reopenTap(rec.network.tapName); reopened.ok()) {
+  auto reopened = deps.network->reopenTap(rec.network.tapName);
+  if (!reopened.ok() && reopened.error().errnum == EBUSY && rec.vmm.pid != 0) {
+    // The VMM (or standby) has the tap's one queue: hold the same file again.
+    reopened = deps.network->adoptTap(rec.network.tapName, rec.vmm.pid);
+  }
+  if (reopened.ok()) {
     tap = std::move(*reopened);
   } else if (live) {
     return reopened.error().wrap(where + ": tap");

@@ -5,6 +5,8 @@
 // host_network.h) in the current network namespace.
 #pragma once
 
+#include <sys/types.h>
+
 #include <cstdint>
 #include <filesystem>
 #include <memory>
@@ -38,7 +40,12 @@ class NetworkBackend {
   // Creates the persistent tap (or re-attaches to an existing one).
   virtual Result<std::unique_ptr<Tap>> createTap(const std::string& name) = 0;
   // Re-attaches to an existing persistent tap; kNotFound if it is gone.
+  // Fails with kSystem/EBUSY while a VMM holds it (a tap has one queue).
   virtual Result<std::unique_ptr<Tap>> reopenTap(const std::string& name) = 0;
+  // Takes a duplicate of the tap's queue fd from the process holding it (the
+  // VMM after a plugin restart), so the agent holds the same queue again.
+  // kNotFound if the process or such an fd in it is gone.
+  virtual Result<std::unique_ptr<Tap>> adoptTap(const std::string& name, pid_t holder) = 0;
 
   // Gateway, route and permanent neighbour for the VM (HostNetwork).
   virtual Result<void> plumb(const std::string& tapName, const Lease& lease,

@@ -131,6 +131,9 @@ class FakeNetwork : public NetworkBackend {
   Result<void> releaseAddress(const std::string& address) override;
   Result<std::unique_ptr<Tap>> createTap(const std::string& name) override;
   Result<std::unique_ptr<Tap>> reopenTap(const std::string& name) override;
+  Result<std::unique_ptr<Tap>> adoptTap(const std::string& name, pid_t holder) override {
+    return reopenTap(name);
+  }
   Result<void> plumb(const std::string& tapName, const Lease& lease,
                      const std::string& mac) override;
   Result<void> unplumb(const std::string& tapName, const Lease& lease) override;

@@ -1,0 +1,235 @@
+// The agent end to end: real kernel programs, real QEMU (TCG), the test guest,
+// inside a network namespace this test creates. One boot per test case (each
+// costs ~5 s under TCG), then the scale-to-zero scenarios one after another.
+#include <net/if.h>
+
+#include <doctest/doctest.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <future>
+#include <set>
+#include <thread>
+
+#include "agent/agent.h"
+#include "tests/agent/agent_test_support.h"
+#include "tests/agent/integration_env.h"
+
+namespace s2z::agent {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::EventLog;
+using testing::HttpResult;
+using testing::IntegrationEnv;
+using testing::httpGet;
+using testing::waitUntil;
+
+constexpr int kPort = 8080;
+constexpr uint32_t kHealthMark = 0x5a000;
+constexpr auto kIdle = 3s;
+
+AgentConfig configFor(const IntegrationEnv& env) {
+  AgentConfig c;
+  c.stateDir = env.stateDir();
+  c.subnet = "10.89.0.0/24";
+  c.healthCheckMark = kHealthMark;
+  c.healthCheckCgroup = env.cgroupRel();
+  c.idlePollInterval = 50ms;
+  c.bpfPinRoot = env.pinRoot();
+  return c;
+}
+
+InstanceSpec guestSpec(const IntegrationEnv& env, const std::string& taskId) {
+  InstanceSpec s;
+  s.taskId = taskId;
+  s.name = "web";
+  s.binary = "/usr/bin/qemu-system-x86_64";
+  s.kernel = testing::guestDir() / "vmlinuz";
+  s.initrd = testing::guestDir() / "initrd.img";
+  s.cmdline = "console=ttyS0 quiet panic=-1";
+  s.memoryMib = 256;
+  s.consolePath = env.stateDir() / (taskId + ".console");
+  s.scaleToZero = true;
+  s.idleTimeout = kIdle;
+  return s;
+}
+
+// Polls GET / until 200 (requests count as activity, so it stays awake).
+bool waitHttp(const std::string& address, std::chrono::milliseconds timeout) {
+  return waitUntil([&] { return httpGet(address, kPort, "/", 1s).status == 200; }, timeout);
+}
+
+uint64_t attr(const std::shared_ptr<Instance>& i, const std::string& key) {
+  auto a = i->attributes();
+  return a.count(key) ? std::stoull(a.at(key)) : ~0ULL;
+}
+
+int counterOf(const HttpResult& r) { return r.status == 200 ? std::stoi(r.body) : -1; }
+
+size_t count(const EventLog& log, const std::string& prefix) { return log.find(prefix).size(); }
+
+// Waits for the n-th "Sleeping" event.
+bool waitAsleep(const EventLog& log, size_t n) {
+  return waitUntil([&] { return count(log, "Sleeping") >= n; }, kIdle + 15s);
+}
+
+std::string annotation(const EventLog& log, const std::string& prefix, const std::string& key) {
+  auto events = log.find(prefix);
+  if (events.empty() || !events.back().annotations.count(key)) return "?";
+  return events.back().annotations.at(key);
+}
+
+TEST_CASE("integration: idle VM sleeps, health checks stay local, requests wake it") {
+  if (!testing::guestAvailable()) {
+    FAIL("test guest missing in " << testing::guestDir() << " (run scripts/build-guest.sh)");
+  }
+  IntegrationEnv env("sz");
+  EventLog events;
+  auto made = makeAgent(configFor(env));
+  REQUIRE_MESSAGE(made.ok(), made.error().describe());
+  std::unique_ptr<Agent> agent = std::move(*made);
+  REQUIRE_MESSAGE(agent->status().scaleToZeroReady, agent->status().problem);
+  CHECK(agent->status().problem.empty());
+
+  auto started = agent->start(guestSpec(env, "it-sz"), events.sink());
+  REQUIRE_MESSAGE(started.ok(), started.error().describe());
+  auto inst = *started;
+  auto rec = inst->record();
+  const std::string vm = rec.network.address;
+  REQUIRE_MESSAGE(waitHttp(vm, 40s), "guest never answered HTTP");
+  int counter = counterOf(httpGet(vm, kPort, "/counter", 2s));
+  REQUIRE(counter >= 1);
+  auto usage = inst->usage();
+  CHECK(usage.measured);
+  CHECK(usage.rssBytes > 0);
+
+  // Health checks while running reach the guest but are not activity.
+  uint64_t packetsBefore = attr(inst, "packets"), healthBefore = attr(inst, "health_packets");
+  auto checks = env.healthChecks(vm, kPort, 30);
+  REQUIRE(checks.size() == 30);
+  CHECK(std::all_of(checks.begin(), checks.end(), [](auto& c) { return c.status == 200; }));
+  CHECK(attr(inst, "packets") == packetsBefore);
+  CHECK(attr(inst, "health_packets") >= healthBefore + 30 * 3);
+
+  // Idle -> sleeping: VMM gone, snapshot written, tap kept.
+  REQUIRE(waitAsleep(events, 1));
+  CHECK(inst->state() == InstanceState::kSleeping);
+  CHECK_FALSE(testing::processAlive(rec.vmm.pid, rec.vmm.startTime));
+  CHECK(std::filesystem::exists(rec.snapshotDir));
+  CHECK_FALSE(std::filesystem::is_empty(rec.snapshotDir));
+  CHECK(::if_nametoindex(rec.network.tapName.c_str()) == rec.network.ifindex);
+  CHECK(agent->status().sleeping == 1);
+  CHECK_FALSE(inst->usage().measured);
+  MESSAGE("snapshot: " << annotation(events, "Sleeping", "snapshot_ms") << " ms, "
+                       << annotation(events, "Sleeping", "snapshot_bytes") << " bytes");
+
+  // Health checks while asleep: answered locally, fast, and it stays asleep.
+  uint64_t packetsAsleep = attr(inst, "packets");
+  checks = env.healthChecks(vm, kPort, 10);
+  REQUIRE(checks.size() == 10);
+  double worst = 0;
+  for (const auto& c : checks) {
+    CHECK(c.status == 200);
+    worst = std::max(worst, c.ms);
+  }
+  CHECK(worst < 50);
+  MESSAGE("health check while asleep: worst " << worst << " ms");
+  std::this_thread::sleep_for(200ms);
+  CHECK(inst->state() == InstanceState::kSleeping);
+  CHECK(count(events, "Woken") == 0);
+  CHECK(attr(inst, "packets") == packetsAsleep);
+
+  // A real request wakes it; guest memory survived (/counter continues).
+  auto woke = httpGet(vm, kPort, "/counter", 10s);
+  REQUIRE_MESSAGE(woke.status == 200, woke.error);
+  CHECK(counterOf(woke) == counter + 1);
+  CHECK(woke.retransmits == 0);
+  REQUIRE(waitUntil([&] { return count(events, "Woken") == 1; }, 2s));
+  MESSAGE("wake: request answered in " << woke.totalMs << " ms (connect " << woke.connectMs
+                                       << " ms, retransmits " << woke.retransmits
+                                       << "), agent wake_ms " << annotation(events, "Woken", "wake_ms"));
+  counter = counterOf(woke);
+
+  // A burst of concurrent connections to a sleeping VM: one restore, all answered.
+  REQUIRE(waitAsleep(events, 2));
+  std::vector<std::future<HttpResult>> burst;
+  for (int i = 0; i < 8; ++i) {
+    burst.push_back(std::async(std::launch::async, [&] { return httpGet(vm, kPort, "/counter", 10s); }));
+  }
+  std::set<int> seen;
+  double slowest = 0;
+  for (auto& f : burst) {
+    auto r = f.get();
+    CHECK_MESSAGE(r.status == 200, r.error);
+    seen.insert(counterOf(r));
+    slowest = std::max(slowest, r.totalMs);
+  }
+  CHECK(seen.size() == 8);
+  CHECK(*seen.begin() == counter + 1);
+  counter = *seen.rbegin();
+  std::this_thread::sleep_for(300ms);
+  CHECK(count(events, "Woken") == 2);
+  MESSAGE("burst of 8: slowest answered in " << slowest << " ms");
+
+  // A request that arrives while the snapshot is being taken is answered.
+  bool caught = waitUntil([&] { return inst->state() == InstanceState::kSnapshotting; },
+                          kIdle + 15s);
+  REQUIRE(caught);
+  auto during = httpGet(vm, kPort, "/counter", 10s);
+  CHECK_MESSAGE(during.status == 200, during.error);
+  CHECK(counterOf(during) == counter + 1);
+  MESSAGE("request during snapshot: answered in " << during.totalMs << " ms (connect "
+          << during.connectMs << " ms, retransmits " << during.retransmits << ")");
+  REQUIRE(waitUntil([&] { return inst->state() == InstanceState::kRunning; }, 5s));
+
+  REQUIRE(inst->destroy().ok());
+  CHECK(::if_nametoindex(rec.network.tapName.c_str()) == 0);
+  CHECK_FALSE(std::filesystem::exists(rec.runDir));
+}
+
+TEST_CASE("integration: a sleeping VM is recovered by a new Agent and still wakes") {
+  if (!testing::guestAvailable()) {
+    FAIL("test guest missing in " << testing::guestDir() << " (run scripts/build-guest.sh)");
+  }
+  IntegrationEnv env("rc");
+  EventLog events;
+  auto made = makeAgent(configFor(env));
+  REQUIRE_MESSAGE(made.ok(), made.error().describe());
+  std::unique_ptr<Agent> agent = std::move(*made);
+  auto started = agent->start(guestSpec(env, "it-rc"), events.sink());
+  REQUIRE_MESSAGE(started.ok(), started.error().describe());
+  auto handle = (*started)->record();  // what Nomad keeps from StartTask: state Running
+  const std::string vm = handle.network.address;
+  REQUIRE(waitHttp(vm, 40s));
+  int counter = counterOf(httpGet(vm, kPort, "/counter", 2s));
+  REQUIRE(waitAsleep(events, 1));
+  started->reset();
+  agent.reset();  // the plugin exits; the VM (asleep) and its tap stay
+
+  made = makeAgent(configFor(env));
+  REQUIRE_MESSAGE(made.ok(), made.error().describe());
+  agent = std::move(*made);
+  auto recovered = agent->recover(handle, events.sink());
+  REQUIRE_MESSAGE(recovered.ok(), recovered.error().describe());
+  auto inst = *recovered;
+  CHECK(inst->state() == InstanceState::kSleeping);
+  CHECK(agent->status().sleeping == 1);
+  // Health checks still answered locally after the restart.
+  auto checks = env.healthChecks(vm, kPort, 3);
+  REQUIRE(checks.size() == 3);
+  CHECK(checks[0].status == 200);
+  CHECK(inst->state() == InstanceState::kSleeping);
+
+  auto woke = httpGet(vm, kPort, "/counter", 10s);
+  REQUIRE_MESSAGE(woke.status == 200, woke.error);
+  CHECK(counterOf(woke) == counter + 1);
+  REQUIRE(waitUntil([&] { return count(events, "Woken") == 1; }, 2s));
+  CHECK(inst->state() == InstanceState::kRunning);
+  MESSAGE("wake after recovery: " << woke.totalMs << " ms");
+  REQUIRE(inst->stop(2s).ok());
+  REQUIRE(inst->destroy().ok());
+}
+
+}  // namespace
+}  // namespace s2z::agent
