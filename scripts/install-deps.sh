@@ -17,7 +17,7 @@ packages=(
   # VMs and networking
   qemu-system-x86 iproute2 iptables kmod
   # test guest build (scripts/build-guest.sh) and tests
-  busybox-static cpio xz-utils zstd curl procps util-linux
+  busybox-static cpio xz-utils zstd curl procps util-linux gettext-base
 )
 
 missing=()

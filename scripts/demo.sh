@@ -1,0 +1,88 @@
+#!/usr/bin/env bash
+# The demo: one VM task through the Nomad-client stand-in, on the embedded
+# defaults in jobspecs/demo/. It serves requests, goes idle, sleeps (snapshot,
+# VMM exits), then a request wakes it; every task event and the measured wake
+# latency are printed. Everything runs in a network namespace this script
+# creates and removes. Needs root.
+set -euo pipefail
+repo=$(cd "$(dirname "$0")/.." && pwd)
+build="${S2Z_BUILD_DIR:-$repo/build}"
+export GUEST_DIR="${S2Z_GUEST_DIR:-$repo/.cache/guest}"
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "scripts/demo.sh: run as root (it creates a network namespace, a tap and loads eBPF)" >&2
+  exit 1
+fi
+
+"$repo/scripts/install-deps.sh"
+"$repo/scripts/build.sh" >/dev/null
+"$repo/scripts/build-guest.sh"
+
+ns="s2z-demo-$$"
+work=$(mktemp -d /tmp/s2z-demo.XXXXXX)
+export STATE_DIR="$work/state"
+standin_pid=""
+cleanup() {
+  [ -n "$standin_pid" ] && kill -TERM "$standin_pid" 2>/dev/null && wait "$standin_pid" 2>/dev/null
+  ip netns del "$ns" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+ip netns add "$ns"
+ip -n "$ns" link set lo up
+envsubst < "$repo/jobspecs/demo/plugin.yaml" > "$work/plugin.yaml"
+envsubst < "$repo/jobspecs/demo/task.yaml" > "$work/task.yaml"
+
+say() { printf '\n== %s\n' "$*"; }
+in_ns() { ip netns exec "$ns" "$@"; }
+# Prints "<http code> <seconds> <body>" for one request from inside the namespace.
+request() {
+  in_ns curl -s -o "$work/body" -w '%{http_code} %{time_total}' --max-time 20 "$1" || true
+  printf ' %s\n' "$(cat "$work/body" 2>/dev/null)"
+}
+
+say "starting the plugin through the Nomad-client stand-in (probe, validation, long-lived launch)"
+"$build/standin/s2z-nomad-standin" --plugin "$build/driver/s2z-kata" \
+  --plugin-config "$work/plugin.yaml" --task "$work/task.yaml" \
+  --netns "/run/netns/$ns" --data-dir "$work/nomad" --run-for 10m \
+  > "$work/standin.log" 2>&1 &
+standin_pid=$!
+tail -n +1 -f "$work/standin.log" --pid "$standin_pid" | sed 's/^/  | /' &
+
+addr=""
+for _ in $(seq 1 120); do
+  addr=$(sed -n 's/^started task .* addr=\([0-9.]*\).*/\1/p' "$work/standin.log" | head -n1)
+  [ -n "$addr" ] && break
+  grep -q "start failed\|loader failed" "$work/standin.log" && { echo "demo: the task did not start"; exit 1; }
+  sleep 0.5
+done
+[ -n "$addr" ] || { echo "demo: no task started within 60 s"; exit 1; }
+url="http://$addr:8080"
+
+say "waiting for the guest at $url to answer (cold boot under $(grep -o 'accelerator = [a-z]*' "$work/standin.log" | head -n1 | cut -d' ' -f3))"
+start=$(date +%s.%N)
+until in_ns curl -s -o /dev/null --max-time 1 "$url/"; do sleep 0.2; done
+awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "booted: first HTTP 200 after %.1f s\n", e - s }'
+
+say "three requests to $url/counter"
+for _ in 1 2 3; do request "$url/counter"; done
+
+say "idle: waiting for the task to sleep (idle_timeout 4s)"
+until grep -q '^event: .*Sleeping' "$work/standin.log"; do sleep 0.2; done
+sleep 0.5
+
+say "a request to the sleeping VM wakes it (http code, seconds, body)"
+request "$url/counter"
+until grep -q '^event: .*Woken' "$work/standin.log"; do sleep 0.1; done
+grep '^event: .*Woken' "$work/standin.log" | tail -n1 | sed 's/^/wake: /'
+
+say "the counter went on from where it was: guest state survived the sleep"
+request "$url/counter"
+
+say "stopping and destroying the task"
+kill -TERM "$standin_pid"
+wait "$standin_pid" || true
+standin_pid=""
+sleep 0.2
+echo "demo done"
