@@ -30,6 +30,20 @@ grpc::Status BaseService::SetConfig(grpc::ServerContext*, const basepb::SetConfi
     spdlog::error("set config: {}", config.error().describe());
     return toStatus(config.error().wrap("plugin config"));
   }
+  // A Kata file that exists but is unusable (e.g. shared_fs = virtio-fs) is a
+  // config error the user should see at agent start; a missing one may still
+  // be installed later and only makes the fingerprint unhealthy. Reading a
+  // file is no side effect.
+  if (!config->kataConfig.empty()) {
+    auto kata = plugin_.host().loadKataConfig(config->kataConfig);
+    if (!kata.ok() && kata.error().code != ErrorCode::kNotFound) {
+      Error e{ErrorCode::kInvalidArgument, 0,
+              "config key \"kata_config\": " + kata.error().describe()};
+      spdlog::error("set config: {}", e.message);
+      return toStatus(e.wrap("plugin config"));
+    }
+    if (!kata.ok()) spdlog::warn("set config: {}", kata.error().describe());
+  }
   if (request->has_nomad_config()) {
     const auto& d = request->nomad_config().driver();
     spdlog::debug("set config: client ports {}-{}", d.clientminport(), d.clientmaxport());

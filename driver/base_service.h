@@ -18,8 +18,9 @@ class BaseService final : public basepb::BasePlugin::Service {
                           basepb::PluginInfoResponse*) override;
   grpc::Status ConfigSchema(grpc::ServerContext*, const basepb::ConfigSchemaRequest*,
                             basepb::ConfigSchemaResponse*) override;
-  // INVALID_ARGUMENT naming the key for a bad config; the previous config
-  // stays in force then.
+  // INVALID_ARGUMENT naming the key for a bad config (including a kata_config
+  // file that exists but cannot be used); the previous config stays in force
+  // then. Only reads files.
   grpc::Status SetConfig(grpc::ServerContext*, const basepb::SetConfigRequest*,
                          basepb::SetConfigResponse*) override;
 

@@ -69,6 +69,7 @@ int main() {
     return 1;
   }
   s2z::driver::installHclogLogger(logLevelFromEnv());
+  s2z::driver::routeGrpcLogsToSpdlog();
 
   ShutdownLatch latch;
   auto signals = s2z::driver::SignalWatcher::install([&] { latch.trigger(); });

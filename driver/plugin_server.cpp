@@ -7,12 +7,26 @@
 #include <cstdlib>
 #include <system_error>
 
+#include <grpc/support/log.h>
 #include <grpcpp/resource_quota.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
 #include <spdlog/spdlog.h>
 
 namespace s2z::driver {
+
+namespace {
+
+void grpcLogToSpdlog(gpr_log_func_args* args) {
+  auto level = spdlog::level::debug;
+  if (args->severity == GPR_LOG_SEVERITY_INFO) level = spdlog::level::info;
+  if (args->severity == GPR_LOG_SEVERITY_ERROR) level = spdlog::level::err;
+  spdlog::log(level, "grpc: {} ({}:{})", args->message, args->file ? args->file : "?", args->line);
+}
+
+}  // namespace
+
+void routeGrpcLogsToSpdlog() { gpr_set_log_function(grpcLogToSpdlog); }
 
 std::filesystem::path socketParentFromEnv() {
   for (const char* var : {"PLUGIN_UNIX_SOCKET_DIR", "TMPDIR"}) {

@@ -57,6 +57,10 @@ class PluginServer {
   bool stopped_ = false;
 };
 
+// Sends gRPC's own log lines (normally plain text on stderr) through spdlog,
+// so they reach the Nomad agent log as hclog JSON too.
+void routeGrpcLogsToSpdlog();
+
 // The directory for the socket dir per ServeOptions::socketParent rules.
 std::filesystem::path socketParentFromEnv();
 

@@ -197,6 +197,39 @@ TEST_CASE("StartTask: transient agent failure is recoverable, others are not") {
   CHECK(f.start(f.taskConfig("web", json::object()), &resp).ok());
 }
 
+TEST_CASE("kata_config supplies defaults; an unusable Kata file is a config error") {
+  DriverFixture f;
+  auto kataKernel = f.dir.write("kata/vmlinux.container", "k");
+  auto kataImage = f.dir.write("kata/kata-containers.img", "img");
+  vmm::kata::KataDefaults kata;
+  kata.hypervisor = vmm::Hypervisor::kQemu;
+  kata.hypervisorPath = f.dir.path() / "bin/qemu-system-x86_64";
+  kata.kernel = kataKernel;
+  kata.image = kataImage;
+  kata.vcpus = 3;
+  kata.memoryMib = 2048;
+  *f.host->kata = kata;
+  REQUIRE(f.setConfig({{"kernel", nullptr}, {"initrd", nullptr},
+                       {"kata_config", "/etc/kata/configuration-qemu.toml"}}).ok());
+  pb::StartTaskResponse resp;
+  auto s = f.start(f.taskConfig("web", json::object()), &resp);
+  INFO(s.error_message());
+  REQUIRE(s.ok());
+  const auto& spec = f.agentState->started.at(0);
+  CHECK(spec.kernel == kataKernel);
+  CHECK(spec.rootfs == kataImage);  // no initrd anywhere: Kata's image is the root disk
+  CHECK(spec.initrd.empty());
+  CHECK(spec.vcpus == 3);
+  CHECK(spec.memoryMib == 512);  // the task's resources win over default_memory
+
+  *f.host->kataError = makeError(ErrorCode::kInvalidArgument,
+                                 "shared_fs \"virtio-fs\" is not supported (snapshots need block devices)");
+  auto bad = f.setConfig({{"kata_config", "/etc/kata/configuration-clh.toml"}});
+  CHECK(bad.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(bad.error_message().find("config key \"kata_config\"") != std::string::npos);
+  CHECK(bad.error_message().find("virtio-fs") != std::string::npos);
+}
+
 TEST_CASE("RecoverableError details round-trip") {
   auto bytes = encodeRecoverableDetails(grpc::StatusCode::FAILED_PRECONDITION, "tap busy", true);
   CHECK(decodeRecoverableDetails(bytes) == std::optional<bool>(true));

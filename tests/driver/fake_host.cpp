@@ -184,6 +184,7 @@ vmm::AcceleratorProbe FakeHost::detectAccelerator() {
 }
 
 Result<vmm::kata::KataDefaults> FakeHost::loadKataConfig(const std::filesystem::path& path) {
+  if (*kataError) return **kataError;
   if (*kata) return **kata;
   return makeError(ErrorCode::kNotFound, "kata config \"" + path.string() + "\" not found");
 }

@@ -92,6 +92,7 @@ class FakeHost final : public Host {
   std::shared_ptr<agent::AgentConfig> lastAgentConfig = std::make_shared<agent::AgentConfig>();
   std::shared_ptr<std::optional<vmm::kata::KataDefaults>> kata =
       std::make_shared<std::optional<vmm::kata::KataDefaults>>();
+  std::shared_ptr<std::optional<Error>> kataError = std::make_shared<std::optional<Error>>();
 
  private:
   std::shared_ptr<FakeAgentState> state_;
