@@ -59,35 +59,43 @@ void AgentLoop::kick() {
   (void)!::write(kickFd_.get(), &one, sizeof one);
 }
 
+void AgentLoop::unwatch(Watch& w) {
+  if (w.fd) ::epoll_ctl(epollFd_.get(), EPOLL_CTL_DEL, w.fd.get(), nullptr);
+  w.fd.reset();
+}
+
 void AgentLoop::syncWatches(const std::vector<std::shared_ptr<VmInstance>>& instances) {
   std::map<const VmInstance*, Watch> next;
   for (const auto& instance : instances) {
-    auto [fd, generation] = instance->watch();
     auto old = watches_.find(instance.get());
-    if (old != watches_.end() && old->second.generation == generation) {
-      next[instance.get()] = old->second;
+    bool known = old != watches_.end();
+    if (known && old->second.generation == instance->watchGeneration()) {
+      next[instance.get()] = std::move(old->second);
       continue;
     }
-    // The old registration may already be gone (its fd closed): ignore errors.
-    if (old != watches_.end() && old->second.fd >= 0) {
-      ::epoll_ctl(epollFd_.get(), EPOLL_CTL_DEL, old->second.fd, nullptr);
+    auto dup = instance->dupExitFd();
+    if (!dup) {
+      // Busy: keep what we have; the operation kicks us when it ends.
+      if (known) next[instance.get()] = std::move(old->second);
+      else next[instance.get()] = Watch{instance, UniqueFd(), 0};
+      continue;
     }
-    Watch w{instance, -1, generation};
-    if (fd >= 0) {
+    if (known) unwatch(old->second);
+    Watch w{instance, std::move(dup->first), dup->second};
+    if (w.fd) {
       epoll_event ev{};
       ev.events = EPOLLIN;
       ev.data.u64 = reinterpret_cast<uint64_t>(instance.get());
-      if (::epoll_ctl(epollFd_.get(), EPOLL_CTL_ADD, fd, &ev) == 0) {
-        w.fd = fd;
-      } else {
+      if (::epoll_ctl(epollFd_.get(), EPOLL_CTL_ADD, w.fd.get(), &ev) != 0) {
         spdlog::warn("agent loop: watch exit fd of {}: {}", instance->taskId(),
                      std::strerror(errno));
+        w.fd.reset();
       }
     }
-    next[instance.get()] = w;
+    next[instance.get()] = std::move(w);
   }
   for (auto& [ptr, w] : watches_) {
-    if (!next.count(ptr) && w.fd >= 0) ::epoll_ctl(epollFd_.get(), EPOLL_CTL_DEL, w.fd, nullptr);
+    if (!next.count(ptr)) unwatch(w);
   }
   watches_ = std::move(next);
 }
@@ -99,9 +107,7 @@ void AgentLoop::handleExit(const std::vector<std::shared_ptr<VmInstance>>& insta
     if (instance->handleVmmExit() == LoopCall::kBusy) {
       // Level-triggered: stop watching until the running operation ends
       // (it changes the generation and kicks), or this would spin.
-      auto& w = watches_[instance.get()];
-      if (w.fd >= 0) ::epoll_ctl(epollFd_.get(), EPOLL_CTL_DEL, w.fd, nullptr);
-      w.fd = -1;  // same generation: not re-added before it changes
+      unwatch(watches_[instance.get()]);
     }
     return;
   }

@@ -50,9 +50,10 @@ class AgentLoop {
 
   struct Watch {
     std::shared_ptr<VmInstance> instance;  // held so its address is not reused meanwhile
-    int fd = -1;
+    UniqueFd fd;                           // our duplicate of its VMM's exit fd
     uint64_t generation = 0;
   };
+  void unwatch(Watch& w);
 
   bpf::ScaleToZeroKernel* kernel_;
   std::chrono::milliseconds interval_;

@@ -4,6 +4,7 @@
 #include "agent/vm_instance.h"
 
 #include <arpa/inet.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <time.h>
 
@@ -78,9 +79,19 @@ InstanceState VmInstance::state() const {
   return lifecycle_.state();
 }
 
-std::pair<int, uint64_t> VmInstance::watch() const {
+uint64_t VmInstance::watchGeneration() const {
   std::lock_guard lock(mutex_);
-  return {watchFd_, watchGeneration_};
+  return watchGeneration_;
+}
+
+std::optional<std::pair<UniqueFd, uint64_t>> VmInstance::dupExitFd() {
+  // Not OpLock: releasing this must not bump the generation again.
+  std::unique_lock op(opMutex_, std::try_to_lock);
+  if (!op.owns_lock()) return std::nullopt;
+  UniqueFd dup;
+  int fd = vmm_ ? vmm_->exitFd() : -1;
+  if (fd >= 0) dup.reset(::fcntl(fd, F_DUPFD_CLOEXEC, 0));
+  return std::make_pair(std::move(dup), watchGeneration());
 }
 
 std::optional<ExitInfo> VmInstance::waitExit(std::chrono::milliseconds timeout) {
@@ -109,8 +120,6 @@ void VmInstance::syncVmmFields() {
   auto process = vmm_ ? vmm_->process() : std::nullopt;
   record_.vmm = process.value_or(vmm::ProcessIdentity{});
   record_.standby = vmm_ && vmm_->standby();
-  int fd = vmm_ ? vmm_->exitFd() : -1;
-  watchFd_ = fd;
   ++watchGeneration_;
 }
 

@@ -20,6 +20,7 @@
 #include "agent/network_backend.h"
 #include "agent/process_usage.h"
 #include "bpf/scale_to_zero_kernel.h"
+#include "common/unique_fd.h"
 #include "vmm/vmm.h"
 
 namespace s2z::agent {
@@ -70,9 +71,15 @@ class VmInstance final : public Instance {
   const std::string& taskId() const { return taskId_; }
   uint32_t ifindex() const { return ifindex_; }
 
-  // The fd that becomes readable when the current VMM process exits (-1:
-  // none) and a counter that changes whenever it may have changed.
-  std::pair<int, uint64_t> watch() const;
+  // A counter that changes whenever the VMM process (and so its exit fd) may
+  // have changed: after every operation.
+  uint64_t watchGeneration() const;
+  // A duplicate of the current VMM's exit fd (invalid when none runs) with
+  // the generation it belongs to; nullopt while an operation holds the
+  // instance (it bumps the generation when it ends). The loop watches its own
+  // duplicate so a VMM closing its fd can never leave it watching a reused
+  // fd number.
+  std::optional<std::pair<UniqueFd, uint64_t>> dupExitFd();
 
   // The VMM's exit fd was readable. An exit while Running is the task's exit
   // (Exited, ExitInfo, waiters woken); a dead standby is just reaped.
@@ -147,7 +154,6 @@ class VmInstance final : public Instance {
   Lifecycle lifecycle_;
   InstanceRecord record_;
   std::optional<ExitInfo> exit_;
-  int watchFd_ = -1;
   uint64_t watchGeneration_ = 0;
   uint64_t activityBaselineNs_ = 0;  // boot, wake or failed sleep: counts as activity
   UsageSampler sampler_;

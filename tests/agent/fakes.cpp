@@ -154,13 +154,20 @@ Result<void> FakeVmm::reattach(const vmm::VmConfig&, const vmm::ProcessIdentity&
 }
 
 vmm::ExitStatus FakeVmm::reapExit() {
-  vmm::ExitStatus st = pending_;
+  vmm::ExitStatus st;
+  {
+    std::lock_guard lock(world_->mutex);
+    st = pending_;
+  }
   forget();
   return st;
 }
 
 void FakeVmm::crash(int exitCode, int signal) {
-  pending_ = vmm::ExitStatus{exitCode, signal, true};
+  {
+    std::lock_guard lock(world_->mutex);
+    pending_ = vmm::ExitStatus{exitCode, signal, true};
+  }
   signalFd(exitFd_.get());
 }
 
