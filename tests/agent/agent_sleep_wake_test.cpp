@@ -2,7 +2,12 @@
 // wake, their failure paths and event de-duplication.
 #include <doctest/doctest.h>
 
+#include <unistd.h>
+
+#include <fstream>
+
 #include "agent/instance_record_json.h"
+#include "agent/process_usage.h"
 #include "agent/run_dir.h"
 #include "tests/agent/agent_test_support.h"
 
@@ -131,6 +136,38 @@ TEST_CASE("a missing snapshot is reported, then the instance cold-boots instead 
   auto woken = h.events.find("Woken");
   REQUIRE(woken.size() == 1);
   CHECK(woken[0].annotations.at("cold_boot") == "true");
+}
+
+TEST_CASE("a corrupt snapshot is reported as unusable, then the instance cold-boots") {
+  Harness h;
+  h.makeAgent();
+  auto inst = h.startOk(h.spec("task-corrupt", true, 100ms));
+  REQUIRE(h.events.waitFor("Sleeping", 3s));
+  std::ofstream(inst->record().snapshotDir / "state", std::ios::trunc) << "corrupt\n";
+  h.kernel.packet(inst->record().network.ifindex);
+  REQUIRE(h.events.waitFor("Woken", 3s));
+  CHECK(inst->state() == InstanceState::kRunning);
+  auto unusable = h.events.find("Snapshot unusable");
+  REQUIRE(unusable.size() == 1);
+  CHECK(unusable[0].message.find("is corrupt") != std::string::npos);
+  CHECK(h.world->count(&testing::FakeWorld::boots) == 2);
+}
+
+TEST_CASE("usage: CPU ticks and RSS of a live process, percentages between samples") {
+  UsageSampler sampler;
+  auto first = sampler.sample(::getpid());
+  REQUIRE(first.measured);
+  CHECK(first.rssBytes > 0);
+  CHECK(first.cpuPercent == 0);  // no interval yet
+  auto until = std::chrono::steady_clock::now() + 200ms;
+  volatile uint64_t spin = 0;
+  while (std::chrono::steady_clock::now() < until) spin = spin + 1;
+  auto second = sampler.sample(::getpid());
+  CHECK(second.cpuTicksTotal >= first.cpuTicksTotal);
+  CHECK(second.cpuPercent > 5);  // we spun a core (the machine is shared: not 100)
+  CHECK(second.cpuPercent < 250);
+  CHECK(second.cpuPercent == doctest::Approx(second.userPercent + second.systemPercent));
+  CHECK_FALSE(sampler.sample(0).measured);
 }
 
 TEST_CASE("concurrent wake events cause exactly one restore") {

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <fstream>
+#include <string>
 #include <thread>
 
 namespace s2z::agent::testing {
@@ -104,6 +105,12 @@ Result<void> FakeVmm::restore(const vmm::VmConfig& config,
   if (!std::filesystem::exists(snapshotDir / "state", ec)) {
     forget();
     return makeError(ErrorCode::kNotFound, "snapshot " + snapshotDir.string() + " missing");
+  }
+  std::string content;
+  std::getline(std::ifstream(snapshotDir / "state"), content);
+  if (content == "corrupt") {
+    forget();  // like a real backend: no VMM left after a failed restore
+    return makeError(ErrorCode::kVmmError, "snapshot " + snapshotDir.string() + " is corrupt");
   }
   {
     std::lock_guard lock(world_->mutex);
