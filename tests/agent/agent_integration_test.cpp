@@ -227,8 +227,32 @@ TEST_CASE("integration: a sleeping VM is recovered by a new Agent and still wake
   REQUIRE(waitUntil([&] { return count(events, "Woken") == 1; }, 2s));
   CHECK(inst->state() == InstanceState::kRunning);
   MESSAGE("wake after recovery: " << woke.totalMs << " ms");
+  counter = counterOf(woke);
+
+  // Restart again while it runs: the restored QEMU holds the tap's one queue,
+  // so the new agent takes its fd from that process; sleeping and waking
+  // must still work on it.
+  handle = inst->record();
+  handle.state = InstanceState::kBooting;  // a stale handle: instance.json wins
+  inst.reset();
+  recovered = Result<std::shared_ptr<Instance>>(Error{});
+  agent.reset();
+  made = makeAgent(configFor(env));
+  REQUIRE_MESSAGE(made.ok(), made.error().describe());
+  agent = std::move(*made);
+  recovered = agent->recover(handle, events.sink());
+  REQUIRE_MESSAGE(recovered.ok(), recovered.error().describe());
+  inst = *recovered;
+  CHECK(inst->state() == InstanceState::kRunning);
+  auto again = httpGet(vm, kPort, "/counter", 5s);
+  CHECK(counterOf(again) == counter + 1);
+  REQUIRE(waitAsleep(events, 2));
+  auto third = httpGet(vm, kPort, "/counter", 10s);
+  CHECK_MESSAGE(third.status == 200, third.error);
+  CHECK(counterOf(third) == counter + 2);
   REQUIRE(inst->stop(2s).ok());
   REQUIRE(inst->destroy().ok());
+  CHECK(::if_nametoindex(handle.network.tapName.c_str()) == 0);
 }
 
 }  // namespace
