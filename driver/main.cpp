@@ -27,7 +27,7 @@ constexpr const char* kCookieKey = "NOMAD_PLUGIN_MAGIC_COOKIE";
 constexpr const char* kCookieValue =
     "e4327c2e01eabfd75a8a67adb114fb34a757d57eee7728d857a8cec6e91a7255";
 // The client SIGKILLs us 2 s after Controller/Shutdown; finish well before.
-constexpr std::chrono::milliseconds kShutdownGrace{500};
+constexpr std::chrono::milliseconds kShutdownGrace{150};
 constexpr std::chrono::milliseconds kExitDeadline{1700};
 
 // Set once by Controller/Shutdown or SIGTERM; main waits on it.
