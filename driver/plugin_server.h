@@ -22,7 +22,7 @@ struct ServeOptions {
   // Sync-server thread budget: every long-lived call holds one thread
   // (Fingerprint, TaskEvents, Stdio, Broker, and per task WaitTask(s) and
   // TaskStats), so this bounds concurrent tasks to roughly a third of it.
-  int maxThreads = 256;
+  int maxThreads = 1024;
 };
 
 class PluginServer {
