@@ -186,6 +186,7 @@ LoopCall VmInstance::handleVmmExit() {
     // Only the standby can exit here; the wake restores without one.
     spdlog::warn("instance {}: standby VMM exited (code {}, signal {}); the next wake starts "
                  "a fresh one", taskId_, status.exitCode, status.signal);
+    (void)persist();  // so a recovery does not look for it
     return LoopCall::kDone;
   }
   if (now != InstanceState::kRunning && now != InstanceState::kBooting) return LoopCall::kDone;
