@@ -10,7 +10,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
+#include <fstream>
 #include <cstring>
 #include <filesystem>
 #include <sstream>
@@ -230,6 +232,26 @@ std::vector<int> TestEnv::pids() const {
   std::istringstream in(r.output);
   for (int pid; in >> pid;) out.push_back(pid);
   return out;
+}
+
+std::string TestEnv::describePids() const {
+  std::string out;
+  for (int pid : pids()) {
+    std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
+    std::string cmd((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::replace(cmd.begin(), cmd.end(), '\0', ' ');
+    out += std::to_string(pid) + ": " + cmd.substr(0, 200) + "\n";
+  }
+  return out;
+}
+
+bool TestEnv::onlyProcessLeft(int pid, std::chrono::milliseconds timeout) const {
+  auto deadline = std::chrono::steady_clock::now() + timeout;
+  do {
+    if (pids() == std::vector<int>{pid}) return true;
+    std::this_thread::sleep_for(100ms);
+  } while (std::chrono::steady_clock::now() < deadline);
+  return false;
 }
 
 std::vector<std::string> TestEnv::stateFiles() const {

@@ -62,6 +62,10 @@ class TestEnv {
   std::vector<std::string> links() const;       // interface names except lo
   std::string routes() const;                   // `ip route` + `ip neigh` text
   std::vector<int> pids() const;                // processes in the netns
+  std::string describePids() const;             // "pid: cmdline" lines, for messages
+  // True once `pid` is the only process in the netns (short-lived probes such
+  // as `qemu --version` may come and go); false after `timeout`.
+  bool onlyProcessLeft(int pid, std::chrono::milliseconds timeout) const;
   // Regular files left under state_dir (relative paths).
   std::vector<std::string> stateFiles() const;
 
