@@ -203,7 +203,12 @@ void PluginProcess::readStderr() {
   readLines(stderrFd_.get(), [this](const std::string& line) {
     HclogLine entry = parseHclogLine(line);
     for (const auto& v : entry.violations) spdlog::error("standin: plugin log violation: {}", v);
-    spdlog::debug("plugin[{}] {}: {}", pid_, entry.level, entry.message);
+    // Re-logged at the plugin's own level, as the Nomad agent does.
+    auto level = entry.level == "error" ? spdlog::level::err
+                 : entry.level == "warn" ? spdlog::level::warn
+                 : entry.level == "info" ? spdlog::level::info
+                 : entry.level == "trace" ? spdlog::level::trace : spdlog::level::debug;
+    spdlog::log(level, "plugin[{}]: {}", pid_, entry.isJson ? entry.message : entry.raw);
     std::lock_guard lock(mu_);
     stderrLines_.push_back(std::move(entry));
   });
