@@ -5,6 +5,7 @@
 #include <google/protobuf/util/message_differencer.h>
 #include <google/protobuf/util/time_util.h>
 
+#include <atomic>
 #include <csignal>
 #include <thread>
 
@@ -669,6 +670,68 @@ TEST_CASE("go-plugin services: health, controller, stdio, broker") {
   CHECK(stream->Write(info));
   CHECK(stream->WritesDone());
   CHECK(stream->Finish().ok());  // ends once the client closes its side
+}
+
+}  // namespace
+}  // namespace s2z::driver::test
+
+namespace s2z::driver::test {
+namespace {
+
+TEST_CASE("many long-lived calls at once do not starve unary calls") {
+  DriverFixture f;
+  REQUIRE(f.setConfig().ok());
+  constexpr int kTasks = 12;
+  std::vector<std::string> ids;
+  for (int i = 0; i < kTasks; ++i) {
+    pb::StartTaskResponse resp;
+    REQUIRE(f.start(f.taskConfig("t" + std::to_string(i), json::object()), &resp).ok());
+    ids.push_back(resp.handle().config().id());
+  }
+  // Per task one WaitTask and one TaskStats stream, plus the plugin streams.
+  std::vector<std::thread> waiters;
+  std::atomic<int> waited{0};
+  for (const auto& id : ids) {
+    waiters.emplace_back([&, id] {
+      pb::WaitTaskRequest req;
+      req.set_task_id(id);
+      pb::WaitTaskResponse out;
+      if (f.driver->WaitTask(f.ctx(10000ms).get(), req, &out).ok() && out.has_result()) ++waited;
+    });
+  }
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<std::unique_ptr<grpc::ClientReader<pb::TaskStatsResponse>>> stats;
+  for (const auto& id : ids) {
+    pb::TaskStatsRequest req;
+    req.set_task_id(id);
+    contexts.push_back(f.ctx(10000ms));
+    stats.push_back(f.driver->TaskStats(contexts.back().get(), req));
+  }
+  auto fpCtx = f.ctx(10000ms);
+  auto fp = f.driver->Fingerprint(fpCtx.get(), pb::FingerprintRequest());
+  auto evCtx = f.ctx(10000ms);
+  auto events = f.driver->TaskEvents(evCtx.get(), pb::TaskEventsRequest());
+  for (auto& s : stats) {
+    pb::TaskStatsResponse sample;
+    REQUIRE(s->Read(&sample));
+  }
+
+  auto t0 = std::chrono::steady_clock::now();
+  basepb::PluginInfoResponse info;
+  REQUIRE(f.base->PluginInfo(f.ctx(2000ms).get(), {}, &info).ok());
+  CHECK(std::chrono::steady_clock::now() - t0 < 500ms);
+
+  for (const auto& id : ids) f.agentState->instance(id)->exitWith(0);
+  for (auto& t : waiters) t.join();
+  CHECK(waited == kTasks);
+  for (auto& c : contexts) c->TryCancel();
+  fpCtx->TryCancel();
+  evCtx->TryCancel();
+  for (auto& s : stats) {
+    pb::TaskStatsResponse sample;
+    while (s->Read(&sample)) {
+    }
+  }
 }
 
 }  // namespace
