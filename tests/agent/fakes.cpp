@@ -174,8 +174,8 @@ void FakeVmm::crash(int exitCode, int signal) {
   {
     std::lock_guard lock(world_->mutex);
     pending_ = vmm::ExitStatus{exitCode, signal, true};
+    signalFd(exitFd_.get());  // under the lock: reapExit closes it under the lock too
   }
-  signalFd(exitFd_.get());
 }
 
 // --- FakeKernel ---
