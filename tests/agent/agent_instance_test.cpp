@@ -212,6 +212,27 @@ TEST_CASE("recovery: a running VM whose process is gone is kNotFound and cleaned
   CHECK(h.net->leases.empty());
 }
 
+TEST_CASE("recovery: a plugin that died mid-snapshot leaves a sleeping VM, which is woken") {
+  Harness h;
+  h.makeAgent();
+  auto sleeper = h.startOk(h.spec("task-midsnap", true, 100ms));
+  REQUIRE(h.events.waitFor("Sleeping", 3s));
+  auto rec = sleeper->record();
+  h.agent.reset();
+  sleeper.reset();
+  {
+    std::lock_guard lock(h.world->mutex);
+    h.world->alivePids.clear();  // the VMM exited after writing the snapshot
+  }
+  rec.state = InstanceState::kSnapshotting;
+  REQUIRE(persistRecord(rec).ok());  // what instance.json said when the plugin died
+  h.makeAgent();
+  auto r = h.agent->recover(rec, h.events.sink());
+  REQUIRE_MESSAGE(r.ok(), r.error().describe());
+  CHECK((*r)->state() == InstanceState::kRunning);
+  CHECK(h.events.find("Woken").size() == 1);
+}
+
 TEST_CASE("recovery: a sleeping instance whose standby died gets a new standby") {
   Harness h;
   h.makeAgent();

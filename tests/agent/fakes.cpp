@@ -72,6 +72,7 @@ Result<vmm::SnapshotInfo> FakeVmm::sleep(const std::filesystem::path& snapshotDi
   {
     std::lock_guard lock(world_->mutex);
     ++world_->sleeps;
+    world_->sleepCalls.push_back(std::chrono::steady_clock::now());
     fail = world_->failSleep;
     skipFiles = world_->skipSnapshotFiles;
     delay = world_->sleepDelay;

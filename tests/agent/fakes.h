@@ -27,6 +27,7 @@ struct FakeWorld {
   int boots = 0, sleeps = 0, restores = 0, standbys = 0, shutdowns = 0, reattaches = 0;
   std::vector<int> bootTapFds, restoreTapFds;
   std::vector<std::string> bootCmdlines;
+  std::vector<std::chrono::steady_clock::time_point> sleepCalls;
   std::set<pid_t> alivePids;            // fake processes that "exist"
   pid_t nextPid = 1000;
   // Knobs for the next operations.
