@@ -138,6 +138,7 @@ Result<void> NomadClient::probe() {
   hasConfigSchema_ = schemaResp.has_spec();
   configSchema_ = schemaResp.spec().SerializeAsString();
   loader_.probeKill = (*inst)->kill();
+  retire(**inst);
 
   // The client encodes the agent's config block against the schema (§3.2).
   if (options_.rawPluginConfig) {
@@ -162,6 +163,7 @@ Result<void> NomadClient::validate() {
   S2Z_TRY(setConfig(**inst, false), "second SetConfig");
   loader_.validationRan = true;
   loader_.validationKill = (*inst)->kill();
+  retire(**inst);
   return okResult();
 }
 
@@ -225,7 +227,10 @@ KillReport NomadClient::shutdownPlugin() { return instance_->kill(); }
 void NomadClient::crashPlugin() { instance_->crash(); }
 
 Result<void> NomadClient::relaunchPlugin() {
-  if (instance_) instance_->kill();
+  if (instance_) {
+    instance_->kill();
+    retire(*instance_);
+  }
   instance_.reset();
   return startLongLived();
 }
@@ -245,6 +250,35 @@ std::vector<TaskEventRecord> NomadClient::events() const { return recorder_->eve
 std::vector<StatsSample> NomadClient::statsSamples(const std::string& id) const {
   return recorder_->stats(id);
 }
+namespace {
+
+void addOutput(PluginProcess& p, PluginOutputSummary& sum) {
+  constexpr size_t kMaxSamples = 10;
+  sum.processes += 1;
+  auto out = p.stdoutLines();
+  for (size_t i = 1; i < out.size(); ++i) {
+    sum.extraStdoutLines += 1;
+    if (sum.samples.size() < kMaxSamples) sum.samples.push_back("stdout: " + out[i]);
+  }
+  for (const auto& line : p.stderrLines()) {
+    if (!line.isJson) sum.nonJsonLines += 1;
+    if (!line.violations.empty()) sum.logViolations += 1;
+    if ((!line.isJson || !line.violations.empty()) && sum.samples.size() < kMaxSamples) {
+      sum.samples.push_back("stderr: " + line.raw);
+    }
+  }
+}
+
+}  // namespace
+
+void NomadClient::retire(PluginInstance& inst) { addOutput(inst.process(), retired_); }
+
+PluginOutputSummary NomadClient::outputSummary() const {
+  PluginOutputSummary sum = retired_;
+  if (instance_) addOutput(instance_->process(), sum);
+  return sum;
+}
+
 int NomadClient::fingerprintStreamEnds() const { return recorder_->streamEnds("fingerprint"); }
 std::optional<ExitResult> NomadClient::backgroundExit(const std::string& id) const {
   return recorder_->exit(id);

@@ -102,6 +102,8 @@ class NomadClient {
   std::vector<TaskEventRecord> events() const;
   std::vector<StatsSample> statsSamples(const std::string& taskId) const;
   int fingerprintStreamEnds() const;
+  // Output discipline of all plugin processes so far, the current one included.
+  PluginOutputSummary outputSummary() const;
   // Text the driver wrote to the task's stdout/stderr FIFOs.
   std::string taskStdout(const std::string& taskId) const;
   std::string taskStderr(const std::string& taskId) const;
@@ -120,6 +122,8 @@ class NomadClient {
   Result<void> startLongLived();
   Result<void> setConfig(PluginInstance& inst, bool withNomadConfig);
   void startTaskBackground(const std::string& taskId);
+  // Adds a finished instance's output counts to retired_.
+  void retire(PluginInstance& inst);
 
   ClientOptions options_;
   PluginInfoSummary info_;
@@ -129,6 +133,7 @@ class NomadClient {
   std::string pluginConfigMsgpack_;
   std::unique_ptr<Recorder> recorder_;
   std::unique_ptr<PluginInstance> instance_;
+  PluginOutputSummary retired_;
 
   mutable std::mutex tasksMu_;  // guards tasks_
   std::map<std::string, std::shared_ptr<TaskRecord>> tasks_;

@@ -80,6 +80,16 @@ struct ExitResult {
   std::string err;          // WaitTaskResponse.err
 };
 
+// stdout/stderr discipline over every plugin process a NomadClient launched
+// (probe, validation, each long-lived one).
+struct PluginOutputSummary {
+  int processes = 0;
+  int logViolations = 0;     // hclog JSON lines breaking the contract
+  int nonJsonLines = 0;      // stderr lines that are not JSON at all
+  int extraStdoutLines = 0;  // stdout lines after the handshake (Nomad discards them)
+  std::vector<std::string> samples;  // the first offending lines
+};
+
 // What StartTask returned, plus where the stand-in put the task's files.
 struct StartedTask {
   std::string id;

@@ -157,9 +157,13 @@ TEST_CASE("full task lifecycle, plugin restart and crash recovery through the No
   CHECK(c.destroyTask("00000000-0000-4000-8000-000000000000/none/00000000").ok());
 
   // The plugin spoke hclog JSON only and printed nothing but the handshake.
-  CHECK(c.process().logViolationCount() == 0);
-  CHECK(c.process().nonJsonLineCount() == 0);
-  CHECK(c.process().stdoutLines().size() == 1);
+  // Over all five processes: probe, validation, and three long-lived ones.
+  auto output = c.outputSummary();
+  CHECK(output.processes == 5);
+  CHECK(output.logViolations == 0);
+  CHECK(output.nonJsonLines == 0);
+  CHECK(output.extraStdoutLines == 0);
+  for (const auto& line : output.samples) MESSAGE("offending output: " << line);
   auto last = c.shutdownPlugin();
   CHECK_FALSE(last.sigkilled);
   CHECK(last.timeToExit < 2s);

@@ -64,7 +64,12 @@ TEST_CASE("handshake is the only stdout output; SIGINT is ignored; Shutdown exit
   CHECK(c.capabilities().ok());
 
   CHECK(c.process().stdoutLines().size() == 1);
-  CHECK(c.process().logViolationCount() == 0);
+  auto output = c.outputSummary();
+  CHECK(output.processes == 3);
+  CHECK(output.extraStdoutLines == 0);
+  CHECK(output.logViolations == 0);
+  CHECK(output.nonJsonLines == 0);
+  for (const auto& line : output.samples) MESSAGE("offending output: " << line);
   auto report = c.shutdownPlugin();
   CHECK(report.shutdownRpcOk);
   CHECK_FALSE(report.sigkilled);

@@ -82,6 +82,11 @@ TEST_CASE("loader: probe, validation and long-lived launches in the client's ord
   CHECK(fp.attributes.at("driver.fake.ratio") == "0.5");
   CHECK(c.process().logViolationCount() == 0);
   CHECK(c.process().stdoutLines().size() == 1);
+  auto output = c.outputSummary();
+  CHECK(output.processes == 3);
+  CHECK(output.logViolations == 0);
+  CHECK(output.nonJsonLines == 0);
+  CHECK(output.extraStdoutLines == 0);
 
   auto report = c.shutdownPlugin();
   CHECK(report.shutdownRpcOk);
