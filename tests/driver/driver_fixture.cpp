@@ -1,5 +1,6 @@
 #include "tests/driver/driver_fixture.h"
 
+#include <doctest/doctest.h>
 #include <stdlib.h>
 #include <sys/stat.h>
 
@@ -122,6 +123,22 @@ grpc::Status DriverFixture::start(const pb::TaskConfig& task, pb::StartTaskRespo
   pb::StartTaskRequest req;
   *req.mutable_task() = task;
   return driver->StartTask(ctx().get(), req, out);
+}
+
+nlohmann::json webTaskConfig() {
+  return {{"ports", {"http", "admin"}},
+          {"vcpus", 2},
+          {"cmdline", "quiet"},
+          {"scale_to_zero", {{"idle_timeout", "45s"}}}};
+}
+
+pb::StartTaskResponse startWeb(DriverFixture& f, const nlohmann::json& config) {
+  REQUIRE(f.setConfig().ok());
+  pb::StartTaskResponse resp;
+  auto status = f.start(f.taskConfig("web", config), &resp);
+  INFO(status.error_message());
+  REQUIRE(status.ok());
+  return resp;
 }
 
 }  // namespace s2z::driver::test

@@ -68,4 +68,9 @@ class DriverFixture {
   std::unique_ptr<BrokerService> brokerService_;
 };
 
+// The usual test task config: ports http+admin, 2 vcpus, scale_to_zero 45s.
+nlohmann::json webTaskConfig();
+// SetConfig, then StartTask "web"; fails the test case unless both succeed.
+pb::StartTaskResponse startWeb(DriverFixture& f, const nlohmann::json& config = webTaskConfig());
+
 }  // namespace s2z::driver::test

@@ -180,5 +180,21 @@ TEST_CASE("serves go-plugin: handshake, PluginInfo, SIGINT ignored, Shutdown exi
   CHECK(sawInterrupt);
 }
 
+TEST_CASE("SIGTERM stops the plugin cleanly and removes the socket dir") {
+  TempDir dir;
+  auto child = spawn({kCookie, "PATH=/usr/bin:/bin", "PLUGIN_UNIX_SOCKET_DIR=" + dir.path().string()});
+  std::string line = readLine(child->out.get(), 10000ms);
+  std::smatch m;
+  REQUIRE(std::regex_match(line, m, std::regex(R"(^1\|2\|unix\|(/[^|]+)\|grpc\|$)")));
+  std::filesystem::path socket = m[1].str();
+  REQUIRE(std::filesystem::exists(socket));
+  REQUIRE(::kill(child->pid, SIGTERM) == 0);
+  auto status = child->wait(2000ms);
+  REQUIRE(status);
+  CHECK(WIFEXITED(*status));
+  CHECK(WEXITSTATUS(*status) == 0);
+  CHECK_FALSE(std::filesystem::exists(socket.parent_path()));
+}
+
 }  // namespace
 }  // namespace s2z::driver::test
