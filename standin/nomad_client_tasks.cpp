@@ -1,5 +1,7 @@
 // NomadClient: the task runner's side (StartTask ... DestroyTask, RecoverTask)
 // and the per-task background calls (WaitTask, TaskStats).
+#include <algorithm>
+
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
 
@@ -60,6 +62,13 @@ Result<StartedTask> NomadClient::startTask(const TaskFile& task) {
   }
   auto caps = capabilities();
   if (!caps.ok()) return caps.error();
+  // The client refuses group networking the driver does not declare (§3.12).
+  if (task.networkMode == "group" &&
+      std::find(caps->networkIsolationModes.begin(), caps->networkIsolationModes.end(), "GROUP") ==
+          caps->networkIsolationModes.end()) {
+    return makeError(ErrorCode::kFailedPrecondition,
+                     "task " + task.name + " does not support \"bridge\" networking mode");
+  }
 
   std::string allocId = randomUuid();
   auto layout = prepareAllocDir(options_.dataDir, allocId, task.name);

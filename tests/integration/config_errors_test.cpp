@@ -71,6 +71,15 @@ TEST_CASE("bad task configs: errors name the field, the plugin keeps running") {
     CHECK(contains(r.error().message, "metrics"));
   }
 
+  SUBCASE("group (bridge) networking is refused by the client: HOST is all the driver declares") {
+    auto t = webTask();
+    t.networkMode = "group";
+    t.netnsPath = env.netnsPath();
+    auto r = c.startTask(t);
+    REQUIRE_FALSE(r.ok());
+    CHECK(contains(r.error().message, "does not support \"bridge\" networking mode"));
+  }
+
   CHECK(c.process().running());
   CHECK(env.links().empty());
   CHECK_MESSAGE(env.onlyProcessLeft(c.process().pid(), 3s), env.describePids());

@@ -64,6 +64,15 @@ TEST_CASE("full task lifecycle, plugin restart and crash recovery through the No
   CHECK((accel == "tcg" || accel == "kvm"));
   for (const auto& [k, v] : fp.attributes) MESSAGE("fingerprint " << k << " = " << v);
 
+  auto caps = c.capabilities();
+  REQUIRE(caps.ok());
+  CHECK(std::find(caps->networkIsolationModes.begin(), caps->networkIsolationModes.end(), "HOST") !=
+        caps->networkIsolationModes.end());
+  CHECK_FALSE(caps->mustCreateNetwork);
+  MESSAGE("capabilities: fs_isolation " << caps->fsIsolation << ", signals " << caps->sendSignals
+                                        << ", exec " << caps->exec << ", log collection "
+                                        << !caps->disableLogCollection);
+
   // StartTask: a DriverNetwork with the VM address in our subnet and the port map.
   auto startedAt = std::chrono::steady_clock::now();
   auto started = c.startTask(webTask("  scale_to_zero: { enabled: false }\n"));

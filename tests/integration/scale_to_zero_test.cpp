@@ -31,6 +31,7 @@ TEST_CASE("an idle task sleeps, stays running for Nomad, and wakes on the first 
   TestEnv env;
   auto opts = env.clientOptions();
   opts.skipProbeAndValidation = true;
+  opts.sendTopology = false;  // as a Nomad 1.6 client: no NomadDriverConfig.Topology
   auto loaded = NomadClient::loadPlugin(opts);
   REQUIRE_MESSAGE(loaded.ok(), loaded.error().describe());
   NomadClient& c = **loaded;
