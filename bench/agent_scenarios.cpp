@@ -121,17 +121,29 @@ Result<void> coldBoots(const BenchConfig& c, agent::Agent& agent, AgentResults& 
     auto started = agent.start(guestSpec(c, taskId, false), log.sink());
     if (!started.ok()) return started.error().wrap("start cold instance");
     InstanceGuard guard{agent, *started, taskId};
-    HttpTiming t = timedGet(guard.instance->record().network.address, c.guestPort, "/", 60s);
+    // Once the guest's NIC is up but before its server listens, the SYN
+    // gets a RST: retry like a client behind a load balancer would.
+    const auto deadline = t0 + 60s;
+    HttpTiming t;
+    int refused = 0;
+    const std::string addr = guard.instance->record().network.address;
+    while (Clock::now() < deadline) {
+      t = timedGet(addr, c.guestPort, "/",
+                   std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()));
+      if (t.errnum != ECONNREFUSED) break;
+      ++refused;
+      std::this_thread::sleep_for(50ms);
+    }
     double ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
     auto after = readRetransmits();
     if (t.status != 200) {
       out.failures.push_back("cold boot " + std::to_string(i) + ": " + t.error);
       continue;
     }
-    ColdSample s{ms, before.ok() && after.ok() ? after->syn - before->syn : 0};
+    ColdSample s{ms, before.ok() && after.ok() ? after->syn - before->syn : 0, refused};
     out.colds.push_back(s);
-    spdlog::info("bench: cold boot {}/{}: {:.0f} ms, SYN retrans {}", i + 1, c.coldRuns, ms,
-                 s.synRetrans);
+    spdlog::info("bench: cold boot {}/{}: {:.0f} ms, SYN retrans {}, refused {}", i + 1,
+                 c.coldRuns, ms, s.synRetrans, refused);
   }
   return okResult();
 }

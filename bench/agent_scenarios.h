@@ -22,6 +22,7 @@ struct WakeSample {
 struct ColdSample {
   double ms = 0;               // start() called -> full response
   uint64_t synRetrans = 0;
+  int refused = 0;             // connects refused (guest up, server not yet) and retried
 };
 
 struct AgentResults {

@@ -68,6 +68,7 @@ HttpTiming timedGet(const std::string& address, uint16_t port, const std::string
   const auto deadline = start + timeout;
   int rc = ::connect(s.get(), reinterpret_cast<sockaddr*>(&to), sizeof to);
   if (rc < 0 && errno != EINPROGRESS) {
+    t.errnum = errno;
     t.error = std::string("connect: ") + std::strerror(errno);
     return t;
   }
@@ -80,6 +81,7 @@ HttpTiming timedGet(const std::string& address, uint16_t port, const std::string
   socklen_t len = sizeof err;
   ::getsockopt(s.get(), SOL_SOCKET, SO_ERROR, &err, &len);
   if (err != 0) {
+    t.errnum = err;
     t.error = std::string("connect: ") + std::strerror(err);
     return t;
   }
@@ -100,6 +102,7 @@ HttpTiming timedGet(const std::string& address, uint16_t port, const std::string
     if (n == 0) break;
     if (n < 0) {
       if (errno == EAGAIN || errno == EINTR) continue;
+      t.errnum = errno;
       t.error = std::string("recv: ") + std::strerror(errno);
       return t;
     }

@@ -15,6 +15,7 @@ struct HttpTiming {
   int status = 0;                 // HTTP status; 0 if no complete response
   double ms = 0;                  // SYN sent -> full response (Connection: close, EOF)
   std::string error;              // why status is 0
+  int errnum = 0;                 // the connect/recv errno behind error, if any
 };
 
 // GET http://address:port/path with Connection: close from the calling

@@ -43,6 +43,7 @@ std::string markdownReport(const BenchResults& r, const BenchConfig& c) {
   Summary snap = summarize(pick(w, [](auto& s) { return s.snapshotBytes / 1024.0; }));
   Summary cold = summarize(pick(r.agent.colds, [](auto& s) { return s.ms; }));
   Summary coldSyn = summarize(pick(r.agent.colds, [](auto& s) { return s.synRetrans; }));
+  Summary coldRefused = summarize(pick(r.agent.colds, [](auto& s) { return s.refused; }));
   Summary held = summarize(pick(r.direct.held, [](auto& s) { return s.requestMs; }));
   Summary unheld = summarize(pick(r.direct.unheld, [](auto& s) { return s.requestMs; }));
   Summary unheldSyn = summarize(pick(r.direct.unheld, [](auto& s) { return s.synRetrans; }));
@@ -66,7 +67,8 @@ std::string markdownReport(const BenchResults& r, const BenchConfig& c) {
   out += row("sleep: pause → VMM exited (`snapshot_ms`)", sleep, "{:.1f}", "≤ 50", "");
   out += row("snapshot size (KiB)", snap, "{:.0f}", "", "");
   out += row("cold boot (agent): start → full HTTP response", cold, "{:.0f}",
-             fmt::format("SYN retrans {:.0f} per boot (median)", coldSyn.median),
+             fmt::format("SYN retrans {:.0f}, refused+retried {:.0f} per boot (median)",
+                         coldSyn.median, coldRefused.median),
              ratio(cold, base));
   out += row("wake, tap **not held** while asleep (vmm direct, no standby)", unheld, "{:.1f}",
              fmt::format("SYN retrans {:.0f} per wake (median); {} vs the held row below",
@@ -88,17 +90,17 @@ std::string markdownReport(const BenchResults& r, const BenchConfig& c) {
          "standby QEMU with the same tap fd); the request is sent "
       + std::to_string(c.settle.count()) +
          " ms after the \"Sleeping\" event. Cold boots: the request leaves as soon as "
-         "`start()` returns and rides TCP's SYN retransmits while the guest boots. Direct rows: "
+         "`start()` returns and rides TCP's SYN retransmits while the guest boots (a connect refused before the guest's server listens is retried after 50 ms). Direct rows: "
          "`Vmm::restore` (new QEMU, no standby) starts right after the SYN leaves, once with our "
          "tap fd held and once with it closed during sleep (the SYN is dropped, TCP resends it "
          "a second later).\n\n";
   if (wake.n > 0) {
     out += fmt::format(
         "Targets: median wake {} ({:.0f} ms), p95 {} ({:.0f} ms), retransmits {} ({:.0f}), "
-        "sleep {} (median {:.1f} ms). Run took {:.0f} s.\n",
+        "sleep {} (median {:.1f} ms, p95 {:.1f} ms). Run took {:.0f} s.\n",
         verdict(wake.median <= 250), wake.median, verdict(wake.p95 <= 400), wake.p95,
         verdict(syn.sum == 0 && segs.sum == 0), syn.sum + segs.sum, verdict(sleep.median <= 50),
-        sleep.median, r.totalSeconds);
+        sleep.median, sleep.p95, r.totalSeconds);
   }
   std::vector<std::string> failures = r.agent.failures;
   failures.insert(failures.end(), r.direct.failures.begin(), r.direct.failures.end());
@@ -129,6 +131,7 @@ std::string jsonReport(const BenchResults& r, const BenchConfig& c) {
   j["snapshot_bytes"] = stats(pick(w, [](auto& s) { return s.snapshotBytes; }));
   j["cold_boot_ms"] = stats(pick(r.agent.colds, [](auto& s) { return s.ms; }));
   j["cold_boot_syn_retransmits"] = stats(pick(r.agent.colds, [](auto& s) { return s.synRetrans; }));
+  j["cold_boot_refused"] = stats(pick(r.agent.colds, [](auto& s) { return s.refused; }));
   j["direct_held_ms"] = stats(pick(r.direct.held, [](auto& s) { return s.requestMs; }));
   j["direct_unheld_ms"] = stats(pick(r.direct.unheld, [](auto& s) { return s.requestMs; }));
   j["direct_unheld_syn_retransmits"] =
