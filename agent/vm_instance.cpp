@@ -34,6 +34,15 @@ int64_t unixNowNs() {
       .count();
 }
 
+// True if `cmdline` has a parameter starting with `key` (whole words only,
+// so "xconsole=" does not count as "console=").
+bool hasParam(const std::string& cmdline, const std::string& key) {
+  for (size_t at = cmdline.find(key); at != std::string::npos; at = cmdline.find(key, at + 1)) {
+    if (at == 0 || cmdline[at - 1] == ' ' || cmdline[at - 1] == '\t') return true;
+  }
+  return false;
+}
+
 bool readable(int fd) {
   if (fd < 0) return false;
   pollfd p{fd, POLLIN, 0};
@@ -41,6 +50,19 @@ bool readable(int fd) {
 }
 
 }  // namespace
+
+std::string guestCmdline(const std::string& user, const std::string& ipParam) {
+  std::string out = user;
+  auto add = [&out](const std::string& param) {
+    if (!out.empty() && out.back() != ' ') out += " ";
+    out += param;
+  };
+  // The stand-in and Nomad collect the guest console from the VMM's serial
+  // port (ttyS0); without console= the kernel would log to tty0 only.
+  if (!hasParam(user, "console=")) add("console=ttyS0");
+  add("ip=" + ipParam);
+  return out;
+}
 
 VmInstance::OpLock::~OpLock() {
   if (!lock_.owns_lock()) return;
@@ -144,10 +166,8 @@ vmm::VmConfig VmInstance::vmConfig() const {
   c.kernel = r.spec.kernel;
   c.initrd = r.spec.initrd;
   c.rootfs = r.spec.rootfs;
-  c.cmdline = r.spec.cmdline;
-  if (!c.cmdline.empty()) c.cmdline += " ";
-  c.cmdline += "ip=" + r.network.address + "::" + r.network.gateway + ":" + lease_.netmask +
-               "::eth0:off";
+  c.cmdline = guestCmdline(r.spec.cmdline, r.network.address + "::" + r.network.gateway + ":" +
+                                                lease_.netmask + "::eth0:off");
   c.vcpus = r.spec.vcpus;
   c.memoryMib = r.spec.memoryMib;
   c.tapFd = tap_ ? tap_->fd() : -1;

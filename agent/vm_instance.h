@@ -159,6 +159,11 @@ class VmInstance final : public Instance {
   UsageSampler sampler_;
 };
 
+// The guest kernel command line: the user's `user` plus "console=ttyS0" when
+// it names no console (so the guest console reaches the task's stdout) and
+// "ip=<ipParam>" (the kernel's static address configuration).
+std::string guestCmdline(const std::string& user, const std::string& ipParam);
+
 // CLOCK_MONOTONIC in ns (the clock of the kernel's timestamps).
 uint64_t monotonicNowNs();
 

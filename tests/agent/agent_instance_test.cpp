@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include "agent/run_dir.h"
+#include "agent/vm_instance.h"
 #include "tests/agent/agent_test_support.h"
 
 namespace s2z::agent {
@@ -45,6 +46,25 @@ TEST_CASE("names: sanitized task name plus a stable hash; taps fit IFNAMSIZ") {
   CHECK(instanceDirName("my web/app", "id") == "my-web-app-" + taskIdHash("id"));
   CHECK(instanceDirName("..", "id") == "task-" + taskIdHash("id"));
   CHECK(tapNameFor("anything at all").size() == 11);
+}
+
+TEST_CASE("guest command line: console=ttyS0 unless the user names a console; ip= last") {
+  CHECK(guestCmdline("", "A") == "console=ttyS0 ip=A");
+  CHECK(guestCmdline("quiet", "A") == "quiet console=ttyS0 ip=A");
+  CHECK(guestCmdline("console=hvc0 quiet", "A") == "console=hvc0 quiet ip=A");
+  CHECK(guestCmdline("quiet console=ttyS1,115200", "A") == "quiet console=ttyS1,115200 ip=A");
+  // Only a whole parameter names a console.
+  CHECK(guestCmdline("xconsole=1", "A") == "xconsole=1 console=ttyS0 ip=A");
+
+  Harness h;
+  h.makeAgent();
+  auto s = h.spec("alloc1/web/console", false, 1s);
+  s.cmdline = "quiet panic=-1";
+  auto inst = h.startOk(s);
+  std::lock_guard lock(h.world->mutex);
+  REQUIRE(h.world->bootCmdlines.size() == 1);
+  CHECK(h.world->bootCmdlines[0] == "quiet panic=-1 console=ttyS0 ip=10.89.0.2::10.89.0.1:"
+                                    "255.255.255.0::eth0:off");
 }
 
 TEST_CASE("a failing boot undoes every completed stage") {
