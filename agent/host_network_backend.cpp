@@ -14,29 +14,19 @@
 namespace s2z::agent {
 namespace {
 
-// A tap queue fd duplicated out of the VMM that holds it (pidfd_getfd): a tap
-// has a single queue, so while a VMM has it attached TUNSETIFF gives EBUSY.
-class AdoptedTap : public Tap {
+class HostTap : public Tap {
  public:
-  AdoptedTap(UniqueFd fd, std::string name, uint32_t ifindex)
-      : fd_(std::move(fd)), name_(std::move(name)), ifindex_(ifindex) {}
-  int fd() const override { return fd_.get(); }
-  const std::string& name() const override { return name_; }
-  uint32_t ifindex() const override { return ifindex_; }
-  Result<void> destroy() override {
-    if (!fd_) return okResult();
-    // Same effect as TapDevice::destroy: not persistent, gone with the last fd.
-    if (::ioctl(fd_.get(), TUNSETPERSIST, 0) != 0) {
-      return systemError("destroy tap " + name_ + ": TUNSETPERSIST");
-    }
-    fd_.reset();
-    return okResult();
-  }
+  explicit HostTap(TapDevice device) : device_(std::move(device)) {}
+  int fd() const override { return device_.fd(); }
+  const std::string& name() const override { return device_.name(); }
+  uint32_t ifindex() const override { return device_.ifindex(); }
+  Result<void> destroy() override { return device_.destroy(); }
+  Result<void> divert() override { return device_.divert(); }
+  void commitDivert() override { device_.commitDivert(); }
+  Result<void> revertDivert() override { return device_.revertDivert(); }
 
  private:
-  UniqueFd fd_;
-  std::string name_;
-  uint32_t ifindex_;
+  TapDevice device_;
 };
 
 // The fd number of `holder` whose tun file is attached to tap `name`
@@ -64,22 +54,10 @@ Result<std::unique_ptr<Tap>> adoptFrom(pid_t holder, const std::string& name) {
   if (!pidfd) return systemError("pidfd_open " + std::to_string(holder));
   UniqueFd fd(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd.get(), remote, 0)));
   if (!fd) return systemError("pidfd_getfd " + std::to_string(holder) + "/" + std::to_string(remote));
-  uint32_t ifindex = ::if_nametoindex(name.c_str());
-  if (ifindex == 0) return systemError("if_nametoindex " + name);
-  return std::unique_ptr<Tap>(std::make_unique<AdoptedTap>(std::move(fd), name, ifindex));
+  auto tap = TapDevice::adopt(std::move(fd), name);
+  if (!tap.ok()) return tap.error();
+  return std::unique_ptr<Tap>(std::make_unique<HostTap>(std::move(*tap)));
 }
-
-class HostTap : public Tap {
- public:
-  explicit HostTap(TapDevice device) : device_(std::move(device)) {}
-  int fd() const override { return device_.fd(); }
-  const std::string& name() const override { return device_.name(); }
-  uint32_t ifindex() const override { return device_.ifindex(); }
-  Result<void> destroy() override { return device_.destroy(); }
-
- private:
-  TapDevice device_;
-};
 
 class HostNetworkBackend : public NetworkBackend {
  public:

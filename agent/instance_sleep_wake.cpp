@@ -56,11 +56,28 @@ void VmInstance::sleepNow(uint64_t idleNs) {
   }
   if (!transition(&Lifecycle::beginSleep).ok()) return;
   (void)persist();
+  // Before QMP stop: a frame the stopped VMM read from its queue would die
+  // with it (the guest cannot take it while stopped). From here every new
+  // frame waits in a fresh queue that the standby or restored VMM gets.
+  bool diverted = false;
+  if (tap_) {
+    auto moved = tap_->divert();
+    diverted = moved.ok();
+    if (!diverted) {
+      spdlog::warn("instance {}: sleeping without a queue switch: {}", taskId_,
+                   moved.error().describe());
+    }
+  }
   auto snapshotDir = record().snapshotDir;
   auto snap = vmm_->sleep(snapshotDir);
   if (!snap.ok()) {
     // The VMM resumed the guest; retry only after another idle timeout.
     (void)kernel.setState(ifindex_, bpf::InstanceState::kRunning);
+    if (diverted) {
+      if (auto back = tap_->revertDivert(); !back.ok()) {
+        spdlog::error("instance {}: queue switch back: {}", taskId_, back.error().describe());
+      }
+    }
     (void)transition(&Lifecycle::sleepFailed);
     {
       std::lock_guard lock(mutex_);
@@ -70,6 +87,7 @@ void VmInstance::sleepNow(uint64_t idleNs) {
     emit("Sleep failed: " + snap.error().describe());
     return;
   }
+  if (diverted) tap_->commitDivert();  // the old VMM is gone: its queue too
   (void)transition(&Lifecycle::slept);
   sleptAtNs_ = monotonicNowNs();
   (void)persist();

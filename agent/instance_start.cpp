@@ -140,10 +140,14 @@ Result<std::shared_ptr<VmInstance>> VmInstance::recover(const InstanceRecord& ha
   bool live = rec.state != InstanceState::kExited;
 
   std::unique_ptr<Tap> tap;
-  auto reopened = deps.network->reopenTap(rec.network.tapName);
-  if (!reopened.ok() && reopened.error().errnum == EBUSY && rec.vmm.pid != 0) {
-    // The VMM (or standby) has the tap's one queue: hold the same file again.
-    reopened = deps.network->adoptTap(rec.network.tapName, rec.vmm.pid);
+  // A live VMM (or standby) holds the VM's queue: hold the same file again,
+  // since the next sleep edge must detach exactly that queue. A new queue
+  // beside it would take frames nobody reads. With no VMM, a new queue.
+  Result<std::unique_ptr<Tap>> reopened =
+      makeError(ErrorCode::kNotFound, "no VMM process recorded");
+  if (rec.vmm.pid != 0) reopened = deps.network->adoptTap(rec.network.tapName, rec.vmm.pid);
+  if (!reopened.ok() && reopened.error().code == ErrorCode::kNotFound) {
+    reopened = deps.network->reopenTap(rec.network.tapName);
   }
   if (reopened.ok()) {
     tap = std::move(*reopened);

@@ -26,6 +26,13 @@ class Tap {
   virtual uint32_t ifindex() const = 0;
   // Removes the interface. Idempotent.
   virtual Result<void> destroy() = 0;
+  // The sleep edge (TapDevice::divert): before the VMM stops, a fresh queue
+  // takes every new frame and fd() returns it (the next VMM gets it); the
+  // VMM's queue is detached. commitDivert() after the VMM exited;
+  // revertDivert() if it resumes instead (its queue back, held frames moved).
+  virtual Result<void> divert() = 0;
+  virtual void commitDivert() = 0;
+  virtual Result<void> revertDivert() = 0;
 };
 
 class NetworkBackend {
@@ -39,12 +46,13 @@ class NetworkBackend {
 
   // Creates the persistent tap (or re-attaches to an existing one).
   virtual Result<std::unique_ptr<Tap>> createTap(const std::string& name) = 0;
-  // Re-attaches to an existing persistent tap; kNotFound if it is gone.
-  // Fails with kSystem/EBUSY while a VMM holds it (a tap has one queue).
+  // Opens a new queue of an existing persistent tap; kNotFound if it is gone.
+  // Use it only when no VMM holds a queue (the new queue takes frames).
   virtual Result<std::unique_ptr<Tap>> reopenTap(const std::string& name) = 0;
   // Takes a duplicate of the tap's queue fd from the process holding it (the
-  // VMM after a plugin restart), so the agent holds the same queue again.
-  // kNotFound if the process or such an fd in it is gone.
+  // VMM after a plugin restart), so the agent holds the same queue again
+  // (attached, see TapDevice::adopt). kNotFound if the process or such an fd
+  // in it is gone.
   virtual Result<std::unique_ptr<Tap>> adoptTap(const std::string& name, pid_t holder) = 0;
 
   // Gateway, route and permanent neighbour for the VM (HostNetwork).

@@ -1,12 +1,16 @@
 #include "agent/tap_device.h"
 
 #include <fcntl.h>
+#include <linux/if_ether.h>
+#include <linux/if_packet.h>
 #include <linux/if_tun.h>
 #include <net/if.h>
+#include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <cstring>
+#include <vector>
 
 #include "agent/rtnetlink.h"
 
@@ -23,17 +27,60 @@ Result<void> checkName(const std::string& name) {
   return okResult();
 }
 
-// Opens /dev/net/tun and attaches it to tap `name` (creating a non-persistent
-// one if it does not exist yet).
+// Opens /dev/net/tun and attaches it as a new queue of tap `name` (creating a
+// non-persistent one if it does not exist yet).
 Result<UniqueFd> attach(const std::string& name) {
   UniqueFd fd(::open("/dev/net/tun", O_RDWR | O_CLOEXEC));
   if (!fd) return systemError("open /dev/net/tun");
   ifreq ifr{};
   std::strncpy(ifr.ifr_name, name.c_str(), IFNAMSIZ - 1);
   // No IFF_VNET_HDR: QEMU's fd-backed netdev probes and works without it.
-  ifr.ifr_flags = IFF_TAP | IFF_NO_PI;
+  // Multi-queue: a queue of its own for each holder, attached or detached
+  // one by one (the sleep edge switches queues; recovery opens new ones).
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | IFF_MULTI_QUEUE;
   if (::ioctl(fd.get(), TUNSETIFF, &ifr) < 0) return systemError("TUNSETIFF " + name);
   return fd;
+}
+
+// TUNSETQUEUE on the queue behind fd; attaching an attached queue is EINVAL.
+Result<void> setQueue(int fd, bool attach, const std::string& name) {
+  ifreq ifr{};
+  ifr.ifr_flags = attach ? IFF_ATTACH_QUEUE : IFF_DETACH_QUEUE;
+  if (::ioctl(fd, TUNSETQUEUE, &ifr) < 0) {
+    return systemError(std::string(attach ? "attach" : "detach") + " a queue of " + name);
+  }
+  return okResult();
+}
+
+// Reads every frame waiting in queue fd (without blocking).
+std::vector<std::string> drainFrames(int fd) {
+  std::vector<std::string> frames;
+  char buf[65536];
+  for (;;) {
+    pollfd p{fd, POLLIN, 0};
+    if (::poll(&p, 1, 0) <= 0 || !(p.revents & POLLIN)) break;
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n <= 0) break;
+    frames.emplace_back(buf, static_cast<size_t>(n));
+  }
+  return frames;
+}
+
+// Sends frames out of tap `ifindex` (towards its reader) as if routed there.
+Result<void> resend(uint32_t ifindex, const std::vector<std::string>& frames) {
+  if (frames.empty()) return okResult();
+  UniqueFd sock(::socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, 0));
+  if (!sock) return systemError("packet socket");
+  sockaddr_ll to{};
+  to.sll_family = AF_PACKET;
+  to.sll_ifindex = static_cast<int>(ifindex);
+  to.sll_halen = ETH_ALEN;
+  for (const auto& f : frames) {
+    if (f.size() >= ETH_ALEN) std::memcpy(to.sll_addr, f.data(), ETH_ALEN);
+    if (::sendto(sock.get(), f.data(), f.size(), 0, reinterpret_cast<sockaddr*>(&to), sizeof to) < 0)
+      return systemError("re-send a held frame");
+  }
+  return okResult();
 }
 
 Result<void> setTxQueueLen(const std::string& name, int len) {
@@ -103,10 +150,45 @@ Result<TapDevice> TapDevice::reopen(const std::string& name) {
   return TapDevice(std::move(*fd), name, *up);
 }
 
+Result<TapDevice> TapDevice::adopt(UniqueFd fd, const std::string& name) {
+  S2Z_TRY(checkName(name), "adopt tap");
+  auto index = RtNetlink::ifindex(name);
+  if (!index.ok()) return index.error().wrap("adopt tap");
+  // A plugin that died during a sleep edge may have left the VMM's queue
+  // detached; the fresh queue died with it. EINVAL: attached already.
+  if (auto attached = setQueue(fd.get(), true, name); !attached.ok() && attached.error().errnum != EINVAL)
+    return attached.error().wrap("adopt tap");
+  return TapDevice(std::move(fd), name, *index);
+}
+
 Result<void> TapDevice::destroy() {
   if (!fd_) return okResult();
   if (::ioctl(fd_.get(), TUNSETPERSIST, 0) < 0) return systemError("destroy tap: TUNSETPERSIST 0 " + name_);
   fd_.reset();
+  previous_.reset();
+  return okResult();
+}
+
+Result<void> TapDevice::divert() {
+  if (previous_) return makeError(ErrorCode::kInternal, "divert " + name_ + ": already diverted");
+  auto fresh = attach(name_);  // attached: both queues take frames for a moment
+  if (!fresh.ok()) return fresh.error().wrap("divert");
+  S2Z_TRY(setQueue(fd_.get(), false, name_), "divert");
+  previous_ = std::move(fd_);
+  fd_ = std::move(*fresh);
+  return okResult();
+}
+
+void TapDevice::commitDivert() { previous_.reset(); }
+
+Result<void> TapDevice::revertDivert() {
+  if (!previous_) return okResult();
+  S2Z_TRY(setQueue(previous_.get(), true, name_), "revert divert");
+  // Both attached now; the fresh queue's frames would be purged with it.
+  std::vector<std::string> held = drainFrames(fd_.get());
+  fd_ = std::move(previous_);  // closes the fresh queue
+  auto sent = resend(ifindex_, held);
+  if (!sent.ok()) return sent.error().wrap("revert divert");
   return okResult();
 }
 

@@ -65,7 +65,7 @@ TEST_CASE("packets keep an instance awake; instances without scale_to_zero never
   CHECK(plain->state() == InstanceState::kRunning);
 }
 
-TEST_CASE("a wake event restores the instance with the same held tap fd") {
+TEST_CASE("a wake event restores the instance with the tap queue held since the sleep edge") {
   Harness h;
   h.makeAgent();
   auto inst = h.startOk(h.spec("task-wake", true, 100ms));
@@ -79,7 +79,10 @@ TEST_CASE("a wake event restores the instance with the same held tap fd") {
     std::lock_guard lock(h.world->mutex);
     REQUIRE(h.world->bootTapFds.size() == 1);
     REQUIRE(h.world->restoreTapFds.size() == 1);
-    CHECK(h.world->restoreTapFds[0] == h.world->bootTapFds[0]);
+    // The sleep switched to a fresh queue before stopping the VMM; the
+    // restored VMM gets that one (it holds every frame since the switch).
+    CHECK(h.world->restoreTapFds[0] != h.world->bootTapFds[0]);
+    CHECK(h.world->restoreTapFds[0] >= 0);
     CHECK(h.world->bootTapFds[0] >= 0);
     CHECK(h.world->boots == 1);  // no cold boot
     // The agent appended the guest network to the user's command line.
@@ -108,6 +111,12 @@ TEST_CASE("a failed snapshot leaves the VM running, says why, and retries after 
   CHECK(h.events.find("Sleep failed")[0].message == "Sleep failed: disk full");
   CHECK(inst->state() == InstanceState::kRunning);
   CHECK(*h.kernel.state(inst->record().network.ifindex) == bpf::InstanceState::kRunning);
+  {
+    // The VMM resumed on its own queue: the sleep edge's switch was undone.
+    std::lock_guard lock(h.net->mutex);
+    CHECK(h.net->diverts >= 1);
+    CHECK(h.net->reverts == h.net->diverts);
+  }
   // The next attempt comes only after another idle timeout.
   REQUIRE(waitUntil([&] { return h.world->count(&testing::FakeWorld::sleeps) == 2; }, 3s));
   {

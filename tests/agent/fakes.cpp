@@ -272,6 +272,24 @@ class FakeTap : public Tap {
     std::lock_guard lock(state_->mutex);
     state_->taps.erase(name_);
     fd_.reset();
+    previous_.reset();
+    return okResult();
+  }
+  // A fresh "queue" is a fresh eventfd, as a fresh tap queue is a new file.
+  Result<void> divert() override {
+    std::lock_guard lock(state_->mutex);
+    if (previous_) return makeError(ErrorCode::kInternal, "already diverted");
+    ++state_->diverts;
+    previous_ = std::move(fd_);
+    fd_.reset(::eventfd(0, EFD_CLOEXEC));
+    return okResult();
+  }
+  void commitDivert() override { previous_.reset(); }
+  Result<void> revertDivert() override {
+    std::lock_guard lock(state_->mutex);
+    if (!previous_) return okResult();
+    ++state_->reverts;
+    fd_ = std::move(previous_);
     return okResult();
   }
 
@@ -280,6 +298,7 @@ class FakeTap : public Tap {
   std::string name_;
   uint32_t ifindex_;
   UniqueFd fd_;
+  UniqueFd previous_;
 };
 
 }  // namespace

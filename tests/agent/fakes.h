@@ -145,6 +145,7 @@ class FakeNetwork : public NetworkBackend {
     std::mutex mutex;
     std::map<std::string, std::string> leases;  // address -> owner
     std::map<std::string, uint32_t> taps;       // live taps by name -> ifindex
+    int diverts = 0, reverts = 0;               // sleep-edge queue switches
     std::set<std::string> plumbed;
     uint32_t nextIfindex = 10;
     int nextHost = 2;

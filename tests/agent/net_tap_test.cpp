@@ -2,6 +2,8 @@
 #include <arpa/inet.h>
 #include <doctest/doctest.h>
 #include <fcntl.h>
+#include <linux/if_tun.h>
+#include <sys/ioctl.h>
 #include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/ip.h>
@@ -10,6 +12,7 @@
 
 #include <cstring>
 #include <string>
+#include <vector>
 
 #include "agent/host_network.h"
 #include "agent/rtnetlink.h"
@@ -156,4 +159,65 @@ TEST_CASE("tap: the queue holds txqueuelen frames; closing the last fd drops the
     if (!udpPayload(frame, n, 9998).empty()) ++after;
   CHECK(after == 0);
   REQUIRE(back->destroy().ok());
+}
+
+namespace {
+
+// UDP payloads to port in every frame waiting in queue fd (non-blocking).
+std::vector<std::string> readPayloads(int fd, uint16_t port) {
+  ::fcntl(fd, F_SETFL, ::fcntl(fd, F_GETFL) | O_NONBLOCK);
+  std::vector<std::string> out;
+  char frame[2048];
+  ssize_t n;
+  while ((n = ::read(fd, frame, sizeof frame)) >= 0) {
+    std::string p = udpPayload(frame, n, port);
+    if (!p.empty()) out.push_back(p);
+  }
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("tap: the sleep edge diverts frames to a fresh queue; reverting moves them back") {
+  testing::ScopedNetns ns("tapd");
+  auto tap = TapDevice::create("s2ztapd");
+  REQUIRE_MESSAGE(tap.ok(), testing::why(tap));
+  Lease lease{"10.89.0.4", "10.89.0.1", 24, "255.255.255.0"};
+  REQUIRE(HostNetwork::plumb(tap->name(), lease, HostNetwork::macFor(lease.address)).ok());
+  // The "VMM" holds the same open file as our VM queue.
+  UniqueFd vmm(::fcntl(tap->fd(), F_DUPFD_CLOEXEC, 0));
+  REQUIRE(vmm.valid());
+
+  REQUIRE(tap->divert().ok());
+  CHECK(tap->fd() != vmm.get());
+  CHECK(sendUdp(lease.address, 9997, 5) == 5);
+  // The detached VMM queue gets nothing; the fresh queue holds all of them.
+  CHECK(readPayloads(vmm.get(), 9997).empty());
+  auto held = readPayloads(tap->fd(), 9997);
+  CHECK(held.size() == 5);
+
+  // A failed sleep: frames that waited in the fresh queue reach the VMM's.
+  CHECK(sendUdp(lease.address, 9997, 3) == 3);
+  REQUIRE(tap->revertDivert().ok());
+  auto moved = readPayloads(vmm.get(), 9997);
+  CHECK(moved == std::vector<std::string>{"frame-0", "frame-1", "frame-2"});
+  CHECK(sendUdp(lease.address, 9997, 2) == 2);
+  CHECK(readPayloads(vmm.get(), 9997).size() == 2);
+
+  // A plugin restart: a new queue opens while the "VMM" holds its own (no
+  // EBUSY), and adopting the VMM's detached queue attaches it again.
+  REQUIRE(tap->divert().ok());
+  tap->commitDivert();
+  auto fresh = TapDevice::reopen(tap->name());
+  REQUIRE_MESSAGE(fresh.ok(), testing::why(fresh));
+  auto adopted = TapDevice::adopt(UniqueFd(::fcntl(vmm.get(), F_DUPFD_CLOEXEC, 0)), tap->name());
+  REQUIRE_MESSAGE(adopted.ok(), testing::why(adopted));
+  // Leave the adopted queue the only attached one: it must get every frame.
+  { TapDevice closing = std::move(*fresh); }
+  ifreq ifr{};
+  ifr.ifr_flags = IFF_DETACH_QUEUE;
+  REQUIRE(::ioctl(tap->fd(), TUNSETQUEUE, &ifr) == 0);
+  CHECK(sendUdp(lease.address, 9997, 20) == 20);
+  CHECK(readPayloads(vmm.get(), 9997).size() == 20);
+  REQUIRE(tap->destroy().ok());
 }
