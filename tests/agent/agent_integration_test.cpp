@@ -172,16 +172,34 @@ TEST_CASE("integration: idle VM sleeps, health checks stay local, requests wake 
   CHECK(count(events, "Woken") == 2);
   MESSAGE("burst of 8: slowest answered in " << slowest << " ms");
 
-  // A request that arrives while the snapshot is being taken is answered.
-  bool caught = waitUntil([&] { return inst->state() == InstanceState::kSnapshotting; },
-                          kIdle + 15s);
-  REQUIRE(caught);
-  auto during = httpGet(vm, kPort, "/counter", 10s);
-  CHECK_MESSAGE(during.status == 200, during.error);
-  CHECK(counterOf(during) == counter + 1);
-  MESSAGE("request during snapshot: answered in " << during.totalMs << " ms (connect "
-          << during.connectMs << " ms, retransmits " << during.retransmits << ")");
-  REQUIRE(waitUntil([&] { return inst->state() == InstanceState::kRunning; }, 5s));
+  // Requests that arrive while the snapshot is being taken are answered
+  // without losing a packet: before the VMM stops, a fresh tap queue takes
+  // every frame (a lost SYN would cost a 1 s retransmit). Each attempt starts
+  // a little later inside the ~30 ms window.
+  constexpr int kAttempts = 4;
+  double worstMs = 0;
+  for (int i = 0; i < kAttempts; ++i) {
+    bool caught = waitUntil([&] { return inst->state() == InstanceState::kSnapshotting; },
+                            kIdle + 15s);
+    REQUIRE(caught);
+    std::this_thread::sleep_for(std::chrono::milliseconds(8 * i));
+    auto before = testing::tcpRetransCounters();
+    auto during = httpGet(vm, kPort, "/counter", 10s);
+    auto after = testing::tcpRetransCounters();
+    CHECK_MESSAGE(during.status == 200, during.error);
+    CHECK(counterOf(during) == counter + 1);
+    counter = counterOf(during);
+    CHECK(during.retransmits == 0);
+    CHECK(after.retransSegs == before.retransSegs);
+    CHECK(after.synRetrans == before.synRetrans);
+    CHECK(during.totalMs < 900);
+    worstMs = std::max(worstMs, during.totalMs);
+    MESSAGE("request during snapshot (+" << 8 * i << " ms): answered in " << during.totalMs
+            << " ms (connect " << during.connectMs << " ms, retransmits " << during.retransmits
+            << ", netns RetransSegs +" << after.retransSegs - before.retransSegs << ")");
+    REQUIRE(waitUntil([&] { return inst->state() == InstanceState::kRunning; }, 5s));
+  }
+  MESSAGE("requests during snapshot: worst " << worstMs << " ms over " << kAttempts);
 
   REQUIRE(inst->destroy().ok());
   CHECK(::if_nametoindex(rec.network.tapName.c_str()) == 0);

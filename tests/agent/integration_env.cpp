@@ -81,7 +81,31 @@ int rawGet(uint32_t addrBe, int port, const char* path, int timeoutMs, char* buf
   return status;
 }
 
+// Field `field` of the `prefix` rows (a header line, then a values line) in
+// a /proc/net/{snmp,netstat} file; 0 if absent.
+uint64_t snmpField(const std::string& file, const std::string& prefix, const std::string& field) {
+  std::ifstream in(file);
+  std::string header, values;
+  while (std::getline(in, header)) {
+    if (header.rfind(prefix + ":", 0) != 0) continue;
+    if (!std::getline(in, values)) break;
+    std::istringstream names(header), numbers(values);
+    std::string name, number;
+    while (names >> name && numbers >> number) {
+      if (name == field) return std::stoull(number);
+    }
+  }
+  return 0;
+}
+
 }  // namespace
+
+TcpRetransCounters tcpRetransCounters() {
+  TcpRetransCounters c;
+  c.retransSegs = snmpField("/proc/thread-self/net/snmp", "Tcp", "RetransSegs");
+  c.synRetrans = snmpField("/proc/thread-self/net/netstat", "TcpExt", "TCPSynRetrans");
+  return c;
+}
 
 std::filesystem::path guestDir() {
   if (const char* env = std::getenv("S2Z_GUEST_DIR"); env && *env) return env;

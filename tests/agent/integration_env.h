@@ -31,6 +31,14 @@ struct HttpResult {
 HttpResult httpGet(const std::string& address, int port, const std::string& path,
                    std::chrono::milliseconds timeout);
 
+// TCP retransmission counters of the calling thread's netns
+// (/proc/thread-self/net/snmp Tcp RetransSegs, netstat TcpExt TCPSynRetrans).
+struct TcpRetransCounters {
+  uint64_t retransSegs = 0;
+  uint64_t synRetrans = 0;
+};
+TcpRetransCounters tcpRetransCounters();
+
 // Result of one health check made from inside a cgroup.
 struct HealthCheck {
   int status = 0;
