@@ -48,7 +48,21 @@ say "starting the plugin through the Nomad-client stand-in (probe, validation, l
   --netns "/run/netns/$ns" --data-dir "$work/nomad" --run-for 10m \
   > "$work/standin.log" 2>&1 &
 standin_pid=$!
-tail -n +1 -f "$work/standin.log" --pid "$standin_pid" | sed 's/^/  | /' &
+# Show the stand-in's lifecycle lines (not its debug log or every stats sample);
+# the first fingerprint is shown whole.
+show_lifecycle() {
+  local fp=0 line
+  while IFS= read -r line; do
+    case "$line" in
+      fingerprint:*) fp=$((fp + 1)); [ "$fp" -eq 1 ] && echo "  | $line" ;;
+      "  driver."*) [ "$fp" -eq 1 ] && echo "  | $line" ;;
+      handshake:*|plugin:*|probe*|started*|event:*|stop:*|exit:*|destroy:*|"task exited"*|"start failed"*|"loader failed"*)
+        echo "  | $line" ;;
+    esac
+  done
+}
+tail -n +1 -f "$work/standin.log" --pid "$standin_pid" | show_lifecycle &
+tail_pid=$!
 
 addr=""
 for _ in $(seq 1 120); do
@@ -65,17 +79,18 @@ start=$(date +%s.%N)
 until in_ns curl -s -o /dev/null --max-time 1 "$url/"; do sleep 0.2; done
 awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "booted: first HTTP 200 after %.1f s\n", e - s }'
 
-say "three requests to $url/counter"
+say "three requests to $url/counter (http code, seconds, body)"
 for _ in 1 2 3; do request "$url/counter"; done
 
 say "idle: waiting for the task to sleep (idle_timeout 4s)"
 until grep -q '^event: .*Sleeping' "$work/standin.log"; do sleep 0.2; done
 sleep 0.5
 
-say "a request to the sleeping VM wakes it (http code, seconds, body)"
-request "$url/counter"
+say "a request to the sleeping VM wakes it"
+read -r code seconds body < <(request "$url/counter")
 until grep -q '^event: .*Woken' "$work/standin.log"; do sleep 0.1; done
-grep '^event: .*Woken' "$work/standin.log" | tail -n1 | sed 's/^/wake: /'
+awk -v c="$code" -v t="$seconds" -v b="$body" \
+  'BEGIN { printf "wake latency, request sent -> response received: %.1f ms (HTTP %s, counter %s)\n", t * 1000, c, b }'
 
 say "the counter went on from where it was: guest state survived the sleep"
 request "$url/counter"
@@ -84,5 +99,5 @@ say "stopping and destroying the task"
 kill -TERM "$standin_pid"
 wait "$standin_pid" || true
 standin_pid=""
-sleep 0.2
+wait "$tail_pid" 2>/dev/null || true
 echo "demo done"

@@ -205,6 +205,9 @@ int run(const Args& a) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  // Lifecycle lines are read live by scripts and people (e.g. the demo tails
+  // them from a file), so flush each one.
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   Args a;
   if (!parseArgs(argc, argv, a)) {
     std::fprintf(stderr,
