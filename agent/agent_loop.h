@@ -1,9 +1,9 @@
 // The agent's one background thread: epoll over every instance's VMM exit fd,
 // the kernel's wake-event fd and a kick eventfd, plus the idle monitor every
-// idlePollInterval. Sleep and wake run on this thread, so per instance they
-// are naturally serialized; calls that find an instance busy (a driver thread
-// is stopping it, say) are retried after that operation ends and kicks the
-// loop.
+// idlePollInterval. It decides; each instance's sleep and wake run on that
+// instance's worker (VmInstance::checkIdle, handleWakeEvent), so one slow
+// snapshot delays no other instance. Calls that find an instance busy are
+// retried after its operation ends and kicks the loop.
 #pragma once
 
 #include <atomic>

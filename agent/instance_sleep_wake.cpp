@@ -39,9 +39,26 @@ void VmInstance::checkIdle(uint64_t nowNs) {
   auto timeoutNs = static_cast<uint64_t>(
       std::chrono::duration_cast<std::chrono::nanoseconds>(record_.spec.idleTimeout).count());
   if (nowNs < lastActive + timeoutNs) return;
-  OpLock op(*this, std::try_to_lock);
-  if (!op.owns() || state() != InstanceState::kRunning) return;
-  sleepNow(nowNs - lastActive);
+  uint64_t idleNs = nowNs - lastActive;
+  postJob([this, idleNs] {
+    if (state() == InstanceState::kRunning) sleepNow(idleNs);
+  });
+}
+
+bool VmInstance::postJob(std::function<void()> work) {
+  {
+    std::lock_guard lock(mutex_);
+    if (jobPending_) return false;
+    jobPending_ = true;
+  }
+  worker_.post([this, work = std::move(work)] {
+    OpLock op(*this);
+    work();
+    // Before op's release kicks the loop, so a retried wake is not refused.
+    std::lock_guard lock(mutex_);
+    jobPending_ = false;
+  });
+  return true;
 }
 
 void VmInstance::sleepNow(uint64_t idleNs) {
@@ -109,15 +126,23 @@ void VmInstance::sleepNow(uint64_t idleNs) {
 }
 
 LoopCall VmInstance::handleWakeEvent(const bpf::WakeEvent& event) {
-  OpLock op(*this, std::try_to_lock);
-  if (!op.owns()) return LoopCall::kBusy;
-  InstanceState now = state();
+  InstanceState now;
+  {
+    std::lock_guard lock(mutex_);
+    // A sleep in progress ends Sleeping (the wake follows) or Running.
+    if (jobPending_) return LoopCall::kBusy;
+    now = lifecycle_.state();
+  }
   if (now != InstanceState::kSleeping) {
     spdlog::debug("instance {}: wake event ignored in state {}", taskId_, instanceStateName(now));
     return LoopCall::kDone;
   }
-  wakeNow(event.timestampNs);
-  return LoopCall::kDone;
+  uint64_t eventNs = event.timestampNs;
+  // Re-checked under the op lock: a stop may have come first.
+  bool posted = postJob([this, eventNs] {
+    if (state() == InstanceState::kSleeping) wakeNow(eventNs);
+  });
+  return posted ? LoopCall::kDone : LoopCall::kBusy;
 }
 
 void VmInstance::wakeNow(uint64_t eventNs) {

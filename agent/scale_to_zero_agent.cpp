@@ -35,6 +35,8 @@ ScaleToZeroAgent::~ScaleToZeroAgent() {
     kicker_->loop = nullptr;
   }
   loop_.reset();
+  // Sleeps and wakes run on the instances' workers; they use deps_.
+  for (const auto& instance : snapshot()) instance->stopWorker();
 }
 
 InstanceDeps ScaleToZeroAgent::instanceDeps() {

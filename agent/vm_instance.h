@@ -19,6 +19,7 @@
 #include "agent/lifecycle.h"
 #include "agent/network_backend.h"
 #include "agent/process_usage.h"
+#include "agent/serial_worker.h"
 #include "bpf/scale_to_zero_kernel.h"
 #include "common/unique_fd.h"
 #include "vmm/vmm.h"
@@ -87,13 +88,21 @@ class VmInstance final : public Instance {
   LoopCall handleVmmExit();
 
   // A wake event from the kernel: restores a Sleeping instance (cold boot if
-  // the snapshot is missing or corrupt). Ignored in any other state.
+  // the snapshot is missing or corrupt) on the instance's own worker thread.
+  // Ignored in any other state. kBusy while a sleep or wake of this instance
+  // is queued or running (retry when its op lock is released: that kicks the
+  // loop); at most one restore per sleep.
   LoopCall handleWakeEvent(const bpf::WakeEvent& event);
 
-  // Puts a Running scale-to-zero instance to sleep when its counted packets
-  // have been quiet for idleTimeout (boot, wake and failed sleeps count as
-  // activity). nowNs: CLOCK_MONOTONIC. Skipped when busy.
+  // Puts a Running scale-to-zero instance to sleep, on the instance's worker
+  // thread, when its counted packets have been quiet for idleTimeout (boot,
+  // wake and failed sleeps count as activity). nowNs: CLOCK_MONOTONIC.
+  // Skipped while busy.
   void checkIdle(uint64_t nowNs);
+
+  // Waits for a running sleep or wake and runs no more (agent shutdown: the
+  // agent's dependencies are about to go). Idempotent.
+  void stopWorker() { worker_.stop(); }
 
  private:
   VmInstance(InstanceRecord record, EventSink events, InstanceDeps deps,
@@ -120,6 +129,11 @@ class VmInstance final : public Instance {
   // Stages of recover for one recorded state; the instance is built already.
   Result<void> recoverRunning(InstanceState recorded);
   Result<void> recoverSleeping();
+
+  // Posts `work` to the worker; it runs under the op lock and clears
+  // jobPending_ before the lock's release kicks the loop. False (nothing
+  // posted) if a job is pending already.
+  bool postJob(std::function<void()> work);
 
   // Under opMutex_: the transitions and their side effects.
   Result<void> transition(Result<void> (Lifecycle::*step)());
@@ -157,6 +171,10 @@ class VmInstance final : public Instance {
   uint64_t watchGeneration_ = 0;
   uint64_t activityBaselineNs_ = 0;  // boot, wake or failed sleep: counts as activity
   UsageSampler sampler_;
+  bool jobPending_ = false;  // a sleep or wake is queued or running on worker_
+
+  // Last member: destroyed (joined) first, while everything a job uses exists.
+  SerialWorker worker_;
 };
 
 // The guest kernel command line: the user's `user` plus "console=ttyS0" when

@@ -225,6 +225,31 @@ TEST_CASE("a packet during the snapshot wakes the instance right after it, witho
   CHECK(inst->state() == InstanceState::kRunning);
 }
 
+TEST_CASE("a wake of one instance does not wait behind another instance's slow sleep") {
+  Harness h;
+  h.makeAgent();
+  auto b = h.startOk(h.spec("task-b", true, 100ms));
+  REQUIRE(h.events.waitFor("Sleeping", 3s));
+  {
+    std::lock_guard lock(h.world->mutex);
+    h.world->sleepDelay = 1500ms;  // every sleep from now on is slow
+  }
+  auto a = h.startOk(h.spec("task-a", true, 100ms));
+  REQUIRE(waitUntil([&] { return a->state() == InstanceState::kSnapshotting; }, 3s));
+  auto sent = std::chrono::steady_clock::now();
+  h.kernel.packet(b->record().network.ifindex);
+  REQUIRE(waitUntil([&] { return h.events.find("Woken").size() == 1; }, 3s));
+  auto waited = std::chrono::steady_clock::now() - sent;
+  CHECK(waited < 700ms);
+  CHECK(a->state() == InstanceState::kSnapshotting);  // a's sleep still runs
+  CHECK(h.world->count(&testing::FakeWorld::restores) == 1);
+  {
+    std::lock_guard lock(h.world->mutex);
+    h.world->sleepDelay = 0ms;
+  }
+  REQUIRE(waitUntil([&] { return a->state() == InstanceState::kSleeping; }, 5s));
+}
+
 TEST_CASE("without the kernel side instances run but never sleep, and status says why") {
   Harness h;
   h.makeAgent(/*withKernel=*/false);
