@@ -4,46 +4,20 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <linux/bpf.h>
-#include <linux/if_ether.h>
-#include <linux/ip.h>
-#include <linux/tcp.h>
 
 #include <algorithm>
 #include <array>
-#include <cstring>
 #include <vector>
 
 #include "bpf/s2z_types.h"
 #include "bpf/tc_idle_program.h"
 #include "common/unique_fd.h"
+#include "tests/bpf/packets.h"
 
 namespace s2z::bench {
 namespace {
 
 constexpr uint32_t kHealthMark = 0x4000;
-
-// Ethernet + IPv4 + TCP SYN 10.89.0.1 -> 10.89.0.2:8080, as tap egress sees it.
-std::vector<uint8_t> synFrame() {
-  std::vector<uint8_t> f(sizeof(ethhdr) + sizeof(iphdr) + sizeof(tcphdr), 0);
-  auto* eth = reinterpret_cast<ethhdr*>(f.data());
-  const uint8_t vm[ETH_ALEN] = {0x52, 0x54, 0x00, 0x59, 0x00, 0x02};
-  std::memcpy(eth->h_dest, vm, ETH_ALEN);
-  eth->h_proto = htons(ETH_P_IP);
-  auto* ip = reinterpret_cast<iphdr*>(f.data() + sizeof(ethhdr));
-  ip->version = 4;
-  ip->ihl = 5;
-  ip->ttl = 64;
-  ip->protocol = IPPROTO_TCP;
-  ip->tot_len = htons(sizeof(iphdr) + sizeof(tcphdr));
-  inet_pton(AF_INET, "10.89.0.1", &ip->saddr);
-  inet_pton(AF_INET, "10.89.0.2", &ip->daddr);
-  auto* tcp = reinterpret_cast<tcphdr*>(f.data() + sizeof(ethhdr) + sizeof(iphdr));
-  tcp->source = htons(40000);
-  tcp->dest = htons(8080);
-  tcp->doff = 5;
-  tcp->syn = 1;
-  return f;
-}
 
 Result<double> nsPerRun(int progFd, const std::vector<uint8_t>& frame, uint32_t mark,
                         unsigned repeat) {
@@ -84,7 +58,9 @@ Result<TcCost> measureTcCost(unsigned repeat) {
   UniqueFd empty(bpf_prog_load(BPF_PROG_TYPE_SCHED_CLS, "s2z_empty", "GPL", insns, 2, nullptr));
   if (!empty) return systemError("tc cost: load empty classifier");
 
-  const auto frame = synFrame();
+  // A TCP SYN toward a VM, as tap egress sees it (same frame as the BPF tests).
+  const auto frame =
+      bpf::test::tcpSynFrame(bpf::test::ipv4("10.89.0.1"), bpf::test::ipv4("10.89.0.2"), 8080);
   TcCost cost;
   auto e = nsPerRun(empty.get(), frame, 0, repeat);
   auto c = nsPerRun(prog.programFd(), frame, 0, repeat);

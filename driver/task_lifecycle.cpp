@@ -1,11 +1,11 @@
 #include "driver/task_lifecycle.h"
 
 #include <functional>
-#include <vector>
 
 #include <fmt/format.h>
 #include <spdlog/spdlog.h>
 
+#include "common/rollback_stack.h"
 #include "driver/error_status.h"
 #include "driver/task_config.h"
 #include "driver/task_resolve.h"
@@ -15,22 +15,6 @@ namespace s2z::driver {
 namespace {
 
 constexpr int32_t kHandleVersion = 1;
-
-// Undoes completed stages newest first unless committed.
-class ScopeGuard {
- public:
-  ScopeGuard() = default;
-  ScopeGuard(const ScopeGuard&) = delete;
-  ScopeGuard& operator=(const ScopeGuard&) = delete;
-  ~ScopeGuard() {
-    for (auto it = undo_.rbegin(); it != undo_.rend(); ++it) (*it)();
-  }
-  void push(std::function<void()> undo) { undo_.push_back(std::move(undo)); }
-  void commit() { undo_.clear(); }
-
- private:
-  std::vector<std::function<void()>> undo_;
-};
 
 // Routes an instance's events to the TaskEvents streams with the Nomad
 // identifiers the client routes by (alloc_id + task_name).
@@ -117,7 +101,7 @@ grpc::Status startTask(Plugin& plugin, const pb::TaskConfig& task, pb::StartTask
   // Stage: start the VM.
   auto agent = plugin.agent();
   if (!agent.ok()) return fail(id, "agent", agent.error());
-  ScopeGuard undo;
+  RollbackStack undo;
   auto instance = (*agent)->start(*spec, eventSinkFor(plugin.events(), task));
   if (!instance.ok()) return fail(id, "start VM", instance.error());
   std::shared_ptr<agent::Instance> vm = *instance;
