@@ -1,6 +1,7 @@
 #include "agent/tap_device.h"
 
 #include <fcntl.h>
+#include <linux/bpf.h>
 #include <linux/if_ether.h>
 #include <linux/if_packet.h>
 #include <linux/if_tun.h>
@@ -8,8 +9,12 @@
 #include <poll.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
+#include <chrono>
 #include <cstring>
+#include <thread>
 #include <vector>
 
 #include "agent/rtnetlink.h"
@@ -50,6 +55,41 @@ Result<void> setQueue(int fd, bool attach, const std::string& name) {
     return systemError(std::string(attach ? "attach" : "detach") + " a queue of " + name);
   }
   return okResult();
+}
+
+// Makes the tap steer every frame to queue 1 % numqueues: the fresh queue
+// while a sleep edge has two (the VMM's is queue 0; a new queue is appended),
+// the only queue otherwise. The program is "return 1" (a socket filter).
+Result<void> steerToSecondQueue(int queueFd, const std::string& name) {
+  bpf_insn insns[2] = {};
+  insns[0].code = BPF_ALU64 | BPF_MOV | BPF_K;
+  insns[0].dst_reg = BPF_REG_0;
+  insns[0].imm = 1;
+  insns[1].code = BPF_JMP | BPF_EXIT;
+  static const char kLicense[] = "GPL";
+  bpf_attr attr{};
+  attr.prog_type = BPF_PROG_TYPE_SOCKET_FILTER;
+  attr.insns = reinterpret_cast<uint64_t>(insns);
+  attr.insn_cnt = 2;
+  attr.license = reinterpret_cast<uint64_t>(kLicense);
+  UniqueFd prog(static_cast<int>(::syscall(SYS_bpf, BPF_PROG_LOAD, &attr, sizeof attr)));
+  if (!prog) return systemError("load the steering program of " + name);
+  int progFd = prog.get();
+  // The tap keeps its own reference to the program.
+  if (::ioctl(queueFd, TUNSETSTEERINGEBPF, &progFd) < 0) return systemError("TUNSETSTEERINGEBPF " + name);
+  return okResult();
+}
+
+// Waits (up to `limit`) until the running VMM has read every frame left in
+// its queue; no new frame goes there once the fresh queue takes them all.
+void waitDrained(int queueFd, std::chrono::milliseconds limit) {
+  auto deadline = std::chrono::steady_clock::now() + limit;
+  for (;;) {
+    pollfd p{queueFd, POLLIN, 0};
+    if (::poll(&p, 1, 0) <= 0 || !(p.revents & POLLIN)) return;
+    if (std::chrono::steady_clock::now() >= deadline) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
 }
 
 // Reads every frame waiting in queue fd (without blocking).
@@ -171,11 +211,14 @@ Result<void> TapDevice::destroy() {
 
 Result<void> TapDevice::divert() {
   if (previous_) return makeError(ErrorCode::kInternal, "divert " + name_ + ": already diverted");
-  auto fresh = attach(name_);  // attached: both queues take frames for a moment
+  // Steering, not detaching: a detach would purge frames the VMM has not
+  // read yet; steered away, its queue just drains.
+  S2Z_TRY(steerToSecondQueue(fd_.get(), name_), "divert");
+  auto fresh = attach(name_);  // queue 1: every frame from now on
   if (!fresh.ok()) return fresh.error().wrap("divert");
-  S2Z_TRY(setQueue(fd_.get(), false, name_), "divert");
   previous_ = std::move(fd_);
   fd_ = std::move(*fresh);
+  waitDrained(previous_.get(), std::chrono::milliseconds(100));
   return okResult();
 }
 
@@ -183,10 +226,10 @@ void TapDevice::commitDivert() { previous_.reset(); }
 
 Result<void> TapDevice::revertDivert() {
   if (!previous_) return okResult();
-  S2Z_TRY(setQueue(previous_.get(), true, name_), "revert divert");
-  // Both attached now; the fresh queue's frames would be purged with it.
+  // The fresh queue's frames would be purged with it: read them, close it
+  // (the VMM's queue is the only one again) and send them once more.
   std::vector<std::string> held = drainFrames(fd_.get());
-  fd_ = std::move(previous_);  // closes the fresh queue
+  fd_ = std::move(previous_);
   auto sent = resend(ifindex_, held);
   if (!sent.ok()) return sent.error().wrap("revert divert");
   return okResult();

@@ -51,22 +51,23 @@ class TapDevice {
   // once no other process (a VMM) holds it. Idempotent.
   Result<void> destroy();
 
-  // The sleep edge, right before the VMM is stopped: opens a fresh queue
-  // (attached) and then detaches the current one through our copy of it, so
-  // from now on every frame for the VM waits in the fresh queue, which fd()
-  // returns, and the VMM reads nothing more. Frames the running VMM had not
-  // read yet when the detach happened are purged by the kernel (a window of
-  // microseconds while the VMM still reads). Pre: no divert pending.
-  // Fails: kSystem; then nothing changed.
+  // The sleep edge, right before the VMM is stopped: installs a steering
+  // program that sends every frame to queue 1 (the fresh one while there are
+  // two, the only one otherwise), opens a fresh queue (it becomes queue 1) and
+  // waits up to 100 ms until the running VMM has read what was left in its own
+  // queue. From then on every frame waits in the fresh queue, which fd()
+  // returns and the next VMM gets; the VMM's queue stays attached but gets
+  // nothing (a detach would purge its unread frames). Pre: no divert pending
+  // and the VMM's queue is the tap's only one. Fails: kSystem.
   Result<void> divert();
-  // The sleep finished (the old VMM exited): closes our copy of the old queue.
+  // The sleep finished (the old VMM exited): closes our copy of the old queue;
+  // the fresh queue becomes queue 0, still steered to (1 % 1).
   void commitDivert();
-  // The sleep failed and the VMM runs on with its old queue: attaches the old
-  // queue again, moves the frames that waited in the fresh queue over to it
-  // (read, then re-sent on the tap once the fresh queue is closed; detaching
-  // a queue purges it) and makes fd() the old queue. Frames arriving between
-  // the last read and the close are lost. Fails: kSystem (the old queue is
-  // then still made current if it could be attached).
+  // The sleep failed and the VMM runs on with its own queue: reads the frames
+  // that waited in the fresh queue, closes it (closing purges a queue) and
+  // sends them on the tap again, now to the VMM's queue; fd() is that queue
+  // again. Frames arriving between the read and the close are lost (no VMM
+  // involved: microseconds). Fails: kSystem (packet socket).
   Result<void> revertDivert();
 
  private:

@@ -175,7 +175,7 @@ TEST_CASE("integration: idle VM sleeps, health checks stay local, requests wake 
   // Requests that arrive while the snapshot is being taken are answered
   // without losing a packet: before the VMM stops, a fresh tap queue takes
   // every frame (a lost SYN would cost a 1 s retransmit). Each attempt starts
-  // a little later inside the ~30 ms window.
+  // a little later inside the window.
   constexpr int kAttempts = 4;
   double worstMs = 0;
   for (int i = 0; i < kAttempts; ++i) {
@@ -189,9 +189,16 @@ TEST_CASE("integration: idle VM sleeps, health checks stay local, requests wake 
     CHECK_MESSAGE(during.status == 200, during.error);
     CHECK(counterOf(during) == counter + 1);
     counter = counterOf(during);
-    CHECK(during.retransmits == 0);
-    CHECK(after.retransSegs == before.retransSegs);
+    // No SYN is lost (that costs 1 s). A SYN the VM answered just before it
+    // stopped makes the request straddle the sleep: the held request is
+    // answered after the restore (~0.2 s), past the 200 ms minimum RTO, so the
+    // client may retransmit it although nothing was lost. A SYN that waited
+    // for the restore (slow connect) must see no retransmit at all.
     CHECK(after.synRetrans == before.synRetrans);
+    if (during.connectMs > 20) {
+      CHECK(during.retransmits == 0);
+      CHECK(after.retransSegs == before.retransSegs);
+    }
     CHECK(during.totalMs < 900);
     worstMs = std::max(worstMs, during.totalMs);
     MESSAGE("request during snapshot (+" << 8 * i << " ms): answered in " << during.totalMs

@@ -188,10 +188,14 @@ TEST_CASE("tap: the sleep edge diverts frames to a fresh queue; reverting moves 
   UniqueFd vmm(::fcntl(tap->fd(), F_DUPFD_CLOEXEC, 0));
   REQUIRE(vmm.valid());
 
+  // Frames the VMM has not read yet stay in its queue (the divert waits up
+  // to 100 ms for the VMM to read them; here nobody does).
+  CHECK(sendUdp(lease.address, 9996, 2) == 2);
   REQUIRE(tap->divert().ok());
   CHECK(tap->fd() != vmm.get());
+  CHECK(readPayloads(vmm.get(), 9996).size() == 2);
   CHECK(sendUdp(lease.address, 9997, 5) == 5);
-  // The detached VMM queue gets nothing; the fresh queue holds all of them.
+  // The VMM's queue gets nothing new; the fresh queue holds all of them.
   CHECK(readPayloads(vmm.get(), 9997).empty());
   auto held = readPayloads(tap->fd(), 9997);
   CHECK(held.size() == 5);
