@@ -6,7 +6,7 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/run_dir.h"
-#include "agent/scope_guard.h"
+#include "common/rollback_stack.h"
 #include "agent/vm_instance.h"
 
 namespace s2z::agent {
