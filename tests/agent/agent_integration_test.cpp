@@ -192,10 +192,13 @@ TEST_CASE("integration: idle VM sleeps, health checks stay local, requests wake 
     // No SYN is lost (that costs 1 s). A SYN the VM answered just before it
     // stopped makes the request straddle the sleep: the held request is
     // answered after the restore (~0.2 s), past the 200 ms minimum RTO, so the
-    // client may retransmit it although nothing was lost. A SYN that waited
-    // for the restore (slow connect) must see no retransmit at all.
+    // client may retransmit it once although nothing was lost. A SYN that
+    // clearly waited for the restore (connect > 100 ms; a SYN answered before
+    // the stop takes a few ms, up to ~25 ms on a loaded 2-core machine) must
+    // see no retransmit at all.
     CHECK(after.synRetrans == before.synRetrans);
-    if (during.connectMs > 20) {
+    CHECK(during.retransmits <= 1);
+    if (during.connectMs > 100) {
       CHECK(during.retransmits == 0);
       CHECK(after.retransSegs == before.retransSegs);
     }
