@@ -63,7 +63,8 @@ TEST_CASE("qemu command line: microvm, file-backed RAM, tap fd 4, QMP, console")
   auto argv = qemu::buildQemuArgv(c, {false, 2600000});
   CHECK(argv.front() == "/usr/bin/qemu-system-x86_64");
   CHECK(after(argv, "-M") ==
-        "microvm,x-option-roms=off,isa-serial=on,rtc=on,pit=on,memory-backend=mem0");
+        "microvm,x-option-roms=off,isa-serial=on,rtc=on,pit=on,memory-backend=mem0,"
+        "suppress-vmdesc=on");
   CHECK(has(argv, "-nodefaults"));
   CHECK(has(argv, "-no-user-config"));
   CHECK(has(argv, "-no-reboot"));

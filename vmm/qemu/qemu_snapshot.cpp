@@ -75,7 +75,9 @@ Result<SnapshotInfo> QemuVmm::sleep(const std::filesystem::path& snapshotDir) {
   if (!process_.valid() || standby_) {
     return makeError(ErrorCode::kFailedPrecondition, "sleep: no running vm for " + config_.name);
   }
-  // Everything that can fail on the host side happens before the pause.
+  // Everything that can fail, on the host or in QEMU's migration settings,
+  // happens while the VM still runs: the paused window holds only `stop`, the
+  // stream, the fsyncs and the exit.
   std::error_code ec;
   std::filesystem::create_directories(snapshotDir, ec);
   if (ec) return Error{ErrorCode::kSystem, ec.value(), "sleep: create " + snapshotDir.string()};
@@ -85,50 +87,62 @@ Result<SnapshotInfo> QemuVmm::sleep(const std::filesystem::path& snapshotDir) {
   auto q = qmp();
   if (!q.ok()) return q.error().wrap("sleep");
   QmpClient& qmp = **q;
-
-  auto started = Clock::now();
-  auto stopped = qmp.execute("stop");
-  if (!stopped.ok()) {
-    std::filesystem::remove(temp, ec);
-    return stopped.error().wrap("sleep: pause");
-  }
-  auto resume = [&](const Error& e) -> Error {
+  auto abandon = [&](const Error& e, bool fdPassed) -> Error {
     std::error_code ignored;
     std::filesystem::remove(temp, ignored);
+    if (fdPassed) (void)qmp.execute("closefd", {{"fdname", kFdName}});
+    return e.wrap("sleep " + config_.name);
+  };
+  if (auto r = setIgnoreShared(qmp); !r.ok()) return abandon(r.error(), false);
+  if (auto r = qmp.execute("migrate-set-parameters", {{"max-bandwidth", kMaxBandwidth}}); !r.ok()) {
+    return abandon(r.error(), false);
+  }
+  if (auto r = qmp.sendFd(kFdName, out.get()); !r.ok()) return abandon(r.error(), false);
+
+  auto started = Clock::now();
+  if (auto r = qmp.execute("stop"); !r.ok()) return abandon(r.error(), true);
+  auto paused = Clock::now();
+  // From here a failure resumes the VM. A started migration owns (and closes)
+  // the fd it was given, so only a refused `migrate` leaves it to closefd.
+  auto resume = [&](const Error& e, bool fdPassed) -> Error {
+    Error wrapped = abandon(e, fdPassed);
     auto cont = qmp.execute("cont");
     if (!cont.ok()) {
       spdlog::error("vmm {}: resume after failed sleep: {}", config_.name, cont.error().describe());
     }
-    return e.wrap("sleep " + config_.name);
+    return wrapped;
   };
-  if (auto r = setIgnoreShared(qmp); !r.ok()) return resume(r.error());
-  if (auto r = qmp.execute("migrate-set-parameters", {{"max-bandwidth", kMaxBandwidth}}); !r.ok()) {
-    return resume(r.error());
-  }
-  if (auto r = qmp.sendFd(kFdName, out.get()); !r.ok()) return resume(r.error());
   if (auto r = qmp.execute("migrate", {{"uri", std::string("fd:") + kFdName}}); !r.ok()) {
-    return resume(r.error());
+    return resume(r.error(), true);
   }
-  if (auto r = waitMigration(false, 60s); !r.ok()) return resume(r.error());
+  if (auto r = waitMigration(false, 60s); !r.ok()) return resume(r.error(), false);
+  auto streamed = Clock::now();
   // Durable before the VM goes away: a failure here still leaves it running.
-  if (::fsync(out.get()) != 0) return resume(systemError("fsync " + temp.string()));
+  if (::fsync(out.get()) != 0) return resume(systemError("fsync " + temp.string()), false);
   struct stat st {};
   ::fstat(out.get(), &st);
   out.reset();
   if (::rename(temp.c_str(), (snapshotDir / kStateFile).c_str()) != 0) {
-    return resume(systemError("rename " + temp.string()));
+    return resume(systemError("rename " + temp.string()), false);
   }
-  if (auto r = fsyncDir(snapshotDir); !r.ok()) return resume(r.error());
+  if (auto r = fsyncDir(snapshotDir); !r.ok()) return resume(r.error(), false);
+  auto durable = Clock::now();
 
-  (void)qmp.execute("quit", nlohmann::json::object(), 2s);  // may close before replying
-  if (!process_.waitExit(5s)) {
-    spdlog::warn("vmm {}: qemu did not exit after quit, killing", config_.name);
-  }
+  // SIGKILL rather than `quit`: after a completed migration QEMU's own
+  // cleanup saves nothing (device state is in our fsynced file, guest RAM in
+  // the shared file the kernel keeps, and completing the migration flushed and
+  // inactivated the disks) and took ~9 ms of the paused window here.
   qmp_.reset();
-  (void)process_.kill();  // reaps; the snapshot is complete either way
-  auto duration = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - started);
-  spdlog::info("vmm {}: snapshot {} bytes in {} us", config_.name, st.st_size, duration.count());
-  return SnapshotInfo{snapshotDir, static_cast<uint64_t>(st.st_size), duration};
+  (void)process_.kill();  // reaps
+  auto exited = Clock::now();
+  auto us = [](Clock::duration d) {
+    return std::chrono::duration_cast<std::chrono::microseconds>(d);
+  };
+  spdlog::info("vmm {}: snapshot {} bytes in {} us (pause {}, stream {}, fsync {}, exit {})",
+               config_.name, st.st_size, us(exited - started).count(), us(paused - started).count(),
+               us(streamed - paused).count(), us(durable - streamed).count(),
+               us(exited - durable).count());
+  return SnapshotInfo{snapshotDir, static_cast<uint64_t>(st.st_size), us(exited - started)};
 }
 
 Result<void> QemuVmm::prepareRestore(const VmConfig& config) {
