@@ -195,6 +195,12 @@ Result<void> VmInstance::recoverRunning(InstanceState recorded) {
       finishExit(ExitInfo{});
       return okResult();
     }
+    if (recorded == InstanceState::kSnapshotting) {
+      // The plugin died mid-sleep with the VMM alive: its guest may be paused.
+      // Resuming keeps it serving; the idle monitor will put it to sleep again.
+      S2Z_TRY(vmm_->resume(), "adopt");
+      emit("Sleep interrupted by a plugin restart; the VM runs on");
+    }
     Result<void> (Lifecycle::*step)() = nullptr;
     if (recorded == InstanceState::kBooting) step = &Lifecycle::booted;
     if (recorded == InstanceState::kSnapshotting) step = &Lifecycle::sleepFailed;

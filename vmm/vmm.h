@@ -80,6 +80,12 @@ class Vmm {
   // error says why (disk full, VMM error, ...).
   virtual Result<SnapshotInfo> sleep(const std::filesystem::path& snapshotDir) = 0;
 
+  // Lets a guest that a sleep paused but never finished run again: the
+  // plugin died between the pause and the VMM's exit, and a new plugin has
+  // reattached the still-living VMM. An unfinished snapshot is cancelled
+  // first. Ok when the guest runs already. Pre: running (not standby).
+  virtual Result<void> resume() = 0;
+
   // Optionally starts a standby VMM that waits for a snapshot, so restore()
   // skips process start-up. Pre: asleep. Backends without standby return ok.
   virtual Result<void> prepareRestore(const VmConfig& config) = 0;

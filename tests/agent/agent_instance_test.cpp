@@ -253,6 +253,25 @@ TEST_CASE("recovery: a plugin that died mid-snapshot leaves a sleeping VM, which
   CHECK(h.events.find("Woken").size() == 1);
 }
 
+TEST_CASE("recovery: a plugin that died mid-snapshot with the VMM alive resumes the guest") {
+  Harness h;
+  h.makeAgent();
+  auto inst = h.startOk(h.spec("task-paused", true, 1h));
+  auto rec = inst->record();
+  h.agent.reset();
+  inst.reset();
+  rec.state = InstanceState::kSnapshotting;  // stopped, the VMM not yet gone
+  REQUIRE(persistRecord(rec).ok());
+  h.makeAgent();
+  auto r = h.agent->recover(rec, h.events.sink());
+  REQUIRE_MESSAGE(r.ok(), r.error().describe());
+  CHECK((*r)->state() == InstanceState::kRunning);
+  CHECK(h.world->count(&testing::FakeWorld::resumes) == 1);
+  CHECK(h.world->count(&testing::FakeWorld::restores) == 0);
+  CHECK(h.events.find("Sleep interrupted").size() == 1);
+  CHECK(h.events.find("Woken").empty());
+}
+
 TEST_CASE("recovery: a sleeping instance whose standby died gets a new standby") {
   Harness h;
   h.makeAgent();

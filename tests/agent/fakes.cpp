@@ -89,6 +89,13 @@ Result<vmm::SnapshotInfo> FakeVmm::sleep(const std::filesystem::path& snapshotDi
   return vmm::SnapshotInfo{snapshotDir, 12, std::chrono::microseconds(3000)};
 }
 
+Result<void> FakeVmm::resume() {
+  if (pid_ == 0 || standby_) return makeError(ErrorCode::kFailedPrecondition, "fake: not running");
+  std::lock_guard lock(world_->mutex);
+  ++world_->resumes;
+  return okResult();
+}
+
 Result<void> FakeVmm::prepareRestore(const vmm::VmConfig& config) {
   if (pid_ != 0) return okResult();
   {

@@ -205,6 +205,29 @@ TEST_CASE("standby: prepareRestore starts a waiting VMM that restore then uses")
   checkAllAccepted(env);
 }
 
+TEST_CASE("resume after a reattach: a VM left paused by an interrupted sleep runs again") {
+  ChTestEnv env("45.0");
+  NetnsTap tap;
+  auto config = env.config(tap.fd());
+  auto first = vmm::makeCloudHypervisorVmm();
+  REQUIRE(first->boot(config).ok());
+  auto id = *first->process();
+  vmm::ch::ChApiClient api(env.dir() / "ch.sock");
+  REQUIRE(api.pause().ok());  // the plugin died after vm.pause
+
+  auto second = vmm::makeCloudHypervisorVmm();
+  REQUIRE(second->reattach(config, id, false).ok());
+  auto resumed = second->resume();
+  REQUIRE_MESSAGE(resumed.ok(), errText(resumed));
+  auto info = api.info();
+  REQUIRE(info.ok());
+  CHECK((*info)["state"] == "Running");
+  CHECK(second->resume().ok());  // running already: no vm.resume (which would get a 405)
+  checkAllAccepted(env);
+  REQUIRE(second->shutdown(std::chrono::milliseconds(3000)).ok());
+  (void)first->reapExit();
+}
+
 TEST_CASE("reattach adopts a running VMM; exitFd and reapExit report its end") {
   ChTestEnv env("45.0");
   NetnsTap tap;

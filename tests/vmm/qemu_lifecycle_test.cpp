@@ -16,6 +16,8 @@
 #include <doctest/doctest.h>
 
 #include "tests/vmm/vm_net_fixture.h"
+#include "vmm/qemu/qemu_command_line.h"
+#include "vmm/qemu/qmp_client.h"
 #include "vmm/vmm.h"
 
 namespace s2z::vmm::testing {
@@ -86,6 +88,34 @@ WakeResult wakeWithRequest(Vmm& vmm, const VmNet& net, const VmConfig& cfg,
   w.reply = reply;
   w.requestToReplyMs = ms;
   return w;
+}
+
+// Does to a running QEMU what a plugin killed in the middle of sleep() leaves
+// behind: the guest stopped and, with `complete`, the device state streamed to
+// a file (QEMU then sits in "postmigrate"); the VMM itself still runs.
+void interruptSleep(const VmConfig& cfg, bool complete) {
+  auto qmp = qemu::QmpClient::connect(qemu::qemuPaths(cfg.runDir).qmpSocket, 5s);
+  REQUIRE_MESSAGE(qmp.ok(), why(qmp));
+  REQUIRE(qmp->execute("stop").ok());
+  if (!complete) return;
+  auto file = cfg.runDir / "interrupted-state";
+  UniqueFd out(::open(file.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
+  REQUIRE(out.valid());
+  nlohmann::json caps = {{"capabilities", {{{"capability", "x-ignore-shared"}, {"state", true}}}}};
+  REQUIRE(qmp->execute("migrate-set-capabilities", caps).ok());
+  REQUIRE(qmp->sendFd("interrupted", out.get()).ok());
+  REQUIRE(qmp->execute("migrate", {{"uri", "fd:interrupted"}}).ok());
+  std::string status;
+  for (auto deadline = Clock::now() + 10s; Clock::now() < deadline; std::this_thread::sleep_for(5ms)) {
+    auto info = qmp->execute("query-migrate");
+    REQUIRE(info.ok());
+    status = info->value("status", "");
+    if (status == "completed" || status == "failed") break;
+  }
+  REQUIRE(status == "completed");
+  auto state = qmp->execute("query-status");
+  REQUIRE(state.ok());
+  CHECK(state->value("status", "") == "postmigrate");
 }
 
 double median(std::vector<double> v) {
@@ -216,6 +246,22 @@ TEST_CASE("qemu: boot, serve, sleep, wake on a queued request, standby, failures
     CHECK(bad.error().code == ErrorCode::kNotFound);
     auto re = second->reattach(cfg, id, false);
     REQUIRE_MESSAGE(re.ok(), why(re));
+    CHECK(second->resume().ok());  // running already: nothing to do
+    CHECK(counterOf(net) == expected++);
+
+    // A plugin that died mid-sleep left the guest paused, before and after the
+    // stream; the next plugin's resume() lets it serve again.
+    for (bool streamed : {false, true}) {
+      CAPTURE(streamed);
+      second.reset();  // the QMP connection goes with the "plugin"
+      interruptSleep(cfg, streamed);
+      CHECK(httpGet(net.vmAddress(), 8080, "/counter", 300ms).status != 200);
+      second = makeVmm(Hypervisor::kQemu);
+      REQUIRE(second->reattach(cfg, id, false).ok());
+      auto resumed = second->resume();
+      REQUIRE_MESSAGE(resumed.ok(), why(resumed));
+      CHECK(counterOf(net) == expected++);
+    }
     auto slept2 = second->sleep(snap);  // proves QMP reconnects after reattach
     REQUIRE_MESSAGE(slept2.ok(), why(slept2));
     CHECK_FALSE(alive(id.pid));

@@ -157,6 +157,23 @@ Result<SnapshotInfo> CloudHypervisorVmm::sleep(const std::filesystem::path& snap
   return info;
 }
 
+Result<void> CloudHypervisorVmm::resume() {
+  if (!active_) return noVm("resume");
+  ChApiClient api(active_->socket);
+  auto info = api.info();
+  if (!info.ok()) return info.error().wrap("resume");
+  std::string state = info->value("state", "");
+  if (state == "Running") return okResult();
+  if (state != "Paused") {
+    return makeError(ErrorCode::kVmmError, "resume: the VM is " + state + ", not paused");
+  }
+  // vm.snapshot is one synchronous request: the VMM finished it even though
+  // the plugin that asked died, so only the pause is left to undo.
+  S2Z_TRY(api.resume(), "resume");
+  spdlog::info("cloud-hypervisor: resumed a VM left paused by an interrupted sleep");
+  return okResult();
+}
+
 Result<void> CloudHypervisorVmm::prepareRestore(const VmConfig& config) {
   if (active_) return makeError(ErrorCode::kFailedPrecondition, "prepare restore: VM is running");
   if (standby_ && standby_->process.running()) return okResult();

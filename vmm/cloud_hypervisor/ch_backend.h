@@ -2,6 +2,7 @@
 // Boot: spawn `cloud-hypervisor --api-socket path=<runDir>/ch.sock`, wait for
 // vmm.ping, vm.create, vm.add-net (tap fd over SCM_RIGHTS), vm.boot.
 // Sleep: vm.pause, vm.snapshot into a temp dir, fsync, rename, vmm.shutdown.
+// Resume (after a sleep cut short by the plugin's death): vm.resume if paused.
 // Restore: a fresh VMM (or the standby one), vm.restore with net_fds and the
 // tap fd, vm.resume unless the VMM resumed itself.
 // Not thread-safe: the agent serializes calls per instance.
@@ -33,6 +34,7 @@ class CloudHypervisorVmm final : public Vmm {
   Hypervisor kind() const override { return Hypervisor::kCloudHypervisor; }
   Result<void> boot(const VmConfig& config) override;
   Result<SnapshotInfo> sleep(const std::filesystem::path& snapshotDir) override;
+  Result<void> resume() override;
   Result<void> prepareRestore(const VmConfig& config) override;
   Result<void> restore(const VmConfig& config,
                        const std::filesystem::path& snapshotDir) override;

@@ -1,4 +1,5 @@
-// QemuVmm: sleep (pause + device-state snapshot + exit), standby, restore.
+// QemuVmm: sleep (pause + device-state snapshot + exit), resume after an
+// interrupted sleep, standby, restore.
 //
 // The snapshot is a QEMU migration stream of device state only: guest RAM is a
 // shared file (memory-backend-file,share=on) skipped with x-ignore-shared, and
@@ -41,6 +42,13 @@ Result<void> fsyncDir(const std::filesystem::path& dir) {
   UniqueFd fd(::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (!fd || ::fsync(fd.get()) != 0) return systemError("fsync " + dir.string());
   return okResult();
+}
+
+// True once a migration can no longer change anything: never started,
+// completed, failed or cancelled (QEMU's MigrationStatus).
+bool migrationFinished(const std::string& status) {
+  return status == "none" || status == "completed" || status == "failed" ||
+         status == "cancelled";
 }
 
 }  // namespace
@@ -143,6 +151,31 @@ Result<SnapshotInfo> QemuVmm::sleep(const std::filesystem::path& snapshotDir) {
                us(streamed - paused).count(), us(durable - streamed).count(),
                us(exited - durable).count());
   return SnapshotInfo{snapshotDir, static_cast<uint64_t>(st.st_size), us(exited - started)};
+}
+
+Result<void> QemuVmm::resume() {
+  if (!process_.valid() || standby_) {
+    return makeError(ErrorCode::kFailedPrecondition, "resume: no running vm for " + config_.name);
+  }
+  auto q = qmp();
+  if (!q.ok()) return q.error().wrap("resume " + config_.name);
+  QmpClient& qmp = **q;
+  auto status = qmp.execute("query-status");
+  if (!status.ok()) return status.error().wrap("resume " + config_.name);
+  if (status->value("running", false)) return okResult();
+  // The stream goes to a regular file, so an unfinished one ends quickly
+  // once cancelled; `cont` is refused while it runs.
+  auto migration = qmp.execute("query-migrate");
+  if (!migration.ok()) return migration.error().wrap("resume " + config_.name);
+  if (!migrationFinished(migration->value("status", "none"))) {
+    if (auto r = qmp.execute("migrate_cancel"); !r.ok()) return r.error().wrap("resume");
+    auto ended = waitMigration(false, 10s);
+    if (!ended.ok() && ended.error().code == ErrorCode::kTimeout) return ended.error().wrap("resume");
+  }
+  if (auto r = qmp.execute("cont"); !r.ok()) return r.error().wrap("resume " + config_.name);
+  spdlog::info("vmm {}: resumed a guest left {} by an interrupted sleep", config_.name,
+               status->value("status", "paused"));
+  return okResult();
 }
 
 Result<void> QemuVmm::prepareRestore(const VmConfig& config) {

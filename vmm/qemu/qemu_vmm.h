@@ -40,6 +40,7 @@ class QemuVmm final : public Vmm {
   Hypervisor kind() const override { return Hypervisor::kQemu; }
   Result<void> boot(const VmConfig& config) override;
   Result<SnapshotInfo> sleep(const std::filesystem::path& snapshotDir) override;
+  Result<void> resume() override;
   Result<void> prepareRestore(const VmConfig& config) override;
   Result<void> restore(const VmConfig& config, const std::filesystem::path& snapshotDir) override;
   Result<void> shutdown(std::chrono::milliseconds grace) override;
