@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Builds the test guest from Debian packages only:
 #   <out>/vmlinuz     the Debian cloud kernel (linux-image-cloud-amd64's dependency)
-#   <out>/initrd.img  busybox-static initramfs (cpio newc, gzip) with the virtio
-#                     modules, guest/init and guest/guest_httpd (static)
+#   <out>/initrd.img  busybox-static initramfs (cpio newc, gzip) with the virtio,
+#                     ACPI button and evdev modules, guest/init, guest/power-button
+#                     and guest/guest_httpd (static)
 # <out> is $S2Z_GUEST_DIR or <repo>/.cache/guest. The kernel package is fetched with
 # `apt-get download` and unpacked with dpkg-deb; nothing is installed on the host.
 # Cached: does nothing when <out>/.stamp matches the hash of this script and guest/.
@@ -15,14 +16,16 @@ debs=$repo/.cache/guest-debs
 force=${1:-}
 
 # Modules the guest needs; their dependencies are added from modules.dep.
-wanted=(virtio_mmio virtio_pci virtio_net virtio_blk)
+# button + evdev turn the VMM's ACPI power button into an input event for acpid.
+wanted=(virtio_mmio virtio_pci virtio_net virtio_blk button evdev)
 
 mkdir -p "$out" "$debs"
 # Tests of several helpers may build the guest at once: one builder at a time.
 exec 9>"$out/.lock"
 flock 9
 
-key=$(cat "$0" "$repo"/guest/init "$repo"/guest/guest_httpd.c | sha256sum | cut -d' ' -f1)
+key=$(cat "$0" "$repo"/guest/init "$repo"/guest/power-button "$repo"/guest/guest_httpd.c |
+      sha256sum | cut -d' ' -f1)
 if [ "$force" != "--force" ] && [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$key" ] &&
    [ -f "$out/vmlinuz" ] && [ -f "$out/initrd.img" ]; then
   echo "build-guest: up to date in $out"
@@ -71,11 +74,13 @@ done
 
 # 3. Initramfs tree.
 root=$work/root
-mkdir -p "$root"/{bin,dev,proc,sys,tmp,etc,lib/modules}
+mkdir -p "$root"/{bin,dev,proc,sys,tmp,etc/acpi/PWRF,lib/modules}
 # busybox-static's binary: the initramfs has no shared libraries.
 busybox=$(dpkg -L busybox-static | grep -m1 '/bin/busybox$')
 cp "$busybox" "$root/bin/busybox"
 install -m 0755 "$repo/guest/init" "$root/init"
+# busybox acpid maps KEY_POWER to the action PWRF/00000080 under /etc/acpi.
+install -m 0755 "$repo/guest/power-button" "$root/etc/acpi/PWRF/00000080"
 gcc -static -O2 -Wall -Wextra -o "$root/bin/guest_httpd" "$repo/guest/guest_httpd.c"
 strip "$root/bin/guest_httpd"
 : > "$root/etc/modules.order"

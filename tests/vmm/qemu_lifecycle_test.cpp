@@ -271,11 +271,16 @@ TEST_CASE("qemu: boot, serve, sleep, wake on a queued request, standby, failures
     vmm = std::move(second);
   }
 
-  // Shutdown leaves no process, and is idempotent.
+  // Shutdown presses the power button: the (restored) guest powers itself off
+  // well inside the grace. No process is left, and shutdown is idempotent.
   REQUIRE(vmm->process().has_value());
   pid_t last = vmm->process()->pid;
-  auto down = vmm->shutdown(500ms);
+  auto downAt = Clock::now();
+  auto down = vmm->shutdown(10s);
   CHECK_MESSAGE(down.ok(), why(down));
+  MESSAGE("power button -> qemu exited: " << msSince(downAt) << " ms");
+  CHECK(consoleText().find("s2z-guest: power button pressed") != std::string::npos);
+  CHECK(consoleText().find("reboot: Power down") != std::string::npos);
   CHECK_FALSE(vmm->process().has_value());
   CHECK_FALSE(alive(last));
   CHECK(processesMentioning(net.runDir().string()).empty());
