@@ -197,9 +197,7 @@ TEST_CASE("recovery: a packet that came while no plugin ran wakes the instance a
   h.makeAgent();
   auto sleeper = h.startOk(h.spec("task-late", true, 100ms));
   REQUIRE(h.events.waitFor("Sleeping", 3s));
-  auto rec = sleeper->record();
-  h.agent.reset();
-  sleeper.reset();
+  auto rec = h.abandon(std::move(sleeper));
   h.kernel.packet(rec.network.ifindex);  // flips to WAKING; nobody listens
   (void)h.kernel.drainWakeEvents();      // a new plugin drains stale records
   h.makeAgent();
@@ -212,10 +210,7 @@ TEST_CASE("recovery: a packet that came while no plugin ran wakes the instance a
 TEST_CASE("recovery: a running VM whose process is gone is kNotFound and cleaned up") {
   Harness h;
   h.makeAgent();
-  auto inst = h.startOk(h.spec("task-gone", false, 1s));
-  auto rec = inst->record();
-  h.agent.reset();
-  inst.reset();
+  auto rec = h.abandon(h.startOk(h.spec("task-gone", false, 1s)));
   {
     std::lock_guard lock(h.world->mutex);
     h.world->alivePids.clear();  // the VMM died while the plugin was down
@@ -237,9 +232,7 @@ TEST_CASE("recovery: a plugin that died mid-snapshot leaves a sleeping VM, which
   h.makeAgent();
   auto sleeper = h.startOk(h.spec("task-midsnap", true, 100ms));
   REQUIRE(h.events.waitFor("Sleeping", 3s));
-  auto rec = sleeper->record();
-  h.agent.reset();
-  sleeper.reset();
+  auto rec = h.abandon(std::move(sleeper));
   {
     std::lock_guard lock(h.world->mutex);
     h.world->alivePids.clear();  // the VMM exited after writing the snapshot
@@ -256,10 +249,7 @@ TEST_CASE("recovery: a plugin that died mid-snapshot leaves a sleeping VM, which
 TEST_CASE("recovery: a plugin that died mid-snapshot with the VMM alive resumes the guest") {
   Harness h;
   h.makeAgent();
-  auto inst = h.startOk(h.spec("task-paused", true, 1h));
-  auto rec = inst->record();
-  h.agent.reset();
-  inst.reset();
+  auto rec = h.abandon(h.startOk(h.spec("task-paused", true, 1h)));
   rec.state = InstanceState::kSnapshotting;  // stopped, the VMM not yet gone
   REQUIRE(persistRecord(rec).ok());
   h.makeAgent();
@@ -277,9 +267,7 @@ TEST_CASE("recovery: a sleeping instance whose standby died gets a new standby")
   h.makeAgent();
   auto sleeper = h.startOk(h.spec("task-standby", true, 100ms));
   REQUIRE(h.events.waitFor("Sleeping", 3s));
-  auto rec = sleeper->record();
-  h.agent.reset();
-  sleeper.reset();
+  auto rec = h.abandon(std::move(sleeper));
   {
     std::lock_guard lock(h.world->mutex);
     h.world->alivePids.clear();

@@ -51,6 +51,13 @@ std::shared_ptr<Instance> Harness::startOk(const InstanceSpec& s) {
   return *started;
 }
 
+InstanceRecord Harness::abandon(std::shared_ptr<Instance> instance) {
+  InstanceRecord rec = instance->record();
+  agent.reset();
+  instance.reset();
+  return rec;
+}
+
 FakeVmm* Harness::onlyVmm() {
   std::lock_guard lock(world->mutex);
   REQUIRE(world->vmms.size() == 1);

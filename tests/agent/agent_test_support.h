@@ -64,6 +64,9 @@ struct Harness {
   InstanceSpec spec(const std::string& taskId, bool scaleToZero,
                     std::chrono::milliseconds idleTimeout) const;
   std::shared_ptr<Instance> startOk(const InstanceSpec& spec);
+  // The plugin dies: the agent and the instance object go, VMMs and files
+  // stay. Returns the instance's last record, for a new agent to recover.
+  InstanceRecord abandon(std::shared_ptr<Instance> instance);
   FakeVmm* onlyVmm();
 
   std::filesystem::path stateDir;

@@ -205,7 +205,8 @@ TEST_CASE("standby: prepareRestore starts a waiting VMM that restore then uses")
   checkAllAccepted(env);
 }
 
-TEST_CASE("resume after a reattach: a VM left paused by an interrupted sleep runs again") {
+TEST_CASE("reattach adopts a VMM and resume() runs the VM an interrupted sleep paused; "
+          "exitFd and reapExit report its end") {
   ChTestEnv env("45.0");
   NetnsTap tap;
   auto config = env.config(tap.fd());
@@ -215,27 +216,6 @@ TEST_CASE("resume after a reattach: a VM left paused by an interrupted sleep run
   vmm::ch::ChApiClient api(env.dir() / "ch.sock");
   REQUIRE(api.pause().ok());  // the plugin died after vm.pause
 
-  auto second = vmm::makeCloudHypervisorVmm();
-  REQUIRE(second->reattach(config, id, false).ok());
-  auto resumed = second->resume();
-  REQUIRE_MESSAGE(resumed.ok(), errText(resumed));
-  auto info = api.info();
-  REQUIRE(info.ok());
-  CHECK((*info)["state"] == "Running");
-  CHECK(second->resume().ok());  // running already: no vm.resume (which would get a 405)
-  checkAllAccepted(env);
-  REQUIRE(second->shutdown(std::chrono::milliseconds(3000)).ok());
-  (void)first->reapExit();
-}
-
-TEST_CASE("reattach adopts a running VMM; exitFd and reapExit report its end") {
-  ChTestEnv env("45.0");
-  NetnsTap tap;
-  auto config = env.config(tap.fd());
-  auto first = vmm::makeCloudHypervisorVmm();
-  REQUIRE(first->boot(config).ok());
-  auto id = *first->process();
-
   auto second = vmm::makeCloudHypervisorVmm();  // as after a plugin restart
   REQUIRE(second->reattach(config, id, false).ok());
   CHECK(second->process()->pid == id.pid);
@@ -243,6 +223,13 @@ TEST_CASE("reattach adopts a running VMM; exitFd and reapExit report its end") {
   auto bad = wrong->reattach(config, vmm::ProcessIdentity{id.pid, id.startTime + 1}, false);
   REQUIRE_FALSE(bad.ok());
   CHECK(bad.error().code == ErrorCode::kNotFound);
+  auto resumed = second->resume();
+  REQUIRE_MESSAGE(resumed.ok(), errText(resumed));
+  auto info = api.info();
+  REQUIRE(info.ok());
+  CHECK((*info)["state"] == "Running");
+  CHECK(second->resume().ok());  // running already: no vm.resume (which would get a 405)
+  checkAllAccepted(env);
 
   REQUIRE(second->signal(SIGKILL).ok());
   pollfd pfd{second->exitFd(), POLLIN, 0};
