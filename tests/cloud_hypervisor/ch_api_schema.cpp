@@ -165,6 +165,7 @@ const std::vector<EndpointSpec> kEndpoints = {
     {"vm.create", "PUT", "VmConfig"}, {"vm.boot", "PUT", ""},
     {"vm.pause", "PUT", ""},          {"vm.resume", "PUT", ""},
     {"vm.shutdown", "PUT", ""},       {"vm.snapshot", "PUT", "VmSnapshotConfig"},
+    {"vm.power-button", "PUT", ""},
     {"vm.restore", "PUT", "RestoreConfig"}, {"vm.add-net", "PUT", "NetConfig"},
 };
 

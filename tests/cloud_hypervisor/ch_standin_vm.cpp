@@ -123,6 +123,16 @@ StandinReply StandinVm::dispatch(const std::string& endpoint, const json& body, 
     if (state_ == VmState::kNone) return reply(404, "VM is not created");
     return reply(200, json{{"config", config_}, {"state", vmStateName(state_)}}.dump());
   }
+  if (endpoint == "vm.power-button") {
+    if (state_ == VmState::kNone) return reply(404, "vm.power-button: VM is not created");
+    if (state_ != VmState::kRunning) {
+      return reply(405, std::string("vm.power-button: VM is not booted, it is ") +
+                            vmStateName(state_));
+    }
+    if (powerButton_ == PowerButton::kIgnored) return reply(204);
+    state_ = VmState::kShutdown;
+    return StandinReply{204, "", powerButton_ == PowerButton::kGuestOffVmmExits};
+  }
   if (endpoint == "vm.counters") {
     if (state_ == VmState::kNone) return reply(404, "VM is not created");
     return reply(200, json{{"net0", {{"rx_bytes", 0}, {"tx_bytes", 0}}}}.dump());

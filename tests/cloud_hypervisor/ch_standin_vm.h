@@ -21,7 +21,8 @@ const char* vmStateName(VmState s);  // the API's spelling: "Created", ...
 struct StandinReply {
   int status = 204;
   std::string body;       // JSON, or the error message for 4xx/5xx
-  bool exitAfter = false; // vmm.shutdown: the VMM exits after answering
+  bool exitAfter = false; // the VMM exits after answering: vmm.shutdown, and
+                          // vm.power-button once the guest has powered off
 };
 
 // A failure to inject: the endpoint answers status with message (once, or always).
@@ -47,6 +48,14 @@ class StandinVm {
   // strict mode does; copy restores still work.
   void setUserfaultfd(bool available) { userfaultfd_ = available; }
 
+  // What vm.power-button (always a 204 on a running VM) does next.
+  enum class PowerButton {
+    kGuestOffVmmExits,  // the guest powers off at once and the VMM exits with it
+    kGuestOffVmmStays,  // the guest powers off, the VMM stays (vm.info: Shutdown)
+    kIgnored,           // a guest without an ACPI power-button handler
+  };
+  void setPowerButton(PowerButton behaviour) { powerButton_ = behaviour; }
+
   VmState state() const { return state_; }
   const vmm::ch::ChVersion& version() const { return version_; }
 
@@ -66,6 +75,7 @@ class StandinVm {
   nlohmann::json config_;  // VmConfig as created (plus added NICs)
   std::map<std::string, InjectedFailure> failures_;
   bool userfaultfd_ = true;
+  PowerButton powerButton_ = PowerButton::kGuestOffVmmExits;
 };
 
 }  // namespace s2z::tests::ch

@@ -6,6 +6,9 @@
 //   --fake-record FILE         append one JSON line per request to FILE
 //   --fake-fail EP=STATUS:MSG  answer endpoint EP with STATUS and MSG
 //   --fake-no-userfaultfd      OnDemand restores fail as without userfaultfd
+//   --fake-power-button exits|stays|ignored
+//                              after vm.power-button the guest powers off and
+//                              the VMM exits (default) or stays, or nothing happens
 #include <fcntl.h>
 #include <unistd.h>
 
@@ -18,6 +21,7 @@
 using s2z::tests::ch::ChApiStandin;
 using s2z::tests::ch::InjectedFailure;
 using s2z::tests::ch::RecordedRequest;
+using s2z::tests::ch::StandinVm;
 
 namespace {
 
@@ -40,6 +44,7 @@ int main(int argc, char** argv) {
   std::string version = "45.0", socket, record;
   bool printVersion = false;
   bool userfaultfd = true;
+  auto powerButton = StandinVm::PowerButton::kGuestOffVmmExits;
   std::vector<std::pair<std::string, InjectedFailure>> failures;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
@@ -54,6 +59,12 @@ int main(int argc, char** argv) {
       version = next();
     } else if (arg == "--fake-no-userfaultfd") {
       userfaultfd = false;
+    } else if (arg == "--fake-power-button") {
+      std::string v = next();
+      if (v == "exits") powerButton = StandinVm::PowerButton::kGuestOffVmmExits;
+      else if (v == "stays") powerButton = StandinVm::PowerButton::kGuestOffVmmStays;
+      else if (v == "ignored") powerButton = StandinVm::PowerButton::kIgnored;
+      else return usage("--fake-power-button exits|stays|ignored");
     } else if (arg == "--fake-record") {
       record = next();
     } else if (arg == "--fake-fail") {
@@ -81,6 +92,7 @@ int main(int argc, char** argv) {
   if (!standin.ok()) return usage(standin.error().describe());
   for (auto& [ep, f] : failures) (*standin)->vm().inject(ep, f);
   (*standin)->vm().setUserfaultfd(userfaultfd);
+  (*standin)->vm().setPowerButton(powerButton);
   auto served = (*standin)->serve([&](const RecordedRequest& r) {
     if (!record.empty()) appendLine(record, r.toJson().dump());
   });

@@ -137,10 +137,9 @@ TEST_CASE("v45: boot, sleep, restore (copy, then vm.resume), shutdown") {
   REQUIRE(info.ok());
   CHECK((*info)["state"] == "Running");
 
-  // Shutdown: vm.shutdown, vmm.shutdown, the process is gone.
+  // Shutdown: the power button; the guest powers off and the VMM exits with it.
   REQUIRE(vmm->shutdown(std::chrono::milliseconds(3000)).ok());
-  auto tail = env.endpoints();
-  CHECK(Strings(tail.end() - 2, tail.end()) == Strings{"vm.shutdown", "vmm.shutdown"});
+  CHECK(env.endpoints().back() == "vm.power-button");
   CHECK_FALSE(vmm->process().has_value());
   CHECK_FALSE(processAlive(*second));
   CHECK(vmm->shutdown(std::chrono::milliseconds(100)).ok());  // idempotent
@@ -198,10 +197,44 @@ TEST_CASE("standby: prepareRestore starts a waiting VMM that restore then uses")
   auto reattached = again->reattach(config, *vmm->process(), false);
   REQUIRE_MESSAGE(reattached.ok(), s2z::tests::ch::errText(reattached));
   REQUIRE(again->shutdown(std::chrono::milliseconds(3000)).ok());
-  CHECK(env.endpoints().back() == "vmm.shutdown");
+  CHECK(env.endpoints().back() == "vm.power-button");
   (void)vmm->reapExit();
   REQUIRE(vmm->shutdown(std::chrono::milliseconds(3000)).ok());
   CHECK_FALSE(processAlive(*standby));
+  checkAllAccepted(env);
+}
+
+TEST_CASE("shutdown: a VMM that outlives its powered-off guest gets vmm.shutdown at once") {
+  ChTestEnv env("45.0", {"--fake-power-button", "stays"});
+  NetnsTap tap;
+  auto vmm = vmm::makeCloudHypervisorVmm();
+  REQUIRE(vmm->boot(env.config(tap.fd())).ok());
+  auto began = std::chrono::steady_clock::now();
+  REQUIRE(vmm->shutdown(std::chrono::milliseconds(5000)).ok());
+  CHECK(std::chrono::steady_clock::now() - began < std::chrono::milliseconds(4000));
+  auto eps = env.endpoints();
+  REQUIRE(eps.size() >= 3);
+  CHECK(Strings(eps.end() - 3, eps.end()) == Strings{"vm.power-button", "vm.info", "vmm.shutdown"});
+  CHECK_FALSE(vmm->process().has_value());
+  checkAllAccepted(env);
+}
+
+TEST_CASE("shutdown: a guest that ignores the power button is shut down after the grace") {
+  ChTestEnv env("45.0", {"--fake-power-button", "ignored"});
+  NetnsTap tap;
+  auto vmm = vmm::makeCloudHypervisorVmm();
+  REQUIRE(vmm->boot(env.config(tap.fd())).ok());
+  auto pid = vmm->process()->pid;
+  auto began = std::chrono::steady_clock::now();
+  REQUIRE(vmm->shutdown(std::chrono::milliseconds(300)).ok());
+  CHECK(std::chrono::steady_clock::now() - began >= std::chrono::milliseconds(300));
+  auto eps = env.endpoints();
+  eps.erase(std::remove(eps.begin(), eps.end(), "vm.info"), eps.end());  // polls while waiting
+  REQUIRE(eps.size() >= 3);
+  CHECK(Strings(eps.end() - 3, eps.end()) ==
+        Strings{"vm.power-button", "vm.shutdown", "vmm.shutdown"});
+  CHECK_FALSE(vmm->process().has_value());
+  CHECK(::kill(pid, 0) != 0);
   checkAllAccepted(env);
 }
 

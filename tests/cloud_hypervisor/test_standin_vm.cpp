@@ -44,6 +44,7 @@ TEST_CASE("state machine: 404 without a VM, 405 in the wrong state") {
   auto info = vm.handle(get("vm.info"), 0);
   CHECK(info.status == 200);
   CHECK(info.body.find("\"state\":\"Paused\"") != std::string::npos);
+  CHECK(vm.handle(put("vm.power-button"), 0).status == 405);  // paused: not booted
   CHECK(vm.handle(put("vm.shutdown"), 0).status == 204);
   CHECK(vm.handle(put("vmm.shutdown"), 0).exitAfter);
 }

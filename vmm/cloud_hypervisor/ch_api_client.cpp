@@ -204,6 +204,7 @@ Result<nlohmann::json> ChApiClient::counters() {
   return j;
 }
 
+Result<void> ChApiClient::powerButton() { return expectOk(call("PUT", "vm.power-button")); }
 Result<void> ChApiClient::shutdownVm() { return expectOk(call("PUT", "vm.shutdown")); }
 Result<void> ChApiClient::shutdownVmm() { return expectOk(call("PUT", "vmm.shutdown")); }
 

@@ -53,6 +53,7 @@ class ChApiClient {
   Result<void> restore(const nlohmann::json& restoreConfig, std::span<const int> netFds);
   Result<nlohmann::json> info();                                   // GET vm.info
   Result<nlohmann::json> counters();                               // GET vm.counters
+  Result<void> powerButton();                                      // PUT vm.power-button
   Result<void> shutdownVm();                                       // PUT vm.shutdown
   Result<void> shutdownVmm();                                      // PUT vmm.shutdown
 

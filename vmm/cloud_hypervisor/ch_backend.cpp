@@ -2,6 +2,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
 #include <fstream>
 #include <iterator>
 #include <thread>
@@ -31,6 +32,21 @@ void stopProcess(ChProcess& vmm, std::chrono::milliseconds wait) {
   vmm.process.reap();
   std::error_code ec;
   std::filesystem::remove(vmm.socket, ec);
+}
+
+// After vm.power-button: true once the guest has powered off within grace.
+// The VMM normally exits with its guest; one that stays shows it in vm.info.
+bool waitGuestPoweredOff(ChProcess& vmm, ChApiClient& api, std::chrono::milliseconds grace) {
+  constexpr std::chrono::milliseconds kSlice{100};
+  auto deadline = std::chrono::steady_clock::now() + grace;
+  for (;;) {
+    auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) return false;
+    auto left = std::chrono::ceil<std::chrono::milliseconds>(deadline - now);
+    if (vmm.process.waitExit(std::min(left, kSlice))) return true;
+    auto info = api.info();
+    if (info.ok() && info->value("state", "") == "Shutdown") return true;
+  }
 }
 
 // The end of the VMM's log, for errors about a VMM that died early.
@@ -241,12 +257,25 @@ Result<void> CloudHypervisorVmm::restore(const VmConfig& config,
 
 Result<void> CloudHypervisorVmm::shutdown(std::chrono::milliseconds grace) {
   if (active_) {
-    if (active_->process.running()) {
-      ChApiClient api(active_->socket, std::chrono::milliseconds(2000));
+    ChApiClient api(active_->socket, std::chrono::milliseconds(2000));
+    // The power button lets the guest shut down cleanly. A guest that ignores
+    // it within the grace (or no grace at all) gets vm.shutdown, which is
+    // abrupt.
+    bool guestOff = false;
+    if (grace.count() > 0 && active_->process.running()) {
+      auto pressed = api.powerButton();
+      if (!pressed.ok()) {
+        spdlog::warn("cloud-hypervisor vm.power-button: {}", pressed.error().describe());
+      } else if (!(guestOff = waitGuestPoweredOff(*active_, api, grace))) {
+        spdlog::info("cloud-hypervisor: guest of pid {} still up {} ms after the power button",
+                     active_->process.identity().pid, grace.count());
+      }
+    }
+    if (!guestOff && active_->process.running()) {
       auto down = api.shutdownVm();
       if (!down.ok()) spdlog::warn("cloud-hypervisor vm.shutdown: {}", down.error().describe());
     }
-    stopProcess(*active_, grace);
+    stopProcess(*active_, kExitWait);
     active_.reset();
   }
   if (standby_) {

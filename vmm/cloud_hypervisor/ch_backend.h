@@ -5,6 +5,8 @@
 // Resume (after a sleep cut short by the plugin's death): vm.resume if paused.
 // Restore: a fresh VMM (or the standby one), vm.restore with net_fds and the
 // tap fd, vm.resume unless the VMM resumed itself.
+// Shutdown: vm.power-button, wait up to the grace for the VMM to exit with its
+// guest, then vm.shutdown, vmm.shutdown and finally SIGKILL.
 // Not thread-safe: the agent serializes calls per instance.
 #pragma once
 
