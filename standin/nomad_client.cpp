@@ -72,6 +72,7 @@ void fillTopology(base::ClientTopology* topology) {
   for (long i = 0; i < cores; ++i) {
     auto* core = topology->add_cores();
     core->set_core_id(static_cast<uint32_t>(i));
+    core->set_core_grade(base::Performance);  // no efficiency cores on ordinary hosts
     core->set_base_speed(mhz);
     core->set_max_speed(mhz);
   }
