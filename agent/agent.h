@@ -8,6 +8,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "agent/instance.h"
 #include "common/result.h"
@@ -22,6 +23,11 @@ struct AgentConfig {
   std::chrono::milliseconds idlePollInterval{100};
   // bpffs directory for the pinned maps and links (tests use their own).
   std::filesystem::path bpfPinRoot = "/sys/fs/bpf/s2z-kata";
+  // argv that starts a task's log FIFO holder (agent/task_output.h); the
+  // driver names its own binary. Needed only for tasks with log paths.
+  std::vector<std::string> logHolderCommand;
+  // How long a start waits for the client's log collector to open a FIFO.
+  std::chrono::milliseconds logReaderWait{10000};
 };
 
 struct AgentStatus {

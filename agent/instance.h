@@ -40,7 +40,10 @@ struct InstanceSpec {
   std::string cmdline;              // user part; the agent appends ip=...
   unsigned vcpus = 1;
   uint64_t memoryMib = 256;
-  std::filesystem::path consolePath;
+  // The task's log FIFOs (Nomad's stdout_path/stderr_path) or files; empty:
+  // none. Opened once for the task's life (agent/task_output.h); the guest's
+  // serial console goes to stdout.
+  std::filesystem::path stdoutPath, stderrPath;
   bool scaleToZero = false;
   std::chrono::milliseconds idleTimeout{5 * 60 * 1000};
 };
@@ -62,6 +65,7 @@ struct InstanceRecord {
   InstanceState state = InstanceState::kBooting;
   vmm::ProcessIdentity vmm;         // pid 0 when none
   bool standby = false;             // vmm is a standby waiting for a snapshot
+  vmm::ProcessIdentity logHolder;   // holds the log FIFOs open; pid 0 when none
   std::filesystem::path snapshotDir;
   int64_t startedAtUnixNs = 0;
 };

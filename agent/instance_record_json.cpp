@@ -30,7 +30,8 @@ json specJson(const InstanceSpec& s) {
       {"cmdline", s.cmdline},
       {"vcpus", s.vcpus},
       {"memoryMib", s.memoryMib},
-      {"consolePath", s.consolePath.string()},
+      {"stdoutPath", s.stdoutPath.string()},
+      {"stderrPath", s.stderrPath.string()},
       {"scaleToZero", s.scaleToZero},
       {"idleTimeoutMs", static_cast<int64_t>(s.idleTimeout.count())},
   };
@@ -143,7 +144,18 @@ class ObjectReader {
   std::string error_;
 };
 
-void readSpec(ObjectReader& r, InstanceSpec& s) {
+json identityJson(const vmm::ProcessIdentity& p) {
+  return json{{"pid", static_cast<int64_t>(p.pid)}, {"startTime", p.startTime}};
+}
+
+void readIdentity(ObjectReader& r, vmm::ProcessIdentity& p) {
+  int64_t pid = 0;
+  r.integer("pid", 0, INT32_MAX, pid);
+  r.unsigned64("startTime", p.startTime);
+  p.pid = static_cast<pid_t>(pid);
+}
+
+void readSpec(ObjectReader& r, InstanceSpec& s, int64_t version) {
   std::string hypervisor, accelerator;
   int64_t vcpus = 0, memoryMib = 0, idleMs = 0;
   r.string("taskId", s.taskId);
@@ -157,7 +169,12 @@ void readSpec(ObjectReader& r, InstanceSpec& s) {
   r.string("cmdline", s.cmdline);
   r.integer("vcpus", 1, 1024, vcpus);
   r.integer("memoryMib", 1, int64_t{1} << 30, memoryMib);
-  r.path("consolePath", s.consolePath);
+  if (version == 1) {
+    r.path("consolePath", s.stdoutPath);
+  } else {
+    r.path("stdoutPath", s.stdoutPath);
+    r.path("stderrPath", s.stderrPath);
+  }
   r.boolean("scaleToZero", s.scaleToZero);
   r.integer("idleTimeoutMs", 0, INT64_MAX, idleMs);
   if (!r.error().empty()) return;
@@ -193,9 +210,9 @@ nlohmann::json toJson(const InstanceRecord& record) {
       {"network", networkJson(record.network)},
       {"runDir", record.runDir.string()},
       {"state", static_cast<int>(record.state)},
-      {"vmm", json{{"pid", static_cast<int64_t>(record.vmm.pid)},
-                   {"startTime", record.vmm.startTime}}},
+      {"vmm", identityJson(record.vmm)},
       {"standby", record.standby},
+      {"logHolder", identityJson(record.logHolder)},
       {"snapshotDir", record.snapshotDir.string()},
       {"startedAtUnixNs", record.startedAtUnixNs},
   };
@@ -204,24 +221,22 @@ nlohmann::json toJson(const InstanceRecord& record) {
 Result<InstanceRecord> instanceRecordFromJson(const nlohmann::json& j) {
   InstanceRecord rec;
   ObjectReader r(j, "");
-  int64_t version = 0, state = 0, pid = 0;
+  int64_t version = 0, state = 0;
   r.integer("version", 0, INT64_MAX, version);
-  if (r.error().empty() && version != kInstanceRecordVersion) {
+  if (r.error().empty() && version != kInstanceRecordVersion && version != 1) {
     return makeError(ErrorCode::kInvalidArgument,
                      "instance record: version " + std::to_string(version) +
-                         " is not supported (expected " + std::to_string(kInstanceRecordVersion) +
+                         " is not supported (expected 1 to " + std::to_string(kInstanceRecordVersion) +
                          ")");
   }
-  r.object("spec", [&](ObjectReader& s) { readSpec(s, rec.spec); });
+  r.object("spec", [&](ObjectReader& s) { readSpec(s, rec.spec, version); });
   r.object("network", [&](ObjectReader& n) { readNetwork(n, rec.network); });
   r.path("runDir", rec.runDir);
   r.integer("state", static_cast<int>(InstanceState::kBooting),
             static_cast<int>(InstanceState::kExited), state);
-  r.object("vmm", [&](ObjectReader& v) {
-    v.integer("pid", 0, INT32_MAX, pid);
-    v.unsigned64("startTime", rec.vmm.startTime);
-  });
+  r.object("vmm", [&](ObjectReader& v) { readIdentity(v, rec.vmm); });
   r.boolean("standby", rec.standby);
+  if (version >= 2) r.object("logHolder", [&](ObjectReader& h) { readIdentity(h, rec.logHolder); });
   r.path("snapshotDir", rec.snapshotDir);
   r.integer("startedAtUnixNs", INT64_MIN, INT64_MAX, rec.startedAtUnixNs);
   r.finish();
@@ -229,7 +244,6 @@ Result<InstanceRecord> instanceRecordFromJson(const nlohmann::json& j) {
     return makeError(ErrorCode::kInvalidArgument, "instance record: " + r.error());
   }
   rec.state = static_cast<InstanceState>(state);
-  rec.vmm.pid = static_cast<pid_t>(pid);
   return rec;
 }
 

@@ -72,6 +72,12 @@ void VmInstance::sleepNow(uint64_t idleNs) {
     return;
   }
   if (!transition(&Lifecycle::beginSleep).ok()) return;
+  // Once the VMM exits the holder may be the FIFOs' only other writer.
+  if (output_) {
+    if (auto held = output_->ensureHolder(); !held.ok()) {
+      spdlog::warn("instance {}: log FIFO holder: {}", taskId_, held.error().describe());
+    }
+  }
   (void)persist();
   // Before QMP stop: a frame the stopped VMM read from its queue would die
   // with it (the guest cannot take it while stopped). From here every new
@@ -108,6 +114,10 @@ void VmInstance::sleepNow(uint64_t idleNs) {
   (void)transition(&Lifecycle::slept);
   sleptAtNs_ = monotonicNowNs();
   (void)persist();
+  // The snapshot is durable: say so now, not after the standby has started.
+  emit("Sleeping", {{"idle_time", seconds(idleNs)},
+                    {"snapshot_bytes", std::to_string(snap->bytes)},
+                    {"snapshot_ms", millis(static_cast<double>(snap->duration.count()) / 1e3)}});
   auto bpfState = kernel.state(ifindex_);
   bool wakePending = bpfState.ok() && *bpfState == bpf::InstanceState::kWaking;
   if (!wakePending) {
@@ -119,9 +129,6 @@ void VmInstance::sleepNow(uint64_t idleNs) {
       (void)persist();
     }
   }
-  emit("Sleeping", {{"idle_time", seconds(idleNs)},
-                    {"snapshot_bytes", std::to_string(snap->bytes)},
-                    {"snapshot_ms", millis(static_cast<double>(snap->duration.count()) / 1e3)}});
   // A pending wake's ring-buffer event is handled by the loop right after this.
 }
 

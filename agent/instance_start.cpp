@@ -8,6 +8,7 @@
 #include "agent/run_dir.h"
 #include "common/rollback_stack.h"
 #include "agent/vm_instance.h"
+#include "vmm/vmm_process.h"
 
 namespace s2z::agent {
 namespace {
@@ -36,6 +37,36 @@ Result<void> prepareRunDir(const std::filesystem::path& runDir, const std::strin
   return okResult();
 }
 
+// The holder's argv: the configured command plus the task's name (for ps).
+OutputHolderCommand holderCommand(const OutputHolderCommand& base, const InstanceSpec& spec) {
+  OutputHolderCommand c = base;
+  if (!c.argv.empty()) c.argv.push_back(spec.name);
+  return c;
+}
+
+// VMMs of this instance that no record names: a plugin that died between
+// starting a VMM (a standby after "Sleeping", a restore) and persisting it
+// left them running. They hold the guest RAM file and the task's console,
+// and a second VMM for one task must never run; killed before anything is
+// re-adopted. Only processes of the VMM binary naming the run dir count.
+void killStrayVmms(const InstanceRecord& rec) {
+  auto binary = vmm::resolveExecutable(rec.spec.binary);
+  if (!binary.ok()) return;
+  std::error_code ec;
+  auto vmmExe = std::filesystem::canonical(*binary, ec);
+  for (pid_t pid : vmm::processesMentioning(rec.runDir.string() + "/")) {
+    if (pid == rec.vmm.pid) continue;
+    auto exe = std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/exe", ec);
+    if (ec || exe != vmmExe) continue;
+    auto start = vmm::processStartTime(pid);
+    if (!start.ok()) continue;
+    auto stray = vmm::VmmProcess::adopt({pid, *start});
+    if (!stray.ok()) continue;
+    spdlog::warn("recover {}: killing stray VMM pid {} that no record names", rec.spec.taskId, pid);
+    (void)stray->kill();
+  }
+}
+
 bool snapshotPresent(const std::filesystem::path& dir) {
   std::error_code ec;
   return std::filesystem::is_directory(dir, ec) && !std::filesystem::is_empty(dir, ec);
@@ -51,8 +82,9 @@ Result<std::shared_ptr<VmInstance>> VmInstance::start(const AgentConfig& config,
   if (!deps.network || !deps.vmmFactory) {
     return makeError(ErrorCode::kInternal, where + ": agent has no network or vmm factory");
   }
-  // Declared before `undo` so undo steps run while the instance still exists.
+  // Declared before `undo` so undo steps run while they still exist.
   std::shared_ptr<VmInstance> instance;
+  std::unique_ptr<TaskOutput> output;
   RollbackStack undo;
   NetworkBackend& net = *deps.network;
 
@@ -63,6 +95,17 @@ Result<std::shared_ptr<VmInstance>> VmInstance::start(const AgentConfig& config,
   rec.startedAtUnixNs = std::chrono::duration_cast<std::chrono::nanoseconds>(
                             std::chrono::system_clock::now().time_since_epoch())
                             .count();
+
+  // Stage: the task's log FIFOs, held until it exits (first: a client whose
+  // log collector is not reading yet makes the start fail before anything else
+  // is made).
+  OutputPaths paths{spec.stdoutPath, spec.stderrPath};
+  if (!paths.empty()) {
+    auto opened = TaskOutput::open(paths, holderCommand(deps.logHolder, spec), deps.logReaderWait);
+    if (!opened.ok()) return opened.error().wrap(where + ": logs");
+    output = std::move(*opened);
+    undo.push([out = output.get()] { out->release(); });
+  }
 
   // Stage: prepare runDir.
   S2Z_TRY(prepareRunDir(rec.runDir, spec.taskId), where + ": prepare run dir");
@@ -105,7 +148,8 @@ Result<std::shared_ptr<VmInstance>> VmInstance::start(const AgentConfig& config,
   auto vmm = deps.vmmFactory(spec.hypervisor);
   if (!vmm) return makeError(ErrorCode::kInternal, where + ": no VMM backend");
   instance.reset(new VmInstance(rec, std::move(events), std::move(deps), std::move(*tap),
-                                *lease, std::move(vmm), InstanceState::kBooting));
+                                *lease, std::move(vmm), std::move(output),
+                                InstanceState::kBooting));
   {
     OpLock op(*instance);
     S2Z_TRY(instance->persist(), where + ": persist");
@@ -138,6 +182,7 @@ Result<std::shared_ptr<VmInstance>> VmInstance::recover(const InstanceRecord& ha
     spdlog::warn("{}: {}; using the handle", where, disk.error().describe());
   }
   bool live = rec.state != InstanceState::kExited;
+  killStrayVmms(rec);
 
   std::unique_ptr<Tap> tap;
   // A live VMM (or standby) holds the VM's queue: hold the same file again,
@@ -163,10 +208,27 @@ Result<std::shared_ptr<VmInstance>> VmInstance::recover(const InstanceRecord& ha
   }
   auto vmm = deps.vmmFactory(rec.spec.hypervisor);
   if (!vmm) return makeError(ErrorCode::kInternal, where + ": no VMM backend");
+  // The log FIFOs' write ends, from the holder that kept them while no plugin
+  // ran; an exited task's holder is ended below (finishExit or here).
+  std::unique_ptr<TaskOutput> output;
+  std::string outputLost;
+  OutputPaths paths{rec.spec.stdoutPath, rec.spec.stderrPath};
+  if (!paths.empty()) {
+    auto recovered = TaskOutput::recover(paths, rec.logHolder,
+                                         holderCommand(deps.logHolder, rec.spec));
+    if (!recovered.ok()) return recovered.error().wrap(where + ": logs");
+    output = std::move(*recovered);
+    outputLost = output->lost();
+    if (!live) output->release();
+  }
   InstanceState recorded = rec.state;
   std::shared_ptr<VmInstance> instance(new VmInstance(rec, std::move(events), std::move(deps),
                                                       std::move(tap), *lease, std::move(vmm),
-                                                      recorded));
+                                                      std::move(output), recorded));
+  if (live && !outputLost.empty()) {
+    instance->emit("Task output lost: " + outputLost +
+                   " (the log FIFO holder was gone and the client stopped reading)");
+  }
   switch (recorded) {
     case InstanceState::kExited: {
       std::lock_guard lock(instance->mutex_);

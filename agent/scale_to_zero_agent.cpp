@@ -45,6 +45,8 @@ InstanceDeps ScaleToZeroAgent::instanceDeps() {
   d.kernel = deps_.kernel.get();
   d.vmmFactory = deps_.vmmFactory;
   d.kickLoop = [kicker = kicker_] { kicker->kick(); };
+  d.logHolder.argv = config_.logHolderCommand;
+  d.logReaderWait = config_.logReaderWait;
   return d;
 }
 

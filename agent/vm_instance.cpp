@@ -73,7 +73,7 @@ VmInstance::OpLock::~OpLock() {
 
 VmInstance::VmInstance(InstanceRecord record, EventSink events, InstanceDeps deps,
                        std::unique_ptr<Tap> tap, Lease lease, std::unique_ptr<vmm::Vmm> vmm,
-                       InstanceState state)
+                       std::unique_ptr<TaskOutput> output, InstanceState state)
     : taskId_(record.spec.taskId),
       ifindex_(tap ? tap->ifindex() : record.network.ifindex),
       addressBe_(addressToBe(record.network.address)),
@@ -81,6 +81,7 @@ VmInstance::VmInstance(InstanceRecord record, EventSink events, InstanceDeps dep
       deps_(std::move(deps)),
       vmm_(std::move(vmm)),
       tap_(std::move(tap)),
+      output_(std::move(output)),
       lease_(std::move(lease)),
       lifecycle_(state),
       record_(std::move(record)) {
@@ -142,6 +143,7 @@ void VmInstance::syncVmmFields() {
   auto process = vmm_ ? vmm_->process() : std::nullopt;
   record_.vmm = process.value_or(vmm::ProcessIdentity{});
   record_.standby = vmm_ && vmm_->standby();
+  record_.logHolder = output_ ? output_->holder() : vmm::ProcessIdentity{};
   ++watchGeneration_;
 }
 
@@ -173,7 +175,7 @@ vmm::VmConfig VmInstance::vmConfig() const {
   c.tapFd = tap_ ? tap_->fd() : -1;
   c.tapName = r.network.tapName;
   c.mac = r.network.mac;
-  c.consolePath = r.spec.consolePath;
+  c.consoleFd = output_ ? output_->stdoutFd() : -1;
   return c;
 }
 
@@ -188,6 +190,7 @@ void VmInstance::finishExit(ExitInfo info) {
   (void)transition(&Lifecycle::exited);
   // A stopped instance must not keep redirecting health checks or waking.
   if (deps_.kernel) (void)deps_.kernel->setState(ifindex_, bpf::InstanceState::kRunning);
+  releaseOutput();
   (void)persist();
   {
     std::lock_guard lock(mutex_);
@@ -238,6 +241,12 @@ Result<void> VmInstance::stop(std::chrono::milliseconds timeout) {
   return okResult();
 }
 
+void VmInstance::releaseOutput() {
+  // Every caller has seen the VMM exit (or killed it), so its console output
+  // is in the FIFO already and nothing writes after this.
+  if (output_) output_->release();
+}
+
 Result<void> VmInstance::releaseResources() {
   Result<void> first;
   auto keep = [&](Result<void> r, const char* what) {
@@ -246,6 +255,7 @@ Result<void> VmInstance::releaseResources() {
     if (first.ok()) first = r.error().wrap(what);
   };
   InstanceRecord r = record();
+  releaseOutput();
   if (deps_.kernel) keep(deps_.kernel->removeInstance(ifindex_, addressBe_), "bpf");
   keep(deps_.network->unplumb(r.network.tapName, lease_), "host network");
   if (tap_) keep(tap_->destroy(), "tap");

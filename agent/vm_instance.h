@@ -20,6 +20,7 @@
 #include "agent/network_backend.h"
 #include "agent/process_usage.h"
 #include "agent/serial_worker.h"
+#include "agent/task_output.h"
 #include "bpf/scale_to_zero_kernel.h"
 #include "common/unique_fd.h"
 #include "vmm/vmm.h"
@@ -34,6 +35,8 @@ struct InstanceDeps {
   bpf::ScaleToZeroKernel* kernel = nullptr;  // null: scale-to-zero unavailable
   VmmFactory vmmFactory;
   std::function<void()> kickLoop;            // the loop re-reads watch fds and pending wakes
+  OutputHolderCommand logHolder;             // the task name is appended
+  std::chrono::milliseconds logReaderWait{10000};
 };
 
 // Outcome of a loop-thread call that needs the instance's operation lock.
@@ -107,7 +110,7 @@ class VmInstance final : public Instance {
  private:
   VmInstance(InstanceRecord record, EventSink events, InstanceDeps deps,
              std::unique_ptr<Tap> tap, Lease lease, std::unique_ptr<vmm::Vmm> vmm,
-             InstanceState state);
+             std::unique_ptr<TaskOutput> output, InstanceState state);
 
   // Holds opMutex_; on release publishes the VMM's exit fd (and identity)
   // and kicks the loop, so the loop re-watches and retries deferred work.
@@ -145,6 +148,8 @@ class VmInstance final : public Instance {
   vmm::VmConfig vmConfig() const;
   void emit(const std::string& message, std::map<std::string, std::string> annotations = {});
   Result<void> releaseResources();
+  // The task has exited: the log reader gets EOF once the VMM's copy is gone.
+  void releaseOutput();
 
   const std::string taskId_;
   const uint32_t ifindex_;
@@ -153,11 +158,12 @@ class VmInstance final : public Instance {
   InstanceDeps deps_;
 
   // opMutex_ serializes operations (boot, sleep, wake, stop, destroy, signal,
-  // reaping) and guards vmm_, tap_, destroyed_, sleptAtNs_ and lastPackets_.
+  // reaping) and guards vmm_, tap_, output_, destroyed_, sleptAtNs_ and lastPackets_.
   // Lock order: opMutex_ before mutex_.
   std::mutex opMutex_;
   std::unique_ptr<vmm::Vmm> vmm_;
   std::unique_ptr<Tap> tap_;
+  std::unique_ptr<TaskOutput> output_;  // null: the task has no log paths
   const Lease lease_;
   bool destroyed_ = false;
   uint64_t sleptAtNs_ = 0;  // CLOCK_MONOTONIC when the last sleep finished

@@ -7,8 +7,10 @@
 #include <thread>
 
 #include "agent/agent.h"
+#include "agent/output_holder_main.h"
 #include "bench/event_log.h"
 #include "bench/http_probe.h"
+#include "bench/task_logs.h"
 #include "bpf/kernel_scale_to_zero.h"
 
 namespace s2z::bench {
@@ -47,7 +49,8 @@ struct InstanceGuard {
   }
 };
 
-agent::InstanceSpec guestSpec(const BenchConfig& c, const std::string& taskId, bool scaleToZero) {
+agent::InstanceSpec guestSpec(const BenchConfig& c, const std::string& taskId, bool scaleToZero,
+                              const TaskLogs& logs) {
   agent::InstanceSpec s;
   s.taskId = taskId;
   s.name = taskId;
@@ -57,7 +60,8 @@ agent::InstanceSpec guestSpec(const BenchConfig& c, const std::string& taskId, b
   s.kernel = c.guestDir / "vmlinuz";
   s.initrd = c.guestDir / "initrd.img";
   s.cmdline = c.guestCmdline;
-  s.consolePath = c.workDir / (taskId + ".console");
+  s.stdoutPath = logs.stdoutFifo;
+  s.stderrPath = logs.stderrFifo;
   s.vcpus = 1;
   s.memoryMib = 256;
   s.scaleToZero = scaleToZero;
@@ -68,10 +72,17 @@ agent::InstanceSpec guestSpec(const BenchConfig& c, const std::string& taskId, b
 // One warm-up and c.cycles measured sleep -> request -> wake rounds.
 Result<void> wakeCycles(const BenchConfig& c, agent::Agent& agent, AgentResults& out) {
   EventLog log;
-  auto started = agent.start(guestSpec(c, "bench-held", true), log.sink());
+  auto logs = openTaskLogs(c.workDir, "bench-held");
+  if (!logs.ok()) return logs.error().wrap("task logs");
+  auto started = agent.start(guestSpec(c, "bench-held", true, *logs), log.sink());
   if (!started.ok()) return started.error().wrap("start scale-to-zero instance");
   InstanceGuard guard{agent, *started, "bench-held"};
   const std::string addr = guard.instance->record().network.address;
+  if (auto mem = readProcessMemory(guard.instance->record().logHolder.pid); mem.ok()) {
+    out.logHolder = *mem;
+  } else {
+    out.failures.push_back("log FIFO holder: " + mem.error().describe());
+  }
   spdlog::info("bench: held-tap instance at {}, waiting for the guest", addr);
   if (!waitForHttp(addr, c.guestPort, 90s))
     return makeError(ErrorCode::kTimeout, "guest at " + addr + " never answered HTTP");
@@ -116,9 +127,11 @@ Result<void> coldBoots(const BenchConfig& c, agent::Agent& agent, AgentResults& 
   for (int i = 0; i < c.coldRuns; ++i) {
     const std::string taskId = "bench-cold-" + std::to_string(i);
     EventLog log;
+    auto logs = openTaskLogs(c.workDir, taskId);
+    if (!logs.ok()) return logs.error().wrap("task logs");
     auto before = readRetransmits();
     auto t0 = Clock::now();
-    auto started = agent.start(guestSpec(c, taskId, false), log.sink());
+    auto started = agent.start(guestSpec(c, taskId, false, *logs), log.sink());
     if (!started.ok()) return started.error().wrap("start cold instance");
     InstanceGuard guard{agent, *started, taskId};
     // Once the guest's NIC is up but before its server listens, the SYN
@@ -156,6 +169,7 @@ Result<AgentResults> runAgentScenarios(const BenchConfig& c) {
   config.subnet = "10.89.0.0/24";
   config.bpfPinRoot = "/sys/fs/bpf/s2z-bench-" + std::to_string(::getpid());
   config.idlePollInterval = std::chrono::milliseconds(50);
+  config.logHolderCommand = {S2Z_PLUGIN_PATH, agent::kOutputHolderVerb};
   PinsGuard pins{config.bpfPinRoot};
   auto made = agent::makeAgent(config);
   if (!made.ok()) return made.error().wrap("make agent");

@@ -6,6 +6,7 @@
 #include <vector>
 
 #include "bench/bench_config.h"
+#include "bench/process_memory.h"
 #include "common/result.h"
 
 namespace s2z::bench {
@@ -29,6 +30,7 @@ struct AgentResults {
   std::vector<WakeSample> wakes;
   std::vector<ColdSample> colds;
   std::vector<std::string> failures;  // requests that did not get a 200, with why
+  ProcessMemory logHolder;            // the held-tap task's log FIFO holder
 };
 
 // Starts the agent with a state dir under config.workDir and BPF pins under

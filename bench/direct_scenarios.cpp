@@ -1,5 +1,7 @@
 #include "bench/direct_scenarios.h"
 
+#include <fcntl.h>
+
 #include <spdlog/spdlog.h>
 
 #include <optional>
@@ -23,6 +25,7 @@ constexpr const char* kTapName = "s2zbd0";
 struct DirectVm {
   std::unique_ptr<vmm::Vmm> vmm = vmm::makeVmm(vmm::Hypervisor::kQemu);
   std::optional<agent::TapDevice> tap;
+  UniqueFd console;  // the guest console's log file, held like a task's FIFO
   ~DirectVm() {
     if (vmm) (void)vmm->shutdown(0ms);
     if (!tap) {
@@ -90,7 +93,10 @@ Result<DirectResults> runDirectScenarios(const BenchConfig& c) {
   config.tapFd = vm.tap->fd();
   config.tapName = kTapName;
   config.mac = mac;
-  config.consolePath = config.runDir / "console.log";
+  const auto consoleLog = config.runDir / "console.log";
+  vm.console.reset(::open(consoleLog.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+  if (!vm.console) return systemError("direct: open " + consoleLog.string());
+  config.consoleFd = vm.console.get();
   S2Z_TRY(vm.vmm->boot(config), "direct: boot");
   if (!waitForHttp(kLease.address, c.guestPort, 90s))
     return makeError(ErrorCode::kTimeout, "direct: guest never answered HTTP");

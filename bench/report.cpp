@@ -76,6 +76,12 @@ std::string markdownReport(const BenchResults& r, const BenchConfig& c) {
              ratio(unheld, base));
   out += row("wake, tap held (vmm direct, no standby: same path as the row above)", held,
              "{:.1f}", "", ratio(held, base));
+  const ProcessMemory& h = r.agent.logHolder;
+  out += fmt::format(
+      "| log FIFO holder per task (a process kept for the task's life): RSS / PSS / private "
+      "(KiB) | 1 | – | {} / {} / {} | – | – | private is what a task adds; RSS is mostly the "
+      "plugin binary's shared pages | – |\n",
+      h.rssKiB, h.pssKiB, h.privateKiB);
   if (r.tcProblem.empty()) {
     out += fmt::format(
         "| TC classifier added cost per packet (BPF_PROG_TEST_RUN ×{}, median of 3) | 3 | – | "
@@ -144,6 +150,9 @@ std::string jsonReport(const BenchResults& r, const BenchConfig& c) {
   } else {
     j["tc_cost_ns"] = {{"error", r.tcProblem}};
   }
+  j["log_holder_kib"] = {{"rss", r.agent.logHolder.rssKiB},
+                         {"pss", r.agent.logHolder.pssKiB},
+                         {"private", r.agent.logHolder.privateKiB}};
   std::vector<std::string> failures = r.agent.failures;
   failures.insert(failures.end(), r.direct.failures.begin(), r.direct.failures.end());
   j["failures"] = failures;

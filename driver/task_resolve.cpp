@@ -107,7 +107,8 @@ Result<agent::InstanceSpec> resolveInstanceSpec(const ResolveInputs& in) {
   else if (kata && kata->memoryMib && *kata->memoryMib > 0) spec.memoryMib = *kata->memoryMib;
   else spec.memoryMib = kDefaultMemoryMib;
 
-  spec.consolePath = nomad.stdout_path();
+  spec.stdoutPath = nomad.stdout_path();
+  spec.stderrPath = nomad.stderr_path();
   spec.scaleToZero = task.scaleToZero.enabled;
   spec.idleTimeout = task.scaleToZero.idleTimeout ? *task.scaleToZero.idleTimeout
                                                   : plugin.idleTimeout;

@@ -10,7 +10,8 @@
 // HTTP/1.1, one request per connection (Connection: close), single-threaded.
 // Port: argv[1], else "s2z.port=" on /proc/cmdline, else 8080.
 // Prints "s2z-guest: ready <addr>:<port>" on stdout (the console) once listening,
-// which tests and humans watch for on the serial console.
+// and "s2z-guest: counter <n>" for every /counter request, which tests and
+// humans watch for on the serial console.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
@@ -116,6 +117,10 @@ static void serve(int fd, unsigned long* counter) {
     char body[32];
     snprintf(body, sizeof(body), "%lu\n", ++*counter);
     respond(fd, 200, body);
+    // One console line per count: tests follow the guest's console output
+    // through the task's stdout FIFO across sleeps and wakes.
+    printf("s2z-guest: counter %lu\n", *counter);
+    fflush(stdout);
   } else {
     respond(fd, 404, "not found\n");
   }

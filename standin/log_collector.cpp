@@ -6,6 +6,8 @@
 
 #include <fstream>
 
+#include <spdlog/spdlog.h>
+
 namespace s2z::standin {
 
 Result<std::unique_ptr<LogCollector>> LogCollector::start(const std::string& stdoutFifo,
@@ -13,62 +15,95 @@ Result<std::unique_ptr<LogCollector>> LogCollector::start(const std::string& std
                                                           const std::string& logsDir,
                                                           const std::string& taskName) {
   std::unique_ptr<LogCollector> c(new LogCollector());
-  // Open the read end non-blocking first, then hold a write end ourselves so
-  // the reader sees no EOF/HUP between the driver's writers.
-  c->outRead_.reset(open(stdoutFifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
-  if (!c->outRead_) return systemError("open " + stdoutFifo);
-  c->outHold_.reset(open(stdoutFifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC));
-  if (!c->outHold_) return systemError("hold " + stdoutFifo);
-  c->errRead_.reset(open(stderrFifo.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
-  if (!c->errRead_) return systemError("open " + stderrFifo);
-  c->errHold_.reset(open(stderrFifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC));
-  if (!c->errHold_) return systemError("hold " + stderrFifo);
   int stop[2];
   if (pipe2(stop, O_CLOEXEC) != 0) return systemError("log collector stop pipe");
   c->stopRead_.reset(stop[0]);
   c->stopWrite_.reset(stop[1]);
-  c->outFile_ = logsDir + "/" + taskName + ".stdout.0";
-  c->errFile_ = logsDir + "/" + taskName + ".stderr.0";
-  c->thread_ = std::thread([raw = c.get()] { raw->run(); });
+  c->out_.fifo = stdoutFifo;
+  c->out_.file = logsDir + "/" + taskName + ".stdout.0";
+  c->err_.fifo = stderrFifo;
+  c->err_.file = logsDir + "/" + taskName + ".stderr.0";
+  for (Reader* r : {&c->out_, &c->err_}) {
+    if (access(r->fifo.c_str(), F_OK) != 0) return systemError("log collector: " + r->fifo);
+  }
+  c->out_.thread = std::thread([raw = c.get()] { raw->run(raw->out_); });
+  c->err_.thread = std::thread([raw = c.get()] { raw->run(raw->err_); });
   return c;
 }
 
-void LogCollector::run() {
-  std::ofstream outFile(outFile_, std::ios::app | std::ios::binary);
-  std::ofstream errFile(errFile_, std::ios::app | std::ios::binary);
+void LogCollector::run(Reader& reader) {
+  struct MarkDone {
+    LogCollector& c;
+    Reader& r;
+    ~MarkDone() {
+      std::lock_guard lock(c.mu_);
+      r.done = true;
+    }
+  } markDone{*this, reader};
+  // fifo.OpenReader: a plain blocking open for reading, which returns once a
+  // writer has opened the FIFO.
+  UniqueFd fd(open(reader.fifo.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) {
+    spdlog::warn("standin: log collector: open {}: {}", reader.fifo, strerror(errno));
+    return;
+  }
+  {
+    std::lock_guard lock(mu_);
+    reader.state.opened = true;
+  }
+  std::ofstream copy(reader.file, std::ios::app | std::ios::binary);
   char buf[16384];
   for (;;) {
-    pollfd fds[3] = {{outRead_.get(), POLLIN, 0}, {errRead_.get(), POLLIN, 0},
-                     {stopRead_.get(), POLLIN, 0}};
-    if (poll(fds, 3, -1) < 0) {
+    // io.Copy until EOF; the poll only lets the destructor stop us.
+    pollfd fds[2] = {{fd.get(), POLLIN, 0}, {stopRead_.get(), POLLIN, 0}};
+    if (poll(fds, 2, -1) < 0) {
       if (errno == EINTR) continue;
       return;
     }
-    if (fds[2].revents) return;
-    for (int i = 0; i < 2; ++i) {
-      if (!(fds[i].revents & POLLIN)) continue;
-      ssize_t n = read(fds[i].fd, buf, sizeof buf);
-      if (n <= 0) continue;
+    if (fds[0].revents == 0 && fds[1].revents != 0) return;
+    ssize_t n = read(fd.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      // EOF: every writer has closed. logmon stops here for good.
       std::lock_guard lock(mu_);
-      (i == 0 ? out_ : err_).append(buf, static_cast<size_t>(n));
-      (i == 0 ? outFile : errFile).write(buf, n).flush();
+      reader.state.eof = true;
+      spdlog::info("standin: log collector: {} reached EOF; not reading it again", reader.fifo);
+      return;
     }
+    copy.write(buf, n).flush();
+    std::lock_guard lock(mu_);
+    reader.state.text.append(buf, static_cast<size_t>(n));
   }
 }
 
-std::string LogCollector::stdoutText() const {
+FifoReadState LogCollector::stdoutState() const {
   std::lock_guard lock(mu_);
-  return out_;
+  return out_.state;
 }
 
-std::string LogCollector::stderrText() const {
+FifoReadState LogCollector::stderrState() const {
   std::lock_guard lock(mu_);
-  return err_;
+  return err_.state;
 }
 
 LogCollector::~LogCollector() {
   stopWrite_.reset();
-  if (thread_.joinable()) thread_.join();
+  for (Reader* r : {&out_, &err_}) {
+    for (;;) {
+      bool opened, done;
+      {
+        std::lock_guard lock(mu_);
+        opened = r->state.opened;
+        done = r->done;
+      }
+      if (done) break;
+      // A reader blocked in open() waits for a writer: be that writer for a
+      // moment (ENXIO while the thread has not reached its open yet: retry).
+      if (!opened) UniqueFd unblock(open(r->fifo.c_str(), O_WRONLY | O_NONBLOCK | O_CLOEXEC));
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    if (r->thread.joinable()) r->thread.join();
+  }
 }
 
 }  // namespace s2z::standin

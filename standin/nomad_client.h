@@ -40,6 +40,9 @@ struct ClientOptions {
   bool skipProbeAndValidation = false;  // only the long-lived launch (faster tests)
   // Send nomad_config.driver.Topology as Nomad >= 1.7 does (false: a 1.6 client).
   bool sendTopology = true;
+  // Nomad starts the log collector's FIFO readers before StartTask. A delay
+  // starts them this long after StartTask was sent instead (a slow logmon).
+  std::chrono::milliseconds logCollectorDelay{0};
 };
 
 // Timings and outcomes of the loader's launches.
@@ -107,6 +110,9 @@ class NomadClient {
   // Text the driver wrote to the task's stdout/stderr FIFOs.
   std::string taskStdout(const std::string& taskId) const;
   std::string taskStderr(const std::string& taskId) const;
+  // True once the stdout reader saw EOF (the driver's last writer closed):
+  // like logmon it never reads that FIFO again in this task run.
+  bool taskStdoutClosed(const std::string& taskId) const;
 
   // Waits until `pred` holds, re-checking after every new record (and every
   // 100 ms). Returns false on timeout.

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <memory>
+#include <thread>
 
 #include "standin/log_collector.h"
 #include "standin/nomad_client.h"
@@ -11,8 +12,12 @@ namespace s2z::standin {
 
 // What the stand-in keeps per task (like the client's task runner + logmon).
 struct NomadClient::TaskRecord {
+  ~TaskRecord() {
+    if (lateLogs.joinable()) lateLogs.join();
+  }
   StartedTask started;
-  std::unique_ptr<LogCollector> logs;
+  std::unique_ptr<LogCollector> logs;  // guarded by NomadClient::tasksMu_ once tracked
+  std::thread lateLogs;                // starts `logs` late (ClientOptions::logCollectorDelay)
   std::atomic<bool> destroyed{false};
 };
 

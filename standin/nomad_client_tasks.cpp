@@ -74,7 +74,7 @@ Result<StartedTask> NomadClient::startTask(const TaskFile& task) {
   auto layout = prepareAllocDir(options_.dataDir, allocId, task.name);
   if (!layout.ok()) return layout.error();
   auto record = std::make_shared<TaskRecord>();
-  if (!caps->disableLogCollection) {
+  if (!caps->disableLogCollection && options_.logCollectorDelay.count() == 0) {
     auto logs = LogCollector::start(layout->stdoutFifo, layout->stderrFifo, layout->logsDir, task.name);
     if (!logs.ok()) return logs.error().wrap("start log collector");
     record->logs = std::move(*logs);
@@ -86,6 +86,20 @@ Result<StartedTask> NomadClient::startTask(const TaskFile& task) {
   drivers::StartTaskRequest req;
   *req.mutable_task() = *cfg;
   drivers::StartTaskResponse resp;
+  if (!caps->disableLogCollection && options_.logCollectorDelay.count() > 0) {
+    // A raw pointer: ~TaskRecord joins this thread, so the record outlives it.
+    record->lateLogs = std::thread([this, rec = record.get(), l = *layout, name = task.name,
+                                    delay = options_.logCollectorDelay] {
+      std::this_thread::sleep_for(delay);
+      auto logs = LogCollector::start(l.stdoutFifo, l.stderrFifo, l.logsDir, name);
+      if (!logs.ok()) {
+        spdlog::warn("standin: late log collector: {}", logs.error().describe());
+        return;
+      }
+      std::lock_guard lock(tasksMu_);
+      rec->logs = std::move(*logs);
+    });
+  }
   grpc::ClientContext ctx;
   withDeadline(ctx, kStartTimeout);
   grpc::Status st = instance_->driver().StartTask(&ctx, req, &resp);
@@ -248,6 +262,12 @@ std::string NomadClient::taskStdout(const std::string& taskId) const {
   std::lock_guard lock(tasksMu_);
   auto it = tasks_.find(taskId);
   return it != tasks_.end() && it->second->logs ? it->second->logs->stdoutText() : "";
+}
+
+bool NomadClient::taskStdoutClosed(const std::string& taskId) const {
+  std::lock_guard lock(tasksMu_);
+  auto it = tasks_.find(taskId);
+  return it != tasks_.end() && it->second->logs && it->second->logs->stdoutState().eof;
 }
 
 std::string NomadClient::taskStderr(const std::string& taskId) const {

@@ -1,7 +1,8 @@
 // The one interface every hypervisor backend implements (qemu, cloud-hypervisor).
 // The agent drives a VM only through this; it never learns which backend runs.
-// Tap fds are passed in, borrowed: the caller keeps holding them across sleep so
-// frames for a sleeping VM queue in the tap.
+// Tap and console fds are passed in, borrowed: the caller keeps holding them
+// across sleep so frames for a sleeping VM queue in the tap and the task's log
+// reader never sees its last writer go.
 #pragma once
 
 #include <sys/types.h>
@@ -38,7 +39,10 @@ struct VmConfig {
   int tapFd = -1;                     // borrowed; the caller keeps it open
   std::string tapName;                // informational (logs, CH net id)
   std::string mac;                    // "52:54:00:xx:xx:xx"
-  std::filesystem::path consolePath;  // serial console output (FIFO or file); empty: discard
+  // Serial console output: a write end (a task's stdout FIFO, or a file),
+  // borrowed like tapFd; -1: discard. Passed as an fd, never as a path: a VMM
+  // that opened a FIFO by name would block in open() once its reader is gone.
+  int consoleFd = -1;
 };
 
 // Identifies a process across plugin restarts: a pid alone can be reused.

@@ -118,6 +118,19 @@ Result<std::filesystem::path> resolveExecutable(const std::filesystem::path& nam
   return makeError(ErrorCode::kNotFound, text + " not found in PATH");
 }
 
+std::vector<pid_t> processesMentioning(const std::string& needle) {
+  std::vector<pid_t> pids;
+  std::error_code ec;
+  for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
+    std::string name = entry.path().filename().string();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(entry.path() / "cmdline");
+    std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    if (cmdline.find(needle) != std::string::npos) pids.push_back(std::stoi(name));
+  }
+  return pids;
+}
+
 Result<uint64_t> processStartTime(pid_t pid) {
   auto fields = statFields(pid);
   if (!fields.ok()) return fields.error();
@@ -237,6 +250,18 @@ Result<void> VmmProcess::signal(int signo) const {
     return systemError("signal " + std::to_string(signo));
   }
   return okResult();
+}
+
+Result<UniqueFd> VmmProcess::copyFd(int remoteFd) const {
+  if (!valid()) return makeError(ErrorCode::kNotFound, "copy fd: no process");
+  UniqueFd fd(static_cast<int>(::syscall(SYS_pidfd_getfd, pidfd_.get(), remoteFd, 0)));
+  if (!fd) {
+    std::string what = "copy fd " + std::to_string(remoteFd) + " of process " +
+                       std::to_string(identity_.pid);
+    if (errno == ESRCH || errno == EBADF) return Error{ErrorCode::kNotFound, errno, what};
+    return systemError(what);
+  }
+  return fd;
 }
 
 bool VmmProcess::waitExit(std::chrono::milliseconds timeout) const {

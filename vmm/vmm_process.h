@@ -35,6 +35,11 @@ struct SpawnOptions {
 // a path with a slash is returned as is. kNotFound when nothing executable is found.
 Result<std::filesystem::path> resolveExecutable(const std::filesystem::path& name);
 
+// Pids of live processes whose command line mentions `needle` (e.g. a VM's
+// run dir, which every VMM of that VM names in its arguments). Zombies have an
+// empty command line and are not listed.
+std::vector<pid_t> processesMentioning(const std::string& needle);
+
 // Field 22 of /proc/<pid>/stat (start time in clock ticks since boot).
 // kNotFound when the process does not exist.
 Result<uint64_t> processStartTime(pid_t pid);
@@ -68,6 +73,10 @@ class VmmProcess {
 
   // Waits until the process exits or the timeout passes; true when it exited.
   bool waitExit(std::chrono::milliseconds timeout) const;
+
+  // A copy of the process's descriptor `remoteFd` (pidfd_getfd: the same open
+  // file, as if inherited). kNotFound when the process or the fd is gone.
+  Result<UniqueFd> copyFd(int remoteFd) const;
 
   // SIGKILL, then waits for the exit (up to 5 s) and reaps. Ok when already gone.
   Result<void> kill();

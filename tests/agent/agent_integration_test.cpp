@@ -7,11 +7,13 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <fstream>
 #include <future>
 #include <set>
 #include <thread>
 
 #include "agent/agent.h"
+#include "agent/output_holder_main.h"
 #include "tests/agent/agent_test_support.h"
 #include "tests/agent/integration_env.h"
 
@@ -37,6 +39,7 @@ AgentConfig configFor(const IntegrationEnv& env) {
   c.healthCheckCgroup = env.cgroupRel();
   c.idlePollInterval = 50ms;
   c.bpfPinRoot = env.pinRoot();
+  c.logHolderCommand = {S2Z_PLUGIN_PATH, kOutputHolderVerb};
   return c;
 }
 
@@ -49,7 +52,10 @@ InstanceSpec guestSpec(const IntegrationEnv& env, const std::string& taskId) {
   s.initrd = testing::guestDir() / "initrd.img";
   s.cmdline = "console=ttyS0 quiet panic=-1";
   s.memoryMib = 256;
-  s.consolePath = env.stateDir() / (taskId + ".console");
+  // A plain file stands in for the stdout FIFO (task_output_test covers the
+  // FIFO reader); like Nomad's FIFO it exists before the start.
+  s.stdoutPath = env.stateDir() / (taskId + ".console");
+  std::ofstream(s.stdoutPath, std::ios::app).close();
   s.scaleToZero = true;
   s.idleTimeout = kIdle;
   return s;

@@ -18,7 +18,8 @@ InstanceRecord sampleRecord() {
   r.spec.cmdline = "console=ttyS0 quiet";
   r.spec.vcpus = 2;
   r.spec.memoryMib = 512;
-  r.spec.consolePath = "/tmp/console";
+  r.spec.stdoutPath = "/alloc/logs/.web.stdout.fifo";
+  r.spec.stderrPath = "/alloc/logs/.web.stderr.fifo";
   r.spec.scaleToZero = true;
   r.spec.idleTimeout = std::chrono::milliseconds(1500);
   r.network = {"s2z1a2b3c4d", 42, "10.89.0.7", "10.89.0.1", 24, "52:54:00:0a:59:00"};
@@ -26,6 +27,7 @@ InstanceRecord sampleRecord() {
   r.state = InstanceState::kSleeping;
   r.vmm = {12345, 987654321012ULL};
   r.standby = true;
+  r.logHolder = {12300, 987654320000ULL};
   r.snapshotDir = "/var/lib/s2z-kata/tasks/web-1a2b3c4d/snapshot";
   r.startedAtUnixNs = 1764000000123456789LL;
   return r;
@@ -43,7 +45,8 @@ void checkEqual(const InstanceRecord& a, const InstanceRecord& b) {
   CHECK(a.spec.cmdline == b.spec.cmdline);
   CHECK(a.spec.vcpus == b.spec.vcpus);
   CHECK(a.spec.memoryMib == b.spec.memoryMib);
-  CHECK(a.spec.consolePath == b.spec.consolePath);
+  CHECK(a.spec.stdoutPath == b.spec.stdoutPath);
+  CHECK(a.spec.stderrPath == b.spec.stderrPath);
   CHECK(a.spec.scaleToZero == b.spec.scaleToZero);
   CHECK(a.spec.idleTimeout == b.spec.idleTimeout);
   CHECK(a.network.tapName == b.network.tapName);
@@ -57,6 +60,8 @@ void checkEqual(const InstanceRecord& a, const InstanceRecord& b) {
   CHECK(a.vmm.pid == b.vmm.pid);
   CHECK(a.vmm.startTime == b.vmm.startTime);
   CHECK(a.standby == b.standby);
+  CHECK(a.logHolder.pid == b.logHolder.pid);
+  CHECK(a.logHolder.startTime == b.logHolder.startTime);
   CHECK(a.snapshotDir == b.snapshotDir);
   CHECK(a.startedAtUnixNs == b.startedAtUnixNs);
 }
@@ -67,6 +72,25 @@ TEST_CASE("instance record survives a JSON round trip through text") {
   auto out = instanceRecordFromJson(nlohmann::json::parse(text));
   REQUIRE_MESSAGE(out.ok(), out.error().describe());
   checkEqual(in, *out);
+}
+
+TEST_CASE("a version 1 record from a wave-1 plugin still decodes: its console is the stdout FIFO") {
+  auto j = toJson(sampleRecord());
+  j["version"] = 1;
+  j["spec"].erase("stdoutPath");
+  j["spec"].erase("stderrPath");
+  j["spec"]["consolePath"] = "/alloc/logs/.web.stdout.fifo";
+  j.erase("logHolder");
+  auto out = instanceRecordFromJson(j);
+  REQUIRE_MESSAGE(out.ok(), out.error().describe());
+  CHECK(out->spec.stdoutPath == "/alloc/logs/.web.stdout.fifo");
+  CHECK(out->spec.stderrPath.empty());
+  CHECK(out->logHolder.pid == 0);
+  // ...and a version 2 record must name its paths and holder.
+  j["version"] = 2;
+  auto strict = instanceRecordFromJson(j);
+  REQUIRE_FALSE(strict.ok());
+  CHECK(strict.error().message.find("spec.stdoutPath: missing") != std::string::npos);
 }
 
 TEST_CASE("default record round trips too") {
@@ -117,10 +141,10 @@ TEST_CASE("mistyped field, bad enum, bad state and bad version are errors") {
   }
   {
     auto j = base;
-    j["version"] = 2;
+    j["version"] = 3;
     auto out = instanceRecordFromJson(j);
     REQUIRE_FALSE(out.ok());
-    CHECK(out.error().message.find("version 2 is not supported") != std::string::npos);
+    CHECK(out.error().message.find("version 3 is not supported") != std::string::npos);
   }
   {
     auto out = instanceRecordFromJson(nlohmann::json::array());

@@ -1,5 +1,6 @@
 #include "tests/cloud_hypervisor/ch_standin_vm.h"
 
+#include <fcntl.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -153,10 +154,23 @@ StandinReply StandinVm::transition(const std::string& endpoint) {
   for (const auto& m : kMoves) {
     if (endpoint == m.endpoint && state_ == m.from) {
       state_ = m.to;
+      if (endpoint == "vm.boot") writeSerial("fake cloud-hypervisor: guest booted");
       return reply(204);
     }
   }
   return reply(405, endpoint + ": not allowed while the VM is " + vmStateName(state_));
+}
+
+void StandinVm::writeSerial(const std::string& line) const {
+  // Cloud Hypervisor opens the serial file itself (by path, write + create);
+  // a guest line then lands wherever that path leads, e.g. an inherited fd.
+  const json serial = config_.value("serial", json::object());
+  if (serial.value("mode", "") != "File") return;
+  int fd = ::open(serial.value("file", "").c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+  if (fd < 0) return;
+  std::string text = line + "\n";
+  (void)!::write(fd, text.data(), text.size());
+  ::close(fd);
 }
 
 StandinReply StandinVm::addNet(const json& body, int fdCount) {
@@ -234,6 +248,7 @@ StandinReply StandinVm::restore(const json& body, int fdCount) {
   }
   (void)fdCount;  // already checked against the announcement by handle()
   config_ = saved;
+  writeSerial("fake cloud-hypervisor: guest restored");
   state_ = body.value("resume", false) ? VmState::kRunning : VmState::kPaused;
   return reply(204);
 }

@@ -62,6 +62,8 @@ class StandinVm {
   // The fds a request must carry per the API: 1 for vm.add-net, the sum of
   // net_fds[].num_fds for vm.restore, 0 for everything else.
   static int expectedFds(const std::string& endpoint, const nlohmann::json& body);
+  // A line of "guest" console output into the configured serial file.
+  void writeSerial(const std::string& line) const;
 
  private:
   StandinReply dispatch(const std::string& endpoint, const nlohmann::json& body, int fdCount);

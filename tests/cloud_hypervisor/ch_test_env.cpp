@@ -76,6 +76,9 @@ ChTestEnv::ChTestEnv(const std::string& version, const std::vector<std::string>&
   script << " \"$@\"\n";
   script.close();
   fs::permissions(binary(), fs::perms::owner_all);
+  const auto log = dir_ / "console.log";
+  console_.reset(::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+  REQUIRE(console_.valid());
 }
 
 ChTestEnv::~ChTestEnv() {
@@ -96,8 +99,13 @@ vmm::VmConfig ChTestEnv::config(int tapFd) const {
   c.tapFd = tapFd;
   c.tapName = "s2zch";
   c.mac = "52:54:00:12:34:56";
-  c.consolePath = dir_ / "console.log";
+  c.consoleFd = console_.get();
   return c;
+}
+
+std::string ChTestEnv::consoleText() const {
+  std::ifstream in(dir_ / "console.log");
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
 }
 
 std::vector<RecordedRequest> ChTestEnv::requests() const {

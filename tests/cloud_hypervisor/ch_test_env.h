@@ -41,6 +41,8 @@ class ChTestEnv {
   std::filesystem::path binary() const { return dir_ / "cloud-hypervisor"; }
   std::filesystem::path snapshotDir() const { return dir_ / "snapshot"; }
   vmm::VmConfig config(int tapFd) const;
+  // What the VMs wrote to their serial console (the config's console fd).
+  std::string consoleText() const;
 
   // Every request the fake processes have answered so far, in order.
   std::vector<RecordedRequest> requests() const;
@@ -48,6 +50,7 @@ class ChTestEnv {
 
  private:
   std::filesystem::path dir_;
+  UniqueFd console_;  // write end of dir_/console.log, passed as the console fd
 };
 
 // True while a process with this identity is alive (and not a zombie).

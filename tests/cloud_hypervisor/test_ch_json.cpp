@@ -22,7 +22,7 @@ s2z::vmm::VmConfig sampleConfig() {
   c.vcpus = 2;
   c.memoryMib = 256;
   c.mac = "52:54:00:12:34:56";
-  c.consolePath = "/run/s2z/web-1/console.log";
+  c.consoleFd = 17;
   return c;
 }
 constexpr ChVersion kV45{45, 0, 0};
@@ -41,13 +41,14 @@ TEST_CASE("VmConfig for vm.create follows the schema") {
   CHECK(vm["memory"]["size"] == 256ull * 1024 * 1024);
   CHECK(vm["memory"]["shared"] == true);
   CHECK(vm["serial"]["mode"] == "File");
-  CHECK(vm["serial"]["file"] == "/run/s2z/web-1/console.log");
+  // Our fd, inherited as fd 3: Cloud Hypervisor never opens the FIFO by name.
+  CHECK(vm["serial"]["file"] == "/dev/fd/3");
   CHECK_FALSE(vm.contains("net"));  // the NIC comes with its fd via vm.add-net
   CHECK_FALSE(vm.contains("disks"));
 
   auto c = sampleConfig();
   c.initrd.clear();
-  c.consolePath.clear();
+  c.consoleFd = -1;
   c.rootfs = "/images/rootfs.img";
   auto disk = buildVmConfig(c);
   CHECK(validateBody("VmConfig", disk, kV45).ok());

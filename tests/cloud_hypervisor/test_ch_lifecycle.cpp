@@ -86,7 +86,9 @@ TEST_CASE("v45: boot, sleep, restore (copy, then vm.resume), shutdown") {
   checkTapFd(find(reqs, "vm.add-net"), tap);
   CHECK(find(reqs, "vm.add-net").body == nlohmann::json::parse(
                                              R"({"id":"net0","mac":"52:54:00:12:34:56","num_queues":2})"));
-  CHECK(find(reqs, "vm.create").body["serial"]["file"] == config.consolePath.string());
+  // The console is our fd (inherited as 3); the VMM's serial output reaches it.
+  CHECK(find(reqs, "vm.create").body["serial"]["file"] == "/dev/fd/3");
+  CHECK(env.consoleText() == "fake cloud-hypervisor: guest booted\n");
   auto first = vmm->process();
   REQUIRE(first.has_value());
   CHECK(processAlive(*first));
@@ -126,6 +128,9 @@ TEST_CASE("v45: boot, sleep, restore (copy, then vm.resume), shutdown") {
                                        {"prefault", false},
                                        {"net_fds", {{{"id", "net0"}, {"num_fds", 1}}}}});
   checkTapFd(restore, tap);
+  // The restored VMM has the same console fd: its output follows the boot's.
+  CHECK(env.consoleText() ==
+        "fake cloud-hypervisor: guest booted\nfake cloud-hypervisor: guest restored\n");
   auto second = vmm->process();
   REQUIRE(second.has_value());
   CHECK(second->pid != first->pid);

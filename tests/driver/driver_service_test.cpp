@@ -104,7 +104,8 @@ TEST_CASE("StartTask echoes the config and returns the VM's network") {
   CHECK(spec.memoryMib == 512);  // memory_mb, never memory_max_mb
   CHECK(spec.vcpus == 2);
   CHECK(spec.cmdline == "quiet");
-  CHECK(spec.consolePath == task.stdout_path());
+  CHECK(spec.stdoutPath == task.stdout_path());
+  CHECK(spec.stderrPath == task.stderr_path());
   CHECK(spec.scaleToZero);
   CHECK(spec.idleTimeout == 45s);
   CHECK(spec.accelerator == vmm::Accelerator::kTcg);

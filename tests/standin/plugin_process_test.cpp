@@ -129,22 +129,45 @@ TEST_CASE("kill without a Shutdown answer: wait the grace period, then SIGKILL")
   CHECK_FALSE((*p)->running());
 }
 
-TEST_CASE("the log collector gathers what a driver writes into the task FIFOs") {
+TEST_CASE("the log collector reads each FIFO like Nomad's logmon: one open, until the last writer closes") {
   ScriptDir dir;
   std::string out = dir.path + "/.web.stdout.fifo", err = dir.path + "/.web.stderr.fifo";
   REQUIRE(mkfifo(out.c_str(), 0600) == 0);
   REQUIRE(mkfifo(err.c_str(), 0600) == 0);
   auto logs = LogCollector::start(out, err, dir.path, "web");
   REQUIRE(logs.ok());
-  for (const char* chunk : {"first writer\n", "second writer\n"}) {
-    int fd = open(out.c_str(), O_WRONLY);
-    REQUIRE(fd >= 0);
-    REQUIRE(write(fd, chunk, strlen(chunk)) == static_cast<ssize_t>(strlen(chunk)));
-    close(fd);
-  }
-  for (int i = 0; i < 100 && (*logs)->stdoutText().size() < 26; ++i) std::this_thread::sleep_for(10ms);
+  auto waitFor = [&](auto pred) {  // pred runs until true, never again after
+    for (int i = 0; i < 300; ++i, std::this_thread::sleep_for(10ms)) {
+      if (pred()) return true;
+    }
+    return false;
+  };
+  // The reader's open blocks until a writer comes; a non-blocking writer
+  // finds it waiting (no ENXIO).
+  int first = -1;
+  REQUIRE(waitFor([&] {
+    first = open(out.c_str(), O_WRONLY | O_NONBLOCK);
+    return first >= 0;
+  }));
+  int second = open(out.c_str(), O_WRONLY);
+  REQUIRE(second >= 0);
+  REQUIRE(write(first, "first writer\n", 13) == 13);
+  close(first);  // another writer remains: no EOF
+  REQUIRE(write(second, "second writer\n", 14) == 14);
+  CHECK(waitFor([&] { return (*logs)->stdoutText().size() == 27; }));
+  CHECK_FALSE((*logs)->stdoutState().eof);
+  close(second);  // the last writer: EOF, and the reader is gone for good
+  CHECK(waitFor([&] { return (*logs)->stdoutState().eof; }));
+  int late = open(out.c_str(), O_WRONLY | O_NONBLOCK);
+  CHECK(late < 0);
+  CHECK(errno == ENXIO);  // a blocking open here would wait forever
   CHECK((*logs)->stdoutText() == "first writer\nsecond writer\n");
+  // stderr never had a writer: its reader is still blocked in open(), and
+  // stopping the collector must not hang on it.
+  CHECK_FALSE((*logs)->stderrState().opened);
+  auto stopAt = std::chrono::steady_clock::now();
   logs->reset();
+  CHECK(std::chrono::steady_clock::now() - stopAt < 1s);
   std::ifstream file(dir.path + "/web.stdout.0");
   std::string content((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
   CHECK(content == "first writer\nsecond writer\n");

@@ -144,7 +144,7 @@ TEST_CASE("qemu: boot, serve, sleep, wake on a queued request, standby, failures
   double bootMs = msSince(bootStart);
   MESSAGE("cold boot to first HTTP 200: " << bootMs << " ms");
   auto consoleText = [&] {
-    std::ifstream in(cfg.consolePath);
+    std::ifstream in(net.consoleLog());
     return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   };
   std::string ready = "s2z-guest: ready " + net.vmAddress() + ":8080";

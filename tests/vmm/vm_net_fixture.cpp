@@ -135,6 +135,8 @@ VmNet::VmNet() {
     runDir_ = std::filesystem::temp_directory_path() / ("s2zt-vmm-run-" + netns_);
     std::filesystem::remove_all(runDir_);
     std::filesystem::create_directories(runDir_);
+    console_.reset(::open(consoleLog().c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+    if (!console_) throw std::runtime_error("open " + consoleLog().string());
   } catch (...) {
     cleanup();
     throw;
@@ -175,7 +177,7 @@ VmConfig VmNet::config(const std::string& name) const {
   c.tapFd = tap_.get();
   c.tapName = tapName_;
   c.mac = mac_;
-  c.consolePath = runDir_ / "console.log";
+  c.consoleFd = console_.get();
   return c;
 }
 
@@ -187,19 +189,6 @@ bool VmNet::waitHttp(std::chrono::milliseconds timeout) const {
     std::this_thread::sleep_until(start + std::chrono::milliseconds(100));
   }
   return false;
-}
-
-std::vector<pid_t> processesMentioning(const std::string& needle) {
-  std::vector<pid_t> pids;
-  for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
-    std::string name = entry.path().filename().string();
-    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream in(entry.path() / "cmdline");
-    std::string cmdline((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    // Zombies have an empty cmdline and are not running anything.
-    if (cmdline.find(needle) != std::string::npos) pids.push_back(std::stoi(name));
-  }
-  return pids;
 }
 
 }  // namespace s2z::vmm::testing

@@ -14,6 +14,7 @@
 
 #include "common/unique_fd.h"
 #include "vmm/vmm.h"
+#include "vmm/vmm_process.h"
 
 namespace s2z::vmm::testing {
 
@@ -45,8 +46,10 @@ class VmNet {
   int tapFd() const { return tap_.get(); }
   const std::filesystem::path& runDir() const { return runDir_; }
 
-  // A VmConfig for the test guest on this tap, TCG, 256 MiB, console to a file.
+  // A VmConfig for the test guest on this tap, TCG, 256 MiB, console to
+  // consoleLog() (through an fd this fixture holds).
   VmConfig config(const std::string& name) const;
+  std::filesystem::path consoleLog() const { return runDir_ / "console.log"; }
 
   // Polls GET / until it answers 200 or the timeout passes.
   bool waitHttp(std::chrono::milliseconds timeout) const;
@@ -60,10 +63,10 @@ class VmNet {
   std::filesystem::path runDir_;
   UniqueFd original_;  // the thread's netns before entering ours
   UniqueFd tap_;
+  UniqueFd console_;  // append-only write end of consoleLog()
   bool entered_ = false;
 };
 
-// Pids of live processes whose command line mentions `needle` (e.g. a run dir).
-std::vector<pid_t> processesMentioning(const std::string& needle);
+using vmm::processesMentioning;
 
 }  // namespace s2z::vmm::testing

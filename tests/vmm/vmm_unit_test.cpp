@@ -37,7 +37,7 @@ VmConfig sampleConfig() {
   c.memoryMib = 512;
   c.tapFd = 17;
   c.mac = "52:54:00:aa:bb:cc";
-  c.consolePath = "/alloc/logs/.console.fifo";
+  c.consoleFd = 23;
   return c;
 }
 
@@ -73,7 +73,9 @@ TEST_CASE("qemu command line: microvm, file-backed RAM, tap fd 4, QMP, console")
   CHECK(after(argv, "-m") == "512M");
   CHECK(after(argv, "-object") ==
         "memory-backend-file,id=mem0,size=512M,mem-path=/var/lib/s2z/run/t1/guest-ram,share=on");
-  CHECK(after(argv, "-chardev") == "file,id=con0,append=on,path=/alloc/logs/.console.fifo");
+  // The console is our fd in QEMU's fd set 1: QEMU never opens the FIFO by name.
+  CHECK(after(argv, "-add-fd") == "fd=5,set=1");
+  CHECK(after(argv, "-chardev") == "file,id=con0,append=on,path=/dev/fdset/1");
   CHECK(after(argv, "-serial") == "chardev:con0");
   CHECK(after(argv, "-kernel") == "/guest/vmlinuz");
   CHECK(after(argv, "-initrd") == "/guest/initrd.img");
@@ -106,11 +108,12 @@ TEST_CASE("qemu command line: microvm, file-backed RAM, tap fd 4, QMP, console")
     CHECK(line == "console=ttyS0 tsc_early_khz=1000 no_timer_check");
   }
   SUBCASE("no console, rootfs, commas escaped") {
-    c.consolePath.clear();
+    c.consoleFd = -1;
     c.rootfs = "/images/a,b.raw";
     auto r = qemu::buildQemuArgv(c, {false, 0});
     CHECK(after(r, "-serial") == "null");
     CHECK_FALSE(has(r, "-chardev"));
+    CHECK_FALSE(has(r, "-add-fd"));
     CHECK(after(r, "-drive") == "file=/images/a,,b.raw,if=none,id=d0,format=raw");
     CHECK(has(r, "virtio-blk-device,drive=d0"));
   }

@@ -75,6 +75,7 @@ Result<ChProcess> CloudHypervisorVmm::launch(const VmConfig& config,
   opts.argv = {config.binary.string(), "--api-socket", "path=" + vmm.socket.string()};
   opts.logPath = config.runDir / "cloud-hypervisor.log";
   opts.workDir = config.runDir;
+  if (config.consoleFd >= 0) opts.fds.push_back({config.consoleFd, kConsoleChildFd});
   auto spawned = VmmProcess::spawn(opts);
   if (!spawned.ok()) return spawned.error().wrap("start cloud-hypervisor");
   vmm.process = std::move(*spawned);

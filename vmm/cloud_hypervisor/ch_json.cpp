@@ -20,10 +20,10 @@ json buildVmConfig(const VmConfig& config) {
       {"memory", {{"size", config.memoryMib * 1024 * 1024}, {"shared", true}}},
       {"console", {{"mode", "Off"}}},
   };
-  if (config.consolePath.empty()) {
+  if (config.consoleFd < 0) {
     vm["serial"] = {{"mode", "Null"}};
   } else {
-    vm["serial"] = {{"mode", "File"}, {"file", config.consolePath.string()}};
+    vm["serial"] = {{"mode", "File"}, {"file", "/dev/fd/" + std::to_string(kConsoleChildFd)}};
   }
   if (!config.rootfs.empty()) {
     vm["disks"] = json::array({{{"path", config.rootfs.string()}, {"id", "disk0"}}});

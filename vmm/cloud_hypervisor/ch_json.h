@@ -17,12 +17,17 @@ namespace s2z::vmm::ch {
 inline constexpr const char* kNetId = "net0";
 // One tap fd carries one rx/tx queue pair; num_queues counts queues.
 inline constexpr int kNetQueuesPerFd = 2;
+// The console fd is inherited as fd 3 and named "/dev/fd/3" as the serial
+// file: Cloud Hypervisor reopens it through /proc, which for a FIFO whose
+// reader is still there (we hold a writer, so it is) does not block. A restored
+// VMM gets the same fd number, so the path in a snapshot's config stays right.
+inline constexpr int kConsoleChildFd = 3;
 
 // "file:///abs/dir" for snapshot destination_url / restore source_url.
 std::string fileUrl(const std::filesystem::path& dir);
 
 // VmConfig for vm.create: payload (kernel, initramfs, cmdline), cpus, memory
-// (shared), serial to config.consolePath (mode File, or Null when empty),
+// (shared), serial to the inherited console fd (mode File, or Null without one),
 // console Off, and the rootfs as a disk. No NIC: it is added with its fd by
 // vm.add-net, because fds are never taken from JSON.
 nlohmann::json buildVmConfig(const VmConfig& config);

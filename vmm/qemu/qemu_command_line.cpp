@@ -66,12 +66,14 @@ std::vector<std::string> buildQemuArgv(const VmConfig& config, const QemuLaunch&
   add({"-m", std::to_string(config.memoryMib) + "M"});
   add({"-object", "memory-backend-file,id=mem0,size=" + std::to_string(config.memoryMib) +
                       "M,mem-path=" + escapeOption(paths.guestRam.string()) + ",share=on"});
-  if (config.consolePath.empty()) {
+  if (config.consoleFd < 0) {
     add({"-serial", "null"});
   } else {
-    // append=on: a restored QEMU reopens the console and must not truncate the
-    // boot log. A FIFO blocks this open until a reader exists (Nomad's logmon).
-    add({"-chardev", "file,id=con0,append=on,path=" + escapeOption(config.consolePath.string()),
+    // QEMU dups the fd from the set and sets its flags with F_SETFL; append=on
+    // because without it QEMU would ftruncate, which a FIFO refuses.
+    const std::string set = std::to_string(kConsoleFdSet);
+    add({"-add-fd", "fd=" + std::to_string(kConsoleChildFd) + ",set=" + set,
+         "-chardev", "file,id=con0,append=on,path=/dev/fdset/" + set,
          "-serial", "chardev:con0"});
   }
   add({"-kernel", config.kernel.string()});

@@ -1,5 +1,5 @@
 // Builds the QEMU argv for one VM (design.md's measured command line): microvm,
-// serial console to a file, fd-backed tap NIC, QMP socket, file-backed guest RAM.
+// serial console to an inherited fd, fd-backed tap NIC, QMP socket, file-backed guest RAM.
 #pragma once
 
 #include <cstdint>
@@ -13,6 +13,10 @@ namespace s2z::vmm::qemu {
 
 // The child fd number the tap fd is passed as (`-netdev tap,fd=4`).
 inline constexpr int kTapChildFd = 4;
+// The console fd: child fd 5, in QEMU's fd set 1 (`-add-fd`), which the serial
+// chardev opens as /dev/fdset/1 (a dup of our write end, no open of the FIFO).
+inline constexpr int kConsoleChildFd = 5;
+inline constexpr int kConsoleFdSet = 1;
 
 struct QemuPaths {
   std::filesystem::path qmpSocket;  // <runDir>/qmp.sock

@@ -77,6 +77,10 @@ Result<void> QemuVmm::launch(const VmConfig& config, bool incoming) {
   if (config.tapFd >= 0 && ::fcntl(config.tapFd, F_GETFD) < 0) {
     return Error{ErrorCode::kInvalidArgument, errno, "tap fd " + std::to_string(config.tapFd)};
   }
+  if (config.consoleFd >= 0 && ::fcntl(config.consoleFd, F_GETFD) < 0) {
+    return Error{ErrorCode::kInvalidArgument, errno,
+                 "console fd " + std::to_string(config.consoleFd)};
+  }
   QemuPaths paths = qemuPaths(config.runDir);
   std::filesystem::remove(paths.qmpSocket, ec);
   // A fresh boot starts from empty RAM; a restore needs the RAM file as sleep left it.
@@ -91,6 +95,7 @@ Result<void> QemuVmm::launch(const VmConfig& config, bool incoming) {
   SpawnOptions opts;
   opts.argv = buildQemuArgv(config, how);
   if (config.tapFd >= 0) opts.fds.push_back({config.tapFd, kTapChildFd});
+  if (config.consoleFd >= 0) opts.fds.push_back({config.consoleFd, kConsoleChildFd});
   opts.logPath = paths.log;
   opts.workDir = config.runDir;  // the QMP path may be relative to it
   logOffset_ = std::filesystem::exists(paths.log, ec) ? std::filesystem::file_size(paths.log, ec) : 0;
@@ -103,8 +108,7 @@ Result<void> QemuVmm::launch(const VmConfig& config, bool incoming) {
   spdlog::debug("vmm {}: qemu pid {} started ({})", config.name, process_.identity().pid,
                 incoming ? "waiting for snapshot" : "boot");
 
-  // The console may be a FIFO whose reader appears late: QEMU opens it before
-  // QMP, so allow for that.
+  // Under a loaded TCG host QEMU may take a while to create its QMP socket.
   auto deadline = std::chrono::steady_clock::now() + 30s;
   for (;;) {
     auto client = QmpClient::connect(paths.qmpSocket, 200ms);

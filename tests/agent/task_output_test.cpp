@@ -1,0 +1,194 @@
+// TaskOutput against the client's real reader: the stand-in's LogCollector
+// reads the FIFOs exactly as Nomad's logmon does (one blocking open, copy to
+// EOF, never reopened), and the holder is the built plugin binary.
+#include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <doctest/doctest.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "agent/output_holder_main.h"
+#include "agent/task_output.h"
+#include "standin/log_collector.h"
+
+namespace s2z::agent {
+namespace {
+
+using namespace std::chrono_literals;
+using Clock = std::chrono::steady_clock;
+
+struct Fifos {
+  std::filesystem::path dir;
+  OutputPaths paths;
+  Fifos() {
+    char tmpl[] = "/tmp/s2zt-output-XXXXXX";
+    REQUIRE(::mkdtemp(tmpl) != nullptr);
+    dir = tmpl;
+    paths = {dir / ".web.stdout.fifo", dir / ".web.stderr.fifo"};
+    REQUIRE(::mkfifo(paths.stdoutPath.c_str(), 0600) == 0);
+    REQUIRE(::mkfifo(paths.stderrPath.c_str(), 0600) == 0);
+  }
+  ~Fifos() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+  std::unique_ptr<standin::LogCollector> collect() const {
+    auto c = standin::LogCollector::start(paths.stdoutPath, paths.stderrPath, dir, "web");
+    REQUIRE(c.ok());
+    return std::move(*c);
+  }
+};
+
+OutputHolderCommand holderCommand() { return {{S2Z_PLUGIN_PATH, kOutputHolderVerb, "web"}}; }
+
+template <typename Pred>
+bool waitFor(Pred pred, std::chrono::milliseconds timeout = 3s) {
+  auto deadline = Clock::now() + timeout;
+  while (!pred()) {
+    if (Clock::now() > deadline) return false;
+    std::this_thread::sleep_for(10ms);
+  }
+  return true;
+}
+
+void say(int fd, const std::string& text) {
+  REQUIRE(::write(fd, text.data(), text.size()) == static_cast<ssize_t>(text.size()));
+}
+
+// Running, not a zombie (a holder we spawned stays one until reaped).
+bool alive(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (pid <= 0 || !std::getline(in, line)) return false;
+  auto close = line.rfind(')');
+  return close != std::string::npos && close + 2 < line.size() && line[close + 2] != 'Z';
+}
+
+std::string fdTarget(pid_t pid, int fd) {
+  std::error_code ec;
+  return std::filesystem::read_symlink("/proc/" + std::to_string(pid) + "/fd/" + std::to_string(fd), ec)
+      .string();
+}
+
+std::string comm(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/comm");
+  std::string name;
+  std::getline(in, name);
+  return name;
+}
+
+TEST_CASE("the reader sees EOF only at release: not when the plugin's copies go, not after a recovery") {
+  Fifos f;
+  auto reader = f.collect();
+  auto out = TaskOutput::open(f.paths, holderCommand(), 2s);
+  REQUIRE_MESSAGE(out.ok(), out.error().describe());
+  vmm::ProcessIdentity holder = (*out)->holder();
+  REQUIRE(alive(holder.pid));
+  CHECK(waitFor([&] { return comm(holder.pid) == "s2z-log-holder"; }));
+  CHECK(fdTarget(holder.pid, kHolderStdoutFd) == f.paths.stdoutPath.string());
+  CHECK(fdTarget(holder.pid, kHolderStderrFd) == f.paths.stderrPath.string());
+  CHECK(::getsid(holder.pid) == holder.pid);  // its own session: outlives the plugin
+
+  say((*out)->stdoutFd(), "before the plugin died\n");
+  say((*out)->stderrFd(), "an error line\n");
+  // The plugin dies: its copies close, the holder's stay.
+  out->reset();
+  std::this_thread::sleep_for(100ms);
+  CHECK_FALSE(reader->stdoutState().eof);
+  CHECK_FALSE(reader->stderrState().eof);
+
+  auto again = TaskOutput::recover(f.paths, holder, holderCommand());
+  REQUIRE_MESSAGE(again.ok(), again.error().describe());
+  CHECK((*again)->lost().empty());
+  CHECK((*again)->holder().pid == holder.pid);  // the same holder, adopted
+  say((*again)->stdoutFd(), "after the recovery\n");
+  CHECK(waitFor([&] {
+    return reader->stdoutText() == "before the plugin died\nafter the recovery\n";
+  }));
+  CHECK(reader->stderrText() == "an error line\n");
+
+  (*again)->release();
+  CHECK(waitFor([&] { return reader->stdoutState().eof && reader->stderrState().eof; }));
+  CHECK(waitFor([&] { return !alive(holder.pid); }));
+  (*again)->release();  // idempotent
+}
+
+TEST_CASE("no reader yet: the open is retried without blocking; never a reader: a clear error in time") {
+  Fifos f;
+  std::unique_ptr<standin::LogCollector> reader;
+  std::thread late([&] {
+    std::this_thread::sleep_for(300ms);
+    reader = f.collect();
+  });
+  auto t0 = Clock::now();
+  auto out = TaskOutput::open(f.paths, holderCommand(), 5s);
+  late.join();
+  REQUIRE_MESSAGE(out.ok(), out.error().describe());
+  CHECK(Clock::now() - t0 >= 250ms);
+  say((*out)->stdoutFd(), "late but not lost\n");
+  CHECK(waitFor([&] { return reader->stdoutText() == "late but not lost\n"; }));
+  (*out)->release();
+
+  Fifos lonely;
+  t0 = Clock::now();
+  auto none = TaskOutput::open(lonely.paths, holderCommand(), 200ms);
+  auto waited = Clock::now() - t0;
+  REQUIRE_FALSE(none.ok());
+  CHECK(none.error().code == ErrorCode::kUnavailable);
+  CHECK(none.error().message.find(lonely.paths.stdoutPath.string()) != std::string::npos);
+  CHECK(none.error().message.find("no reader") != std::string::npos);
+  CHECK(waited >= 200ms);
+  CHECK(waited < 1s);
+}
+
+TEST_CASE("a killed holder is replaced from the VMM's reader; once the reader is gone the loss is reported") {
+  Fifos f;
+  auto reader = f.collect();
+  auto out = TaskOutput::open(f.paths, holderCommand(), 2s);
+  REQUIRE(out.ok());
+  vmm::ProcessIdentity first = (*out)->holder();
+
+  // While the plugin runs, a dead holder is replaced from our own copies.
+  REQUIRE(::kill(first.pid, SIGKILL) == 0);
+  REQUIRE(waitFor([&] { return !alive(first.pid); }));
+  REQUIRE((*out)->ensureHolder().ok());
+  vmm::ProcessIdentity second = (*out)->holder();
+  CHECK(second.pid != first.pid);
+  CHECK(alive(second.pid));
+
+  // The plugin dies and the holder with it, but a VMM still writes to
+  // stdout: that reader is there, so a recovery reopens stdout and starts a
+  // holder. stderr had no other writer: its reader saw EOF, and that is said.
+  UniqueFd vmmCopy(::fcntl((*out)->stdoutFd(), F_DUPFD_CLOEXEC, 0));
+  out->reset();
+  REQUIRE(::kill(second.pid, SIGKILL) == 0);
+  std::this_thread::sleep_for(100ms);
+  auto recovered = TaskOutput::recover(f.paths, second, holderCommand());
+  REQUIRE_MESSAGE(recovered.ok(), recovered.error().describe());
+  CHECK((*recovered)->lost() == f.paths.stderrPath.string() + " has no reader any more");
+  CHECK(reader->stderrState().eof);
+  CHECK(alive((*recovered)->holder().pid));
+  vmmCopy.reset();
+  say((*recovered)->stdoutFd(), "still reaching the reader\n");
+  CHECK(waitFor([&] { return reader->stdoutText() == "still reaching the reader\n"; }));
+
+  // Nothing held the FIFOs at all: the reader saw EOF and is gone for good.
+  vmm::ProcessIdentity third = (*recovered)->holder();
+  recovered->reset();
+  REQUIRE(::kill(third.pid, SIGKILL) == 0);
+  CHECK(waitFor([&] { return reader->stdoutState().eof; }));
+  auto lost = TaskOutput::recover(f.paths, third, holderCommand());
+  REQUIRE(lost.ok());
+  CHECK((*lost)->lost().find("no reader") != std::string::npos);
+  CHECK((*lost)->stdoutFd() < 0);
+  (*lost)->release();
+}
+
+}  // namespace
+}  // namespace s2z::agent

@@ -1,0 +1,190 @@
+// Task logs under Nomad's real log collector. The stand-in reads the stdout
+// and stderr FIFOs as logmon does (one blocking open, copy until the last
+// writer closes, never reopened), so every line the guest prints after a
+// sleep, a wake or a plugin crash must still arrive — and the reader must see
+// EOF exactly once: when the task has exited. The guest prints
+// "s2z-guest: counter <n>" on its console for every GET /counter.
+#include <doctest/doctest.h>
+
+#include <signal.h>
+
+#include <algorithm>
+#include <cctype>
+#include <fstream>
+
+#include "tests/integration/test_env.h"
+
+using namespace s2z;
+using namespace s2z::integration;
+using namespace s2z::standin;
+using namespace std::chrono_literals;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+size_t eventsMatching(const NomadClient& c, const std::string& allocId, const std::string& word) {
+  size_t n = 0;
+  for (const auto& e : c.events()) {
+    std::string m = e.message;
+    std::transform(m.begin(), m.end(), m.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    n += e.allocId == allocId && m.rfind(word, 0) == 0;
+  }
+  return n;
+}
+
+// GET /counter and the console line it must produce.
+struct Counted {
+  int status = 0;
+  std::string line;
+};
+
+Counted count(const TestEnv& env, const StartedTask& t) {
+  auto reply = env.httpGet(t.networkAddr, 8080, "/counter", 15s);
+  Counted c;
+  c.status = reply.status;
+  std::string n = reply.body;
+  while (!n.empty() && (n.back() == '\n' || n.back() == '\r')) n.pop_back();
+  c.line = "s2z-guest: counter " + n + "\r\n";  // the guest's serial tty writes CR LF
+  return c;
+}
+
+bool arrives(NomadClient& c, const StartedTask& t, const std::string& text) {
+  bool seen = c.waitUntil(10s, [&] { return c.taskStdout(t.id).find(text) != std::string::npos; });
+  if (!seen) {
+    std::string all = c.taskStdout(t.id);
+    MESSAGE("stdout so far (last 600 bytes): " << all.substr(all.size() > 600 ? all.size() - 600 : 0));
+  }
+  return seen;
+}
+
+// The long-lived plugin only (faster), with the log collector as Nomad's.
+std::unique_ptr<NomadClient> loadPlugin(const TestEnv& env,
+                                        std::chrono::milliseconds logCollectorDelay = 0ms) {
+  auto opts = env.clientOptions();
+  opts.skipProbeAndValidation = true;
+  opts.logCollectorDelay = logCollectorDelay;
+  auto loaded = NomadClient::loadPlugin(opts);
+  REQUIRE_MESSAGE(loaded.ok(), loaded.error().describe());
+  return std::move(*loaded);
+}
+
+// The test guest with scale to zero after 3 s idle, serving.
+StartedTask startSleepyWeb(NomadClient& c, const TestEnv& env) {
+  auto started = c.startTask(webTask("  scale_to_zero: { enabled: true, idle_timeout: \"3s\" }\n"));
+  REQUIRE_MESSAGE(started.ok(), started.error().describe());
+  REQUIRE(env.waitHttp(started->networkAddr, 8080, 60s));
+  return *started;
+}
+
+}  // namespace
+
+TEST_CASE("console output after every wake reaches Nomad's reader; EOF only when the task exits") {
+  REQUIRE(guestAvailable());
+  TestEnv env;
+  auto client = loadPlugin(env);
+  NomadClient& c = *client;
+  const StartedTask t = startSleepyWeb(c, env);
+  CHECK(arrives(c, t, "s2z-guest: ready " + t.networkAddr + ":8080"));
+
+  constexpr int kCycles = 5;
+  size_t bytesAtFirstSleep = 0;
+  int answered = 0;
+  for (int i = 1; i <= kCycles; ++i) {
+    REQUIRE_MESSAGE(c.waitUntil(30s, [&] { return eventsMatching(c, t.allocId, "sleeping") >= size_t(i); }),
+                    "no Sleeping event for cycle " << i);
+    if (i == 1) bytesAtFirstSleep = c.taskStdout(t.id).size();
+    // The VMM that wrote the console is gone; the reader must still be there.
+    CHECK_FALSE(c.taskStdoutClosed(t.id));
+    auto counted = count(env, t);
+    CHECK(counted.status == 200);
+    answered += counted.status == 200;
+    CHECK_MESSAGE(arrives(c, t, counted.line), "cycle " << i << ": \"" << counted.line
+                                                        << "\" never reached the stdout FIFO");
+    CHECK(c.waitUntil(10s, [&] { return eventsMatching(c, t.allocId, "woken") >= size_t(i); }));
+  }
+  size_t afterWakes = c.taskStdout(t.id).size() - bytesAtFirstSleep;
+  MESSAGE(kCycles << " sleep/wake cycles: " << answered << " requests answered, " << afterWakes
+                  << " bytes of console output read after the first sleep");
+  CHECK(answered == kCycles);
+  CHECK(c.taskStderr(t.id).empty());
+
+  REQUIRE(c.stopTask(t.id, 5s).ok());
+  auto exit = c.waitTask(t.id, 20s);
+  REQUIRE_MESSAGE(exit.ok(), exit.error().describe());
+  // The last writers close with the task: logmon's reader finishes.
+  CHECK(c.waitUntil(5s, [&] { return c.taskStdoutClosed(t.id); }));
+  REQUIRE(c.destroyTask(t.id).ok());
+  CHECK_MESSAGE(env.onlyProcessLeft(c.process().pid(), 3s), env.describePids());
+}
+
+TEST_CASE("plugin SIGKILL while the task sleeps with no VMM: after RecoverTask a request wakes it and its output arrives") {
+  REQUIRE(guestAvailable());
+  TestEnv env;
+  auto client = loadPlugin(env);
+  NomadClient& c = *client;
+  const StartedTask t = startSleepyWeb(c, env);
+  auto before = count(env, t);
+  REQUIRE(before.status == 200);
+  CHECK(arrives(c, t, before.line));
+  REQUIRE(c.waitUntil(30s, [&] { return eventsMatching(c, t.allocId, "sleeping") >= 1; }));
+
+  // The plugin dies with the VM asleep, and its standby VMM is killed too:
+  // no process of the task but the log holder is left (as in a deep sleep),
+  // so it alone keeps Nomad's reader from seeing EOF.
+  c.crashPlugin();
+  int killed = 0;
+  for (int pid : env.pids()) {
+    std::ifstream comm("/proc/" + std::to_string(pid) + "/comm");
+    std::string name;
+    std::getline(comm, name);
+    if (name.rfind("qemu-system", 0) == 0 && ::kill(pid, SIGKILL) == 0) ++killed;
+  }
+  CHECK(killed == 1);
+  std::this_thread::sleep_for(500ms);
+  CHECK_FALSE(c.taskStdoutClosed(t.id));
+  REQUIRE(c.relaunchPlugin().ok());
+  auto recovered = c.recoverTask(t);
+  REQUIRE_MESSAGE(recovered.ok(), recovered.error().describe());
+
+  auto after = count(env, t);
+  CHECK(after.status == 200);
+  CHECK_MESSAGE(arrives(c, t, after.line), "\"" << after.line << "\" never reached the stdout FIFO");
+  CHECK_FALSE(c.taskStdoutClosed(t.id));
+  // And once more through a whole sleep/wake with the new plugin.
+  REQUIRE(c.waitUntil(30s, [&] { return eventsMatching(c, t.allocId, "sleeping") >= 2; }));
+  auto again = count(env, t);
+  CHECK(again.status == 200);
+  CHECK(arrives(c, t, again.line));
+
+  REQUIRE(c.stopTask(t.id, 5s).ok());
+  REQUIRE(c.waitTask(t.id, 20s).ok());
+  CHECK(c.waitUntil(5s, [&] { return c.taskStdoutClosed(t.id); }));
+  REQUIRE(c.destroyTask(t.id).ok());
+  CHECK_MESSAGE(env.onlyProcessLeft(c.process().pid(), 3s), env.describePids());
+}
+
+TEST_CASE("StartTask before the log collector reads the FIFOs returns without hanging, and nothing is lost") {
+  REQUIRE(guestAvailable());
+  TestEnv env;
+  auto client = loadPlugin(env, 1500ms);
+  NomadClient& c = *client;
+
+  auto t0 = Clock::now();
+  auto started = c.startTask(webTask());
+  auto took = Clock::now() - t0;
+  REQUIRE_MESSAGE(started.ok(), started.error().describe());
+  MESSAGE("StartTask with the reader 1.5 s late took "
+          << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
+  CHECK(took >= 1400ms);  // it waited for the reader (without blocking in open)...
+  CHECK(took < 20s);      // ...and did not hang
+  REQUIRE(env.waitHttp(started->networkAddr, 8080, 60s));
+  // The guest's console from boot on is there: the VMM was started only once
+  // the reader was.
+  CHECK(c.waitUntil(10s, [&] {
+    return c.taskStdout(started->id).find("s2z-guest: ready") != std::string::npos;
+  }));
+  REQUIRE(c.stopTask(started->id, 5s).ok());
+  REQUIRE(c.waitTask(started->id, 20s).ok());
+  REQUIRE(c.destroyTask(started->id).ok());
+}
