@@ -23,8 +23,8 @@ struct AgentConfig {
   std::chrono::milliseconds idlePollInterval{100};
   // bpffs directory for the pinned maps and links (tests use their own).
   std::filesystem::path bpfPinRoot = "/sys/fs/bpf/s2z-kata";
-  // argv that starts a task's log FIFO holder (agent/task_output.h); the
-  // driver names its own binary. Needed only for tasks with log paths.
+  // argv that starts a task's log FIFO holder (agent/task_output.h); empty:
+  // the embedded s2z-log-holder, installed under stateDir/bin by makeAgent.
   std::vector<std::string> logHolderCommand;
   // How long a start waits for the client's log collector to open a FIFO.
   std::chrono::milliseconds logReaderWait{10000};

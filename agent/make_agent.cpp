@@ -1,7 +1,10 @@
 // makeAgent: the real collaborators (host network, KernelScaleToZero, the
-// health responder and cgroup hooks, vmm::makeVmm) behind ScaleToZeroAgent.
+// health responder and cgroup hooks, vmm::makeVmm, the installed log FIFO
+// holder) behind ScaleToZeroAgent.
 #include <spdlog/spdlog.h>
 
+#include "agent/log_holder_image.h"
+#include "agent/log_holder_install.h"
 #include "agent/run_dir.h"
 #include "agent/scale_to_zero_agent.h"
 #include "bpf/health_check_hooks.h"
@@ -29,11 +32,17 @@ std::string setUpHealthChecks(const AgentConfig& config, AgentDependencies& deps
 
 }  // namespace
 
-Result<std::unique_ptr<Agent>> makeAgent(const AgentConfig& config) {
+Result<std::unique_ptr<Agent>> makeAgent(const AgentConfig& given) {
+  AgentConfig config = given;
   std::error_code ec;
   std::filesystem::create_directories(tasksDir(config.stateDir), ec);
   if (ec) {
     return Error{ErrorCode::kSystem, ec.value(), "agent: create " + tasksDir(config.stateDir).string()};
+  }
+  if (config.logHolderCommand.empty()) {
+    auto holder = installLogHolder(config.stateDir, logHolderImage());
+    if (!holder.ok()) return holder.error().wrap("agent: install the log FIFO holder");
+    config.logHolderCommand = {holder->string()};
   }
   AgentDependencies deps;
   deps.vmmFactory = [](vmm::Hypervisor kind) { return vmm::makeVmm(kind); };

@@ -7,7 +7,6 @@
 #include <thread>
 
 #include "agent/agent.h"
-#include "agent/output_holder_main.h"
 #include "bench/event_log.h"
 #include "bench/http_probe.h"
 #include "bench/task_logs.h"
@@ -169,7 +168,6 @@ Result<AgentResults> runAgentScenarios(const BenchConfig& c) {
   config.subnet = "10.89.0.0/24";
   config.bpfPinRoot = "/sys/fs/bpf/s2z-bench-" + std::to_string(::getpid());
   config.idlePollInterval = std::chrono::milliseconds(50);
-  config.logHolderCommand = {S2Z_PLUGIN_PATH, agent::kOutputHolderVerb};
   PinsGuard pins{config.bpfPinRoot};
   auto made = agent::makeAgent(config);
   if (!made.ok()) return made.error().wrap("make agent");

@@ -17,7 +17,8 @@ Result<ProcessMemory> readProcessMemory(pid_t pid) {
     if (!(fields >> key >> kib)) continue;
     if (key == "Rss:") m.rssKiB = kib;
     if (key == "Pss:") m.pssKiB = kib;
-    if (key == "Private_Clean:" || key == "Private_Dirty:") m.privateKiB += kib;
+    if (key == "Private_Clean:") m.privateCleanKiB = kib;
+    if (key == "Private_Dirty:") m.privateDirtyKiB = kib;
   }
   return m;
 }

@@ -78,10 +78,10 @@ std::string markdownReport(const BenchResults& r, const BenchConfig& c) {
              "{:.1f}", "", ratio(held, base));
   const ProcessMemory& h = r.agent.logHolder;
   out += fmt::format(
-      "| log FIFO holder per task (a process kept for the task's life): RSS / PSS / private "
-      "(KiB) | 1 | – | {} / {} / {} | – | – | private is what a task adds; RSS is mostly the "
-      "plugin binary's shared pages | – |\n",
-      h.rssKiB, h.pssKiB, h.privateKiB);
+      "| log FIFO holder per task (`s2z-log-holder`, kept for the task's life): RSS / PSS / "
+      "private dirty (KiB) | 1 | – | {} / {} / {} | – | – | private dirty is what each task "
+      "adds; the other {} KiB are the program's file pages, page cache shared by all holders | – |\n",
+      h.rssKiB, h.pssKiB, h.privateDirtyKiB, h.privateCleanKiB);
   if (r.tcProblem.empty()) {
     out += fmt::format(
         "| TC classifier added cost per packet (BPF_PROG_TEST_RUN ×{}, median of 3) | 3 | – | "
@@ -152,7 +152,8 @@ std::string jsonReport(const BenchResults& r, const BenchConfig& c) {
   }
   j["log_holder_kib"] = {{"rss", r.agent.logHolder.rssKiB},
                          {"pss", r.agent.logHolder.pssKiB},
-                         {"private", r.agent.logHolder.privateKiB}};
+                         {"private_clean", r.agent.logHolder.privateCleanKiB},
+                         {"private_dirty", r.agent.logHolder.privateDirtyKiB}};
   std::vector<std::string> failures = r.agent.failures;
   failures.insert(failures.end(), r.direct.failures.begin(), r.direct.failures.end());
   j["failures"] = failures;

@@ -1,7 +1,6 @@
 // s2z-kata: a Nomad task-driver plugin. main only checks it was started by
 // Nomad, sets up logging and signals, and serves until the client asks it to
-// shut down. VMs run in their own sessions and outlive this process, and so
-// do the per-task log FIFO holders this binary also runs as.
+// shut down. VMs run in their own sessions and outlive this process.
 #include <unistd.h>
 
 #include <condition_variable>
@@ -13,7 +12,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include "agent/output_holder_main.h"
 #include "driver/base_service.h"
 #include "driver/driver_service.h"
 #include "driver/go_plugin_services.h"
@@ -61,12 +59,7 @@ spdlog::level::level_enum logLevelFromEnv() {
 
 }  // namespace
 
-int main(int argc, char** argv) {
-  // The same binary holds each task's log FIFOs open while no plugin runs
-  // (agent/task_output.h); Nomad itself starts it with no arguments.
-  if (argc >= 2 && std::strcmp(argv[1], s2z::agent::kOutputHolderVerb) == 0) {
-    return s2z::agent::runOutputHolder(argc, argv);
-  }
+int main() {
   const char* cookie = std::getenv(kCookieKey);
   if (cookie == nullptr || std::strcmp(cookie, kCookieValue) != 0) {
     std::fprintf(stderr,

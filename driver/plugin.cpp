@@ -5,7 +5,6 @@
 
 #include <spdlog/spdlog.h>
 
-#include "agent/output_holder_main.h"
 #include "driver/binary_lookup.h"
 
 namespace s2z::driver {
@@ -24,9 +23,6 @@ agent::AgentConfig agentConfigFrom(const PluginConfig& c) {
   out.subnet = c.subnet;
   out.healthCheckMark = c.healthCheckMark;
   out.healthCheckCgroup = c.healthCheckCgroup;
-  // Each task's log FIFO holder is this binary run with the holder verb
-  // (/proc/self/exe: still the right file if the plugin is replaced on disk).
-  out.logHolderCommand = {"/proc/self/exe", agent::kOutputHolderVerb};
   return out;
 }
 

@@ -13,7 +13,6 @@
 #include <thread>
 
 #include "agent/agent.h"
-#include "agent/output_holder_main.h"
 #include "tests/agent/agent_test_support.h"
 #include "tests/agent/integration_env.h"
 
@@ -39,7 +38,6 @@ AgentConfig configFor(const IntegrationEnv& env) {
   c.healthCheckCgroup = env.cgroupRel();
   c.idlePollInterval = 50ms;
   c.bpfPinRoot = env.pinRoot();
-  c.logHolderCommand = {S2Z_PLUGIN_PATH, kOutputHolderVerb};
   return c;
 }
 

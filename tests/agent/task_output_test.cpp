@@ -13,7 +13,8 @@
 #include <fstream>
 #include <thread>
 
-#include "agent/output_holder_main.h"
+#include "agent/log_holder_image.h"
+#include "agent/log_holder_install.h"
 #include "agent/task_output.h"
 #include "standin/log_collector.h"
 
@@ -45,7 +46,17 @@ struct Fifos {
   }
 };
 
-OutputHolderCommand holderCommand() { return {{S2Z_PLUGIN_PATH, kOutputHolderVerb, "web"}}; }
+// The embedded holder, installed as makeAgent does, into a scratch state dir.
+OutputHolderCommand holderCommand() {
+  static const std::filesystem::path installed = [] {
+    char tmpl[] = "/tmp/s2zt-holder-XXXXXX";
+    REQUIRE(::mkdtemp(tmpl) != nullptr);
+    auto path = installLogHolder(tmpl, logHolderImage());
+    REQUIRE_MESSAGE(path.ok(), path.error().describe());
+    return *path;
+  }();
+  return {{installed.string(), "web"}};
+}
 
 template <typename Pred>
 bool waitFor(Pred pred, std::chrono::milliseconds timeout = 3s) {
@@ -188,6 +199,39 @@ TEST_CASE("a killed holder is replaced from the VMM's reader; once the reader is
   CHECK((*lost)->lost().find("no reader") != std::string::npos);
   CHECK((*lost)->stdoutFd() < 0);
   (*lost)->release();
+}
+
+}  // namespace
+}  // namespace s2z::agent
+
+namespace s2z::agent {
+namespace {
+
+TEST_CASE("the embedded holder is installed once under state_dir/bin, owner-only, and reused") {
+  char tmpl[] = "/tmp/s2zt-install-XXXXXX";
+  REQUIRE(::mkdtemp(tmpl) != nullptr);
+  std::filesystem::path stateDir = tmpl;
+  auto first = installLogHolder(stateDir, logHolderImage());
+  REQUIRE_MESSAGE(first.ok(), first.error().describe());
+  CHECK(first->parent_path() == stateDir / "bin");
+  CHECK(std::filesystem::file_size(*first) == logHolderImage().size());
+  struct stat st {};
+  REQUIRE(::stat(first->c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0700);
+  REQUIRE(::stat((stateDir / "bin").c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0700);
+  auto mtime = std::filesystem::last_write_time(*first);
+  auto second = installLogHolder(stateDir, logHolderImage());
+  REQUIRE(second.ok());
+  CHECK(*second == *first);
+  CHECK(std::filesystem::last_write_time(*second) == mtime);
+  // Another version of the program gets a name of its own beside it.
+  auto other = installLogHolder(stateDir, "#!/bin/sh\nexit 0\n");
+  REQUIRE(other.ok());
+  CHECK(*other != *first);
+  CHECK(std::distance(std::filesystem::directory_iterator(stateDir / "bin"),
+                      std::filesystem::directory_iterator()) == 2);
+  std::filesystem::remove_all(stateDir);
 }
 
 }  // namespace

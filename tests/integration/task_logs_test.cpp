@@ -77,6 +77,17 @@ StartedTask startSleepyWeb(NomadClient& c, const TestEnv& env) {
   return *started;
 }
 
+// StopTask, WaitTask: the last writers close with the task, so logmon's
+// reader finishes; DestroyTask leaves no process but the plugin.
+void stopSeeingEof(NomadClient& c, const TestEnv& env, const StartedTask& t) {
+  REQUIRE(c.stopTask(t.id, 5s).ok());
+  auto exit = c.waitTask(t.id, 20s);
+  REQUIRE_MESSAGE(exit.ok(), exit.error().describe());
+  CHECK(c.waitUntil(5s, [&] { return c.taskStdoutClosed(t.id); }));
+  REQUIRE(c.destroyTask(t.id).ok());
+  CHECK_MESSAGE(env.onlyProcessLeft(c.process().pid(), 3s), env.describePids());
+}
+
 }  // namespace
 
 TEST_CASE("console output after every wake reaches Nomad's reader; EOF only when the task exits") {
@@ -109,13 +120,7 @@ TEST_CASE("console output after every wake reaches Nomad's reader; EOF only when
   CHECK(answered == kCycles);
   CHECK(c.taskStderr(t.id).empty());
 
-  REQUIRE(c.stopTask(t.id, 5s).ok());
-  auto exit = c.waitTask(t.id, 20s);
-  REQUIRE_MESSAGE(exit.ok(), exit.error().describe());
-  // The last writers close with the task: logmon's reader finishes.
-  CHECK(c.waitUntil(5s, [&] { return c.taskStdoutClosed(t.id); }));
-  REQUIRE(c.destroyTask(t.id).ok());
-  CHECK_MESSAGE(env.onlyProcessLeft(c.process().pid(), 3s), env.describePids());
+  stopSeeingEof(c, env, t);
 }
 
 TEST_CASE("plugin SIGKILL while the task sleeps with no VMM: after RecoverTask a request wakes it and its output arrives") {
@@ -157,11 +162,7 @@ TEST_CASE("plugin SIGKILL while the task sleeps with no VMM: after RecoverTask a
   CHECK(again.status == 200);
   CHECK(arrives(c, t, again.line));
 
-  REQUIRE(c.stopTask(t.id, 5s).ok());
-  REQUIRE(c.waitTask(t.id, 20s).ok());
-  CHECK(c.waitUntil(5s, [&] { return c.taskStdoutClosed(t.id); }));
-  REQUIRE(c.destroyTask(t.id).ok());
-  CHECK_MESSAGE(env.onlyProcessLeft(c.process().pid(), 3s), env.describePids());
+  stopSeeingEof(c, env, t);
 }
 
 TEST_CASE("StartTask before the log collector reads the FIFOs returns without hanging, and nothing is lost") {
