@@ -1,5 +1,6 @@
 // VmInstance::start (staged boot with rollback) and VmInstance::recover.
 #include <arpa/inet.h>
+#include <sys/stat.h>
 
 #include <cerrno>
 
@@ -34,6 +35,9 @@ Result<void> prepareRunDir(const std::filesystem::path& runDir, const std::strin
   }
   std::filesystem::create_directories(runDir, ec);
   if (ec) return Error{ErrorCode::kSystem, ec.value(), "create " + runDir.string()};
+  // It holds the guest's whole memory, snapshots, sockets and the console:
+  // nobody but the plugin's user may even look inside.
+  if (::chmod(runDir.c_str(), 0700) != 0) return systemError("chmod 0700 " + runDir.string());
   return okResult();
 }
 

@@ -1,6 +1,8 @@
 // makeAgent: the real collaborators (host network, KernelScaleToZero, the
 // health responder and cgroup hooks, vmm::makeVmm, the installed log FIFO
 // holder) behind ScaleToZeroAgent.
+#include <sys/stat.h>
+
 #include <spdlog/spdlog.h>
 
 #include "agent/log_holder_image.h"
@@ -38,6 +40,11 @@ Result<std::unique_ptr<Agent>> makeAgent(const AgentConfig& given) {
   std::filesystem::create_directories(tasksDir(config.stateDir), ec);
   if (ec) {
     return Error{ErrorCode::kSystem, ec.value(), "agent: create " + tasksDir(config.stateDir).string()};
+  }
+  // Run dirs hold guest memory: owner-only from tasks/ down (existing ones
+  // too). state_dir itself is the operator's and may be shared: left alone.
+  if (::chmod(tasksDir(config.stateDir).c_str(), 0700) != 0) {
+    return systemError("agent: chmod 0700 " + tasksDir(config.stateDir).string());
   }
   if (config.logHolderCommand.empty()) {
     auto holder = installLogHolder(config.stateDir, logHolderImage());

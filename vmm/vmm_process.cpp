@@ -159,7 +159,7 @@ Result<VmmProcess> VmmProcess::spawn(const SpawnOptions& options) {
     log.reset(::fcntl(options.outputFd, F_DUPFD_CLOEXEC, 3));
     if (!log) return systemError("spawn: dup output fd");
   } else if (!options.logPath.empty()) {
-    log.reset(::open(options.logPath.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0640));
+    log.reset(::open(options.logPath.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
     if (!log) return systemError("spawn: open log " + options.logPath.string());
   }
   int pipeFds[2];

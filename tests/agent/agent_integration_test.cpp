@@ -2,6 +2,7 @@
 // inside a network namespace this test creates. One boot per test case (each
 // costs ~5 s under TCG), then the scale-to-zero scenarios one after another.
 #include <net/if.h>
+#include <sys/stat.h>
 
 #include <doctest/doctest.h>
 #include <spdlog/spdlog.h>
@@ -69,6 +70,11 @@ uint64_t attr(const std::shared_ptr<Instance>& i, const std::string& key) {
   return a.count(key) ? std::stoull(a.at(key)) : ~0ULL;
 }
 
+unsigned modeOf(const std::filesystem::path& p) {
+  struct stat st {};
+  return ::stat(p.c_str(), &st) == 0 ? st.st_mode & 07777 : ~0u;
+}
+
 int counterOf(const HttpResult& r) { return r.status == 200 ? std::stoi(r.body) : -1; }
 
 size_t count(const EventLog& log, const std::string& prefix) { return log.find(prefix).size(); }
@@ -107,6 +113,12 @@ TEST_CASE("integration: idle VM sleeps, health checks stay local, requests wake 
   auto usage = inst->usage();
   CHECK(usage.measured);
   CHECK(usage.rssBytes > 0);
+  // Who can read a VM: the guest's memory, logs and sockets are the owner's
+  // only (no other local user can even enter the run dir).
+  CHECK(modeOf(rec.runDir.parent_path()) == 0700);
+  CHECK(modeOf(rec.runDir) == 0700);
+  CHECK(modeOf(rec.runDir / "guest-ram") == 0600);
+  CHECK(modeOf(rec.runDir / "qemu.log") == 0600);
 
   // Health checks while running reach the guest but are not activity.
   uint64_t packetsBefore = attr(inst, "packets"), healthBefore = attr(inst, "health_packets");

@@ -86,6 +86,9 @@ Result<void> QemuVmm::launch(const VmConfig& config, bool incoming) {
   // A fresh boot starts from empty RAM; a restore needs the RAM file as sleep left it.
   if (!incoming) {
     std::filesystem::remove(paths.guestRam, ec);
+    // QEMU would create it 0644 (umask): the guest's memory is the owner's only.
+    UniqueFd ram(::open(paths.guestRam.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (!ram) return systemError("create " + paths.guestRam.string());
   } else if (!std::filesystem::exists(paths.guestRam, ec)) {
     // QEMU would create an empty one and resume a guest with zeroed memory.
     return makeError(ErrorCode::kNotFound, "guest RAM file " + paths.guestRam.string() + " missing");
