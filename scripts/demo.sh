@@ -100,4 +100,10 @@ kill -TERM "$standin_pid"
 wait "$standin_pid" || true
 standin_pid=""
 wait "$tail_pid" 2>/dev/null || true
+
+say "nomad alloc logs: the guest's console as the client's log collector read it"
+# One reader per FIFO for the whole task, as Nomad's logmon: the lines of the
+# counters served after the wake (a new VMM) arrived through the same FIFO.
+logfile=$(find "$work/nomad" -name web.stdout.0 | head -n1)
+grep -a 's2z-guest' "$logfile" | tr -d '\r' | sed 's/^/  | /'
 echo "demo done"
