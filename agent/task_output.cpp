@@ -1,7 +1,6 @@
 #include "agent/task_output.h"
 
 #include <fcntl.h>
-#include <sys/stat.h>
 
 #include <thread>
 

@@ -85,7 +85,7 @@ class TaskOutput {
   void release();
 
  private:
-  TaskOutput(OutputHolderCommand command) : command_(std::move(command)) {}
+  explicit TaskOutput(OutputHolderCommand command) : command_(std::move(command)) {}
   Result<void> startHolder();
 
   OutputHolderCommand command_;
