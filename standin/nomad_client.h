@@ -41,8 +41,10 @@ struct ClientOptions {
   // Send nomad_config.driver.Topology as Nomad >= 1.7 does (false: a 1.6 client).
   bool sendTopology = true;
   // Nomad starts the log collector's FIFO readers before StartTask. A delay
-  // starts them this long after StartTask was sent instead (a slow logmon).
+  // starts them this long after StartTask was sent instead (a slow logmon);
+  // false: never (a logmon that failed), so the FIFOs have no reader at all.
   std::chrono::milliseconds logCollectorDelay{0};
+  bool collectLogs = true;
 };
 
 // Timings and outcomes of the loader's launches.

@@ -74,7 +74,8 @@ Result<StartedTask> NomadClient::startTask(const TaskFile& task) {
   auto layout = prepareAllocDir(options_.dataDir, allocId, task.name);
   if (!layout.ok()) return layout.error();
   auto record = std::make_shared<TaskRecord>();
-  if (!caps->disableLogCollection && options_.logCollectorDelay.count() == 0) {
+  const bool collect = !caps->disableLogCollection && options_.collectLogs;
+  if (collect && options_.logCollectorDelay.count() == 0) {
     auto logs = LogCollector::start(layout->stdoutFifo, layout->stderrFifo, layout->logsDir, task.name);
     if (!logs.ok()) return logs.error().wrap("start log collector");
     record->logs = std::move(*logs);
@@ -86,7 +87,7 @@ Result<StartedTask> NomadClient::startTask(const TaskFile& task) {
   drivers::StartTaskRequest req;
   *req.mutable_task() = *cfg;
   drivers::StartTaskResponse resp;
-  if (!caps->disableLogCollection && options_.logCollectorDelay.count() > 0) {
+  if (collect && options_.logCollectorDelay.count() > 0) {
     // A raw pointer: ~TaskRecord joins this thread, so the record outlives it.
     record->lateLogs = std::thread([this, rec = record.get(), l = *layout, name = task.name,
                                     delay = options_.logCollectorDelay] {

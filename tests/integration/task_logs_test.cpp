@@ -196,3 +196,26 @@ TEST_CASE("StartTask before the log collector reads the FIFOs returns without ha
   REQUIRE(c.waitTask(started->id, 20s).ok());
   REQUIRE(c.destroyTask(started->id).ok());
 }
+
+TEST_CASE("StartTask with no log reader at all fails in bounded time with a recoverable error naming the FIFO") {
+  TestEnv env;
+  auto opts = env.clientOptions();
+  opts.skipProbeAndValidation = true;
+  opts.collectLogs = false;
+  auto loaded = NomadClient::loadPlugin(opts);
+  REQUIRE_MESSAGE(loaded.ok(), loaded.error().describe());
+  NomadClient& c = **loaded;
+  auto t0 = Clock::now();
+  auto started = c.startTask(webTask());
+  auto took = Clock::now() - t0;
+  REQUIRE_FALSE(started.ok());
+  MESSAGE(started.error().describe());
+  // Nomad retries a recoverable StartTask error under the restart policy.
+  CHECK(started.error().message.find("[recoverable]") != std::string::npos);
+  CHECK(started.error().message.find(".web.stdout.fifo has no reader") != std::string::npos);
+  CHECK(took >= 10s);
+  CHECK(took < 20s);
+  // Nothing was made: no VMM, no holder, no tap.
+  CHECK(env.links().empty());
+  CHECK_MESSAGE(env.onlyProcessLeft(c.process().pid(), 3s), env.describePids());
+}
