@@ -18,6 +18,8 @@ packages=(
   qemu-system-x86 iproute2 iptables kmod
   # test guest build (scripts/build-guest.sh) and tests
   busybox-static cpio xz-utils zstd curl procps util-linux gettext-base
+  # guest agent tests: a Debian root filesystem as an ext4 image (scripts/build-rootfs.sh)
+  mmdebstrap e2fsprogs
 )
 
 missing=()

@@ -1,0 +1,135 @@
+#include "guest/agent/network_config.h"
+
+#include <arpa/inet.h>
+#include <net/if.h>
+#include <net/route.h>
+#include <netinet/in.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <time.h>
+
+#include <cstring>
+#include <vector>
+
+#include "common/unique_fd.h"
+
+namespace s2z::guest {
+
+std::optional<IpConfig> parseIpParameter(const std::string& cmdline) {
+  size_t pos = 0;
+  std::string value;
+  bool found = false;
+  while (pos < cmdline.size()) {  // the last ip= wins, as in the kernel
+    size_t end = cmdline.find_first_of(" \n", pos);
+    if (end == std::string::npos) end = cmdline.size();
+    if (cmdline.compare(pos, 3, "ip=") == 0) {
+      value = cmdline.substr(pos + 3, end - pos - 3);
+      found = true;
+    }
+    pos = end + 1;
+  }
+  if (!found) return std::nullopt;
+  // <client>:<server>:<gw>:<netmask>:<hostname>:<device>:<autoconf>
+  std::vector<std::string> fields;
+  size_t start = 0;
+  for (;;) {
+    size_t colon = value.find(':', start);
+    fields.push_back(value.substr(start, colon == std::string::npos ? std::string::npos : colon - start));
+    if (colon == std::string::npos) break;
+    start = colon + 1;
+  }
+  if (fields.size() < 4 || fields[0].empty()) return std::nullopt;
+  in_addr probe{};
+  if (::inet_pton(AF_INET, fields[0].c_str(), &probe) != 1) return std::nullopt;
+  IpConfig config;
+  config.address = fields[0];
+  config.gateway = fields[2];
+  config.netmask = fields[3].empty() ? "255.255.255.0" : fields[3];
+  if (fields.size() > 5 && !fields[5].empty()) config.device = fields[5];
+  return config;
+}
+
+namespace {
+
+Result<sockaddr> inetAddress(const std::string& text) {
+  sockaddr_in sin{};
+  sin.sin_family = AF_INET;
+  if (::inet_pton(AF_INET, text.c_str(), &sin.sin_addr) != 1) {
+    return makeError(ErrorCode::kInvalidArgument, "bad IPv4 address \"" + text + "\"");
+  }
+  sockaddr sa{};
+  std::memcpy(&sa, &sin, sizeof sin);
+  return sa;
+}
+
+Result<void> setUp(int sock, const std::string& device) {
+  ifreq ifr{};
+  std::strncpy(ifr.ifr_name, device.c_str(), IFNAMSIZ - 1);
+  if (::ioctl(sock, SIOCGIFFLAGS, &ifr) != 0) return systemError("get flags of " + device);
+  ifr.ifr_flags |= IFF_UP | IFF_RUNNING;
+  if (::ioctl(sock, SIOCSIFFLAGS, &ifr) != 0) return systemError("bring up " + device);
+  return okResult();
+}
+
+Result<void> addRoute(int sock, const std::string& device, const std::string& dst,
+                      const std::string& mask, const std::string& gateway) {
+  rtentry rt{};
+  auto d = inetAddress(dst);
+  auto m = inetAddress(mask);
+  if (!d.ok()) return d.error();
+  if (!m.ok()) return m.error();
+  rt.rt_dst = *d;
+  rt.rt_genmask = *m;
+  rt.rt_flags = RTF_UP;
+  if (!gateway.empty()) {
+    auto g = inetAddress(gateway);
+    if (!g.ok()) return g.error();
+    rt.rt_gateway = *g;
+    rt.rt_flags |= RTF_GATEWAY;
+  } else {
+    rt.rt_flags |= RTF_HOST;
+  }
+  std::string dev = device;  // rt_dev is a non-const char*
+  rt.rt_dev = dev.data();
+  if (::ioctl(sock, SIOCADDRT, &rt) != 0 && errno != EEXIST) {
+    return systemError("add route " + dst + "/" + mask + (gateway.empty() ? "" : " via " + gateway));
+  }
+  return okResult();
+}
+
+}  // namespace
+
+Result<void> bringUpLoopback() {
+  UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!sock) return systemError("socket");
+  return setUp(sock.get(), "lo");
+}
+
+Result<void> configureInterface(const IpConfig& config) {
+  const std::string& dev = config.device;
+  // virtio_net was just loaded: its probe may still be registering the device.
+  for (int i = 0; ::if_nametoindex(dev.c_str()) == 0; ++i) {
+    if (i == 100) return makeError(ErrorCode::kNotFound, "network device " + dev + " did not appear within 5 s");
+    timespec pause{0, 50 * 1000 * 1000};
+    ::nanosleep(&pause, nullptr);
+  }
+  UniqueFd sock(::socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0));
+  if (!sock) return systemError("socket");
+  ifreq ifr{};
+  std::strncpy(ifr.ifr_name, dev.c_str(), IFNAMSIZ - 1);
+  auto addr = inetAddress(config.address);
+  if (!addr.ok()) return addr.error();
+  ifr.ifr_addr = *addr;
+  if (::ioctl(sock.get(), SIOCSIFADDR, &ifr) != 0) return systemError("set address of " + dev);
+  auto mask = inetAddress(config.netmask);
+  if (!mask.ok()) return mask.error();
+  ifr.ifr_netmask = *mask;
+  if (::ioctl(sock.get(), SIOCSIFNETMASK, &ifr) != 0) return systemError("set netmask of " + dev);
+  S2Z_TRY(setUp(sock.get(), dev), "configure " + dev);
+  if (config.gateway.empty()) return okResult();
+  S2Z_TRY(addRoute(sock.get(), dev, config.gateway, "255.255.255.255", ""), "configure " + dev);
+  S2Z_TRY(addRoute(sock.get(), dev, "0.0.0.0", "0.0.0.0", config.gateway), "configure " + dev);
+  return okResult();
+}
+
+}  // namespace s2z::guest

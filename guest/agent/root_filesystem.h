@@ -1,0 +1,45 @@
+// The task's root filesystem: the read-only image disk joined with the
+// writable scratch disk by overlayfs, plus the kernel filesystems a program
+// expects inside it.
+//
+//   /run/s2z/lower    ext4, read-only   disk serial "s2z-root" (the image)
+//   /run/s2z/scratch  ext4, read-write  disk serial "s2z-scratch" (host-formatted)
+//   /run/s2z/root     overlay lower + scratch/upper (work: scratch/work)
+//     proc, sys, dev (devtmpfs), dev/pts, dev/shm, run (tmpfs)
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "common/result.h"
+#include "s2z/agent/v1/agent.pb.h"
+
+namespace s2z::guest {
+
+inline constexpr char kRootDir[] = "/run/s2z/root";
+
+class RootFilesystem {
+ public:
+  // Mounts the whole stack once; later calls return at once. A failure names
+  // the step and leaves what was mounted for unmountAll().
+  Result<void> mount();
+  bool mounted() const { return mounted_; }
+
+  // Writes /etc/hosts, /etc/hostname, /etc/resolv.conf (only when DNS settings
+  // are given; else the image's file stays) inside the root and sets the
+  // kernel hostname (when one is given).
+  Result<void> writeIdentity(const agent::v1::StartWorkload& spec);
+
+  // Unmounts everything mounted, innermost first; busy mounts are detached.
+  // For power off, after sync.
+  void unmountAll();
+
+ private:
+  Result<void> mountAt(const std::string& source, const std::string& target, const std::string& type,
+                       unsigned long flags, const std::string& options);
+
+  bool mounted_ = false;
+  std::vector<std::string> mountPoints_;  // in mount order
+};
+
+}  // namespace s2z::guest
