@@ -43,6 +43,18 @@ struct VmConfig {
   // borrowed like tapFd; -1: discard. Passed as an fd, never as a path: a VMM
   // that opened a FIFO by name would block in open() once its reader is gone.
   int consoleFd = -1;
+  // The guest agent's devices (guest/agent); nullopt: an agent-less guest.
+  struct AgentDevices {
+    // Unix socket the VMM listens on, host end of the guest's "s2z.agent" port.
+    std::filesystem::path socket;
+    // Write ends for the guest's "s2z.stdout" / "s2z.stderr" ports (the
+    // task's log FIFOs), borrowed like consoleFd; -1: discard.
+    int stdoutFd = -1, stderrFd = -1;
+    // The writable disk the guest joins with rootfs by overlayfs; rootfs is
+    // then attached read-only. Disks are found in the guest by serial.
+    std::filesystem::path scratchDisk;
+  };
+  std::optional<AgentDevices> agent;
 };
 
 // Identifies a process across plugin restarts: a pid alone can be reused.

@@ -115,6 +115,13 @@ Result<void> CloudHypervisorVmm::boot(const VmConfig& config) {
     return makeError(ErrorCode::kFailedPrecondition, "boot: a cloud-hypervisor VM already runs");
   }
   if (config.tapFd < 0) return makeError(ErrorCode::kInvalidArgument, "boot: no tap fd");
+  if (config.agent) {
+    // Its channel would be hybrid vsock and its output ports virtio-console
+    // devices; neither is wired to the guest agent yet (README).
+    return makeError(ErrorCode::kInvalidArgument,
+                     "boot: the guest agent (task config \"command\") runs on qemu only; the "
+                     "cloud-hypervisor backend does not attach its channel yet");
+  }
   auto vmm = launch(config, "ch.sock");
   if (!vmm.ok()) return vmm.error().wrap("boot");
 

@@ -28,6 +28,47 @@ std::string escapeOption(const std::string& value) {
   return out;
 }
 
+// A unix socket path QEMU can bind: relative to runDir (QEMU's working
+// directory) when the absolute one would not fit sockaddr_un.
+std::string socketPath(const std::filesystem::path& path) {
+  std::string s = path.string();
+  if (s.size() >= sizeof(sockaddr_un::sun_path)) s = path.filename().string();
+  return s;
+}
+
+// A chardev writing to an inherited fd: `-add-fd` puts the child's fd in a
+// set that `-chardev file` opens as /dev/fdset/N (a dup, never an open of the
+// FIFO). append=on because without it QEMU would ftruncate, which a FIFO refuses.
+void addFdChardev(std::vector<std::string>& a, const std::string& id, int childFd, int set) {
+  const std::string n = std::to_string(set);
+  a.insert(a.end(), {"-add-fd", "fd=" + std::to_string(childFd) + ",set=" + n, "-chardev",
+                     "file,id=" + id + ",append=on,path=/dev/fdset/" + n});
+}
+
+// virtio-serial ports named for the guest agent: its channel (a socket QEMU
+// listens on; the plugin connects and reconnects) and the workload's output.
+void addAgentDevices(std::vector<std::string>& a, const VmConfig::AgentDevices& agent) {
+  a.insert(a.end(), {"-device", "virtio-serial-device,max_ports=4", "-chardev",
+                     "socket,id=agent,path=" + escapeOption(socketPath(agent.socket)) +
+                         ",server=on,wait=off",
+                     "-device", "virtserialport,chardev=agent,name=s2z.agent"});
+  struct Port {
+    int fd;
+    const char* id;
+    int childFd, set;
+    const char* name;
+  };
+  for (const Port& p : {Port{agent.stdoutFd, "out", kStdoutChildFd, kStdoutFdSet, "s2z.stdout"},
+                        Port{agent.stderrFd, "err", kStderrChildFd, kStderrFdSet, "s2z.stderr"}}) {
+    if (p.fd >= 0) {
+      addFdChardev(a, p.id, p.childFd, p.set);
+    } else {
+      a.insert(a.end(), {"-chardev", std::string("null,id=") + p.id});
+    }
+    a.insert(a.end(), {"-device", std::string("virtserialport,chardev=") + p.id + ",name=" + p.name});
+  }
+}
+
 }  // namespace
 
 QemuPaths qemuPaths(const std::filesystem::path& runDir) {
@@ -69,17 +110,27 @@ std::vector<std::string> buildQemuArgv(const VmConfig& config, const QemuLaunch&
   if (config.consoleFd < 0) {
     add({"-serial", "null"});
   } else {
-    // QEMU dups the fd from the set and sets its flags with F_SETFL; append=on
-    // because without it QEMU would ftruncate, which a FIFO refuses.
-    const std::string set = std::to_string(kConsoleFdSet);
-    add({"-add-fd", "fd=" + std::to_string(kConsoleChildFd) + ",set=" + set,
-         "-chardev", "file,id=con0,append=on,path=/dev/fdset/" + set,
-         "-serial", "chardev:con0"});
+    addFdChardev(a, "con0", kConsoleChildFd, kConsoleFdSet);
+    add({"-serial", "chardev:con0"});
   }
   add({"-kernel", config.kernel.string()});
   if (!config.initrd.empty()) add({"-initrd", config.initrd.string()});
   add({"-append", guestCmdline(config, launch.tscKhz)});
-  if (!config.rootfs.empty()) {
+  if (config.agent) {
+    // The image is shared by every task that runs it: read-only; the guest
+    // agent stacks the scratch disk on it with overlayfs.
+    if (!config.rootfs.empty()) {
+      add({"-drive", "file=" + escapeOption(config.rootfs.string()) +
+                         ",if=none,id=d0,format=raw,readonly=on",
+           "-device", std::string("virtio-blk-device,drive=d0,serial=") + kRootDiskSerial});
+    }
+    if (!config.agent->scratchDisk.empty()) {
+      add({"-drive", "file=" + escapeOption(config.agent->scratchDisk.string()) +
+                         ",if=none,id=d1,format=raw",
+           "-device", std::string("virtio-blk-device,drive=d1,serial=") + kScratchDiskSerial});
+    }
+    addAgentDevices(a, *config.agent);
+  } else if (!config.rootfs.empty()) {
     add({"-drive", "file=" + escapeOption(config.rootfs.string()) + ",if=none,id=d0,format=raw",
          "-device", "virtio-blk-device,drive=d0"});
   }
@@ -88,9 +139,7 @@ std::vector<std::string> buildQemuArgv(const VmConfig& config, const QemuLaunch&
     if (!config.mac.empty()) nic += ",mac=" + config.mac;
     add({"-netdev", "tap,id=n0,fd=" + std::to_string(kTapChildFd), "-device", nic});
   }
-  std::string qmp = paths.qmpSocket.string();
-  if (qmp.size() >= sizeof(sockaddr_un::sun_path)) qmp = paths.qmpSocket.filename().string();
-  add({"-qmp", "unix:" + qmp + ",server=on,wait=off"});
+  add({"-qmp", "unix:" + socketPath(paths.qmpSocket) + ",server=on,wait=off"});
   if (launch.incoming) add({"-S", "-incoming", "defer"});
   return a;
 }

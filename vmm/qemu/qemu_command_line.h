@@ -17,6 +17,15 @@ inline constexpr int kTapChildFd = 4;
 // chardev opens as /dev/fdset/1 (a dup of our write end, no open of the FIFO).
 inline constexpr int kConsoleChildFd = 5;
 inline constexpr int kConsoleFdSet = 1;
+// The guest agent's output ports, the same way: child fds 6 and 7, sets 2 and 3.
+inline constexpr int kStdoutChildFd = 6;
+inline constexpr int kStdoutFdSet = 2;
+inline constexpr int kStderrChildFd = 7;
+inline constexpr int kStderrFdSet = 3;
+// Serials by which the guest agent tells its disks apart (device order is
+// not stable on virtio-mmio).
+inline constexpr const char* kRootDiskSerial = "s2z-root";
+inline constexpr const char* kScratchDiskSerial = "s2z-scratch";
 
 struct QemuPaths {
   std::filesystem::path qmpSocket;  // <runDir>/qmp.sock
@@ -36,7 +45,7 @@ std::string guestCmdline(const VmConfig& config, uint64_t tscKhz);
 
 // argv (argv[0] = config.binary). The QMP socket path is given relative to
 // runDir when the absolute one would not fit a unix socket address, so QEMU
-// must be started with runDir as its working directory.
+// must be started with runDir as its working directory; so is the agent socket.
 std::vector<std::string> buildQemuArgv(const VmConfig& config, const QemuLaunch& launch);
 
 // Host TSC frequency in kHz for tsc_early_khz (a TCG guest reads the host's

@@ -83,6 +83,7 @@ Result<void> QemuVmm::launch(const VmConfig& config, bool incoming) {
   }
   QemuPaths paths = qemuPaths(config.runDir);
   std::filesystem::remove(paths.qmpSocket, ec);
+  if (config.agent) std::filesystem::remove(config.agent->socket, ec);
   // A fresh boot starts from empty RAM; a restore needs the RAM file as sleep left it.
   if (!incoming) {
     std::filesystem::remove(paths.guestRam, ec);
@@ -99,6 +100,12 @@ Result<void> QemuVmm::launch(const VmConfig& config, bool incoming) {
   opts.argv = buildQemuArgv(config, how);
   if (config.tapFd >= 0) opts.fds.push_back({config.tapFd, kTapChildFd});
   if (config.consoleFd >= 0) opts.fds.push_back({config.consoleFd, kConsoleChildFd});
+  if (config.agent && config.agent->stdoutFd >= 0) {
+    opts.fds.push_back({config.agent->stdoutFd, kStdoutChildFd});
+  }
+  if (config.agent && config.agent->stderrFd >= 0) {
+    opts.fds.push_back({config.agent->stderrFd, kStderrChildFd});
+  }
   opts.logPath = paths.log;
   opts.workDir = config.runDir;  // the QMP path may be relative to it
   logOffset_ = std::filesystem::exists(paths.log, ec) ? std::filesystem::file_size(paths.log, ec) : 0;
