@@ -11,6 +11,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/result.h"
 #include "vmm/vmm.h"
@@ -30,6 +31,20 @@ enum class InstanceState {
 };
 const char* instanceStateName(InstanceState s);
 
+// What the guest agent (guest/agent) runs as the task: Nomad's task config
+// `command`/`args`/`working_dir` and TaskConfig user/env/dns.
+struct WorkloadSpec {
+  std::vector<std::string> argv;    // argv[0]: the command, searched in the root's PATH
+  std::vector<std::string> env;     // "KEY=value", exactly the task's environment
+  std::string workingDir;           // empty: "/"
+  std::string user;                 // name in the root's /etc/passwd or uid[:gid]; empty: root
+  std::string hostname;
+  std::vector<std::string> dnsServers, dnsSearches, dnsOptions;
+  // StopTask on a sleeping task wakes it so the workload sees its signal
+  // (scale_to_zero { wake_to_stop }); false: it is just discarded.
+  bool wakeToStop = true;
+};
+
 struct InstanceSpec {
   std::string taskId;               // Nomad task id; names only
   std::string name;                 // short unique name (files, tap)
@@ -46,6 +61,13 @@ struct InstanceSpec {
   std::filesystem::path stdoutPath, stderrPath;
   bool scaleToZero = false;
   std::chrono::milliseconds idleTimeout{5 * 60 * 1000};
+  // Set: the guest is our agent's (kernel+initrd with guest/agent as PID 1),
+  // rootfs is the read-only root it stacks a per-task writable disk on, the
+  // workload's stdout/stderr go to stdoutPath/stderrPath and the kernel
+  // console to console.log in the run dir. Unset: the guest's own init is
+  // the task and its console goes to stdoutPath.
+  std::optional<WorkloadSpec> workload;
+  uint64_t scratchMib = 2048;       // the writable disk (sparse)
 };
 
 struct InstanceNetwork {
@@ -55,6 +77,15 @@ struct InstanceNetwork {
   std::string gateway;   // host side
   int prefixLength = 24;
   std::string mac;
+};
+
+// The workload's end as the guest agent reported it (kept in the record: the
+// guest powers off once the host has it, possibly just before a plugin crash).
+struct WorkloadExit {
+  bool reported = false;
+  int exitCode = 0;
+  int signal = 0;
+  bool oomKilled = false;
 };
 
 // Everything needed to find the instance again from a new plugin process.
@@ -68,6 +99,7 @@ struct InstanceRecord {
   vmm::ProcessIdentity logHolder;   // holds the log FIFOs open; pid 0 when none
   std::filesystem::path snapshotDir;
   int64_t startedAtUnixNs = 0;
+  WorkloadExit workloadExit;        // agent tasks only
 };
 
 struct ExitInfo {
@@ -75,6 +107,7 @@ struct ExitInfo {
   int signal = 0;
   std::string error;      // non-empty when the instance failed (not a clean exit)
   int64_t completedAtUnixNs = 0;
+  bool oomKilled = false;  // the guest's OOM killer ended the workload
 };
 
 struct ResourceUsage {
@@ -105,11 +138,14 @@ class Instance {
   // timeout. Sleeping is not an exit.
   virtual std::optional<ExitInfo> waitExit(std::chrono::milliseconds timeout) = 0;
 
-  // Stops the VM: graceful power-off, force after timeout. Keeps tap and files
-  // (DestroyTask removes them). Idempotent. A sleeping VM just becomes Exited.
-  virtual Result<void> stop(std::chrono::milliseconds timeout) = 0;
+  // Stops the task. Agent-less: graceful power-off, force after timeout. With
+  // the guest agent: `signo` to the workload, SIGKILL after timeout, then the
+  // VM powers off; a sleeping one is woken first (WorkloadSpec::wakeToStop).
+  // Keeps tap and files (DestroyTask removes them). Idempotent.
+  virtual Result<void> stop(std::chrono::milliseconds timeout, int signo) = 0;
   // Kills if needed and removes tap, route, neighbour, BPF entries, files.
   virtual Result<void> destroy() = 0;
+  // To the workload (guest agent; a sleeping task is woken first), else to the VMM.
   virtual Result<void> signal(int signo) = 0;
   virtual ResourceUsage usage() = 0;
   // Number of counted packets etc. for status/inspection.

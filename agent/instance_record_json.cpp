@@ -17,6 +17,21 @@ const char* acceleratorKey(vmm::Accelerator a) {
   return a == vmm::Accelerator::kKvm ? "kvm" : "tcg";
 }
 
+json workloadJson(const std::optional<WorkloadSpec>& w) {
+  if (!w) return nullptr;
+  return json{
+      {"argv", w->argv},
+      {"env", w->env},
+      {"workingDir", w->workingDir},
+      {"user", w->user},
+      {"hostname", w->hostname},
+      {"dnsServers", w->dnsServers},
+      {"dnsSearches", w->dnsSearches},
+      {"dnsOptions", w->dnsOptions},
+      {"wakeToStop", w->wakeToStop},
+  };
+}
+
 json specJson(const InstanceSpec& s) {
   return json{
       {"taskId", s.taskId},
@@ -34,6 +49,8 @@ json specJson(const InstanceSpec& s) {
       {"stderrPath", s.stderrPath.string()},
       {"scaleToZero", s.scaleToZero},
       {"idleTimeoutMs", static_cast<int64_t>(s.idleTimeout.count())},
+      {"workload", workloadJson(s.workload)},
+      {"scratchMib", s.scratchMib},
   };
 }
 
@@ -78,6 +95,18 @@ class ObjectReader {
     }
     out = x;
   }
+  void strings(const char* key, std::vector<std::string>& out) {
+    const json* v = field(key, json::value_t::array);
+    if (!v) return;
+    out.clear();
+    for (const auto& item : *v) {
+      if (!item.is_string()) {
+        fail(name(key), "expected strings only");
+        return;
+      }
+      out.push_back(item.get<std::string>());
+    }
+  }
   void unsigned64(const char* key, uint64_t& out) {
     const json* v = field(key, json::value_t::number_unsigned);
     if (v) out = v->get<uint64_t>();
@@ -91,6 +120,20 @@ class ObjectReader {
     fn(inner);
     inner.finish();
     if (!inner.error_.empty() && error_.empty()) error_ = inner.error_;
+  }
+
+  // Like object(), but null stands for "none": returns whether it was there.
+  template <typename Fn>
+  bool optionalObject(const char* key, Fn fn) {
+    if (object_.is_object()) {
+      auto it = object_.find(key);
+      if (it != object_.end() && it->is_null()) {
+        seen_.insert(key);
+        return false;
+      }
+    }
+    object(key, fn);
+    return true;
   }
 
   void fail(const std::string& field, const std::string& why) {
@@ -134,6 +177,7 @@ class ObjectReader {
       case json::value_t::number_integer: return "integer";
       case json::value_t::number_unsigned: return "non-negative integer";
       case json::value_t::object: return "object";
+      case json::value_t::array: return "array";
       default: return "value";
     }
   }
@@ -153,6 +197,33 @@ void readIdentity(ObjectReader& r, vmm::ProcessIdentity& p) {
   r.integer("pid", 0, INT32_MAX, pid);
   r.unsigned64("startTime", p.startTime);
   p.pid = static_cast<pid_t>(pid);
+}
+
+void readWorkload(ObjectReader& r, WorkloadSpec& w) {
+  r.strings("argv", w.argv);
+  r.strings("env", w.env);
+  r.string("workingDir", w.workingDir);
+  r.string("user", w.user);
+  r.string("hostname", w.hostname);
+  r.strings("dnsServers", w.dnsServers);
+  r.strings("dnsSearches", w.dnsSearches);
+  r.strings("dnsOptions", w.dnsOptions);
+  r.boolean("wakeToStop", w.wakeToStop);
+}
+
+json workloadExitJson(const WorkloadExit& e) {
+  return json{{"reported", e.reported}, {"exitCode", e.exitCode}, {"signal", e.signal},
+              {"oomKilled", e.oomKilled}};
+}
+
+void readWorkloadExit(ObjectReader& r, WorkloadExit& e) {
+  int64_t code = 0, signal = 0;
+  r.boolean("reported", e.reported);
+  r.integer("exitCode", INT32_MIN, INT32_MAX, code);
+  r.integer("signal", 0, 128, signal);
+  r.boolean("oomKilled", e.oomKilled);
+  e.exitCode = static_cast<int>(code);
+  e.signal = static_cast<int>(signal);
 }
 
 void readSpec(ObjectReader& r, InstanceSpec& s, int64_t version) {
@@ -177,6 +248,11 @@ void readSpec(ObjectReader& r, InstanceSpec& s, int64_t version) {
   }
   r.boolean("scaleToZero", s.scaleToZero);
   r.integer("idleTimeoutMs", 0, INT64_MAX, idleMs);
+  if (version >= 3) {
+    WorkloadSpec w;
+    if (r.optionalObject("workload", [&](ObjectReader& o) { readWorkload(o, w); })) s.workload = w;
+    r.unsigned64("scratchMib", s.scratchMib);
+  }
   if (!r.error().empty()) return;
   if (hypervisor == "qemu") s.hypervisor = vmm::Hypervisor::kQemu;
   else if (hypervisor == "cloud-hypervisor") s.hypervisor = vmm::Hypervisor::kCloudHypervisor;
@@ -215,6 +291,7 @@ nlohmann::json toJson(const InstanceRecord& record) {
       {"logHolder", identityJson(record.logHolder)},
       {"snapshotDir", record.snapshotDir.string()},
       {"startedAtUnixNs", record.startedAtUnixNs},
+      {"workloadExit", workloadExitJson(record.workloadExit)},
   };
 }
 
@@ -223,7 +300,7 @@ Result<InstanceRecord> instanceRecordFromJson(const nlohmann::json& j) {
   ObjectReader r(j, "");
   int64_t version = 0, state = 0;
   r.integer("version", 0, INT64_MAX, version);
-  if (r.error().empty() && version != kInstanceRecordVersion && version != 1) {
+  if (r.error().empty() && (version < 1 || version > kInstanceRecordVersion)) {
     return makeError(ErrorCode::kInvalidArgument,
                      "instance record: version " + std::to_string(version) +
                          " is not supported (expected 1 to " + std::to_string(kInstanceRecordVersion) +
@@ -239,6 +316,9 @@ Result<InstanceRecord> instanceRecordFromJson(const nlohmann::json& j) {
   if (version >= 2) r.object("logHolder", [&](ObjectReader& h) { readIdentity(h, rec.logHolder); });
   r.path("snapshotDir", rec.snapshotDir);
   r.integer("startedAtUnixNs", INT64_MIN, INT64_MAX, rec.startedAtUnixNs);
+  if (version >= 3) {
+    r.object("workloadExit", [&](ObjectReader& e) { readWorkloadExit(e, rec.workloadExit); });
+  }
   r.finish();
   if (!r.error().empty()) {
     return makeError(ErrorCode::kInvalidArgument, "instance record: " + r.error());

@@ -14,7 +14,7 @@
 
 namespace s2z::agent {
 
-inline constexpr int kInstanceRecordVersion = 2;
+inline constexpr int kInstanceRecordVersion = 3;
 
 // Encodes every field of the record (plus "version").
 nlohmann::json toJson(const InstanceRecord& record);

@@ -24,6 +24,7 @@ std::string millis(double ms) {
 }  // namespace
 
 void VmInstance::checkIdle(uint64_t nowNs) {
+  if (console_) console_->trim();  // the loop calls this for every instance, often
   bpf::ScaleToZeroKernel* kernel = deps_.kernel;
   if (!kernel || !record_.spec.scaleToZero || state() != InstanceState::kRunning) return;
   auto counters = kernel->counters(ifindex_);
@@ -111,6 +112,7 @@ void VmInstance::sleepNow(uint64_t idleNs) {
     return;
   }
   if (diverted) tap_->commitDivert();  // the old VMM is gone: its queue too
+  if (channel_) channel_->disconnect();  // its socket went with the VMM
   (void)transition(&Lifecycle::slept);
   sleptAtNs_ = monotonicNowNs();
   (void)persist();
@@ -176,6 +178,18 @@ void VmInstance::wakeNow(uint64_t eventNs) {
       return;
     }
     coldBoot = true;
+    // A new guest: its workload starts from the beginning.
+    if (usesAgent()) {
+      if (auto started = startWorkload(); !started.ok()) {
+        emit("Wake failed: " + started.error().describe());
+        (void)vmm_->shutdown(std::chrono::milliseconds(0));
+        ExitInfo info;
+        info.exitCode = 1;
+        info.error = "wake failed: cold boot: " + started.error().describe();
+        finishExit(std::move(info));
+        return;
+      }
+    }
   }
   uint64_t doneNs = monotonicNowNs();
   if (deps_.kernel) (void)deps_.kernel->setState(ifindex_, bpf::InstanceState::kRunning);
@@ -191,6 +205,11 @@ void VmInstance::wakeNow(uint64_t eventNs) {
     annotations["sleep_duration"] = seconds(eventNs - sleptAtNs_);
   }
   if (coldBoot) annotations["cold_boot"] = "true";
+  if (usesAgent() && !coldBoot) {
+    annotations.merge(reconnectAfterWake());
+  } else if (!usesAgent()) {
+    annotations["clock"] = "not corrected (the guest has no agent)";
+  }
   emit("Woken", std::move(annotations));
 }
 

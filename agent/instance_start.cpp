@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/run_dir.h"
+#include "agent/scratch_disk.h"
 #include "common/rollback_stack.h"
 #include "agent/vm_instance.h"
 #include "vmm/vmm_process.h"
@@ -118,6 +119,15 @@ Result<std::shared_ptr<VmInstance>> VmInstance::start(const AgentConfig& config,
     std::filesystem::remove_all(dir, ec);
   });
 
+  // Stage: the guest agent's writable disk and the kernel console's file.
+  std::optional<ConsoleLog> console;
+  if (spec.workload) {
+    S2Z_TRY(createScratchDisk(scratchDiskOf(rec.runDir), spec.scratchMib), where + ": scratch disk");
+    auto opened = ConsoleLog::open(consoleLogOf(rec.runDir));
+    if (!opened.ok()) return opened.error().wrap(where + ": console log");
+    console = std::move(*opened);
+  }
+
   // Stage: lease an address.
   auto lease = net.allocateAddress(spec.taskId);
   if (!lease.ok()) return lease.error().wrap(where + ": lease address");
@@ -152,13 +162,15 @@ Result<std::shared_ptr<VmInstance>> VmInstance::start(const AgentConfig& config,
   auto vmm = deps.vmmFactory(spec.hypervisor);
   if (!vmm) return makeError(ErrorCode::kInternal, where + ": no VMM backend");
   instance.reset(new VmInstance(rec, std::move(events), std::move(deps), std::move(*tap),
-                                *lease, std::move(vmm), std::move(output),
+                                *lease, std::move(vmm), std::move(output), std::move(console),
                                 InstanceState::kBooting));
   {
     OpLock op(*instance);
     S2Z_TRY(instance->persist(), where + ": persist");
     S2Z_TRY(instance->vmm_->boot(instance->vmConfig()), where + ": boot");
     undo.push([vm = instance->vmm_.get()] { (void)vm->shutdown(std::chrono::milliseconds(0)); });
+    // The start fails with the workload's error (no such command, user...).
+    if (instance->usesAgent()) S2Z_TRY(instance->startWorkload(), where);
     S2Z_TRY(instance->transition(&Lifecycle::booted), where);
     instance->activityBaselineNs_ = monotonicNowNs();
     S2Z_TRY(instance->persist(), where + ": persist");
@@ -225,10 +237,17 @@ Result<std::shared_ptr<VmInstance>> VmInstance::recover(const InstanceRecord& ha
     outputLost = output->lost();
     if (!live) output->release();
   }
+  std::optional<ConsoleLog> console;
+  if (rec.spec.workload && live) {
+    auto opened = ConsoleLog::open(consoleLogOf(rec.runDir));
+    if (!opened.ok()) return opened.error().wrap(where + ": console log");
+    console = std::move(*opened);
+  }
   InstanceState recorded = rec.state;
   std::shared_ptr<VmInstance> instance(new VmInstance(rec, std::move(events), std::move(deps),
                                                       std::move(tap), *lease, std::move(vmm),
-                                                      std::move(output), recorded));
+                                                      std::move(output), std::move(console),
+                                                      recorded));
   if (live && !outputLost.empty()) {
     instance->emit("Task output lost: " + outputLost +
                    " (the log FIFO holder was gone and the client stopped reading)");
@@ -255,10 +274,17 @@ Result<void> VmInstance::recoverRunning(InstanceState recorded) {
   Result<void> adopted = makeError(ErrorCode::kNotFound, "no VM process recorded");
   if (r.vmm.pid != 0) adopted = vmm_->reattach(vmConfig(), r.vmm, /*standby=*/false);
   if (adopted.ok()) {
+    if (usesAgent()) {
+      // A new session: the guest sends again whatever we had not acknowledged
+      // (a workload exit, responses); requests of the dead plugin are moot.
+      if (auto hello = channel_->connect(kPowerOffWait); !hello.ok()) {
+        spdlog::warn("instance {}: guest agent: {}", taskId_, hello.error().describe());
+      }
+    }
     if (recorded == InstanceState::kStopping) {
       // The plugin died mid-stop: finish it.
       (void)vmm_->shutdown(std::chrono::milliseconds(0));
-      finishExit(ExitInfo{});
+      finishExit(usesAgent() ? exitOfAgentTask() : ExitInfo{});
       return okResult();
     }
     if (recorded == InstanceState::kSnapshotting) {
@@ -280,8 +306,9 @@ Result<void> VmInstance::recoverRunning(InstanceState recorded) {
     return persist();
   }
   if (adopted.error().code != ErrorCode::kNotFound) return adopted.error();
-  if (recorded == InstanceState::kStopping) {
-    finishExit(ExitInfo{});
+  if (recorded == InstanceState::kStopping || r.workloadExit.reported) {
+    // Gone after its workload's end was recorded: that is the task's exit.
+    finishExit(usesAgent() ? exitOfAgentTask() : ExitInfo{});
     return okResult();
   }
   // The plugin died during a sleep or a wake with the snapshot written:

@@ -68,6 +68,18 @@ std::filesystem::path snapshotDirOf(const std::filesystem::path& runDir) {
   return runDir / "snapshot";
 }
 
+std::filesystem::path agentSocketOf(const std::filesystem::path& runDir) {
+  return runDir / "agent.sock";
+}
+
+std::filesystem::path scratchDiskOf(const std::filesystem::path& runDir) {
+  return runDir / "scratch.ext4";
+}
+
+std::filesystem::path consoleLogOf(const std::filesystem::path& runDir) {
+  return runDir / "console.log";
+}
+
 Result<void> persistRecord(const InstanceRecord& record) {
   auto target = recordPath(record.runDir);
   auto temp = record.runDir / "instance.json.tmp";

@@ -1,7 +1,9 @@
 // Where an instance lives on disk and how its record is persisted.
 //
 //   <state_dir>/tasks/<name>/        the instance runDir: QEMU sockets, guest RAM
-//                                    file, VMM log, snapshot/, instance.json
+//                                    file, VMM log, snapshot/, instance.json;
+//                                    agent tasks also agent.sock (the guest
+//                                    channel), scratch.ext4, console.log
 //   <state_dir>/addresses/           the address pool's lease files
 //
 // <name> is the sanitized task name plus 8 hex digits of a hash of the task
@@ -35,6 +37,9 @@ std::filesystem::path tasksDir(const std::filesystem::path& stateDir);
 std::filesystem::path addressesDir(const std::filesystem::path& stateDir);
 std::filesystem::path recordPath(const std::filesystem::path& runDir);
 std::filesystem::path snapshotDirOf(const std::filesystem::path& runDir);
+std::filesystem::path agentSocketOf(const std::filesystem::path& runDir);
+std::filesystem::path scratchDiskOf(const std::filesystem::path& runDir);
+std::filesystem::path consoleLogOf(const std::filesystem::path& runDir);
 
 // Writes the record as JSON to runDir/instance.json atomically: temp file,
 // fsync, rename, fsync of the directory. Fails with kSystem (errno) naming

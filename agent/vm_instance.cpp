@@ -6,6 +6,7 @@
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <poll.h>
+#include <signal.h>
 #include <time.h>
 
 #include <spdlog/spdlog.h>
@@ -73,7 +74,8 @@ VmInstance::OpLock::~OpLock() {
 
 VmInstance::VmInstance(InstanceRecord record, EventSink events, InstanceDeps deps,
                        std::unique_ptr<Tap> tap, Lease lease, std::unique_ptr<vmm::Vmm> vmm,
-                       std::unique_ptr<TaskOutput> output, InstanceState state)
+                       std::unique_ptr<TaskOutput> output, std::optional<ConsoleLog> console,
+                       InstanceState state)
     : taskId_(record.spec.taskId),
       ifindex_(tap ? tap->ifindex() : record.network.ifindex),
       addressBe_(addressToBe(record.network.address)),
@@ -82,15 +84,23 @@ VmInstance::VmInstance(InstanceRecord record, EventSink events, InstanceDeps dep
       vmm_(std::move(vmm)),
       tap_(std::move(tap)),
       output_(std::move(output)),
+      console_(std::move(console)),
       lease_(std::move(lease)),
       lifecycle_(state),
       record_(std::move(record)) {
   record_.state = state;
   record_.network.ifindex = ifindex_;
   activityBaselineNs_ = monotonicNowNs();
+  if (record_.spec.workload) {
+    channel_ = std::make_unique<GuestChannel>(
+        agentSocketOf(record_.runDir),
+        [this](const pb::WorkloadExited& exited) { onWorkloadExit(exited); });
+  }
 }
 
-VmInstance::~VmInstance() = default;
+VmInstance::~VmInstance() {
+  if (channel_) channel_->disconnect();
+}
 
 InstanceRecord VmInstance::record() const {
   std::lock_guard lock(mutex_);
@@ -149,11 +159,11 @@ void VmInstance::syncVmmFields() {
 
 Result<void> VmInstance::persist() {
   syncVmmFields();
-  InstanceRecord copy = record();
   if (destroyed_) return okResult();  // the runDir is gone on purpose
-  auto written = persistRecord(copy);
+  std::lock_guard writing(persistMutex_);
+  auto written = persistRecord(record());
   if (!written.ok()) {
-    spdlog::error("instance {}: {}", copy.spec.name, written.error().describe());
+    spdlog::error("instance {}: {}", taskId_, written.error().describe());
   }
   return written;
 }
@@ -175,7 +185,16 @@ vmm::VmConfig VmInstance::vmConfig() const {
   c.tapFd = tap_ ? tap_->fd() : -1;
   c.tapName = r.network.tapName;
   c.mac = r.network.mac;
-  c.consoleFd = output_ ? output_->stdoutFd() : -1;
+  if (r.spec.workload) {
+    // The workload's output has ports of its own; the console is a file.
+    c.consoleFd = console_ ? console_->fd() : -1;
+    c.agent = vmm::VmConfig::AgentDevices{agentSocketOf(r.runDir),
+                                          output_ ? output_->stdoutFd() : -1,
+                                          output_ ? output_->stderrFd() : -1,
+                                          scratchDiskOf(r.runDir)};
+  } else {
+    c.consoleFd = output_ ? output_->stdoutFd() : -1;
+  }
   return c;
 }
 
@@ -190,6 +209,7 @@ void VmInstance::finishExit(ExitInfo info) {
   (void)transition(&Lifecycle::exited);
   // A stopped instance must not keep redirecting health checks or waking.
   if (deps_.kernel) (void)deps_.kernel->setState(ifindex_, bpf::InstanceState::kRunning);
+  if (channel_) channel_->disconnect();
   releaseOutput();
   (void)persist();
   {
@@ -216,7 +236,9 @@ LoopCall VmInstance::handleVmmExit() {
   ExitInfo info;
   info.exitCode = status.exitCode;
   info.signal = status.signal;
-  if (!status.known) {
+  if (usesAgent()) {
+    info = exitOfAgentTask();
+  } else if (!status.known) {
     info.error = "VM process exited; its status is unknown (adopted after a plugin restart)";
   } else if (status.signal != 0) {
     info.error = "VM process killed by signal " + std::to_string(status.signal);
@@ -229,15 +251,22 @@ LoopCall VmInstance::handleVmmExit() {
   return LoopCall::kDone;
 }
 
-Result<void> VmInstance::stop(std::chrono::milliseconds timeout) {
+Result<void> VmInstance::stop(std::chrono::milliseconds timeout, int signo) {
   OpLock op(*this);
   if (state() == InstanceState::kExited) return okResult();
+  // Apps expect a graceful shutdown: wake a sleeping workload to get it.
+  bool wake = usesAgent() && record_.spec.workload->wakeToStop && timeout.count() > 0;
+  if (wake && state() == InstanceState::kSleeping) wakeNow(monotonicNowNs());
+  if (state() == InstanceState::kExited) return okResult();  // the wake failed
+  bool workloadRuns = usesAgent() && state() == InstanceState::kRunning;
   S2Z_TRY(transition(&Lifecycle::beginStop), "stop " + taskId_);
   (void)persist();
+  ExitInfo info;
+  if (workloadRuns) info = stopWorkload(timeout, signo);
   // Also kills a standby of a sleeping VM.
-  auto down = vmm_->shutdown(timeout);
+  auto down = vmm_->shutdown(workloadRuns ? kPowerOffWait : timeout);
   if (!down.ok()) return down.error().wrap("stop " + taskId_);
-  finishExit(ExitInfo{});
+  finishExit(std::move(info));
   return okResult();
 }
 
@@ -269,7 +298,7 @@ Result<void> VmInstance::releaseResources() {
 Result<void> VmInstance::destroy() {
   if (state() != InstanceState::kExited) {
     // DestroyTask after a failed or skipped StopTask: no grace left.
-    S2Z_TRY(stop(std::chrono::milliseconds(0)), "destroy");
+    S2Z_TRY(stop(std::chrono::milliseconds(0), SIGKILL), "destroy");
   }
   OpLock op(*this);
   if (destroyed_) return okResult();
@@ -281,11 +310,14 @@ Result<void> VmInstance::destroy() {
 
 Result<void> VmInstance::signal(int signo) {
   OpLock op(*this);
+  // A signal is for the workload, which must be awake to handle it.
+  if (usesAgent() && state() == InstanceState::kSleeping) wakeNow(monotonicNowNs());
   {
     std::lock_guard lock(mutex_);
     auto allowed = lifecycle_.require("signal", {InstanceState::kRunning});
     if (!allowed.ok()) return allowed;
   }
+  if (usesAgent()) return signalWorkload(signo);
   S2Z_TRY(vmm_->signal(signo), "signal " + taskId_);
   return okResult();
 }

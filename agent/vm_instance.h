@@ -15,6 +15,8 @@
 #include <string>
 
 #include "agent/agent.h"
+#include "agent/console_log.h"
+#include "agent/guest_channel.h"
 #include "agent/instance.h"
 #include "agent/lifecycle.h"
 #include "agent/network_backend.h"
@@ -65,7 +67,7 @@ class VmInstance final : public Instance {
   InstanceRecord record() const override;
   InstanceState state() const override;
   std::optional<ExitInfo> waitExit(std::chrono::milliseconds timeout) override;
-  Result<void> stop(std::chrono::milliseconds timeout) override;
+  Result<void> stop(std::chrono::milliseconds timeout, int signo) override;
   Result<void> destroy() override;
   Result<void> signal(int signo) override;
   ResourceUsage usage() override;
@@ -110,7 +112,8 @@ class VmInstance final : public Instance {
  private:
   VmInstance(InstanceRecord record, EventSink events, InstanceDeps deps,
              std::unique_ptr<Tap> tap, Lease lease, std::unique_ptr<vmm::Vmm> vmm,
-             std::unique_ptr<TaskOutput> output, InstanceState state);
+             std::unique_ptr<TaskOutput> output, std::optional<ConsoleLog> console,
+             InstanceState state);
 
   // Holds opMutex_; on release publishes the VMM's exit fd (and identity)
   // and kicks the loop, so the loop re-watches and retries deferred work.
@@ -151,6 +154,23 @@ class VmInstance final : public Instance {
   // The task has exited: the log reader gets EOF once the VMM's copy is gone.
   void releaseOutput();
 
+  // --- the guest agent (instance_workload.cpp); all under opMutex_ ---
+  bool usesAgent() const { return channel_ != nullptr; }
+  // After a boot: Hello, then StartWorkload (its error is the start's error).
+  Result<void> startWorkload();
+  // The guest reported the workload's end (reader thread): recorded and
+  // persisted before the guest is acknowledged and powers off.
+  void onWorkloadExit(const pb::WorkloadExited& exited);
+  // signo to the workload, SIGKILL after timeout, then waits for the VM to
+  // power off; the ExitInfo is the workload's.
+  ExitInfo stopWorkload(std::chrono::milliseconds timeout, int signo);
+  Result<void> signalWorkload(int signo);
+  // After a restore: reconnect, set the guest's clock, reseed its RNG.
+  // Returns the Woken event's annotations about it.
+  std::map<std::string, std::string> reconnectAfterWake();
+  // The exit a VMM exit stands for: the workload's as reported, else an error.
+  ExitInfo exitOfAgentTask() const;
+
   const std::string taskId_;
   const uint32_t ifindex_;
   const uint32_t addressBe_;
@@ -164,6 +184,10 @@ class VmInstance final : public Instance {
   std::unique_ptr<vmm::Vmm> vmm_;
   std::unique_ptr<Tap> tap_;
   std::unique_ptr<TaskOutput> output_;  // null: the task has no log paths
+  std::optional<ConsoleLog> console_;   // agent tasks: the kernel console file
+  // Agent tasks: the guest channel. Its reader thread calls onWorkloadExit,
+  // which uses mutex_ and record_: ~VmInstance disconnects it first.
+  std::unique_ptr<GuestChannel> channel_;
   const Lease lease_;
   bool destroyed_ = false;
   uint64_t sleptAtNs_ = 0;  // CLOCK_MONOTONIC when the last sleep finished
@@ -178,10 +202,17 @@ class VmInstance final : public Instance {
   uint64_t activityBaselineNs_ = 0;  // boot, wake or failed sleep: counts as activity
   UsageSampler sampler_;
   bool jobPending_ = false;  // a sleep or wake is queued or running on worker_
+  std::condition_variable workloadExitCv_;  // record_.workloadExit.reported changed
+  // Serializes writes of instance.json (the channel's reader thread persists too).
+  std::mutex persistMutex_;
 
   // Last member: destroyed (joined) first, while everything a job uses exists.
   SerialWorker worker_;
 };
+
+// How long a stopped agent task's VM may take to power off by itself after
+// its workload has ended, before its VMM is killed.
+inline constexpr std::chrono::milliseconds kPowerOffWait{5000};
 
 // The guest kernel command line: the user's `user` plus "console=ttyS0" when
 // it names no console (so the guest console reaches the task's stdout) and

@@ -1,6 +1,8 @@
 // Start, stop, destroy, exits and recovery of instances against fakes.
 #include <doctest/doctest.h>
 
+#include <csignal>
+
 #include "agent/run_dir.h"
 #include "agent/vm_instance.h"
 #include "tests/agent/agent_test_support.h"
@@ -126,12 +128,12 @@ TEST_CASE("stop and destroy: from running and from sleeping, both idempotent") {
   auto sleeper = h.startOk(h.spec("task-b", true, 100ms));
   REQUIRE(h.events.waitFor("Sleeping", 3s));
 
-  REQUIRE(running->stop(1s).ok());
+  REQUIRE(running->stop(1s, SIGTERM).ok());
   CHECK(running->state() == InstanceState::kExited);
   REQUIRE(running->waitExit(0ms).has_value());
-  REQUIRE(running->stop(1s).ok());  // idempotent
+  REQUIRE(running->stop(1s, SIGTERM).ok());  // idempotent
 
-  REQUIRE(sleeper->stop(1s).ok());  // kills the standby
+  REQUIRE(sleeper->stop(1s, SIGTERM).ok());  // kills the standby
   CHECK(sleeper->state() == InstanceState::kExited);
   CHECK(sleeper->record().vmm.pid == 0);
   CHECK(*h.kernel.state(sleeper->record().network.ifindex) == bpf::InstanceState::kRunning);

@@ -5,6 +5,8 @@
 #include <sys/stat.h>
 
 #include <doctest/doctest.h>
+
+#include <csignal>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -294,7 +296,7 @@ TEST_CASE("integration: a sleeping VM is recovered by a new Agent and still wake
   auto third = httpGet(vm, kPort, "/counter", 10s);
   CHECK_MESSAGE(third.status == 200, third.error);
   CHECK(counterOf(third) == counter + 2);
-  REQUIRE(inst->stop(2s).ok());
+  REQUIRE(inst->stop(2s, SIGTERM).ok());
   REQUIRE(inst->destroy().ok());
   CHECK(::if_nametoindex(handle.network.tapName.c_str()) == 0);
 }

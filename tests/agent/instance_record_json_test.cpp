@@ -81,6 +81,9 @@ TEST_CASE("a version 1 record from a wave-1 plugin still decodes: its console is
   j["spec"].erase("stderrPath");
   j["spec"]["consolePath"] = "/alloc/logs/.web.stdout.fifo";
   j.erase("logHolder");
+  j["spec"].erase("workload");
+  j["spec"].erase("scratchMib");
+  j.erase("workloadExit");
   auto out = instanceRecordFromJson(j);
   REQUIRE_MESSAGE(out.ok(), out.error().describe());
   CHECK(out->spec.stdoutPath == "/alloc/logs/.web.stdout.fifo");
@@ -91,6 +94,50 @@ TEST_CASE("a version 1 record from a wave-1 plugin still decodes: its console is
   auto strict = instanceRecordFromJson(j);
   REQUIRE_FALSE(strict.ok());
   CHECK(strict.error().message.find("spec.stdoutPath: missing") != std::string::npos);
+}
+
+TEST_CASE("an agent task's workload and its reported exit round trip; a version 2 record has neither") {
+  InstanceRecord in = sampleRecord();
+  WorkloadSpec w;
+  w.argv = {"python3", "-c", "print('hi')"};
+  w.env = {"A=1", "B=two words"};
+  w.workingDir = "/srv";
+  w.user = "1000:1000";
+  w.hostname = "web-1";
+  w.dnsServers = {"10.0.0.2"};
+  w.dnsSearches = {"service.consul"};
+  w.dnsOptions = {"ndots:2"};
+  w.wakeToStop = false;
+  in.spec.workload = w;
+  in.spec.scratchMib = 512;
+  in.workloadExit = WorkloadExit{true, 137, 9, true};
+  auto out = instanceRecordFromJson(nlohmann::json::parse(toJson(in).dump()));
+  REQUIRE_MESSAGE(out.ok(), out.error().describe());
+  REQUIRE(out->spec.workload);
+  CHECK(out->spec.workload->argv == w.argv);
+  CHECK(out->spec.workload->env == w.env);
+  CHECK(out->spec.workload->workingDir == "/srv");
+  CHECK(out->spec.workload->user == "1000:1000");
+  CHECK(out->spec.workload->hostname == "web-1");
+  CHECK(out->spec.workload->dnsServers == w.dnsServers);
+  CHECK(out->spec.workload->dnsSearches == w.dnsSearches);
+  CHECK(out->spec.workload->dnsOptions == w.dnsOptions);
+  CHECK_FALSE(out->spec.workload->wakeToStop);
+  CHECK(out->spec.scratchMib == 512);
+  CHECK(out->workloadExit.reported);
+  CHECK(out->workloadExit.exitCode == 137);
+  CHECK(out->workloadExit.signal == 9);
+  CHECK(out->workloadExit.oomKilled);
+
+  auto v2 = toJson(sampleRecord());
+  v2["version"] = 2;
+  v2["spec"].erase("workload");
+  v2["spec"].erase("scratchMib");
+  v2.erase("workloadExit");
+  auto old = instanceRecordFromJson(v2);
+  REQUIRE_MESSAGE(old.ok(), old.error().describe());
+  CHECK_FALSE(old->spec.workload);
+  CHECK_FALSE(old->workloadExit.reported);
 }
 
 TEST_CASE("default record round trips too") {
@@ -141,10 +188,10 @@ TEST_CASE("mistyped field, bad enum, bad state and bad version are errors") {
   }
   {
     auto j = base;
-    j["version"] = 3;
+    j["version"] = 4;
     auto out = instanceRecordFromJson(j);
     REQUIRE_FALSE(out.ok());
-    CHECK(out.error().message.find("version 3 is not supported") != std::string::npos);
+    CHECK(out.error().message.find("version 4 is not supported") != std::string::npos);
   }
   {
     auto out = instanceRecordFromJson(nlohmann::json::array());

@@ -1,0 +1,211 @@
+#include "agent/guest_channel.h"
+
+#include <fcntl.h>
+#include <poll.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+
+#include <cerrno>
+#include <cstring>
+
+#include <spdlog/spdlog.h>
+
+namespace s2z::agent {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Until the guest has opened its port, QEMU leaves what we write unread (or
+// drops it, after a restore): Hello is repeated until it is answered, soon
+// at first (a restored guest answers within milliseconds), then less often
+// (a booting one takes seconds).
+constexpr std::chrono::milliseconds kFirstHelloRetry{20};
+constexpr std::chrono::milliseconds kMaxHelloRetry{500};
+
+uint64_t randomSession() {
+  uint64_t v = 0;
+  while (v == 0) {
+    if (::getrandom(&v, sizeof v, 0) != sizeof v) v = static_cast<uint64_t>(Clock::now().time_since_epoch().count());
+  }
+  return v;
+}
+
+// Connects to a unix socket; a path too long for sockaddr_un is reached
+// through its directory's /proc/self/fd entry.
+Result<UniqueFd> connectUnix(const std::filesystem::path& path) {
+  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
+  if (!fd) return systemError("socket");
+  UniqueFd dir;
+  std::string target = path.string();
+  sockaddr_un addr{};
+  if (target.size() >= sizeof addr.sun_path) {
+    dir.reset(::open(path.parent_path().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
+    if (!dir) return systemError("open " + path.parent_path().string());
+    target = "/proc/self/fd/" + std::to_string(dir.get()) + "/" + path.filename().string();
+  }
+  addr.sun_family = AF_UNIX;
+  std::memcpy(addr.sun_path, target.c_str(), target.size() + 1);
+  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    return systemError("connect " + path.string());
+  }
+  return fd;
+}
+
+}  // namespace
+
+GuestChannel::GuestChannel(std::filesystem::path socket, ExitHandler onExit)
+    : socket_(std::move(socket)), onExit_(std::move(onExit)), sessionId_(randomSession()) {}
+
+GuestChannel::~GuestChannel() { disconnect(); }
+
+bool GuestChannel::connected() const {
+  std::lock_guard lock(mutex_);
+  return alive_;
+}
+
+void GuestChannel::writeLocked(const pb::Frame& frame) {
+  if (!alive_) return;  // kept frames go out at the next connect
+  std::string bytes = guestlink::encodeFrame(frame);
+  size_t done = 0;
+  while (done < bytes.size()) {
+    ssize_t n = ::send(fd_.get(), bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      // The VMM went away; the reader sees the same and ends.
+      ::shutdown(fd_.get(), SHUT_RDWR);
+      alive_ = false;
+      return;
+    }
+    done += static_cast<size_t>(n);
+  }
+}
+
+Result<pb::HelloReply> GuestChannel::connect(std::chrono::milliseconds timeout) {
+  disconnect();
+  auto deadline = Clock::now() + timeout;
+  Result<UniqueFd> fd = makeError(ErrorCode::kTimeout, "not tried");
+  while (true) {
+    fd = connectUnix(socket_);
+    if (fd.ok() || Clock::now() >= deadline) break;
+    // The VMM creates its socket shortly after it starts.
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (!fd.ok()) return fd.error().wrap("guest agent channel");
+  int raw = fd->get();
+  std::unique_lock lock(mutex_);
+  fd_ = std::move(*fd);
+  alive_ = true;
+  hello_.reset();
+  reader_ = std::thread([this, raw] { readLoop(raw); });
+  pb::Frame hello;
+  hello.mutable_hello()->set_protocol_version(guestlink::kProtocolVersion);
+  hello.mutable_hello()->set_session(sessionId_);
+  auto retry = kFirstHelloRetry;
+  while (!hello_) {
+    if (!alive_) return makeError(ErrorCode::kUnavailable, "guest agent channel closed during Hello");
+    writeLocked(session_.unsequenced(hello));
+    auto wakeAt = std::min(deadline, Clock::now() + retry);
+    retry = std::min(retry * 2, kMaxHelloRetry);
+    cv_.wait_until(lock, wakeAt, [this] { return hello_.has_value() || !alive_; });
+    if (!hello_ && Clock::now() >= deadline) {
+      return makeError(ErrorCode::kTimeout, "the guest agent did not answer within " +
+                                                std::to_string(timeout.count()) + " ms");
+    }
+  }
+  if (!hello_->error().empty()) {
+    return makeError(ErrorCode::kFailedPrecondition, "guest agent: " + hello_->error());
+  }
+  return *hello_;
+}
+
+void GuestChannel::disconnect() {
+  std::thread reader;
+  {
+    std::lock_guard lock(mutex_);
+    if (fd_) ::shutdown(fd_.get(), SHUT_RDWR);
+    reader = std::move(reader_);
+  }
+  if (reader.joinable()) reader.join();
+  std::lock_guard lock(mutex_);
+  fd_.reset();
+  alive_ = false;
+  cv_.notify_all();
+}
+
+void GuestChannel::readLoop(int fd) {
+  guestlink::FrameDecoder decoder;
+  char buf[16384];
+  while (true) {
+    ssize_t n = ::recv(fd, buf, sizeof buf, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    decoder.feed(buf, static_cast<size_t>(n));
+    while (auto frame = decoder.next()) handle(*frame);
+    if (!decoder.error().empty()) {
+      spdlog::warn("guest channel {}: {}; dropping the connection", socket_.string(),
+                   decoder.error());
+      break;
+    }
+    std::lock_guard lock(mutex_);
+    if (session_.ackOwed()) {
+      session_.ackSent();
+      writeLocked(session_.unsequenced(pb::Frame{}));
+    }
+  }
+  std::lock_guard lock(mutex_);
+  // fd_ stays owned (disconnect closes it) but is marked dead for writers.
+  if (fd_.get() == fd) {
+    ::shutdown(fd, SHUT_RDWR);
+    alive_ = false;
+  }
+  hello_.reset();
+  cv_.notify_all();
+}
+
+void GuestChannel::handle(const pb::Frame& frame) {
+  std::unique_lock lock(mutex_);
+  if (!session_.receive(frame)) return;  // a duplicate, or after a gap
+  switch (frame.body_case()) {
+    case pb::Frame::kHelloReply:
+      // Where the guest's numbers are (this process may be new to them)...
+      session_.expectFrom(frame.hello_reply().next_seq());
+      // ...and it has what it acknowledged: send the rest again.
+      for (const pb::Frame& again : session_.resendAfter(frame.ack())) writeLocked(again);
+      hello_ = frame.hello_reply();
+      cv_.notify_all();
+      break;
+    case pb::Frame::kResponse:
+      responses_[frame.response().id()] = frame.response();
+      cv_.notify_all();
+      break;
+    case pb::Frame::kEvent:
+      if (frame.event().has_workload_exited() && onExit_) {
+        lock.unlock();
+        onExit_(frame.event().workload_exited());
+      }
+      break;
+    default:
+      break;  // a pure acknowledgement
+  }
+}
+
+Result<pb::Response> GuestChannel::call(pb::Request request, std::chrono::milliseconds timeout) {
+  std::unique_lock lock(mutex_);
+  uint64_t id = nextRequestId_++;
+  request.set_id(id);
+  pb::Frame frame;
+  *frame.mutable_request() = std::move(request);
+  writeLocked(session_.send(std::move(frame)));
+  bool answered = cv_.wait_for(lock, timeout, [&] { return responses_.count(id) > 0; });
+  if (!answered) {
+    return makeError(ErrorCode::kTimeout, "the guest agent did not answer within " +
+                                              std::to_string(timeout.count()) + " ms");
+  }
+  pb::Response response = std::move(responses_[id]);
+  responses_.erase(id);
+  if (!response.error().empty()) return makeError(ErrorCode::kFailedPrecondition, response.error());
+  return response;
+}
+
+}  // namespace s2z::agent

@@ -1,0 +1,76 @@
+// The host end of the guest agent's channel (guest/agent): a unix socket the
+// VMM listens on, whose other end is the guest's "s2z.agent" virtio-serial
+// port. The socket dies with the VMM at every sleep and is connected again
+// after every restore (and by a new plugin process after a restart);
+// guestlink::ReliableSession makes that invisible: nothing is lost or
+// delivered twice, and a request made while no VMM runs is kept and sent at
+// the next connect. One reader thread per connection.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <thread>
+
+#include "common/result.h"
+#include "common/unique_fd.h"
+#include "guestlink/frame_codec.h"
+#include "guestlink/reliable_session.h"
+#include "s2z/agent/v1/agent.pb.h"
+
+namespace s2z::agent {
+
+namespace pb = ::s2z::agent::v1;
+
+class GuestChannel {
+ public:
+  // Called on the reader thread when the guest reports the workload's exit,
+  // before the acknowledgement goes out: the guest powers off once it has
+  // it, so the handler must have recorded the result when it returns.
+  using ExitHandler = std::function<void(const pb::WorkloadExited&)>;
+
+  GuestChannel(std::filesystem::path socket, ExitHandler onExit);
+  ~GuestChannel();
+  GuestChannel(const GuestChannel&) = delete;
+  GuestChannel& operator=(const GuestChannel&) = delete;
+
+  // Connects and says Hello until the agent answers (it may still be
+  // booting) or the timeout passes (kTimeout). Frames kept from before are
+  // sent again. The reply tells the workload's state and the agent's version.
+  Result<pb::HelloReply> connect(std::chrono::milliseconds timeout);
+  // Drops the connection (its VMM is about to exit). Idempotent.
+  void disconnect();
+  bool connected() const;
+
+  // Sends a request and waits for its response; kTimeout if none came in
+  // time (the request stays queued and is still delivered once), and an
+  // answered error becomes kFailedPrecondition with the guest's message.
+  Result<pb::Response> call(pb::Request request, std::chrono::milliseconds timeout);
+
+ private:
+  void readLoop(int fd);
+  void handle(const pb::Frame& frame);
+  // Under mutex_: writes bytes to the connection; a failure drops it.
+  void writeLocked(const pb::Frame& frame);
+
+  const std::filesystem::path socket_;
+  const ExitHandler onExit_;
+  const uint64_t sessionId_;
+
+  mutable std::mutex mutex_;
+  std::condition_variable cv_;
+  guestlink::ReliableSession session_;
+  UniqueFd fd_;                 // the connection; invalid when none
+  bool alive_ = false;          // fd_ is connected (false once the peer went)
+  std::thread reader_;
+  std::optional<pb::HelloReply> hello_;  // answer to this connection's Hello
+  std::map<uint64_t, pb::Response> responses_;
+  uint64_t nextRequestId_ = 1;
+};
+
+}  // namespace s2z::agent

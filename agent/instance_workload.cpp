@@ -1,0 +1,137 @@
+// VmInstance and the guest agent: starting the workload, its signals, its
+// graceful stop, its exit, and the guest's clock after a wake.
+#include <csignal>
+#include <cstdio>
+
+#include <spdlog/spdlog.h>
+
+#include "agent/guest_clock.h"
+#include "agent/run_dir.h"
+#include "agent/vm_instance.h"
+
+namespace s2z::agent {
+namespace {
+
+// A cold boot under TCG takes 3-5 s; a loaded machine may need far more.
+constexpr std::chrono::milliseconds kBootHelloTimeout{60000};
+// After a restore the agent runs at once; it answers within milliseconds.
+constexpr std::chrono::milliseconds kWakeHelloTimeout{5000};
+constexpr std::chrono::milliseconds kCallTimeout{10000};
+// After SIGKILL the workload is gone as soon as the guest kernel runs.
+constexpr std::chrono::milliseconds kKillWait{5000};
+
+std::string millis(double ms) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f", ms);
+  return buf;
+}
+
+pb::Request startRequest(const WorkloadSpec& w) {
+  pb::Request request;
+  auto* start = request.mutable_start_workload();
+  for (const auto& a : w.argv) start->add_argv(a);
+  for (const auto& e : w.env) start->add_env(e);
+  start->set_working_dir(w.workingDir);
+  start->set_user(w.user);
+  start->set_hostname(w.hostname);
+  for (const auto& d : w.dnsServers) start->add_dns_servers(d);
+  for (const auto& d : w.dnsSearches) start->add_dns_searches(d);
+  for (const auto& d : w.dnsOptions) start->add_dns_options(d);
+  return request;
+}
+
+}  // namespace
+
+Result<void> VmInstance::startWorkload() {
+  auto hello = channel_->connect(kBootHelloTimeout);
+  if (!hello.ok()) return hello.error().wrap("guest agent");
+  spdlog::info("instance {}: guest agent {} (protocol {})", taskId_, hello->agent_version(),
+               hello->protocol_version());
+  auto started = channel_->call(startRequest(*record_.spec.workload), kCallTimeout);
+  if (!started.ok()) return started.error().wrap("workload");
+  spdlog::info("instance {}: workload started as guest pid {}", taskId_,
+               started->start_workload().pid());
+  return okResult();
+}
+
+void VmInstance::onWorkloadExit(const pb::WorkloadExited& exited) {
+  {
+    std::lock_guard lock(mutex_);
+    record_.workloadExit = WorkloadExit{true, exited.exit_code(), exited.signal(),
+                                        exited.oom_killed()};
+  }
+  spdlog::info("instance {}: workload exited (code {}, signal {}, oom {})", taskId_,
+               exited.exit_code(), exited.signal(), exited.oom_killed());
+  // Durable before the guest learns we have it (it powers off then).
+  {
+    std::lock_guard writing(persistMutex_);
+    if (auto written = persistRecord(record()); !written.ok()) {
+      spdlog::error("instance {}: {}", taskId_, written.error().describe());
+    }
+  }
+  workloadExitCv_.notify_all();
+}
+
+ExitInfo VmInstance::exitOfAgentTask() const {
+  std::lock_guard lock(mutex_);
+  ExitInfo info;
+  const WorkloadExit& w = record_.workloadExit;
+  if (!w.reported) {
+    info.exitCode = 1;
+    info.error = "the VM exited before its guest agent reported the workload's end";
+    return info;
+  }
+  info.exitCode = w.exitCode;
+  info.signal = w.signal;
+  info.oomKilled = w.oomKilled;
+  if (w.oomKilled) info.error = "the workload was killed by the guest's OOM killer";
+  return info;
+}
+
+Result<void> VmInstance::signalWorkload(int signo) {
+  pb::Request request;
+  request.mutable_signal_process()->set_signal(signo);
+  auto sent = channel_->call(std::move(request), kCallTimeout);
+  if (!sent.ok()) return sent.error().wrap("signal " + taskId_);
+  return okResult();
+}
+
+ExitInfo VmInstance::stopWorkload(std::chrono::milliseconds timeout, int signo) {
+  auto reported = [this](std::chrono::milliseconds wait) {
+    std::unique_lock lock(mutex_);
+    return workloadExitCv_.wait_for(lock, wait, [this] { return record_.workloadExit.reported; });
+  };
+  if (!reported(std::chrono::milliseconds(0))) {
+    if (signo == 0) signo = SIGTERM;
+    if (timeout.count() > 0) {
+      if (auto sent = signalWorkload(signo); !sent.ok()) {
+        spdlog::warn("instance {}: stop: {}", taskId_, sent.error().describe());
+      }
+    }
+    if (!reported(timeout)) {
+      spdlog::info("instance {}: workload still runs after {} ms; SIGKILL", taskId_,
+                   timeout.count());
+      if (auto killed = signalWorkload(SIGKILL); !killed.ok()) {
+        spdlog::warn("instance {}: stop: {}", taskId_, killed.error().describe());
+      }
+      reported(kKillWait);
+    }
+  }
+  return exitOfAgentTask();
+}
+
+std::map<std::string, std::string> VmInstance::reconnectAfterWake() {
+  auto t0 = std::chrono::steady_clock::now();
+  auto hello = channel_->connect(kWakeHelloTimeout);
+  if (!hello.ok()) return {{"clock", "not corrected: " + hello.error().describe()}};
+  auto corrected = correctGuestClock(*channel_, kCallTimeout);
+  if (!corrected.ok()) return {{"clock", "not corrected: " + corrected.error().describe()}};
+  double tookMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  return {{"clock", "corrected"},
+          {"clock_lag_ms", millis(-corrected->offsetBeforeMs)},
+          {"clock_error_ms", millis(corrected->errorAfterMs)},
+          // restored -> corrected: how long the guest ran on the frozen clock
+          {"clock_ms", millis(tookMs)}};
+}
+
+}  // namespace s2z::agent
