@@ -39,6 +39,8 @@ hclspec::Spec pluginConfigSpec() {
   a["state_dir"] = withDefault("state_dir", "string", quoted("/var/lib/s2z-kata"));
   a["kernel"] = attr("string");
   a["initrd"] = attr("string");
+  a["agent_kernel"] = attr("string");
+  a["agent_initrd"] = attr("string");
   a["subnet"] = withDefault("subnet", "string", quoted("10.89.0.0/24"));
   a["idle_timeout"] = withDefault("idle_timeout", "string", quoted("5m"));
   a["health_check_mark"] = withDefault("health_check_mark", "number", "0");
@@ -54,6 +56,9 @@ hclspec::Spec taskConfigSpec() {
   a["initrd"] = attr("string");
   a["rootfs"] = attr("string");
   a["cmdline"] = attr("string");
+  a["command"] = attr("string");
+  a["args"] = attr("list(string)");
+  a["working_dir"] = attr("string");
   // No Default: absent means "kata default_vcpus, else 1" (task_config.h).
   a["vcpus"] = attr("number");
   a["ports"] = attr("list(string)");
@@ -65,6 +70,7 @@ hclspec::Spec taskConfigSpec() {
   auto& inner = *b->mutable_nested()->mutable_object()->mutable_attributes();
   inner["enabled"] = withDefault("enabled", "bool", "true");
   inner["idle_timeout"] = attr("string");
+  inner["wake_to_stop"] = withDefault("wake_to_stop", "bool", "true");
   a["scale_to_zero"] = block;
   return spec;
 }

@@ -97,7 +97,7 @@ grpc::Status DriverService::WaitTask(grpc::ServerContext* ctx, const pb::WaitTas
       auto* result = response->mutable_result();
       result->set_exit_code(exit->exitCode);
       result->set_signal(exit->signal);
-      result->set_oom_killed(false);
+      result->set_oom_killed(exit->oomKilled);
       if (!exit->error.empty()) response->set_err(exit->error);
       return grpc::Status::OK;
     }
@@ -120,7 +120,7 @@ grpc::Status DriverService::StopTask(grpc::ServerContext*, const pb::StopTaskReq
   auto signo = signalNumber(request->signal());
   if (signo && *signo == SIGKILL) timeout = std::chrono::milliseconds(0);
   spdlog::info("stop task {}: timeout {} ms", id, timeout.count());
-  auto stopped = handle->instance()->stop(timeout);
+  auto stopped = handle->instance()->stop(timeout, signo.value_or(0));
   if (!stopped.ok()) return toStatus(stopped.error().wrap(fmt::format("stop task {}", id)));
   exitNow(*handle);
   return grpc::Status::OK;
@@ -136,7 +136,7 @@ grpc::Status DriverService::DestroyTask(grpc::ServerContext*, const pb::DestroyT
       return grpc::Status(grpc::StatusCode::FAILED_PRECONDITION,
                           fmt::format("destroy task {}: still running; stop it first or force", id));
     }
-    auto stopped = handle->instance()->stop(kForceDestroyTimeout);
+    auto stopped = handle->instance()->stop(kForceDestroyTimeout, SIGKILL);
     if (!stopped.ok()) {
       spdlog::warn("destroy task {}: stop: {} (destroying anyway)", id, stopped.error().describe());
     }

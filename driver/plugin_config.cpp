@@ -111,10 +111,14 @@ Result<PluginConfig> decodePluginConfig(std::string_view msgpack) {
   config.stateDir = stateDir;
 
   std::string kernel, initrd, kata;
+  std::string agentKernel = config.agentKernel, agentInitrd = config.agentInitrd;
   S2Z_READ(root.string("kernel"), kernel);
   S2Z_READ(root.string("initrd"), initrd);
   S2Z_READ(root.string("kata_config"), kata);
-  for (auto [key, value] : {std::pair{"kernel", &kernel}, {"initrd", &initrd}, {"kata_config", &kata}}) {
+  S2Z_READ(root.string("agent_kernel"), agentKernel);
+  S2Z_READ(root.string("agent_initrd"), agentInitrd);
+  for (auto [key, value] : {std::pair{"kernel", &kernel}, {"initrd", &initrd}, {"kata_config", &kata},
+                            {"agent_kernel", &agentKernel}, {"agent_initrd", &agentInitrd}}) {
     if (!value->empty() && (*value)[0] != '/') {
       return keyError(key, fmt::format("expected an absolute path, got \"{}\"", *value));
     }
@@ -122,6 +126,8 @@ Result<PluginConfig> decodePluginConfig(std::string_view msgpack) {
   config.kernel = kernel;
   config.initrd = initrd;
   config.kataConfig = kata;
+  if (!agentKernel.empty()) config.agentKernel = agentKernel;
+  if (!agentInitrd.empty()) config.agentInitrd = agentInitrd;
 
   S2Z_READ(root.string("subnet"), config.subnet);
   auto subnetOk = validateSubnet(config.subnet, "subnet");

@@ -12,6 +12,11 @@
 #include "common/result.h"
 #include "vmm/vmm.h"
 
+// Where `cmake --install` puts the agent guest (driver/CMakeLists.txt).
+#ifndef S2Z_AGENT_GUEST_DIR
+#define S2Z_AGENT_GUEST_DIR "/usr/local/lib/s2z-kata"
+#endif
+
 namespace s2z::driver {
 
 enum class AcceleratorChoice { kAuto, kKvm, kTcg };
@@ -24,6 +29,10 @@ struct PluginConfig {
   std::filesystem::path stateDir = "/var/lib/s2z-kata";
   std::filesystem::path kernel;  // default for tasks; empty: tasks must name one
   std::filesystem::path initrd;
+  // The guest agent's kernel and initramfs (scripts/build-agent-guest.sh),
+  // the defaults of tasks that set `command`; installed with the plugin.
+  std::filesystem::path agentKernel = S2Z_AGENT_GUEST_DIR "/vmlinuz";
+  std::filesystem::path agentInitrd = S2Z_AGENT_GUEST_DIR "/initrd.img";
   std::string subnet = "10.89.0.0/24";
   std::chrono::milliseconds idleTimeout{5 * 60 * 1000};
   uint32_t healthCheckMark = 0;      // 0: no health filtering

@@ -22,6 +22,7 @@ Result<ScaleToZeroConfig> decodeScaleToZero(ConfigObject& block) {
   out.enabled = true;
   S2Z_READ(block.boolean("enabled"), out.enabled);
   S2Z_READ(block.duration("idle_timeout"), out.idleTimeout);
+  S2Z_READ(block.boolean("wake_to_stop"), out.wakeToStop);
   auto unknown = block.rejectUnknownKeys();
   if (!unknown.ok()) return unknown.error();
   return out;
@@ -43,6 +44,22 @@ Result<TaskConfig> decodeTaskConfig(std::string_view msgpack) {
   S2Z_READ(root.string("cmdline"), config.cmdline);
   if (config.cmdline.find('\n') != std::string::npos) {
     return root.keyError("cmdline", "must be a single line");
+  }
+
+  S2Z_READ(root.string("command"), config.command);
+  S2Z_READ(root.stringList("args"), config.args);
+  S2Z_READ(root.string("working_dir"), config.workingDir);
+  if (!config.command.empty() && config.command.find('\0') != std::string::npos) {
+    return root.keyError("command", "must not contain NUL");
+  }
+  if (config.command.empty() && !config.args.empty()) {
+    return root.keyError("args", "needs command");
+  }
+  if (config.command.empty() && !config.workingDir.empty()) {
+    return root.keyError("working_dir", "needs command");
+  }
+  if (!config.workingDir.empty() && config.workingDir.front() != '/') {
+    return root.keyError("working_dir", "must be an absolute path inside the VM");
   }
 
   std::optional<int64_t> vcpus;

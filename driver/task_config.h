@@ -24,6 +24,7 @@ inline constexpr unsigned kMaxVcpus = 64;
 struct ScaleToZeroConfig {
   bool enabled = false;  // block absent: off; block present: on unless enabled = false
   std::optional<std::chrono::milliseconds> idleTimeout;  // nullopt: the plugin's idle_timeout
+  bool wakeToStop = true;  // StopTask wakes a sleeping workload for its signal
 };
 
 struct TaskConfig {
@@ -31,6 +32,12 @@ struct TaskConfig {
   // (where Nomad puts artifacts) when the task starts. Empty: use defaults.
   std::string kernel, initrd, rootfs;
   std::string cmdline;               // appended to the driver's own guest arguments
+  // The guest agent's workload (docker driver names). A non-empty command
+  // makes the task an agent task: rootfs is its root filesystem, and kernel
+  // and initrd default to the agent guest installed with the plugin.
+  std::string command;
+  std::vector<std::string> args;
+  std::string workingDir;
   std::optional<unsigned> vcpus;     // nullopt: kata default_vcpus, else 1
   std::vector<std::string> ports;    // group network port labels to expose
   ScaleToZeroConfig scaleToZero;

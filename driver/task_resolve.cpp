@@ -35,6 +35,26 @@ Result<fs::path> taskPath(const std::string& value, const pb::TaskConfig& nomad,
   return (fs::path(nomad.alloc_dir()) / nomad.name() / p).lexically_normal();
 }
 
+// The guest agent's workload: argv from command and args, and what Nomad
+// says of the task (env, user, dns) as docker would use it.
+agent::WorkloadSpec workloadFor(const TaskConfig& task, const pb::TaskConfig& nomad,
+                                const std::string& hostname) {
+  agent::WorkloadSpec w;
+  w.argv.push_back(task.command);
+  w.argv.insert(w.argv.end(), task.args.begin(), task.args.end());
+  std::map<std::string, std::string> env(nomad.env().begin(), nomad.env().end());
+  for (const auto& [key, value] : env) w.env.push_back(key + "=" + value);
+  w.workingDir = task.workingDir;
+  w.user = nomad.user();
+  w.hostname = hostname;
+  const auto& dns = nomad.dns();
+  w.dnsServers.assign(dns.servers().begin(), dns.servers().end());
+  w.dnsSearches.assign(dns.searches().begin(), dns.searches().end());
+  w.dnsOptions.assign(dns.options().begin(), dns.options().end());
+  w.wakeToStop = task.scaleToZero.wakeToStop;
+  return w;
+}
+
 }  // namespace
 
 std::string instanceName(const std::string& allocId, const std::string& taskId) {
@@ -75,9 +95,13 @@ Result<agent::InstanceSpec> resolveInstanceSpec(const ResolveInputs& in) {
   spec.binary = *found;
   spec.accelerator = in.accelerator;
 
+  if (!task.command.empty()) spec.workload = workloadFor(task, nomad, spec.name);
+
   auto kernel = taskPath(task.kernel, nomad, "kernel");
   if (!kernel.ok()) return kernel.error();
   spec.kernel = *kernel;
+  // The agent guest is made for agent tasks; other guests bring their own.
+  if (spec.kernel.empty() && spec.workload) spec.kernel = plugin.agentKernel;
   if (spec.kernel.empty()) spec.kernel = plugin.kernel;
   if (spec.kernel.empty() && kata) spec.kernel = kata->kernel;
   if (spec.kernel.empty()) {
@@ -88,6 +112,7 @@ Result<agent::InstanceSpec> resolveInstanceSpec(const ResolveInputs& in) {
   auto initrd = taskPath(task.initrd, nomad, "initrd");
   if (!initrd.ok()) return initrd.error();
   spec.initrd = *initrd;
+  if (spec.initrd.empty() && spec.workload && task.kernel.empty()) spec.initrd = plugin.agentInitrd;
   if (spec.initrd.empty()) spec.initrd = plugin.initrd;
   if (spec.initrd.empty() && kata) spec.initrd = kata->initrd;
 
@@ -96,6 +121,9 @@ Result<agent::InstanceSpec> resolveInstanceSpec(const ResolveInputs& in) {
   spec.rootfs = *rootfs;
   // Kata's image is its root disk; use it only when nothing else boots the guest.
   if (spec.rootfs.empty() && spec.initrd.empty() && kata) spec.rootfs = kata->image;
+  if (spec.workload && spec.rootfs.empty()) {
+    return keyError("rootfs", "a task with a command needs a root filesystem image to run it in");
+  }
 
   spec.cmdline = task.cmdline;
   spec.vcpus = task.vcpus ? *task.vcpus

@@ -183,6 +183,28 @@ TEST_CASE("task config: typical job decodes") {
   CHECK(t->hypervisor == vmm::Hypervisor::kQemu);
 }
 
+TEST_CASE("task config: command, args and working_dir for the guest agent") {
+  auto t = task({{"command", "python3"},
+                 {"args", {"-m", "http.server", "8080"}},
+                 {"working_dir", "/srv"},
+                 {"rootfs", "/images/app.ext4"},
+                 {"scale_to_zero", {{"wake_to_stop", false}}}});
+  REQUIRE_MESSAGE(t.ok(), t.error().describe());
+  CHECK(t->command == "python3");
+  CHECK(t->args == std::vector<std::string>{"-m", "http.server", "8080"});
+  CHECK(t->workingDir == "/srv");
+  CHECK_FALSE(t->scaleToZero.wakeToStop);
+  auto defaults = task({{"command", "sh"}, {"scale_to_zero", json::object()}});
+  REQUIRE(defaults.ok());
+  CHECK(defaults->scaleToZero.wakeToStop);  // the schema's default
+  expectInvalid(task({{"args", {"-c", "true"}}}), "config key \"args\": needs command");
+  expectInvalid(task({{"working_dir", "/srv"}}), "config key \"working_dir\": needs command");
+  expectInvalid(task({{"command", "sh"}, {"working_dir", "srv"}}),
+                "config key \"working_dir\": must be an absolute path");
+  expectInvalid(task(json::parse(R"({"command": ["sh"]})")), "config key \"command\"");
+  expectInvalid(task(json::parse(R"({"command": "sh", "args": "-c"})")), "config key \"args\"");
+}
+
 TEST_CASE("task config: empty config and disabled scale_to_zero") {
   auto t = task(json::object());
   REQUIRE(t.ok());

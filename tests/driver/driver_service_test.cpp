@@ -6,6 +6,7 @@
 #include <google/protobuf/util/time_util.h>
 
 #include <atomic>
+#include <algorithm>
 #include <csignal>
 #include <thread>
 
@@ -121,6 +122,50 @@ TEST_CASE("StartTask: relative rootfs resolves in the task dir; scale_to_zero of
   CHECK_FALSE(spec.scaleToZero);
   CHECK(spec.idleTimeout == 5min);  // the plugin's idle_timeout
   CHECK(spec.vcpus == 1);
+}
+
+TEST_CASE("StartTask with command: the agent guest by default, the workload from command/args and Nomad's user, env and dns") {
+  DriverFixture f;
+  auto agentKernel = f.dir.write("agent/vmlinuz", "k");
+  auto agentInitrd = f.dir.write("agent/initrd.img", "i");
+  auto image = f.dir.write("images/app.ext4", "fs");
+  REQUIRE(f.setConfig({{"agent_kernel", agentKernel.string()},
+                       {"agent_initrd", agentInitrd.string()}}).ok());
+  pb::TaskConfig task = f.taskConfig("app", {{"command", "python3"},
+                                             {"args", {"-u", "app.py"}},
+                                             {"working_dir", "/srv"},
+                                             {"rootfs", image.string()},
+                                             {"scale_to_zero", {{"wake_to_stop", false}}}});
+  task.set_user("app");
+  (*task.mutable_env())["GREETING"] = "hello world";
+  task.mutable_dns()->add_servers("10.0.0.2");
+  task.mutable_dns()->add_searches("service.consul");
+  pb::StartTaskResponse resp;
+  auto s = f.start(task, &resp);
+  REQUIRE_MESSAGE(s.ok(), s.error_message());
+  const auto& spec = f.agentState->started.at(0);
+  CHECK(spec.kernel == agentKernel);  // not the plugin's `kernel`: that guest has no agent
+  CHECK(spec.initrd == agentInitrd);
+  CHECK(spec.rootfs == image);
+  REQUIRE(spec.workload);
+  CHECK(spec.workload->argv == std::vector<std::string>{"python3", "-u", "app.py"});
+  CHECK(spec.workload->workingDir == "/srv");
+  CHECK(spec.workload->user == "app");
+  CHECK(std::find(spec.workload->env.begin(), spec.workload->env.end(), "GREETING=hello world") !=
+        spec.workload->env.end());
+  CHECK(spec.workload->dnsServers == std::vector<std::string>{"10.0.0.2"});
+  CHECK(spec.workload->dnsSearches == std::vector<std::string>{"service.consul"});
+  CHECK_FALSE(spec.workload->wakeToStop);
+
+  // A task with command needs something to run it in.
+  auto noRoot = f.start(f.taskConfig("bare", {{"command", "sh"}}), &resp);
+  CHECK(noRoot.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(noRoot.error_message().find("config key \"rootfs\"") != std::string::npos);
+  // Without command the task's guest is its own.
+  pb::StartTaskResponse plainResp;
+  REQUIRE(f.start(f.taskConfig("plain", json::object()), &plainResp).ok());
+  CHECK_FALSE(f.agentState->started.back().workload);
+  CHECK(f.agentState->started.back().kernel == f.kernel);
 }
 
 TEST_CASE("StartTask: missing files and bad config are INVALID_ARGUMENT naming the key") {
@@ -298,6 +343,7 @@ TEST_CASE("StopTask and DestroyTask are idempotent and OK for unknown ids") {
   stop.set_signal("SIGTERM");
   REQUIRE(f.driver->StopTask(f.ctx().get(), stop, &stopResp).ok());
   CHECK(vm->lastStopTimeout() == 7000ms);
+  CHECK(vm->lastStopSignal() == SIGTERM);  // for the workload (guest agent tasks)
   REQUIRE(f.driver->StopTask(f.ctx().get(), stop, &stopResp).ok());  // again: fine
 
   REQUIRE(f.driver->DestroyTask(f.ctx().get(), destroy, &destroyResp).ok());
@@ -340,6 +386,7 @@ TEST_CASE("DestroyTask with force stops a running task first; SIGKILL stops at o
   REQUIRE(f.driver->DestroyTask(f.ctx().get(), destroy, &destroyResp).ok());
   CHECK(vm2->destroyed());
   CHECK(vm2->lastStopTimeout() > 0ms);
+  CHECK(vm2->lastStopSignal() == SIGKILL);
 }
 
 TEST_CASE("InspectTask reports status, driver attributes and network") {

@@ -22,10 +22,11 @@ std::optional<agent::ExitInfo> FakeInstance::waitExit(std::chrono::milliseconds 
   return exit_;
 }
 
-Result<void> FakeInstance::stop(std::chrono::milliseconds timeout) {
+Result<void> FakeInstance::stop(std::chrono::milliseconds timeout, int signo) {
   {
     std::lock_guard lock(mu_);
     lastStopTimeout_ = timeout;
+    lastStopSignal_ = signo;
     if (!exit_) {
       auto now = std::chrono::system_clock::now().time_since_epoch();
       exit_ = agent::ExitInfo{0, timeout.count() == 0 ? SIGKILL : 0, "",
@@ -99,6 +100,11 @@ bool FakeInstance::destroyed() const {
 std::chrono::milliseconds FakeInstance::lastStopTimeout() const {
   std::lock_guard lock(mu_);
   return lastStopTimeout_;
+}
+
+int FakeInstance::lastStopSignal() const {
+  std::lock_guard lock(mu_);
+  return lastStopSignal_;
 }
 
 std::shared_ptr<FakeInstance> FakeAgentState::instance(const std::string& taskId) {

@@ -24,7 +24,7 @@ class FakeInstance final : public agent::Instance {
   agent::InstanceRecord record() const override;
   agent::InstanceState state() const override;
   std::optional<agent::ExitInfo> waitExit(std::chrono::milliseconds timeout) override;
-  Result<void> stop(std::chrono::milliseconds timeout) override;
+  Result<void> stop(std::chrono::milliseconds timeout, int signo) override;
   Result<void> destroy() override;
   Result<void> signal(int signo) override;
   agent::ResourceUsage usage() override;
@@ -38,6 +38,7 @@ class FakeInstance final : public agent::Instance {
   std::vector<int> signals() const;
   bool destroyed() const;
   std::chrono::milliseconds lastStopTimeout() const;
+  int lastStopSignal() const;
 
  private:
   mutable std::mutex mu_;
@@ -49,6 +50,7 @@ class FakeInstance final : public agent::Instance {
   std::vector<int> signals_;
   bool destroyed_ = false;
   std::chrono::milliseconds lastStopTimeout_{-1};
+  int lastStopSignal_ = -1;
 };
 
 // Shared between the test and the agent the plugin owns.

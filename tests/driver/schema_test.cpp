@@ -50,7 +50,7 @@ TEST_CASE("plugin schema: public key names and well-formed defaults") {
   REQUIRE(spec.block_case() == hclspec::Spec::kObject);
   CHECK(keysOf(spec) == std::set<std::string>{"hypervisor", "qemu_path", "cloud_hypervisor_path",
                                               "accelerator", "state_dir", "kernel", "initrd",
-                                              "subnet", "idle_timeout", "health_check_mark",
+                                              "agent_kernel", "agent_initrd", "subnet", "idle_timeout", "health_check_mark",
                                               "health_check_cgroup", "kata_config"});
   checkObject(spec.object());
 }
@@ -59,12 +59,14 @@ TEST_CASE("task schema: public key names and the scale_to_zero block") {
   auto spec = taskConfigSpec();
   REQUIRE(spec.block_case() == hclspec::Spec::kObject);
   CHECK(keysOf(spec) == std::set<std::string>{"kernel", "initrd", "rootfs", "cmdline", "vcpus",
-                                              "ports", "scale_to_zero", "hypervisor"});
+                                              "ports", "scale_to_zero", "hypervisor", "command",
+                                              "args", "working_dir"});
   CHECK(spec.object().attributes().at("ports").attr().type() == "list(string)");
+  CHECK(spec.object().attributes().at("args").attr().type() == "list(string)");
   const auto& block = spec.object().attributes().at("scale_to_zero").block_value();
   std::set<std::string> inner;
   for (const auto& [k, v] : block.nested().object().attributes()) inner.insert(k);
-  CHECK(inner == std::set<std::string>{"enabled", "idle_timeout"});
+  CHECK(inner == std::set<std::string>{"enabled", "idle_timeout", "wake_to_stop"});
   checkObject(spec.object());
 }
 
