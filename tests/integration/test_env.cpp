@@ -131,6 +131,18 @@ bool guestAvailable() {
   return fs::exists(guestDir() + "/vmlinuz") && fs::exists(guestDir() + "/initrd.img");
 }
 
+std::string agentGuestDir() { return S2Z_AGENT_GUEST_BUILD_DIR; }
+
+std::string testRootfs() {
+  const char* env = std::getenv("S2Z_ROOTFS_DIR");
+  return std::string(env ? env : S2Z_ROOTFS_DIR) + "/debian-test.ext4";
+}
+
+bool agentGuestAvailable() {
+  return fs::exists(agentGuestDir() + "/vmlinuz") && fs::exists(agentGuestDir() + "/initrd.img") &&
+         fs::exists(testRootfs());
+}
+
 TestEnv::TestEnv() {
   std::string suffix = uniqueSuffix();
   netns_ = "s2zt-int-" + suffix;
@@ -165,6 +177,8 @@ YAML::Node TestEnv::pluginConfig() const {
   n["state_dir"] = stateDir_;
   n["kernel"] = guestDir() + "/vmlinuz";
   n["initrd"] = guestDir() + "/initrd.img";
+  n["agent_kernel"] = agentGuestDir() + "/vmlinuz";
+  n["agent_initrd"] = agentGuestDir() + "/initrd.img";
   n["subnet"] = subnet_;
   n["idle_timeout"] = "5m";
   return n;
@@ -275,6 +289,34 @@ standin::TaskFile webTask(const std::string& extraConfigYaml) {
       extraConfigYaml;
   auto t = standin::TaskFile::parse(yaml);
   if (!t.ok()) throw std::runtime_error(t.error().message);
+  return *t;
+}
+
+standin::TaskFile agentTask(const std::string& command, const std::vector<std::string>& args,
+                            const std::string& extraTaskYaml, const std::string& extraConfigYaml) {
+  YAML::Node config;
+  config["command"] = command;
+  for (const auto& a : args) config["args"].push_back(a);
+  config["rootfs"] = testRootfs();
+  config["ports"].push_back("http");
+  YAML::Emitter out;
+  out << config;
+  std::string configYaml = out.c_str();
+  std::string indented;
+  for (size_t at = 0; at < configYaml.size();) {
+    size_t nl = configYaml.find('\n', at);
+    if (nl == std::string::npos) nl = configYaml.size();
+    indented += "  " + configYaml.substr(at, nl - at) + "\n";
+    at = nl + 1;
+  }
+  std::string yaml =
+      "name: app\n"
+      "driver: s2z-kata\n"
+      "resources: { cpu: 500, memory: 256 }\n"
+      "ports: [ { label: http, value: 28080, to: 8080 } ]\n" +
+      extraTaskYaml + "config:\n" + indented + extraConfigYaml;
+  auto t = standin::TaskFile::parse(yaml);
+  if (!t.ok()) throw std::runtime_error(t.error().message + "\n" + yaml);
   return *t;
 }
 

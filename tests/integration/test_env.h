@@ -32,6 +32,11 @@ struct HttpReply {
 
 std::string guestDir();
 bool guestAvailable();
+// The guest agent's kernel + initramfs (build/guest/agent-guest) and the
+// Debian test root filesystem (scripts/build-rootfs.sh).
+std::string agentGuestDir();
+std::string testRootfs();
+bool agentGuestAvailable();
 
 class TestEnv {
  public:
@@ -79,5 +84,12 @@ class TestEnv {
 
 // A YAML task for the test guest: ports http 28080 -> 8080, 256 MiB.
 standin::TaskFile webTask(const std::string& extraConfigYaml = "");
+
+// A guest-agent task on the test root filesystem: `command` with `args`,
+// 256 MiB; extraTaskYaml adds top-level keys (user, env), extraConfigYaml
+// keys of config {}.
+standin::TaskFile agentTask(const std::string& command, const std::vector<std::string>& args,
+                            const std::string& extraTaskYaml = "",
+                            const std::string& extraConfigYaml = "");
 
 }  // namespace s2z::integration
