@@ -4,6 +4,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include <cmath>
 #include <thread>
 
 #include "agent/agent.h"
@@ -68,14 +69,54 @@ agent::InstanceSpec guestSpec(const BenchConfig& c, const std::string& taskId, b
   return s;
 }
 
-// One warm-up and c.cycles measured sleep -> request -> wake rounds.
-Result<void> wakeCycles(const BenchConfig& c, agent::Agent& agent, AgentResults& out) {
+// The workload of the agent rows: python3 from the test root filesystem,
+// answering every request with the guest agent's resident memory (PID 1's
+// VmRSS) so the benchmark reads it from inside the guest.
+constexpr const char* kAgentServer = R"PY(
+import socket
+s = socket.socket()
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("0.0.0.0", 8080))
+s.listen(16)
+while True:
+    c, _ = s.accept()
+    c.recv(4096)
+    rss = [l.split()[1] for l in open("/proc/1/status") if l.startswith("VmRSS:")][0]
+    body = "agent_rss_kib %s
+" % rss
+    c.sendall(("HTTP/1.0 200 OK
+Content-Length: %d
+
+%s" % (len(body), body)).encode())
+    c.close()
+)PY";
+
+agent::InstanceSpec agentGuestSpec(const BenchConfig& c, const std::string& taskId,
+                                   bool scaleToZero, const TaskLogs& logs) {
+  agent::InstanceSpec s = guestSpec(c, taskId, scaleToZero, logs);
+  s.kernel = c.agentGuestDir / "vmlinuz";
+  s.initrd = c.agentGuestDir / "initrd.img";
+  s.rootfs = c.rootfs;
+  s.workload = agent::WorkloadSpec{};
+  s.workload->argv = {"python3", "-u", "-c", kAgentServer};
+  s.workload->env = {"PATH=/usr/local/bin:/usr/bin:/bin"};
+  return s;
+}
+
+using SpecFn = agent::InstanceSpec (*)(const BenchConfig&, const std::string&, bool,
+                                       const TaskLogs&);
+
+// One warm-up and c.cycles measured sleep -> request -> wake rounds of the
+// instance `spec` makes, into `wakes`.
+Result<void> wakeCycles(const BenchConfig& c, agent::Agent& agent, SpecFn spec,
+                        const std::string& taskId, std::vector<WakeSample>& wakes,
+                        AgentResults& out) {
   EventLog log;
-  auto logs = openTaskLogs(c.workDir, "bench-held");
+  auto logs = openTaskLogs(c.workDir, taskId);
   if (!logs.ok()) return logs.error().wrap("task logs");
-  auto started = agent.start(guestSpec(c, "bench-held", true, *logs), log.sink());
+  auto started = agent.start(spec(c, taskId, true, *logs), log.sink());
   if (!started.ok()) return started.error().wrap("start scale-to-zero instance");
-  InstanceGuard guard{agent, *started, "bench-held"};
+  InstanceGuard guard{agent, *started, taskId};
   const std::string addr = guard.instance->record().network.address;
   if (auto mem = readProcessMemory(guard.instance->record().logHolder.pid); mem.ok()) {
     out.logHolder = *mem;
@@ -102,19 +143,24 @@ Result<void> wakeCycles(const BenchConfig& c, agent::Agent& agent, AgentResults&
       out.failures.push_back("wake " + std::to_string(i) + ": " + t.error);
       continue;
     }
+    if (t.body.rfind("agent_rss_kib ", 0) == 0) out.guestAgentRssKiB = std::stoull(t.body.substr(14));
     if (i == 0) continue;  // warm-up: first restore of this snapshot file
     WakeSample s;
     s.requestMs = t.ms;
     s.agentWakeMs = woken ? annotation(*woken, "wake_ms") : 0;
     s.sleepMs = annotation(*slept, "snapshot_ms");
+    if (woken) {
+      s.clockErrorMs = std::fabs(annotation(*woken, "clock_error_ms"));
+      s.clockMs = annotation(*woken, "clock_ms");
+    }
     s.snapshotBytes = annotation(*slept, "snapshot_bytes");
     if (before.ok() && after.ok()) {
       s.retransSegs = after->segments - before->segments;
       s.synRetrans = after->syn - before->syn;
     }
-    out.wakes.push_back(s);
-    spdlog::info("bench: wake {}/{}: {:.1f} ms (agent {:.1f} ms), sleep {:.1f} ms, SYN retrans {}",
-                 i, c.cycles, s.requestMs, s.agentWakeMs, s.sleepMs, s.synRetrans);
+    wakes.push_back(s);
+    spdlog::info("bench: {} wake {}/{}: {:.1f} ms (agent {:.1f} ms), sleep {:.1f} ms, SYN retrans {}",
+                 taskId, i, c.cycles, s.requestMs, s.agentWakeMs, s.sleepMs, s.synRetrans);
   }
   return okResult();
 }
@@ -122,15 +168,17 @@ Result<void> wakeCycles(const BenchConfig& c, agent::Agent& agent, AgentResults&
 // Cold boots: the request goes out as soon as start() returns (tap, route
 // and neighbour exist) and relies on TCP's own retransmits while the guest
 // boots, as a client of a not-yet-booted VM would.
-Result<void> coldBoots(const BenchConfig& c, agent::Agent& agent, AgentResults& out) {
+Result<void> coldBoots(const BenchConfig& c, agent::Agent& agent, SpecFn spec,
+                       const std::string& prefix, std::vector<ColdSample>& colds,
+                       AgentResults& out) {
   for (int i = 0; i < c.coldRuns; ++i) {
-    const std::string taskId = "bench-cold-" + std::to_string(i);
+    const std::string taskId = prefix + std::to_string(i);
     EventLog log;
     auto logs = openTaskLogs(c.workDir, taskId);
     if (!logs.ok()) return logs.error().wrap("task logs");
     auto before = readRetransmits();
     auto t0 = Clock::now();
-    auto started = agent.start(guestSpec(c, taskId, false, *logs), log.sink());
+    auto started = agent.start(spec(c, taskId, false, *logs), log.sink());
     if (!started.ok()) return started.error().wrap("start cold instance");
     InstanceGuard guard{agent, *started, taskId};
     // Once the guest's NIC is up but before its server listens, the SYN
@@ -153,7 +201,7 @@ Result<void> coldBoots(const BenchConfig& c, agent::Agent& agent, AgentResults& 
       continue;
     }
     ColdSample s{ms, before.ok() && after.ok() ? after->syn - before->syn : 0, refused};
-    out.colds.push_back(s);
+    colds.push_back(s);
     spdlog::info("bench: cold boot {}/{}: {:.0f} ms, SYN retrans {}, refused {}", i + 1,
                  c.coldRuns, ms, s.synRetrans, refused);
   }
@@ -176,8 +224,21 @@ Result<AgentResults> runAgentScenarios(const BenchConfig& c) {
     return makeError(ErrorCode::kFailedPrecondition, "scale-to-zero not ready: " + st.problem);
 
   AgentResults out;
-  S2Z_TRY(wakeCycles(c, *agent, out), "held-tap cycles");
-  S2Z_TRY(coldBoots(c, *agent, out), "cold boots");
+  S2Z_TRY(wakeCycles(c, *agent, guestSpec, "bench-held", out.wakes, out), "held-tap cycles");
+  S2Z_TRY(coldBoots(c, *agent, guestSpec, "bench-cold-", out.colds, out), "cold boots");
+  std::error_code ec;
+  out.testInitramfsBytes = std::filesystem::file_size(c.guestDir / "initrd.img", ec);
+  out.agentInitramfsBytes = std::filesystem::file_size(c.agentGuestDir / "initrd.img", ec);
+  if (c.agentGuestDir.empty() || !std::filesystem::exists(c.agentGuestDir / "vmlinuz") ||
+      c.rootfs.empty() || !std::filesystem::exists(c.rootfs)) {
+    out.agentProblem = "agent guest or test root filesystem not built (ninja agent_guest, "
+                       "scripts/build-rootfs.sh)";
+    return out;
+  }
+  S2Z_TRY(wakeCycles(c, *agent, agentGuestSpec, "bench-agent", out.agentWakes, out),
+          "agent held-tap cycles");
+  S2Z_TRY(coldBoots(c, *agent, agentGuestSpec, "bench-agent-cold-", out.agentColds, out),
+          "agent cold boots");
   return out;
 }
 

@@ -18,6 +18,10 @@ struct WakeSample {
   double snapshotBytes = 0;    // "Sleeping" snapshot_bytes
   uint64_t retransSegs = 0;    // TcpRetransSegs during the request
   uint64_t synRetrans = 0;     // TCPSynRetrans during the request
+  // Guest agent only ("Woken" annotations): the guest clock's error once
+  // corrected, and restored -> corrected.
+  double clockErrorMs = 0;
+  double clockMs = 0;
 };
 
 struct ColdSample {
@@ -29,6 +33,14 @@ struct ColdSample {
 struct AgentResults {
   std::vector<WakeSample> wakes;
   std::vector<ColdSample> colds;
+  // The same with the guest agent running a python3 server from the test
+  // root filesystem (guest/agent); empty when the agent guest is missing.
+  std::vector<WakeSample> agentWakes;
+  std::vector<ColdSample> agentColds;
+  uint64_t guestAgentRssKiB = 0;      // VmRSS of the guest's PID 1, read by the workload
+  uint64_t agentInitramfsBytes = 0;
+  uint64_t testInitramfsBytes = 0;
+  std::string agentProblem;           // why the agent rows are missing, if they are
   std::vector<std::string> failures;  // requests that did not get a 200, with why
   ProcessMemory logHolder;            // the held-tap task's log FIFO holder
 };

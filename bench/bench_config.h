@@ -11,6 +11,10 @@ namespace s2z::bench {
 struct BenchConfig {
   std::filesystem::path workDir;        // scratch (state dir, run dirs); removed at exit
   std::filesystem::path guestDir;       // vmlinuz + initrd.img
+  // The agent guest (vmlinuz + initrd.img) and the Debian test root
+  // filesystem its workload runs in; either empty or missing: no agent rows.
+  std::filesystem::path agentGuestDir;
+  std::filesystem::path rootfs;
   std::filesystem::path qemu = "/usr/bin/qemu-system-x86_64";
   std::string guestCmdline = "console=ttyS0 quiet panic=-1";
   uint16_t guestPort = 8080;

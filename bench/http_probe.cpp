@@ -111,6 +111,7 @@ HttpTiming timedGet(const std::string& address, uint16_t port, const std::string
   t.ms = std::chrono::duration<double, std::milli>(Clock::now() - start).count();
   if (reply.rfind("HTTP/1.", 0) == 0 && reply.size() > 12) t.status = std::atoi(reply.c_str() + 9);
   if (t.status == 0) t.error = "malformed response";
+  if (auto end = reply.find("\r\n\r\n"); end != std::string::npos) t.body = reply.substr(end + 4);
   return t;
 }
 

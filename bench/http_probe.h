@@ -16,6 +16,7 @@ struct HttpTiming {
   double ms = 0;                  // SYN sent -> full response (Connection: close, EOF)
   std::string error;              // why status is 0
   int errnum = 0;                 // the connect/recv errno behind error, if any
+  std::string body;               // after the header
 };
 
 // GET http://address:port/path with Connection: close from the calling

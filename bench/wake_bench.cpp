@@ -20,6 +20,12 @@
 #ifndef S2Z_GUEST_DIR
 #define S2Z_GUEST_DIR ""
 #endif
+#ifndef S2Z_AGENT_GUEST_BUILD_DIR
+#define S2Z_AGENT_GUEST_BUILD_DIR ""
+#endif
+#ifndef S2Z_ROOTFS_DIR
+#define S2Z_ROOTFS_DIR ""
+#endif
 
 namespace s2z::bench {
 namespace {
@@ -65,6 +71,10 @@ std::optional<Options> parse(int argc, char** argv) {
   }
   const char* env = std::getenv("S2Z_GUEST_DIR");
   o.config.guestDir = env && *env ? env : S2Z_GUEST_DIR;
+  o.config.agentGuestDir = S2Z_AGENT_GUEST_BUILD_DIR;
+  const char* rootfsDir = std::getenv("S2Z_ROOTFS_DIR");
+  o.config.rootfs = std::filesystem::path(rootfsDir && *rootfsDir ? rootfsDir : S2Z_ROOTFS_DIR) /
+                    "debian-test.ext4";
   return o;
 }
 
