@@ -5,6 +5,7 @@
 #include "guest/agent/clock_and_entropy.h"
 #include "guest/agent/console_log.h"
 #include "guest/agent/launch_plan.h"
+#include "guest/agent/task_files.h"
 
 #ifndef S2Z_AGENT_VERSION
 #define S2Z_AGENT_VERSION "dev"
@@ -86,7 +87,17 @@ agent::v1::Response AgentService::handleRequest(const agent::v1::Request& reques
       break;
     case agent::v1::Request::kSetGuestDateTime: {
       const auto& t = request.set_guest_date_time();
-      if (auto r = setWallClock(t.sec(), t.usec()); !r.ok()) fail(r.error());
+      WallClock before = wallClock();
+      if (auto r = setWallClock(t.sec(), t.usec()); !r.ok()) {
+        fail(r.error());
+        break;
+      }
+      WallClock after = wallClock();
+      auto* result = response.mutable_set_guest_date_time();
+      result->mutable_before()->set_sec(before.sec);
+      result->mutable_before()->set_usec(before.usec);
+      result->mutable_after()->set_sec(after.sec);
+      result->mutable_after()->set_usec(after.usec);
       break;
     }
     case agent::v1::Request::kGetGuestDateTime: {
@@ -97,6 +108,15 @@ agent::v1::Response AgentService::handleRequest(const agent::v1::Request& reques
     }
     case agent::v1::Request::kReseedRandomDev:
       if (auto r = addEntropy(request.reseed_random_dev().data()); !r.ok()) fail(r.error());
+      break;
+    case agent::v1::Request::kCopyFile:
+      // Files may come before the workload starts (its config, secrets).
+      if (auto r = root_.mount(); !r.ok()) fail(r.error());
+      else if (auto c = copyTaskFile(kRootDir, request.copy_file()); !c.ok()) fail(c.error());
+      break;
+    case agent::v1::Request::kRemovePath:
+      if (auto r = root_.mount(); !r.ok()) fail(r.error());
+      else if (auto c = removeTaskPath(kRootDir, request.remove_path().path()); !c.ok()) fail(c.error());
       break;
     default:
       response.set_error("unknown request (a newer host?)");

@@ -69,6 +69,12 @@ Result<void> RootFilesystem::mount() {
           "root filesystem");
   S2Z_TRY(mountAt("shm", root + "/dev/shm", "tmpfs", MS_NOSUID | MS_NODEV, "mode=1777"), "root filesystem");
   S2Z_TRY(mountAt("tmpfs", root + "/run", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755"), "root filesystem");
+  // The task's directories (guest/agent/task_files.h); secrets never touch a
+  // disk, not even the scratch disk.
+  S2Z_TRY(makeDir(root + "/local"), "root filesystem");
+  S2Z_TRY(makeDir(root + "/alloc"), "root filesystem");
+  S2Z_TRY(mountAt("tmpfs", root + "/secrets", "tmpfs", MS_NOSUID | MS_NODEV, "mode=0755,size=16m"),
+          "root filesystem");
   mounted_ = true;
   return okResult();
 }

@@ -6,6 +6,7 @@
 //   /run/s2z/scratch  ext4, read-write  disk serial "s2z-scratch" (host-formatted)
 //   /run/s2z/root     overlay lower + scratch/upper (work: scratch/work)
 //     proc, sys, dev (devtmpfs), dev/pts, dev/shm, run (tmpfs)
+//     local, alloc (directories), secrets (tmpfs): the task's directories
 #pragma once
 
 #include <string>
