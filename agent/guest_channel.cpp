@@ -20,7 +20,7 @@ using Clock = std::chrono::steady_clock;
 // drops it, after a restore): Hello is repeated until it is answered, soon
 // at first (a restored guest answers within milliseconds), then less often
 // (a booting one takes seconds).
-constexpr std::chrono::milliseconds kFirstHelloRetry{20};
+constexpr std::chrono::milliseconds kFirstHelloRetry{5};
 constexpr std::chrono::milliseconds kMaxHelloRetry{500};
 
 uint64_t randomSession() {
@@ -81,7 +81,8 @@ void GuestChannel::writeLocked(const pb::Frame& frame) {
   }
 }
 
-Result<pb::HelloReply> GuestChannel::connect(std::chrono::milliseconds timeout) {
+Result<void> GuestChannel::open(std::chrono::milliseconds timeout) {
+  if (connected()) return okResult();
   disconnect();
   auto deadline = Clock::now() + timeout;
   Result<UniqueFd> fd = makeError(ErrorCode::kTimeout, "not tried");
@@ -93,11 +94,19 @@ Result<pb::HelloReply> GuestChannel::connect(std::chrono::milliseconds timeout) 
   }
   if (!fd.ok()) return fd.error().wrap("guest agent channel");
   int raw = fd->get();
-  std::unique_lock lock(mutex_);
+  std::lock_guard lock(mutex_);
   fd_ = std::move(*fd);
   alive_ = true;
   hello_.reset();
   reader_ = std::thread([this, raw] { readLoop(raw); });
+  return okResult();
+}
+
+Result<pb::HelloReply> GuestChannel::connect(std::chrono::milliseconds timeout) {
+  auto deadline = Clock::now() + timeout;
+  S2Z_TRY(open(timeout), "");
+  std::unique_lock lock(mutex_);
+  hello_.reset();
   pb::Frame hello;
   hello.mutable_hello()->set_protocol_version(guestlink::kProtocolVersion);
   hello.mutable_hello()->set_session(sessionId_);

@@ -43,6 +43,7 @@ class GuestChannel {
   // booting) or the timeout passes (kTimeout). Frames kept from before are
   // sent again. The reply tells the workload's state and the agent's version.
   Result<pb::HelloReply> connect(std::chrono::milliseconds timeout);
+
   // Drops the connection (its VMM is about to exit). Idempotent.
   void disconnect();
   bool connected() const;
@@ -53,6 +54,8 @@ class GuestChannel {
   Result<pb::Response> call(pb::Request request, std::chrono::milliseconds timeout);
 
  private:
+  // The socket and its reader thread, unless connected already (no Hello).
+  Result<void> open(std::chrono::milliseconds timeout);
   void readLoop(int fd);
   void handle(const pb::Frame& frame);
   // Under mutex_: writes bytes to the connection; a failure drops it.

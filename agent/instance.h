@@ -40,6 +40,9 @@ struct WorkloadSpec {
   std::string user;                 // name in the root's /etc/passwd or uid[:gid]; empty: root
   std::string hostname;
   std::vector<std::string> dnsServers, dnsSearches, dnsOptions;
+  // Host directories that appear as /local, /secrets and /alloc in the guest
+  // (agent/task_dirs.h); empty: none.
+  std::filesystem::path localDir, secretsDir, allocDir;
   // StopTask on a sleeping task wakes it so the workload sees its signal
   // (scale_to_zero { wake_to_stop }); false: it is just discarded.
   bool wakeToStop = true;

@@ -28,6 +28,9 @@ json workloadJson(const std::optional<WorkloadSpec>& w) {
       {"dnsServers", w->dnsServers},
       {"dnsSearches", w->dnsSearches},
       {"dnsOptions", w->dnsOptions},
+      {"localDir", w->localDir.string()},
+      {"secretsDir", w->secretsDir.string()},
+      {"allocDir", w->allocDir.string()},
       {"wakeToStop", w->wakeToStop},
   };
 }
@@ -208,6 +211,9 @@ void readWorkload(ObjectReader& r, WorkloadSpec& w) {
   r.strings("dnsServers", w.dnsServers);
   r.strings("dnsSearches", w.dnsSearches);
   r.strings("dnsOptions", w.dnsOptions);
+  r.path("localDir", w.localDir);
+  r.path("secretsDir", w.secretsDir);
+  r.path("allocDir", w.allocDir);
   r.boolean("wakeToStop", w.wakeToStop);
 }
 

@@ -9,6 +9,8 @@
 namespace s2z::agent {
 namespace {
 
+constexpr uint64_t kTaskDirSyncIntervalNs = 1'000'000'000;
+
 std::string seconds(uint64_t ns) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.1fs", static_cast<double>(ns) / 1e9);
@@ -25,6 +27,14 @@ std::string millis(double ms) {
 
 void VmInstance::checkIdle(uint64_t nowNs) {
   if (console_) console_->trim();  // the loop calls this for every instance, often
+  // Task directories: look for changes about once a second while running.
+  if (taskDirs_ && state() == InstanceState::kRunning &&
+      nowNs - lastDirSyncNs_ >= kTaskDirSyncIntervalNs) {
+    lastDirSyncNs_ = nowNs;
+    postJob([this] {
+      if (state() == InstanceState::kRunning) (void)syncTaskDirs();
+    });
+  }
   bpf::ScaleToZeroKernel* kernel = deps_.kernel;
   if (!kernel || !record_.spec.scaleToZero || state() != InstanceState::kRunning) return;
   auto counters = kernel->counters(ifindex_);

@@ -47,6 +47,8 @@ Result<void> VmInstance::startWorkload() {
   if (!hello.ok()) return hello.error().wrap("guest agent");
   spdlog::info("instance {}: guest agent {} (protocol {})", taskId_, hello->agent_version(),
                hello->protocol_version());
+  // Before the workload: its configuration and secrets are there when it starts.
+  S2Z_TRY(syncTaskDirs(), "task directories");
   auto started = channel_->call(startRequest(*record_.spec.workload), kCallTimeout);
   if (!started.ok()) return started.error().wrap("workload");
   spdlog::info("instance {}: workload started as guest pid {}", taskId_,
@@ -120,18 +122,42 @@ ExitInfo VmInstance::stopWorkload(std::chrono::milliseconds timeout, int signo) 
   return exitOfAgentTask();
 }
 
+Result<void> VmInstance::syncTaskDirs() {
+  if (!taskDirs_) return okResult();
+  lastDirSyncNs_ = monotonicNowNs();
+  auto synced = taskDirs_->sync(*channel_, kCallTimeout);
+  if (!synced.ok()) {
+    spdlog::warn("instance {}: task directories: {}", taskId_, synced.error().describe());
+    return synced.error();
+  }
+  if (synced->copied + synced->removed > 0) {
+    spdlog::info("instance {}: task directories: {} copied ({} bytes), {} removed", taskId_,
+                 synced->copied, synced->bytes, synced->removed);
+  }
+  return okResult();
+}
+
 std::map<std::string, std::string> VmInstance::reconnectAfterWake() {
   auto t0 = std::chrono::steady_clock::now();
   auto hello = channel_->connect(kWakeHelloTimeout);
   if (!hello.ok()) return {{"clock", "not corrected: " + hello.error().describe()}};
+  double helloMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
   auto corrected = correctGuestClock(*channel_, kCallTimeout);
   if (!corrected.ok()) return {{"clock", "not corrected: " + corrected.error().describe()}};
   double tookMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  spdlog::info("instance {}: guest clock was {:.1f} ms behind, now {:+.1f} ms (±{:.1f}); "
+               "reconnect {:.1f} ms, correction done {:.1f} ms after the restore",
+               taskId_, -corrected->offsetBeforeMs, corrected->errorAfterMs,
+               corrected->uncertaintyMs, helloMs, tookMs);
+  // What changed while it slept (templates re-rendered), before anything
+  // else (a signal for the change) reaches the workload.
+  (void)syncTaskDirs();
   return {{"clock", "corrected"},
           {"clock_lag_ms", millis(-corrected->offsetBeforeMs)},
           {"clock_error_ms", millis(corrected->errorAfterMs)},
           // restored -> corrected: how long the guest ran on the frozen clock
-          {"clock_ms", millis(tookMs)}};
+          {"clock_ms", millis(tookMs)},
+          {"agent_hello_ms", millis(helloMs)}};
 }
 
 }  // namespace s2z::agent

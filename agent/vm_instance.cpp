@@ -95,6 +95,13 @@ VmInstance::VmInstance(InstanceRecord record, EventSink events, InstanceDeps dep
     channel_ = std::make_unique<GuestChannel>(
         agentSocketOf(record_.runDir),
         [this](const pb::WorkloadExited& exited) { onWorkloadExit(exited); });
+    const WorkloadSpec& w = *record_.spec.workload;
+    std::vector<TaskDirMapping> dirs;
+    if (!w.localDir.empty()) dirs.push_back({w.localDir, "/local", {}});
+    if (!w.secretsDir.empty()) dirs.push_back({w.secretsDir, "/secrets", {}});
+    // alloc/logs holds this very task's log FIFOs and files: the host's.
+    if (!w.allocDir.empty()) dirs.push_back({w.allocDir, "/alloc", {"logs"}});
+    if (!dirs.empty()) taskDirs_ = std::make_unique<TaskDirSync>(std::move(dirs));
   }
 }
 

@@ -6,6 +6,7 @@
 // from its own threads.
 #pragma once
 
+#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
@@ -22,6 +23,7 @@
 #include "agent/network_backend.h"
 #include "agent/process_usage.h"
 #include "agent/serial_worker.h"
+#include "agent/task_dirs.h"
 #include "agent/task_output.h"
 #include "bpf/scale_to_zero_kernel.h"
 #include "common/unique_fd.h"
@@ -170,6 +172,8 @@ class VmInstance final : public Instance {
   std::map<std::string, std::string> reconnectAfterWake();
   // The exit a VMM exit stands for: the workload's as reported, else an error.
   ExitInfo exitOfAgentTask() const;
+  // Copies what changed in the task's directories into the guest.
+  Result<void> syncTaskDirs();
 
   const std::string taskId_;
   const uint32_t ifindex_;
@@ -188,6 +192,8 @@ class VmInstance final : public Instance {
   // Agent tasks: the guest channel. Its reader thread calls onWorkloadExit,
   // which uses mutex_ and record_: ~VmInstance disconnects it first.
   std::unique_ptr<GuestChannel> channel_;
+  std::unique_ptr<TaskDirSync> taskDirs_;  // agent tasks with task directories
+  std::atomic<uint64_t> lastDirSyncNs_{0};  // CLOCK_MONOTONIC of the last periodic sync
   const Lease lease_;
   bool destroyed_ = false;
   uint64_t sleptAtNs_ = 0;  // CLOCK_MONOTONIC when the last sleep finished
