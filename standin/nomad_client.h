@@ -93,6 +93,11 @@ class NomadClient {
   // then WaitTask and TaskStats in the background again.
   Result<void> recoverTask(const StartedTask& task);
   Result<void> signalTask(const std::string& taskId, const std::string& signal);
+  // A template's data changed (Consul, Vault): writes the file again as the
+  // client's template runner does, then applies its change_mode (signal:
+  // SignalTask with change_signal; noop: nothing; restart: kUnimplemented).
+  Result<void> rerenderTemplate(const std::string& taskId, const std::string& destination,
+                                const std::string& data);
 
   // go-plugin kill of the long-lived plugin (Controller/Shutdown, 2 s, SIGKILL).
   KillReport shutdownPlugin();

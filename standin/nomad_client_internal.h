@@ -3,10 +3,13 @@
 
 #include <atomic>
 #include <memory>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "standin/log_collector.h"
 #include "standin/nomad_client.h"
+#include "standin/template_render.h"
 
 namespace s2z::standin {
 
@@ -19,6 +22,8 @@ struct NomadClient::TaskRecord {
   std::unique_ptr<LogCollector> logs;  // guarded by NomadClient::tasksMu_ once tracked
   std::thread lateLogs;                // starts `logs` late (ClientOptions::logCollectorDelay)
   std::atomic<bool> destroyed{false};
+  std::string taskDir;                  // <alloc_dir>/<task>
+  std::vector<TemplateSpec> templates;
 };
 
 }  // namespace s2z::standin

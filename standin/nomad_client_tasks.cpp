@@ -1,6 +1,7 @@
 // NomadClient: the task runner's side (StartTask ... DestroyTask, RecoverTask)
 // and the per-task background calls (WaitTask, TaskStats).
 #include <algorithm>
+#include <optional>
 
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
@@ -73,6 +74,10 @@ Result<StartedTask> NomadClient::startTask(const TaskFile& task) {
   std::string allocId = randomUuid();
   auto layout = prepareAllocDir(options_.dataDir, allocId, task.name);
   if (!layout.ok()) return layout.error();
+  // The template hook runs in prestart, before the driver is asked to start.
+  for (const auto& t : task.templates) {
+    S2Z_TRY(renderTemplate(layout->taskDir, t.destination, t.data, t.perms), "template");
+  }
   auto record = std::make_shared<TaskRecord>();
   const bool collect = !caps->disableLogCollection && options_.collectLogs;
   if (collect && options_.logCollectorDelay.count() == 0) {
@@ -111,6 +116,8 @@ Result<StartedTask> NomadClient::startTask(const TaskFile& task) {
     return err;
   }
   record->started = toStartedTask(*cfg, resp, *layout);
+  record->taskDir = layout->taskDir;
+  record->templates = task.templates;
   StartedTask started = record->started;
   {
     std::lock_guard lock(tasksMu_);
@@ -244,6 +251,29 @@ Result<void> NomadClient::recoverTask(const StartedTask& task) {
     }
   }
   startTaskBackground(taskId);
+  return okResult();
+}
+
+Result<void> NomadClient::rerenderTemplate(const std::string& taskId, const std::string& destination,
+                                           const std::string& data) {
+  std::string taskDir;
+  std::optional<TemplateSpec> spec;
+  {
+    std::lock_guard lock(tasksMu_);
+    auto it = tasks_.find(taskId);
+    if (it == tasks_.end()) return makeError(ErrorCode::kNotFound, "no task " + taskId);
+    taskDir = it->second->taskDir;
+    for (const auto& t : it->second->templates) {
+      if (t.destination == destination) spec = t;
+    }
+  }
+  if (!spec) return makeError(ErrorCode::kNotFound, "task has no template " + destination);
+  S2Z_TRY(renderTemplate(taskDir, destination, data, spec->perms), "template");
+  if (spec->changeMode == "signal") return signalTask(taskId, spec->changeSignal);
+  if (spec->changeMode == "restart") {
+    return makeError(ErrorCode::kUnimplemented,
+                     "change_mode restart (a task restart) is not modelled by the stand-in");
+  }
   return okResult();
 }
 

@@ -79,7 +79,7 @@ Result<void> parsePorts(const YAML::Node& node, TaskFile& t) {
 Result<TaskFile> TaskFile::fromNode(const YAML::Node& root) {
   static const std::set<std::string> kKeys = {
       "name", "driver", "job", "group", "namespace", "resources", "ports", "env",
-      "network", "user", "config", "raw_config"};
+      "network", "user", "template", "config", "raw_config"};
   S2Z_TRY(checkKeys(root, kKeys, "task"), "task");
   TaskFile t;
   if (root["name"]) t.name = root["name"].as<std::string>();
@@ -103,6 +103,29 @@ Result<TaskFile> TaskFile::fromNode(const YAML::Node& root) {
     if (n["path"]) t.netnsPath = n["path"].as<std::string>();
     if (t.networkMode != "host" && t.networkMode != "group") {
       return invalid("network.mode must be host or group");
+    }
+  }
+  if (root["template"]) {
+    const YAML::Node& list = root["template"];
+    if (!list.IsSequence()) return invalid("template must be a list");
+    for (const auto& n : list) {
+      S2Z_TRY(checkKeys(n, {"destination", "data", "change_mode", "change_signal", "perms"},
+                        "template"),
+              "task");
+      TemplateSpec spec;
+      if (!n["destination"]) return invalid("template needs destination");
+      spec.destination = n["destination"].as<std::string>();
+      if (n["data"]) spec.data = n["data"].as<std::string>();
+      if (n["change_mode"]) spec.changeMode = n["change_mode"].as<std::string>();
+      if (n["change_signal"]) spec.changeSignal = n["change_signal"].as<std::string>();
+      if (n["perms"]) spec.perms = std::stoul(n["perms"].as<std::string>(), nullptr, 8);
+      if (spec.changeMode != "restart" && spec.changeMode != "signal" && spec.changeMode != "noop") {
+        return invalid("template change_mode must be restart, signal or noop");
+      }
+      if (spec.changeMode == "signal" && spec.changeSignal.empty()) {
+        return invalid("template change_mode signal needs change_signal");
+      }
+      t.templates.push_back(spec);
     }
   }
   if (root["config"]) t.config = YAML::Clone(root["config"]);

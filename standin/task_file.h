@@ -17,6 +17,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "common/result.h"
+#include "standin/template_render.h"
 
 namespace s2z::standin {
 
@@ -41,6 +42,7 @@ struct TaskFile {
   std::string networkMode = "host";  // host | group
   std::string netnsPath;             // for group mode
   std::string user;
+  std::vector<TemplateSpec> templates;  // rendered into the task dir before StartTask
   YAML::Node config;                 // driver config body (may be null)
   bool rawConfig = false;
 
