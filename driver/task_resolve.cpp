@@ -43,6 +43,17 @@ agent::WorkloadSpec workloadFor(const TaskConfig& task, const pb::TaskConfig& no
   w.argv.push_back(task.command);
   w.argv.insert(w.argv.end(), task.args.begin(), task.args.end());
   std::map<std::string, std::string> env(nomad.env().begin(), nomad.env().end());
+  // The task's directories are copied into the guest (agent/task_dirs.h):
+  // the variables name them where the workload sees them.
+  if (!nomad.alloc_dir().empty()) {
+    std::filesystem::path allocDir(nomad.alloc_dir());
+    w.localDir = allocDir / nomad.name() / "local";
+    w.secretsDir = allocDir / nomad.name() / "secrets";
+    w.allocDir = allocDir / "alloc";
+    env["NOMAD_TASK_DIR"] = "/local";
+    env["NOMAD_SECRETS_DIR"] = "/secrets";
+    env["NOMAD_ALLOC_DIR"] = "/alloc";
+  }
   for (const auto& [key, value] : env) w.env.push_back(key + "=" + value);
   w.workingDir = task.workingDir;
   w.user = nomad.user();

@@ -24,16 +24,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-size_t eventsMatching(const NomadClient& c, const std::string& allocId, const std::string& word) {
-  size_t n = 0;
-  for (const auto& e : c.events()) {
-    std::string m = e.message;
-    std::transform(m.begin(), m.end(), m.begin(), [](unsigned char ch) { return std::tolower(ch); });
-    n += e.allocId == allocId && m.rfind(word, 0) == 0;
-  }
-  return n;
-}
-
 // GET /counter and the console line it must produce.
 struct Counted {
   int status = 0;

@@ -292,6 +292,17 @@ standin::TaskFile webTask(const std::string& extraConfigYaml) {
   return *t;
 }
 
+size_t eventsMatching(const standin::NomadClient& c, const std::string& allocId,
+                      const std::string& word) {
+  size_t n = 0;
+  for (const auto& e : c.events()) {
+    std::string m = e.message;
+    std::transform(m.begin(), m.end(), m.begin(), [](unsigned char ch) { return std::tolower(ch); });
+    n += e.allocId == allocId && m.rfind(word, 0) == 0;
+  }
+  return n;
+}
+
 standin::TaskFile agentTask(const std::string& command, const std::vector<std::string>& args,
                             const std::string& extraTaskYaml, const std::string& extraConfigYaml) {
   YAML::Node config;

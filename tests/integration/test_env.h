@@ -82,6 +82,10 @@ class TestEnv {
   std::string prefix_;
 };
 
+// Events of the allocation whose message starts with `word`, ignoring case.
+size_t eventsMatching(const standin::NomadClient& c, const std::string& allocId,
+                      const std::string& word);
+
 // A YAML task for the test guest: ports http 28080 -> 8080, 256 MiB.
 standin::TaskFile webTask(const std::string& extraConfigYaml = "");
 

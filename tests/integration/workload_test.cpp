@@ -21,16 +21,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-size_t eventsMatching(const NomadClient& c, const std::string& allocId, const std::string& word) {
-  size_t n = 0;
-  for (const auto& e : c.events()) {
-    std::string m = e.message;
-    std::transform(m.begin(), m.end(), m.begin(), [](unsigned char ch) { return std::tolower(ch); });
-    n += e.allocId == allocId && m.rfind(word, 0) == 0;
-  }
-  return n;
-}
-
 std::optional<TaskEventRecord> lastEvent(const NomadClient& c, const std::string& allocId,
                                          const std::string& message) {
   std::optional<TaskEventRecord> found;
@@ -323,5 +313,55 @@ TEST_CASE("a plugin SIGKILL while the workload runs and exits: RecoverTask gets 
   CHECK(exit.exitCode == 5);
   CHECK(exit.signal == 0);
   CHECK(c.waitUntil(10s, [&] { return c.taskStdoutClosed(started->id); }));
+  destroyAndCheckClean(c, env, started->id);
+}
+
+TEST_CASE("local/ and secrets/ reach the guest, secrets on a tmpfs; a template re-rendered while the task sleeps is in place when its change signal arrives") {
+  REQUIRE(agentGuestAvailable());
+  TestEnv env;
+  auto client = loadPlugin(env);
+  NomadClient& c = *client;
+  // Prints what it sees at start and the config again on SIGHUP; serves
+  // HTTP so it can sleep and wake.
+  const char* script =
+      "import os, signal, socket\n"
+      "def conf():\n"
+      "    return open(os.environ['NOMAD_TASK_DIR'] + '/app.conf').read().strip()\n"
+      "def hup(s, f):\n"
+      "    print('reloaded conf=' + conf(), flush=True)\n"
+      "signal.signal(signal.SIGHUP, hup)\n"
+      "fs = [l.split()[2] for l in open('/proc/mounts') if l.split()[1] == '/secrets']\n"
+      "print('conf=' + conf(), flush=True)\n"
+      "print('task_dir=' + os.environ['NOMAD_TASK_DIR'] + ' alloc_dir=' + os.environ['NOMAD_ALLOC_DIR'], flush=True)\n"
+      "print('token=' + open('/secrets/token').read().strip() + ' secrets_fs=' + fs[-1], flush=True)\n"
+      "s = socket.socket()\n"
+      "s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)\n"
+      "s.bind(('0.0.0.0', 8080))\n"
+      "s.listen(16)\n"
+      "while True:\n"
+      "    c, _ = s.accept()\n"
+      "    c.recv(4096)\n"
+      "    c.sendall(b'HTTP/1.0 200 OK\\r\\nContent-Length: 3\\r\\n\\r\\nok\\n')\n"
+      "    c.close()\n";
+  TaskFile task = agentTask("python3", {"-u", "-c", script},
+                            "template:\n"
+                            "  - { destination: local/app.conf, data: \"version one\\n\", change_mode: signal, change_signal: SIGHUP }\n"
+                            "  - { destination: secrets/token, data: \"s3cr3t\\n\", change_mode: noop, perms: \"0600\" }\n",
+                            "  scale_to_zero: { enabled: true, idle_timeout: \"2s\" }\n");
+  auto started = c.startTask(task);
+  REQUIRE_MESSAGE(started.ok(), started.error().describe());
+  CHECK(outputHas(c, started->id, "conf=version one"));
+  CHECK(outputHas(c, started->id, "task_dir=/local alloc_dir=/alloc"));
+  CHECK(outputHas(c, started->id, "token=s3cr3t secrets_fs=tmpfs"));
+
+  REQUIRE(c.waitUntil(30s, [&] { return eventsMatching(c, started->allocId, "sleeping") >= 1; }));
+  // Consul's value changed while the task sleeps: the client writes the file
+  // and sends SIGHUP; the driver wakes the task, and the workload must read
+  // the new file, not the one it had when it went to sleep.
+  REQUIRE(c.rerenderTemplate(started->id, "local/app.conf", "version two\n").ok());
+  CHECK(outputHas(c, started->id, "reloaded conf=version two"));
+  CHECK(eventsMatching(c, started->allocId, "woken") >= 1);
+  REQUIRE(c.stopTask(started->id, 10s).ok());
+  waitExit(c, started->id);
   destroyAndCheckClean(c, env, started->id);
 }
