@@ -69,27 +69,13 @@ agent::InstanceSpec guestSpec(const BenchConfig& c, const std::string& taskId, b
   return s;
 }
 
-// The workload of the agent rows: python3 from the test root filesystem,
-// answering every request with the guest agent's resident memory (PID 1's
-// VmRSS) so the benchmark reads it from inside the guest.
-constexpr const char* kAgentServer = R"PY(
-import socket
-s = socket.socket()
-s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-s.bind(("0.0.0.0", 8080))
-s.listen(16)
-while True:
-    c, _ = s.accept()
-    c.recv(4096)
-    rss = [l.split()[1] for l in open("/proc/1/status") if l.startswith("VmRSS:")][0]
-    body = "agent_rss_kib %s
-" % rss
-    c.sendall(("HTTP/1.0 200 OK
-Content-Length: %d
-
-%s" % (len(body), body)).encode())
-    c.close()
-)PY";
+// The workload of the agent rows: Debian's busybox httpd from the test root
+// filesystem (a small C server, like the test guest's, so the rows compare
+// the guests and not the servers), serving a page that holds the guest
+// agent's resident memory (PID 1's VmRSS) as it was when the workload began.
+constexpr const char* kAgentServer =
+    "mkdir -p /tmp/www && grep VmRSS /proc/1/status > /tmp/www/index.html && "
+    "cp /tmp/www/index.html /tmp/www/healthz && exec busybox httpd -f -p 0.0.0.0:8080 -h /tmp/www";
 
 agent::InstanceSpec agentGuestSpec(const BenchConfig& c, const std::string& taskId,
                                    bool scaleToZero, const TaskLogs& logs) {
@@ -98,7 +84,7 @@ agent::InstanceSpec agentGuestSpec(const BenchConfig& c, const std::string& task
   s.initrd = c.agentGuestDir / "initrd.img";
   s.rootfs = c.rootfs;
   s.workload = agent::WorkloadSpec{};
-  s.workload->argv = {"python3", "-u", "-c", kAgentServer};
+  s.workload->argv = {"/bin/sh", "-c", kAgentServer};
   s.workload->env = {"PATH=/usr/local/bin:/usr/bin:/bin"};
   return s;
 }
@@ -124,8 +110,10 @@ Result<void> wakeCycles(const BenchConfig& c, agent::Agent& agent, SpecFn spec,
     out.failures.push_back("log FIFO holder: " + mem.error().describe());
   }
   spdlog::info("bench: held-tap instance at {}, waiting for the guest", addr);
-  if (!waitForHttp(addr, c.guestPort, 90s))
-    return makeError(ErrorCode::kTimeout, "guest at " + addr + " never answered HTTP");
+  if (!waitForHttp(addr, c.guestPort, 90s)) {
+    return makeError(ErrorCode::kTimeout, "guest at " + addr + " never answered HTTP; its stderr: " +
+                                              logs->reader->stderrText());
+  }
 
   size_t next = log.mark();
   for (int i = 0; i <= c.cycles; ++i) {
@@ -143,7 +131,9 @@ Result<void> wakeCycles(const BenchConfig& c, agent::Agent& agent, SpecFn spec,
       out.failures.push_back("wake " + std::to_string(i) + ": " + t.error);
       continue;
     }
-    if (t.body.rfind("agent_rss_kib ", 0) == 0) out.guestAgentRssKiB = std::stoull(t.body.substr(14));
+    if (auto at = t.body.find("VmRSS:"); at != std::string::npos) {
+      out.guestAgentRssKiB = std::strtoull(t.body.c_str() + at + 6, nullptr, 10);
+    }
     if (i == 0) continue;  // warm-up: first restore of this snapshot file
     WakeSample s;
     s.requestMs = t.ms;
