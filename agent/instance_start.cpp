@@ -274,13 +274,6 @@ Result<void> VmInstance::recoverRunning(InstanceState recorded) {
   Result<void> adopted = makeError(ErrorCode::kNotFound, "no VM process recorded");
   if (r.vmm.pid != 0) adopted = vmm_->reattach(vmConfig(), r.vmm, /*standby=*/false);
   if (adopted.ok()) {
-    if (usesAgent()) {
-      // A new session: the guest sends again whatever we had not acknowledged
-      // (a workload exit, responses); requests of the dead plugin are moot.
-      if (auto hello = channel_->connect(kPowerOffWait); !hello.ok()) {
-        spdlog::warn("instance {}: guest agent: {}", taskId_, hello.error().describe());
-      }
-    }
     if (recorded == InstanceState::kStopping) {
       // The plugin died mid-stop: finish it.
       (void)vmm_->shutdown(std::chrono::milliseconds(0));
@@ -292,6 +285,14 @@ Result<void> VmInstance::recoverRunning(InstanceState recorded) {
       // Resuming keeps it serving; the idle monitor will put it to sleep again.
       S2Z_TRY(vmm_->resume(), "adopt");
       emit("Sleep interrupted by a plugin restart; the VM runs on");
+    }
+    if (usesAgent()) {
+      // A new session (after the resume: a paused guest cannot answer): the
+      // guest sends again whatever we had not acknowledged (a workload exit,
+      // responses); requests of the dead plugin are moot.
+      if (auto hello = channel_->connect(kPowerOffWait); !hello.ok()) {
+        spdlog::warn("instance {}: guest agent: {}", taskId_, hello.error().describe());
+      }
     }
     Result<void> (Lifecycle::*step)() = nullptr;
     if (recorded == InstanceState::kBooting) step = &Lifecycle::booted;

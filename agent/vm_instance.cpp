@@ -269,7 +269,13 @@ Result<void> VmInstance::stop(std::chrono::milliseconds timeout, int signo) {
   S2Z_TRY(transition(&Lifecycle::beginStop), "stop " + taskId_);
   (void)persist();
   ExitInfo info;
-  if (workloadRuns) info = stopWorkload(timeout, signo);
+  if (workloadRuns) {
+    info = stopWorkload(timeout, signo);
+  } else if (usesAgent() && !workloadExitReported()) {
+    // Killed asleep without a wake: as a SIGKILL would have ended it.
+    info.signal = SIGKILL;
+    info.exitCode = 128 + SIGKILL;
+  }
   // Also kills a standby of a sleeping VM.
   auto down = vmm_->shutdown(workloadRuns ? kPowerOffWait : timeout);
   if (!down.ok()) return down.error().wrap("stop " + taskId_);

@@ -172,6 +172,10 @@ class VmInstance final : public Instance {
   std::map<std::string, std::string> reconnectAfterWake();
   // The exit a VMM exit stands for: the workload's as reported, else an error.
   ExitInfo exitOfAgentTask() const;
+  bool workloadExitReported() const {
+    std::lock_guard lock(mutex_);
+    return record_.workloadExit.reported;
+  }
   // Copies what changed in the task's directories into the guest.
   Result<void> syncTaskDirs();
 

@@ -365,3 +365,28 @@ TEST_CASE("local/ and secrets/ reach the guest, secrets on a tmpfs; a template r
   waitExit(c, started->id);
   destroyAndCheckClean(c, env, started->id);
 }
+
+TEST_CASE("StopTask on a sleeping task wakes it for its graceful shutdown; with wake_to_stop = false it is killed asleep") {
+  REQUIRE(agentGuestAvailable());
+  TestEnv env;
+  auto client = loadPlugin(env);
+  NomadClient& c = *client;
+  StartedTask woken = startServer(c, env, "  scale_to_zero: { enabled: true, idle_timeout: \"2s\" }\n");
+  REQUIRE(c.waitUntil(30s, [&] { return eventsMatching(c, woken.allocId, "sleeping") >= 1; }));
+  REQUIRE(c.stopTask(woken.id, 10s).ok());
+  auto graceful = waitExit(c, woken.id);
+  CHECK(graceful.exitCode == 7);  // its SIGTERM handler ran
+  CHECK(eventsMatching(c, woken.allocId, "woken") == 1);
+  CHECK(outputHas(c, woken.id, "graceful shutdown"));
+  destroyAndCheckClean(c, env, woken.id);
+
+  StartedTask asleep = startServer(
+      c, env, "  scale_to_zero: { enabled: true, idle_timeout: \"2s\", wake_to_stop: false }\n");
+  REQUIRE(c.waitUntil(30s, [&] { return eventsMatching(c, asleep.allocId, "sleeping") >= 1; }));
+  REQUIRE(c.stopTask(asleep.id, 10s).ok());
+  auto killed = waitExit(c, asleep.id);
+  CHECK(killed.signal == 9);
+  CHECK(eventsMatching(c, asleep.allocId, "woken") == 0);
+  CHECK(c.taskStdout(asleep.id).find("graceful shutdown") == std::string::npos);
+  destroyAndCheckClean(c, env, asleep.id);
+}
