@@ -6,6 +6,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <vector>
+
 #include "guest/agent/console_log.h"
 #include "guest/agent/file_io.h"
 #include "guest/agent/power_off.h"
@@ -63,14 +65,19 @@ void runAgentLoop(int signalFd, GuestChannel& channel, Workload& workload, RootF
   AgentService service(channel, workload, root);
   for (;;) {
     bool connected = channel.refreshConnection();
-    pollfd fds[2] = {{signalFd, POLLIN, 0}, {channel.fd(), 0, 0}};
+    std::vector<pollfd> fds{{signalFd, POLLIN, 0}, {channel.fd(), 0, 0}};
     if (connected) fds[1].events = POLLIN | (channel.wantsWrite() ? POLLOUT : 0);
-    int n = ::poll(fds, connected ? 2 : 1, kPollTimeoutMs);
+    // Exec'd output only while the host keeps up; it stays in the pipes meanwhile.
+    service.execs().addPollFds(fds, connected && service.execOutputWanted());
+    if (!connected) fds[1].fd = -1;  // poll ignores it (see guest_channel.h)
+    int n = ::poll(fds.data(), fds.size(), kPollTimeoutMs);
     if (n < 0 && errno != EINTR) powerOff("poll failed");
     drainSignals(signalFd);
 
     // Every pass, not only on SIGCHLD: signals of one kind coalesce.
-    if (auto exited = workload.reapChildren()) service.onWorkloadExited(*exited);
+    auto exec = [&](pid_t pid, int status) { service.execs().onReaped(pid, status); };
+    if (n > 0) service.execs().onPolled(fds, 2);
+    if (auto exited = workload.reapChildren(exec)) service.onWorkloadExited(*exited);
     if (connected && (fds[1].revents & (POLLIN | POLLHUP))) service.onFrames(channel.readFrames());
     if (connected && (fds[1].revents & POLLOUT)) channel.flush();
     if (service.finished()) shutDown(workload, root);

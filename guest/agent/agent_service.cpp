@@ -47,6 +47,8 @@ void AgentService::handleHello(const agent::v1::Hello& hello, uint64_t hostAck) 
   if (!sawSession_ || hello.session() != sessionId_) {
     // A restarted plugin numbers from 1 again: forget the old receive position.
     session_.resetReceive();
+    // Nobody reads the old session's exec'd processes any more.
+    if (sawSession_) execs_.killAll();
     sessionId_ = hello.session();
     sawSession_ = true;
   }
@@ -82,8 +84,20 @@ agent::v1::Response AgentService::handleRequest(const agent::v1::Request& reques
     case agent::v1::Request::kStartWorkload:
       startWorkload(request.start_workload(), response);
       break;
-    case agent::v1::Request::kSignalProcess:
-      if (auto r = workload_.signal(request.signal_process().signal()); !r.ok()) fail(r.error());
+    case agent::v1::Request::kSignalProcess: {
+      const auto& sig = request.signal_process();
+      auto r = sig.exec_id() == 0 ? workload_.signal(sig.signal()) : execs_.signal(sig.exec_id(), sig.signal());
+      if (!r.ok()) fail(r.error());
+      break;
+    }
+    case agent::v1::Request::kExecProcess:
+      execProcess(request.exec_process(), response);
+      break;
+    case agent::v1::Request::kWriteStream:
+      if (auto r = execs_.writeStdin(request.write_stream()); !r.ok()) fail(r.error());
+      break;
+    case agent::v1::Request::kTtyWinResize:
+      if (auto r = execs_.resize(request.tty_win_resize()); !r.ok()) fail(r.error());
       break;
     case agent::v1::Request::kSetGuestDateTime: {
       const auto& t = request.set_guest_date_time();
@@ -140,8 +154,37 @@ void AgentService::startWorkload(const agent::v1::StartWorkload& spec, agent::v1
   if (!plan.ok()) return fail(plan.error());
   auto pid = workload_.start(kRootDir, *plan);
   if (!pid.ok()) return fail(pid.error());
+  workloadSpec_ = spec;
   response.mutable_start_workload()->set_pid(*pid);
   logLine("workload started: pid " + std::to_string(*pid) + " " + plan->executable);
+}
+
+void AgentService::execProcess(const agent::v1::ExecProcess& request, agent::v1::Response& response) {
+  if (workload_.state() != WorkloadState::kRunning) {
+    response.set_error(workload_.state() == WorkloadState::kExited ? "the workload has exited"
+                                                                   : "the workload has not started");
+    return;
+  }
+  agent::v1::StartWorkload spec = workloadSpec_;
+  spec.clear_argv();
+  for (const auto& a : request.argv()) spec.add_argv(a);
+  auto plan = makeLaunchPlan(kRootDir, spec);
+  if (!plan.ok()) {
+    response.set_error(plan.error().describe());
+    return;
+  }
+  auto pid = execs_.start(kRootDir, *plan, request);
+  if (!pid.ok()) {
+    response.set_error(pid.error().describe());
+    return;
+  }
+  response.mutable_exec_process()->set_pid(*pid);
+}
+
+void AgentService::sendEvent(agent::v1::Event event) {
+  Frame frame;
+  *frame.mutable_event() = std::move(event);
+  sendSequenced(std::move(frame));
 }
 
 void AgentService::onWorkloadExited(const ExitStatus& status) {

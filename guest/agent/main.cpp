@@ -4,6 +4,7 @@
 // filesystem, signal it, set the clock, reseed the RNG; reports its exit and
 // powers the VM off. See guest/agent/README.md.
 #include <fcntl.h>
+#include <signal.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -76,6 +77,8 @@ int main() {
   fatalIfError(mountKernelFilesystems());
   attachStdioToConsole();  // devtmpfs now has /dev/console
   fatalIfError(setOomScoreAdj(-1000));
+  // A write to an exec'd process that closed its stdin is EPIPE, not a signal.
+  ::signal(SIGPIPE, SIG_IGN);
   fatalIfError(loadModules());
   fatalIfError(createWorkloadCgroup());
   configureNetwork();

@@ -10,6 +10,7 @@
 #include <sys/types.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -25,6 +26,9 @@ struct ExitStatus {
   int signal = 0;    // 0: it exited
   bool oomKilled = false;
 };
+
+// A waitpid status as the host sees it (oomKilled is left false).
+ExitStatus exitStatusOf(int waitStatus);
 
 class Workload {
  public:
@@ -47,8 +51,10 @@ class Workload {
   Result<void> signal(int signo);
 
   // waitpid(-1, WNOHANG) until nothing is left to reap (PID 1 inherits every
-  // orphan). Returns the workload's status when it was reaped in this call.
-  std::optional<ExitStatus> reapChildren();
+  // orphan). Returns the workload's status when it was reaped in this call;
+  // every other pid reaped goes to onOther with its wait status (exec'd
+  // commands are the agent's children too).
+  std::optional<ExitStatus> reapChildren(const std::function<void(pid_t, int)>& onOther = {});
 
  private:
   int stdoutFd_;
