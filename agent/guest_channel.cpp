@@ -23,7 +23,9 @@ using Clock = std::chrono::steady_clock;
 constexpr std::chrono::milliseconds kFirstHelloRetry{5};
 constexpr std::chrono::milliseconds kMaxHelloRetry{500};
 
-uint64_t randomSession() {
+// Non-zero and random: host sessions, and exec ids that must not collide
+// with those of an earlier plugin process the guest may still report on.
+uint64_t randomId() {
   uint64_t v = 0;
   while (v == 0) {
     if (::getrandom(&v, sizeof v, 0) != sizeof v) v = static_cast<uint64_t>(Clock::now().time_since_epoch().count());
@@ -55,7 +57,7 @@ Result<UniqueFd> connectUnix(const std::filesystem::path& path) {
 }  // namespace
 
 GuestChannel::GuestChannel(std::filesystem::path socket, ExitHandler onExit)
-    : socket_(std::move(socket)), onExit_(std::move(onExit)), sessionId_(randomSession()) {}
+    : socket_(std::move(socket)), onExit_(std::move(onExit)), sessionId_(randomId()) {}
 
 GuestChannel::~GuestChannel() { disconnect(); }
 
@@ -185,6 +187,12 @@ void GuestChannel::handle(const pb::Frame& frame) {
       cv_.notify_all();
       break;
     case pb::Frame::kResponse:
+      if (posted_.erase(frame.response().id())) {
+        if (!frame.response().error().empty()) {
+          spdlog::debug("guest channel {}: {}", socket_.string(), frame.response().error());
+        }
+        break;
+      }
       responses_[frame.response().id()] = frame.response();
       cv_.notify_all();
       break;
@@ -192,11 +200,62 @@ void GuestChannel::handle(const pb::Frame& frame) {
       if (frame.event().has_workload_exited() && onExit_) {
         lock.unlock();
         onExit_(frame.event().workload_exited());
+      } else {
+        routeExecEvent(frame.event());
       }
       break;
     default:
       break;  // a pure acknowledgement
   }
+}
+
+void GuestChannel::routeExecEvent(const pb::Event& event) {
+  uint64_t id = event.has_exec_output() ? event.exec_output().exec_id()
+                : event.has_exec_exited() ? event.exec_exited().exec_id()
+                                          : 0;
+  auto it = execs_.find(id);
+  if (it == execs_.end()) return;  // a session already closed (or another process's)
+  ExecEvent out;
+  if (event.has_exec_output()) {
+    const auto& o = event.exec_output();
+    out.kind = o.stream() == pb::ExecOutput::STDERR ? ExecEvent::Kind::kStderr : ExecEvent::Kind::kStdout;
+    out.data = o.data();
+    out.eof = o.eof();
+  } else {
+    out.kind = ExecEvent::Kind::kExited;
+    out.exitCode = event.exec_exited().exit_code();
+    out.signal = event.exec_exited().signal();
+  }
+  it->second->push(std::move(out));
+}
+
+void GuestChannel::post(pb::Request request) {
+  std::lock_guard lock(mutex_);
+  uint64_t id = nextRequestId_++;
+  request.set_id(id);
+  posted_.insert(id);
+  pb::Frame frame;
+  *frame.mutable_request() = std::move(request);
+  writeLocked(session_.send(std::move(frame)));
+}
+
+std::pair<uint64_t, std::shared_ptr<ExecStream>> GuestChannel::openExec() {
+  std::lock_guard lock(mutex_);
+  uint64_t id = randomId();
+  while (execs_.count(id)) id = randomId();
+  auto stream = std::make_shared<ExecStream>();
+  execs_[id] = stream;
+  return {id, stream};
+}
+
+void GuestChannel::closeExec(uint64_t execId) {
+  std::lock_guard lock(mutex_);
+  execs_.erase(execId);
+}
+
+void GuestChannel::abandonExecs(const std::string& why) {
+  std::lock_guard lock(mutex_);
+  for (auto& [id, stream] : execs_) stream->abandon(why);
 }
 
 Result<pb::Response> GuestChannel::call(pb::Request request, std::chrono::milliseconds timeout) {

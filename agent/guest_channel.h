@@ -13,10 +13,13 @@
 #include <filesystem>
 #include <functional>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <thread>
 
+#include "agent/exec_stream.h"
 #include "common/result.h"
 #include "common/unique_fd.h"
 #include "guestlink/frame_codec.h"
@@ -53,11 +56,24 @@ class GuestChannel {
   // answered error becomes kFailedPrecondition with the guest's message.
   Result<pb::Response> call(pb::Request request, std::chrono::milliseconds timeout);
 
+  // Sends a request without waiting: delivered in order with the others,
+  // its answer dropped (an error is logged). For an exec's stdin and resizes.
+  void post(pb::Request request);
+
+  // Exec'd commands (ExecProcess): a new random id whose ExecOutput and
+  // ExecExited events go to the returned stream until closeExec.
+  std::pair<uint64_t, std::shared_ptr<ExecStream>> openExec();
+  void closeExec(uint64_t execId);
+  // Every open exec stream ends with `why` (the task is over).
+  void abandonExecs(const std::string& why);
+
  private:
   // The socket and its reader thread, unless connected already (no Hello).
   Result<void> open(std::chrono::milliseconds timeout);
   void readLoop(int fd);
   void handle(const pb::Frame& frame);
+  // Under mutex_: an exec's output or exit to its stream.
+  void routeExecEvent(const pb::Event& event);
   // Under mutex_: writes bytes to the connection; a failure drops it.
   void writeLocked(const pb::Frame& frame);
 
@@ -73,6 +89,8 @@ class GuestChannel {
   std::thread reader_;
   std::optional<pb::HelloReply> hello_;  // answer to this connection's Hello
   std::map<uint64_t, pb::Response> responses_;
+  std::set<uint64_t> posted_;  // request ids whose answers nobody waits for
+  std::map<uint64_t, std::shared_ptr<ExecStream>> execs_;
   uint64_t nextRequestId_ = 1;
 };
 

@@ -46,6 +46,9 @@ struct WorkloadSpec {
   // StopTask on a sleeping task wakes it so the workload sees its signal
   // (scale_to_zero { wake_to_stop }); false: it is just discarded.
   bool wakeToStop = true;
+  // Script checks (ExecTask) on a sleeping task wake it and run
+  // (scale_to_zero { script_checks = "wake" }); false: they pass unrun.
+  bool scriptChecksWake = false;
 };
 
 struct InstanceSpec {
@@ -130,6 +133,43 @@ struct InstanceEvent {
 };
 using EventSink = std::function<void(const InstanceEvent&)>;
 
+// A command to run beside the workload, in its root filesystem with its
+// user, environment and working directory (Nomad's alloc exec, script checks).
+struct ExecSpec {
+  std::vector<std::string> argv;
+  bool tty = false;  // a terminal for stdin/stdout; stderr joins stdout
+  uint32_t rows = 0, columns = 0;  // tty: the initial size (0: default)
+  // A sleeping task is woken to run it; false: Instance::exec returns no
+  // session and runs nothing.
+  bool wakeIfAsleep = true;
+};
+
+// What an exec'd command produced, in order; kExited comes last, after every
+// stream's eof.
+struct ExecEvent {
+  enum class Kind { kStdout, kStderr, kExited };
+  Kind kind = Kind::kStdout;
+  std::string data;  // kStdout, kStderr
+  bool eof = false;  // kStdout, kStderr: that stream ended
+  int exitCode = 0;  // kExited: 128 + signal when killed by one
+  int signal = 0;
+};
+
+// One running exec'd command. While any session is open its task does not
+// fall asleep (an idle shell is still a user at work).
+class ExecSession {
+ public:
+  // SIGKILLs the command if it has not exited.
+  virtual ~ExecSession() = default;
+  virtual Result<void> writeStdin(std::string data) = 0;
+  virtual Result<void> closeStdin() = 0;
+  virtual Result<void> resize(uint32_t rows, uint32_t columns) = 0;
+  virtual Result<void> signal(int signo) = 0;
+  // The next event; kTimeout if none came in time, kUnavailable if the task
+  // ended without the command's exit.
+  virtual Result<ExecEvent> next(std::chrono::milliseconds timeout) = 0;
+};
+
 class Instance {
  public:
   virtual ~Instance() = default;
@@ -150,6 +190,10 @@ class Instance {
   virtual Result<void> destroy() = 0;
   // To the workload (guest agent; a sleeping task is woken first), else to the VMM.
   virtual Result<void> signal(int signo) = 0;
+  // Runs a command beside the workload (guest agent tasks only:
+  // kFailedPrecondition otherwise). A sleeping task is woken first, unless
+  // !spec.wakeIfAsleep: then nullptr, and nothing ran.
+  virtual Result<std::unique_ptr<ExecSession>> exec(const ExecSpec& spec) = 0;
   virtual ResourceUsage usage() = 0;
   // Number of counted packets etc. for status/inspection.
   virtual std::map<std::string, std::string> attributes() const = 0;

@@ -32,6 +32,7 @@ json workloadJson(const std::optional<WorkloadSpec>& w) {
       {"secretsDir", w->secretsDir.string()},
       {"allocDir", w->allocDir.string()},
       {"wakeToStop", w->wakeToStop},
+      {"scriptChecksWake", w->scriptChecksWake},
   };
 }
 
@@ -215,6 +216,7 @@ void readWorkload(ObjectReader& r, WorkloadSpec& w) {
   r.path("secretsDir", w.secretsDir);
   r.path("allocDir", w.allocDir);
   r.boolean("wakeToStop", w.wakeToStop);
+  r.boolean("scriptChecksWake", w.scriptChecksWake);
 }
 
 json workloadExitJson(const WorkloadExit& e) {

@@ -45,6 +45,8 @@ void VmInstance::checkIdle(uint64_t nowNs) {
   uint64_t lastActive;
   {
     std::lock_guard lock(mutex_);
+    // An open exec session (a shell, a running check) is activity.
+    if (*openExecs_ > 0) activityBaselineNs_ = nowNs;
     lastActive = std::max(counters->lastActivityNs, activityBaselineNs_);
   }
   auto timeoutNs = static_cast<uint64_t>(

@@ -92,7 +92,7 @@ VmInstance::VmInstance(InstanceRecord record, EventSink events, InstanceDeps dep
   record_.network.ifindex = ifindex_;
   activityBaselineNs_ = monotonicNowNs();
   if (record_.spec.workload) {
-    channel_ = std::make_unique<GuestChannel>(
+    channel_ = std::make_shared<GuestChannel>(
         agentSocketOf(record_.runDir),
         [this](const pb::WorkloadExited& exited) { onWorkloadExit(exited); });
     const WorkloadSpec& w = *record_.spec.workload;
@@ -106,7 +106,10 @@ VmInstance::VmInstance(InstanceRecord record, EventSink events, InstanceDeps dep
 }
 
 VmInstance::~VmInstance() {
-  if (channel_) channel_->disconnect();
+  if (channel_) {
+    channel_->abandonExecs("the task is gone");
+    channel_->disconnect();
+  }
 }
 
 InstanceRecord VmInstance::record() const {
@@ -216,7 +219,10 @@ void VmInstance::finishExit(ExitInfo info) {
   (void)transition(&Lifecycle::exited);
   // A stopped instance must not keep redirecting health checks or waking.
   if (deps_.kernel) (void)deps_.kernel->setState(ifindex_, bpf::InstanceState::kRunning);
-  if (channel_) channel_->disconnect();
+  if (channel_) {
+    channel_->abandonExecs("the task has exited");
+    channel_->disconnect();
+  }
   releaseOutput();
   (void)persist();
   {

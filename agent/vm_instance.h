@@ -72,6 +72,7 @@ class VmInstance final : public Instance {
   Result<void> stop(std::chrono::milliseconds timeout, int signo) override;
   Result<void> destroy() override;
   Result<void> signal(int signo) override;
+  Result<std::unique_ptr<ExecSession>> exec(const ExecSpec& spec) override;
   ResourceUsage usage() override;
   std::map<std::string, std::string> attributes() const override;
 
@@ -195,7 +196,10 @@ class VmInstance final : public Instance {
   std::optional<ConsoleLog> console_;   // agent tasks: the kernel console file
   // Agent tasks: the guest channel. Its reader thread calls onWorkloadExit,
   // which uses mutex_ and record_: ~VmInstance disconnects it first.
-  std::unique_ptr<GuestChannel> channel_;
+  // Shared with the exec sessions it serves (they may outlive a destroy).
+  std::shared_ptr<GuestChannel> channel_;
+  // Exec sessions open now: while any is, the task does not fall asleep.
+  std::shared_ptr<std::atomic<int>> openExecs_ = std::make_shared<std::atomic<int>>(0);
   std::unique_ptr<TaskDirSync> taskDirs_;  // agent tasks with task directories
   std::atomic<uint64_t> lastDirSyncNs_{0};  // CLOCK_MONOTONIC of the last periodic sync
   const Lease lease_;
