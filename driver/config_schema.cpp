@@ -71,6 +71,7 @@ hclspec::Spec taskConfigSpec() {
   inner["enabled"] = withDefault("enabled", "bool", "true");
   inner["idle_timeout"] = attr("string");
   inner["wake_to_stop"] = withDefault("wake_to_stop", "bool", "true");
+  inner["script_checks"] = withDefault("script_checks", "string", quoted("pass"));
   a["scale_to_zero"] = block;
   return spec;
 }

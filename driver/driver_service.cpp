@@ -10,6 +10,7 @@
 
 #include "driver/config_schema.h"
 #include "driver/error_status.h"
+#include "driver/exec_task.h"
 #include "driver/signal_name.h"
 #include "driver/task_lifecycle.h"
 
@@ -61,7 +62,7 @@ grpc::Status DriverService::Capabilities(grpc::ServerContext*, const pb::Capabil
                                          pb::CapabilitiesResponse* response) {
   auto* caps = response->mutable_capabilities();
   caps->set_send_signals(true);
-  caps->set_exec(false);
+  caps->set_exec(true);
   caps->set_fs_isolation(pb::DriverCapabilities::IMAGE);
   caps->add_network_isolation_modes(pb::NetworkIsolationSpec::HOST);
   caps->set_must_create_network(false);
@@ -202,18 +203,14 @@ grpc::Status DriverService::SignalTask(grpc::ServerContext*, const pb::SignalTas
   return grpc::Status::OK;
 }
 
-grpc::Status DriverService::ExecTask(grpc::ServerContext*, const pb::ExecTaskRequest*,
+grpc::Status DriverService::ExecTask(grpc::ServerContext* ctx, const pb::ExecTaskRequest* request,
                                      pb::ExecTaskResponse* response) {
-  response->mutable_result()->set_exit_code(126);  // "cannot execute", should a client read it
-  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                      "exec is not supported: tasks are VMs without a guest agent");
+  return execTask(plugin_, ctx, *request, response);
 }
 
-grpc::Status DriverService::ExecTaskStreaming(
-    grpc::ServerContext*,
-    grpc::ServerReaderWriter<pb::ExecTaskStreamingResponse, pb::ExecTaskStreamingRequest>*) {
-  return grpc::Status(grpc::StatusCode::UNIMPLEMENTED,
-                      "exec is not supported: tasks are VMs without a guest agent");
+grpc::ServerBidiReactor<pb::ExecTaskStreamingRequest, pb::ExecTaskStreamingResponse>*
+DriverService::ExecTaskStreaming(grpc::CallbackServerContext* ctx) {
+  return startExecStreaming(plugin_, ctx);
 }
 
 grpc::Status DriverService::CreateNetwork(grpc::ServerContext*, const pb::CreateNetworkRequest*,

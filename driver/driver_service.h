@@ -10,7 +10,9 @@
 //   (Nomad-created netns, bridge/CNI) is not supported yet.
 // - StopTask ignores the signal name except SIGKILL (immediate kill): a VM
 //   is stopped by an ACPI power-off, then killed after the timeout.
-// - Exec is not supported: tasks are VMs without a guest agent.
+// - Exec (driver/exec_task.h) runs in agent tasks; a task that boots its own
+//   init has no agent to run it and refuses with FAILED_PRECONDITION.
+//   ExecTaskStreaming is a callback method (the rest are synchronous).
 #pragma once
 
 #include "driver/plugin.h"
@@ -18,7 +20,7 @@
 
 namespace s2z::driver {
 
-class DriverService final : public pb::Driver::Service {
+class DriverService final : public pb::Driver::WithCallbackMethod_ExecTaskStreaming<pb::Driver::Service> {
  public:
   explicit DriverService(Plugin& plugin) : plugin_(plugin) {}
 
@@ -61,10 +63,8 @@ class DriverService final : public pb::Driver::Service {
                           pb::SignalTaskResponse*) override;
   grpc::Status ExecTask(grpc::ServerContext*, const pb::ExecTaskRequest*,
                         pb::ExecTaskResponse*) override;
-  grpc::Status ExecTaskStreaming(
-      grpc::ServerContext*,
-      grpc::ServerReaderWriter<pb::ExecTaskStreamingResponse, pb::ExecTaskStreamingRequest>*)
-      override;
+  grpc::ServerBidiReactor<pb::ExecTaskStreamingRequest, pb::ExecTaskStreamingResponse>* ExecTaskStreaming(
+      grpc::CallbackServerContext*) override;
   grpc::Status CreateNetwork(grpc::ServerContext*, const pb::CreateNetworkRequest*,
                              pb::CreateNetworkResponse*) override;
   grpc::Status DestroyNetwork(grpc::ServerContext*, const pb::DestroyNetworkRequest*,

@@ -23,6 +23,12 @@ Result<ScaleToZeroConfig> decodeScaleToZero(ConfigObject& block) {
   S2Z_READ(block.boolean("enabled"), out.enabled);
   S2Z_READ(block.duration("idle_timeout"), out.idleTimeout);
   S2Z_READ(block.boolean("wake_to_stop"), out.wakeToStop);
+  std::string scriptChecks = "pass";
+  S2Z_READ(block.string("script_checks"), scriptChecks);
+  if (scriptChecks != "pass" && scriptChecks != "wake") {
+    return block.keyError("script_checks", "must be \"pass\" or \"wake\", not \"" + scriptChecks + "\"");
+  }
+  out.scriptChecksWake = scriptChecks == "wake";
   auto unknown = block.rejectUnknownKeys();
   if (!unknown.ok()) return unknown.error();
   return out;

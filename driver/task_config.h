@@ -25,6 +25,9 @@ struct ScaleToZeroConfig {
   bool enabled = false;  // block absent: off; block present: on unless enabled = false
   std::optional<std::chrono::milliseconds> idleTimeout;  // nullopt: the plugin's idle_timeout
   bool wakeToStop = true;  // StopTask wakes a sleeping workload for its signal
+  // script_checks = "wake": ExecTask wakes a sleeping task to run a script
+  // check; "pass" (default): it answers as a passing check, unrun.
+  bool scriptChecksWake = false;
 };
 
 struct TaskConfig {

@@ -63,6 +63,7 @@ agent::WorkloadSpec workloadFor(const TaskConfig& task, const pb::TaskConfig& no
   w.dnsSearches.assign(dns.searches().begin(), dns.searches().end());
   w.dnsOptions.assign(dns.options().begin(), dns.options().end());
   w.wakeToStop = task.scaleToZero.wakeToStop;
+  w.scriptChecksWake = task.scaleToZero.scriptChecksWake;
   return w;
 }
 

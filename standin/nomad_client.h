@@ -18,6 +18,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include "common/result.h"
+#include "standin/exec_call.h"
 #include "standin/plugin_connection.h"
 #include "standin/plugin_process.h"
 #include "standin/records.h"
@@ -93,6 +94,12 @@ class NomadClient {
   // then WaitTask and TaskStats in the background again.
   Result<void> recoverTask(const StartedTask& task);
   Result<void> signalTask(const std::string& taskId, const std::string& signal);
+  // A script check's run (standin/exec_call.h).
+  Result<ExecTaskOutcome> execTask(const std::string& taskId, const std::vector<std::string>& command,
+                                   std::chrono::milliseconds timeout);
+  // `nomad alloc exec [-t]` (standin/exec_call.h).
+  Result<std::unique_ptr<ExecStreamCall>> execStreaming(const std::string& taskId,
+                                                        const std::vector<std::string>& command, bool tty);
   // A template's data changed (Consul, Vault): writes the file again as the
   // client's template runner does, then applies its change_mode (signal:
   // SignalTask with change_signal; noop: nothing; restart: kUnimplemented).

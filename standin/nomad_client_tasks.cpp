@@ -289,6 +289,17 @@ Result<void> NomadClient::signalTask(const std::string& taskId, const std::strin
   return okResult();
 }
 
+Result<ExecTaskOutcome> NomadClient::execTask(const std::string& taskId, const std::vector<std::string>& command,
+                                              std::chrono::milliseconds timeout) {
+  return runExecTask(*instance_, taskId, command, timeout);
+}
+
+Result<std::unique_ptr<ExecStreamCall>> NomadClient::execStreaming(const std::string& taskId,
+                                                                   const std::vector<std::string>& command,
+                                                                   bool tty) {
+  return startExecStream(*instance_, taskId, command, tty);
+}
+
 std::string NomadClient::taskStdout(const std::string& taskId) const {
   std::lock_guard lock(tasksMu_);
   auto it = tasks_.find(taskId);

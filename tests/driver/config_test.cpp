@@ -188,15 +188,19 @@ TEST_CASE("task config: command, args and working_dir for the guest agent") {
                  {"args", {"-m", "http.server", "8080"}},
                  {"working_dir", "/srv"},
                  {"rootfs", "/images/app.ext4"},
-                 {"scale_to_zero", {{"wake_to_stop", false}}}});
+                 {"scale_to_zero", {{"wake_to_stop", false}, {"script_checks", "wake"}}}});
   REQUIRE_MESSAGE(t.ok(), t.error().describe());
   CHECK(t->command == "python3");
+  CHECK(t->scaleToZero.scriptChecksWake);
   CHECK(t->args == std::vector<std::string>{"-m", "http.server", "8080"});
   CHECK(t->workingDir == "/srv");
   CHECK_FALSE(t->scaleToZero.wakeToStop);
   auto defaults = task({{"command", "sh"}, {"scale_to_zero", json::object()}});
   REQUIRE(defaults.ok());
   CHECK(defaults->scaleToZero.wakeToStop);  // the schema's default
+  CHECK_FALSE(defaults->scaleToZero.scriptChecksWake);
+  expectInvalid(task({{"command", "sh"}, {"scale_to_zero", {{"script_checks", "always"}}}}),
+                "config key \"scale_to_zero.script_checks\": must be \"pass\" or \"wake\", not \"always\"");
   expectInvalid(task({{"args", {"-c", "true"}}}), "config key \"args\": needs command");
   expectInvalid(task({{"working_dir", "/srv"}}), "config key \"working_dir\": needs command");
   expectInvalid(task({{"command", "sh"}, {"working_dir", "srv"}}),

@@ -45,7 +45,7 @@ TEST_CASE("PluginInfo, ConfigSchema, TaskConfigSchema and Capabilities") {
   REQUIRE(f.driver->Capabilities(f.ctx().get(), {}, &caps).ok());
   const auto& c = caps.capabilities();
   CHECK(c.send_signals());
-  CHECK_FALSE(c.exec());
+  CHECK(c.exec());
   CHECK(c.fs_isolation() == pb::DriverCapabilities::IMAGE);
   REQUIRE(c.network_isolation_modes_size() == 1);
   CHECK(c.network_isolation_modes(0) == pb::NetworkIsolationSpec::HOST);
@@ -439,15 +439,74 @@ TEST_CASE("SignalTask maps names; unknown names are INVALID_ARGUMENT") {
   CHECK(f.driver->SignalTask(f.ctx().get(), req, &out).error_code() == grpc::StatusCode::NOT_FOUND);
 }
 
-TEST_CASE("Exec and networks are UNIMPLEMENTED with a clear message") {
+TEST_CASE("ExecTask: output, exit code, no stdin; unknown task and empty command refused") {
   DriverFixture f;
+  std::string id = startWeb(f).handle().config().id();
+  auto exec = f.agentState->instance(id)->fakeExec();
+  using Kind = agent::ExecEvent::Kind;
+  exec->events = {{Kind::kStdout, "ok ", false, 0, 0}, {Kind::kStderr, "warn", false, 0, 0},
+                  {Kind::kStdout, "done", true, 0, 0}, {Kind::kStderr, "", true, 0, 0},
+                  {Kind::kExited, "", false, 3, 0}};
   pb::ExecTaskRequest req;
-  req.set_task_id("x");
-  req.add_command("ls");
+  req.set_task_id(id);
+  req.add_command("/bin/check");
+  req.add_command("--deep");
+  req.mutable_timeout()->set_seconds(5);
+  pb::ExecTaskResponse out;
+  REQUIRE(f.driver->ExecTask(f.ctx().get(), req, &out).ok());
+  CHECK(out.stdout() == "ok done");
+  CHECK(out.stderr() == "warn");
+  CHECK(out.result().exit_code() == 3);
+  CHECK(exec->lastSpec.argv == std::vector<std::string>{"/bin/check", "--deep"});
+  CHECK_FALSE(exec->lastSpec.tty);
+  CHECK(exec->stdinClosed);
+  CHECK(exec->sessionClosed);
+
+  req.set_task_id("gone");
+  CHECK(f.driver->ExecTask(f.ctx().get(), req, &out).error_code() == grpc::StatusCode::NOT_FOUND);
+  req.set_task_id(id);
+  req.clear_command();
+  CHECK(f.driver->ExecTask(f.ctx().get(), req, &out).error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+TEST_CASE("ExecTask: a timeout kills the command and is DEADLINE_EXCEEDED") {
+  DriverFixture f;
+  std::string id = startWeb(f).handle().config().id();
+  auto exec = f.agentState->instance(id)->fakeExec();
+  exec->hang = true;
+  pb::ExecTaskRequest req;
+  req.set_task_id(id);
+  req.add_command("sleep");
+  req.mutable_timeout()->set_nanos(200 * 1000 * 1000);
   pb::ExecTaskResponse out;
   auto s = f.driver->ExecTask(f.ctx().get(), req, &out);
-  CHECK(s.error_code() == grpc::StatusCode::UNIMPLEMENTED);
-  CHECK(s.error_message() == "exec is not supported: tasks are VMs without a guest agent");
+  CHECK(s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED);
+  CHECK(s.error_message().find("timed out after 200 ms") != std::string::npos);
+  CHECK(exec->signals == std::vector<int>{SIGKILL});
+}
+
+TEST_CASE("ExecTask: a sleeping task passes the check unrun; the agent's refusal is the status") {
+  DriverFixture f;
+  std::string id = startWeb(f).handle().config().id();
+  auto instance = f.agentState->instance(id);
+  instance->setState(agent::InstanceState::kSleeping);
+  pb::ExecTaskRequest req;
+  req.set_task_id(id);
+  req.add_command("check");
+  pb::ExecTaskResponse out;
+  REQUIRE(f.driver->ExecTask(f.ctx().get(), req, &out).ok());
+  CHECK(out.result().exit_code() == 0);
+  CHECK(instance->fakeExec()->runs == 0);
+  CHECK_FALSE(instance->fakeExec()->lastSpec.wakeIfAsleep);
+
+  instance->fakeExec()->error = makeError(ErrorCode::kFailedPrecondition, "exec needs the guest agent");
+  auto s = f.driver->ExecTask(f.ctx().get(), req, &out);
+  CHECK(s.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+  CHECK(s.error_message().find("exec needs the guest agent") != std::string::npos);
+}
+
+TEST_CASE("Networks are UNIMPLEMENTED with a clear message") {
+  DriverFixture f;
   pb::CreateNetworkRequest net;
   pb::CreateNetworkResponse netOut;
   CHECK(f.driver->CreateNetwork(f.ctx().get(), net, &netOut).error_code() ==

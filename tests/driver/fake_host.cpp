@@ -1,6 +1,7 @@
 #include "tests/driver/fake_host.h"
 
 #include <csignal>
+#include <thread>
 
 #include <fmt/format.h>
 
@@ -50,6 +51,49 @@ Result<void> FakeInstance::signal(int signo) {
   if (exit_) return makeError(ErrorCode::kFailedPrecondition, "signal: instance exited");
   signals_.push_back(signo);
   return okResult();
+}
+
+namespace {
+
+class FakeExecSession final : public agent::ExecSession {
+ public:
+  explicit FakeExecSession(std::shared_ptr<FakeExec> exec) : exec_(std::move(exec)) {}
+  ~FakeExecSession() override { exec_->sessionClosed = true; }
+  Result<void> writeStdin(std::string data) override {
+    exec_->stdinData += data;
+    return okResult();
+  }
+  Result<void> closeStdin() override {
+    exec_->stdinClosed = true;
+    return okResult();
+  }
+  Result<void> resize(uint32_t, uint32_t) override { return okResult(); }
+  Result<void> signal(int signo) override {
+    exec_->signals.push_back(signo);
+    return okResult();
+  }
+  Result<agent::ExecEvent> next(std::chrono::milliseconds timeout) override {
+    if (next_ < exec_->events.size()) return exec_->events[next_++];
+    std::this_thread::sleep_for(std::min(timeout, std::chrono::milliseconds(20)));
+    return makeError(ErrorCode::kTimeout, "no output");
+  }
+
+ private:
+  std::shared_ptr<FakeExec> exec_;
+  size_t next_ = 0;
+};
+
+}  // namespace
+
+Result<std::unique_ptr<agent::ExecSession>> FakeInstance::exec(const agent::ExecSpec& spec) {
+  std::lock_guard lock(mu_);
+  exec_->lastSpec = spec;
+  if (exec_->error) return *exec_->error;
+  if (record_.state == agent::InstanceState::kSleeping && !spec.wakeIfAsleep) {
+    return std::unique_ptr<agent::ExecSession>();
+  }
+  ++exec_->runs;
+  return std::unique_ptr<agent::ExecSession>(std::make_unique<FakeExecSession>(exec_));
 }
 
 agent::ResourceUsage FakeInstance::usage() {

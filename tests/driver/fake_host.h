@@ -16,6 +16,20 @@
 
 namespace s2z::driver::test {
 
+// What the next exec on a FakeInstance does, and what it saw.
+struct FakeExec {
+  std::vector<agent::ExecEvent> events;  // replayed in order by next()
+  bool hang = false;                     // after the events: nothing until SIGKILL
+  std::optional<Error> error;            // exec() fails with it
+  // Observed.
+  int runs = 0;
+  agent::ExecSpec lastSpec;
+  std::string stdinData;
+  bool stdinClosed = false;
+  std::vector<int> signals;
+  bool sessionClosed = false;
+};
+
 class FakeInstance final : public agent::Instance {
  public:
   FakeInstance(agent::InstanceRecord record, agent::EventSink sink)
@@ -27,11 +41,14 @@ class FakeInstance final : public agent::Instance {
   Result<void> stop(std::chrono::milliseconds timeout, int signo) override;
   Result<void> destroy() override;
   Result<void> signal(int signo) override;
+  Result<std::unique_ptr<agent::ExecSession>> exec(const agent::ExecSpec& spec) override;
   agent::ResourceUsage usage() override;
   std::map<std::string, std::string> attributes() const override;
 
   // Test controls.
   void exitWith(int code, int signo = 0);
+  // Shared with the sessions exec() creates: set it up, then inspect it.
+  std::shared_ptr<FakeExec> fakeExec() const { return exec_; }
   void setState(agent::InstanceState s);
   void setUsage(const agent::ResourceUsage& u);
   void emit(const std::string& message, std::map<std::string, std::string> annotations = {});
@@ -49,6 +66,7 @@ class FakeInstance final : public agent::Instance {
   agent::ResourceUsage usage_;
   std::vector<int> signals_;
   bool destroyed_ = false;
+  std::shared_ptr<FakeExec> exec_ = std::make_shared<FakeExec>();
   std::chrono::milliseconds lastStopTimeout_{-1};
   int lastStopSignal_ = -1;
 };

@@ -66,7 +66,7 @@ TEST_CASE("task schema: public key names and the scale_to_zero block") {
   const auto& block = spec.object().attributes().at("scale_to_zero").block_value();
   std::set<std::string> inner;
   for (const auto& [k, v] : block.nested().object().attributes()) inner.insert(k);
-  CHECK(inner == std::set<std::string>{"enabled", "idle_timeout", "wake_to_stop"});
+  CHECK(inner == std::set<std::string>{"enabled", "idle_timeout", "wake_to_stop", "script_checks"});
   checkObject(spec.object());
 }
 

@@ -1,0 +1,35 @@
+// Helpers shared by the guest-agent integration tests (workload_test.cpp,
+// exec_test.cpp): loading the plugin, a python3 HTTP workload, waiting for
+// output and exits, and checking that a destroyed task leaves nothing.
+#pragma once
+
+#include <chrono>
+#include <memory>
+#include <string>
+
+#include "standin/nomad_client.h"
+#include "tests/integration/test_env.h"
+
+namespace s2z::integration {
+
+std::unique_ptr<standin::NomadClient> loadPlugin(const TestEnv& env);
+
+// Waits up to 20 s for `text` in the task's stdout (or stderr) FIFO.
+bool outputHas(standin::NomadClient& c, const std::string& taskId, const std::string& text,
+               bool stderrFifo = false);
+
+standin::ExitResult waitExit(standin::NomadClient& c, const std::string& taskId);
+
+void destroyAndCheckClean(standin::NomadClient& c, const TestEnv& env, const std::string& taskId);
+
+// A python3 HTTP responder: per request one numbered line on stdout and one
+// on stderr; the reply body is "<n> <guest time.time()>". SIGUSR1 prints a
+// line; SIGTERM prints "graceful shutdown" and exits with 7.
+extern const char* const kServer;
+
+// Starts kServer as the task (extraTaskYaml/extraConfigYaml as agentTask's)
+// and waits until it answers on port 8080.
+standin::StartedTask startServer(standin::NomadClient& c, const TestEnv& env, const std::string& extraConfig = "",
+                                 const std::string& extraTaskYaml = "");
+
+}  // namespace s2z::integration
