@@ -31,6 +31,13 @@ enum class InstanceState {
 };
 const char* instanceStateName(InstanceState s);
 
+// A Nomad mount attached as a virtio-blk disk and mounted in the guest.
+struct VolumeSpec {
+  std::filesystem::path hostPath;  // a block device or disk image file
+  std::string taskPath;            // absolute, inside the workload's root
+  bool readonly = false;
+};
+
 // What the guest agent (guest/agent) runs as the task: Nomad's task config
 // `command`/`args`/`working_dir` and TaskConfig user/env/dns.
 struct WorkloadSpec {
@@ -49,6 +56,8 @@ struct WorkloadSpec {
   // Script checks (ExecTask) on a sleeping task wake it and run
   // (scale_to_zero { script_checks = "wake" }); false: they pass unrun.
   bool scriptChecksWake = false;
+  // TaskConfig mounts, in order (the n-th is the disk with serial s2z-vol-n).
+  std::vector<VolumeSpec> volumes;
 };
 
 struct InstanceSpec {

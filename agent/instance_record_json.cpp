@@ -17,6 +17,14 @@ const char* acceleratorKey(vmm::Accelerator a) {
   return a == vmm::Accelerator::kKvm ? "kvm" : "tcg";
 }
 
+json volumesJson(const std::vector<VolumeSpec>& volumes) {
+  json out = json::array();
+  for (const auto& v : volumes) {
+    out.push_back({{"hostPath", v.hostPath.string()}, {"taskPath", v.taskPath}, {"readonly", v.readonly}});
+  }
+  return out;
+}
+
 json workloadJson(const std::optional<WorkloadSpec>& w) {
   if (!w) return nullptr;
   return json{
@@ -33,6 +41,7 @@ json workloadJson(const std::optional<WorkloadSpec>& w) {
       {"allocDir", w->allocDir.string()},
       {"wakeToStop", w->wakeToStop},
       {"scriptChecksWake", w->scriptChecksWake},
+      {"volumes", volumesJson(w->volumes)},
   };
 }
 
@@ -126,6 +135,24 @@ class ObjectReader {
     if (!inner.error_.empty() && error_.empty()) error_ = inner.error_;
   }
 
+  // An array of objects, each read by fn(ObjectReader&).
+  template <typename Fn>
+  void objects(const char* key, Fn fn) {
+    const json* v = field(key, json::value_t::array);
+    if (!v) return;
+    for (size_t i = 0; i < v->size(); ++i) {
+      std::string item = name(key) + "[" + std::to_string(i) + "]";
+      if (!(*v)[i].is_object()) {
+        fail(item, "not an object");
+        return;
+      }
+      ObjectReader inner((*v)[i], item);
+      fn(inner);
+      inner.finish();
+      if (!inner.error_.empty() && error_.empty()) error_ = inner.error_;
+    }
+  }
+
   // Like object(), but null stands for "none": returns whether it was there.
   template <typename Fn>
   bool optionalObject(const char* key, Fn fn) {
@@ -203,6 +230,17 @@ void readIdentity(ObjectReader& r, vmm::ProcessIdentity& p) {
   p.pid = static_cast<pid_t>(pid);
 }
 
+void readVolumes(ObjectReader& r, std::vector<VolumeSpec>& volumes) {
+  volumes.clear();
+  r.objects("volumes", [&](ObjectReader& o) {
+    VolumeSpec v;
+    o.path("hostPath", v.hostPath);
+    o.string("taskPath", v.taskPath);
+    o.boolean("readonly", v.readonly);
+    volumes.push_back(std::move(v));
+  });
+}
+
 void readWorkload(ObjectReader& r, WorkloadSpec& w) {
   r.strings("argv", w.argv);
   r.strings("env", w.env);
@@ -217,6 +255,7 @@ void readWorkload(ObjectReader& r, WorkloadSpec& w) {
   r.path("allocDir", w.allocDir);
   r.boolean("wakeToStop", w.wakeToStop);
   r.boolean("scriptChecksWake", w.scriptChecksWake);
+  readVolumes(r, w.volumes);
 }
 
 json workloadExitJson(const WorkloadExit& e) {

@@ -37,6 +37,12 @@ pb::Request startRequest(const WorkloadSpec& w) {
   for (const auto& d : w.dnsServers) start->add_dns_servers(d);
   for (const auto& d : w.dnsSearches) start->add_dns_searches(d);
   for (const auto& d : w.dnsOptions) start->add_dns_options(d);
+  for (size_t i = 0; i < w.volumes.size(); ++i) {
+    auto* volume = start->add_volumes();
+    volume->set_serial(volumeSerial(i));
+    volume->set_target(w.volumes[i].taskPath);
+    volume->set_readonly(w.volumes[i].readonly);
+  }
   return request;
 }
 

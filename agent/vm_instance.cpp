@@ -201,12 +201,23 @@ vmm::VmConfig VmInstance::vmConfig() const {
     c.agent = vmm::VmConfig::AgentDevices{agentSocketOf(r.runDir),
                                           output_ ? output_->stdoutFd() : -1,
                                           output_ ? output_->stderrFd() : -1,
-                                          scratchDiskOf(r.runDir)};
+                                          scratchDiskOf(r.runDir),
+                                          volumeDisks(r.spec.workload->volumes)};
   } else {
     c.consoleFd = output_ ? output_->stdoutFd() : -1;
   }
   return c;
 }
+
+std::vector<vmm::VmConfig::AgentDevices::Volume> volumeDisks(const std::vector<VolumeSpec>& volumes) {
+  std::vector<vmm::VmConfig::AgentDevices::Volume> disks;
+  for (size_t i = 0; i < volumes.size(); ++i) {
+    disks.push_back({volumes[i].hostPath, volumeSerial(i), volumes[i].readonly});
+  }
+  return disks;
+}
+
+std::string volumeSerial(size_t index) { return "s2z-vol-" + std::to_string(index); }
 
 void VmInstance::emit(const std::string& message, std::map<std::string, std::string> annotations) {
   spdlog::info("instance {}: event \"{}\"", taskId_, message);

@@ -233,6 +233,10 @@ inline constexpr std::chrono::milliseconds kPowerOffWait{5000};
 // "ip=<ipParam>" (the kernel's static address configuration).
 std::string guestCmdline(const std::string& user, const std::string& ipParam);
 
+// The virtio-blk serial of the task's index-th volume, and the disks of all.
+std::string volumeSerial(size_t index);
+std::vector<vmm::VmConfig::AgentDevices::Volume> volumeDisks(const std::vector<VolumeSpec>& volumes);
+
 // CLOCK_MONOTONIC in ns (the clock of the kernel's timestamps).
 uint64_t monotonicNowNs();
 

@@ -66,7 +66,8 @@ grpc::Status DriverService::Capabilities(grpc::ServerContext*, const pb::Capabil
   caps->set_fs_isolation(pb::DriverCapabilities::IMAGE);
   caps->add_network_isolation_modes(pb::NetworkIsolationSpec::HOST);
   caps->set_must_create_network(false);
-  caps->set_mount_configs(pb::DriverCapabilities::NO_MOUNTS);
+  // Volumes that are block devices (driver/task_volumes.h).
+  caps->set_mount_configs(pb::DriverCapabilities::ANY_MOUNTS);
   caps->set_disable_log_collection(false);
   return grpc::Status::OK;
 }

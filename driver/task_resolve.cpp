@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "driver/binary_lookup.h"
+#include "driver/task_volumes.h"
 
 namespace s2z::driver {
 namespace {
@@ -108,6 +109,20 @@ Result<agent::InstanceSpec> resolveInstanceSpec(const ResolveInputs& in) {
   spec.accelerator = in.accelerator;
 
   if (!task.command.empty()) spec.workload = workloadFor(task, nomad, spec.name);
+  if (nomad.mounts_size() > 0) {
+    if (!spec.workload) {
+      return makeError(ErrorCode::kInvalidArgument,
+                       "mounts: volumes need the guest agent (a task with `command`) to mount them");
+    }
+    auto volumes = resolveVolumes(nomad);
+    if (!volumes.ok()) return volumes.error();
+    spec.workload->volumes = std::move(*volumes);
+  }
+  if (nomad.devices_size() > 0) {
+    return makeError(ErrorCode::kInvalidArgument,
+                     fmt::format("devices: device passthrough is not supported ({} requested)",
+                                 nomad.devices(0).host_path()));
+  }
 
   auto kernel = taskPath(task.kernel, nomad, "kernel");
   if (!kernel.ok()) return kernel.error();

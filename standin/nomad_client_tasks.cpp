@@ -71,6 +71,12 @@ Result<StartedTask> NomadClient::startTask(const TaskFile& task) {
                      "task " + task.name + " does not support \"bridge\" networking mode");
   }
 
+  // The volume hook refuses mounts for a driver that takes none.
+  if (!task.mounts.empty() && caps->mountConfigs == "NO_MOUNTS") {
+    return makeError(ErrorCode::kFailedPrecondition,
+                     "task " + task.name + ": driver does not support mounts (volume_mount)");
+  }
+
   std::string allocId = randomUuid();
   auto layout = prepareAllocDir(options_.dataDir, allocId, task.name);
   if (!layout.ok()) return layout.error();

@@ -194,6 +194,12 @@ Result<drivers::TaskConfig> buildTaskConfig(
   cfg.set_node_name(node.nodeName);
   cfg.set_node_id(node.nodeId);
   cfg.set_user(task.user);
+  for (const auto& m : task.mounts) {
+    auto* mount = cfg.add_mounts();
+    mount->set_task_path(m.taskPath);
+    mount->set_host_path(m.hostPath);
+    mount->set_readonly(m.readonly);
+  }
   cfg.set_alloc_dir(layout.allocDir);
   cfg.set_stdout_path(layout.stdoutFifo);
   cfg.set_stderr_path(layout.stderrFifo);

@@ -79,7 +79,7 @@ Result<void> parsePorts(const YAML::Node& node, TaskFile& t) {
 Result<TaskFile> TaskFile::fromNode(const YAML::Node& root) {
   static const std::set<std::string> kKeys = {
       "name", "driver", "job", "group", "namespace", "resources", "ports", "env",
-      "network", "user", "template", "config", "raw_config"};
+      "network", "user", "template", "mounts", "config", "raw_config"};
   S2Z_TRY(checkKeys(root, kKeys, "task"), "task");
   TaskFile t;
   if (root["name"]) t.name = root["name"].as<std::string>();
@@ -126,6 +126,23 @@ Result<TaskFile> TaskFile::fromNode(const YAML::Node& root) {
         return invalid("template change_mode signal needs change_signal");
       }
       t.templates.push_back(spec);
+    }
+  }
+  if (root["mounts"]) {
+    const YAML::Node& list = root["mounts"];
+    if (!list.IsSequence()) return invalid("mounts must be a list");
+    for (const auto& n : list) {
+      S2Z_TRY(checkKeys(n, {"host_path", "task_path", "readonly"}, "mounts"), "task");
+      if (!n["host_path"] || !n["task_path"]) return invalid("a mount needs host_path and task_path");
+      MountSpec m;
+      m.hostPath = n["host_path"].as<std::string>();
+      m.taskPath = n["task_path"].as<std::string>();
+      if (n["readonly"]) {
+        auto v = scalar<bool>(n["readonly"], "mounts.readonly");
+        if (!v.ok()) return v.error();
+        m.readonly = *v;
+      }
+      t.mounts.push_back(m);
     }
   }
   if (root["config"]) t.config = YAML::Clone(root["config"]);

@@ -5,6 +5,7 @@
 //   ports: [ { label: http, value: 28080, to: 8080, host_ip: 10.89.0.1 } ]
 //   env: { KEY: value }
 //   network: { mode: group, path: /var/run/netns/x }   # default host
+//   mounts: [ { host_path: /dev/loop3, task_path: /data, readonly: false } ]
 //   config: { ... }            # the task's driver config body
 //   raw_config: false          # true: send config without schema checks
 #pragma once
@@ -28,6 +29,14 @@ struct PortSpec {
   std::string hostIp;
 };
 
+// What Nomad's volume hook makes of a group `volume` and the task's
+// `volume_mount` (a host volume's path, or a CSI volume's staging path).
+struct MountSpec {
+  std::string hostPath;
+  std::string taskPath;
+  bool readonly = false;
+};
+
 struct TaskFile {
   std::string name = "task";
   std::string driver;
@@ -43,6 +52,7 @@ struct TaskFile {
   std::string netnsPath;             // for group mode
   std::string user;
   std::vector<TemplateSpec> templates;  // rendered into the task dir before StartTask
+  std::vector<MountSpec> mounts;       // TaskConfig.mounts
   YAML::Node config;                 // driver config body (may be null)
   bool rawConfig = false;
 

@@ -13,6 +13,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "common/result.h"
 
@@ -53,6 +54,14 @@ struct VmConfig {
     // The writable disk the guest joins with rootfs by overlayfs; rootfs is
     // then attached read-only. Disks are found in the guest by serial.
     std::filesystem::path scratchDisk;
+    // The task's volumes (Nomad mounts), each a virtio-blk disk the guest
+    // finds by serial.
+    struct Volume {
+      std::filesystem::path path;  // a block device or disk image file
+      std::string serial;
+      bool readonly = false;
+    };
+    std::vector<Volume> volumes;
   };
   std::optional<AgentDevices> agent;
 };

@@ -1,26 +1,15 @@
 #include "guest/agent/launch_plan.h"
 
 #include <fcntl.h>
-#include <linux/openat2.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "common/unique_fd.h"
+#include "guest/agent/path_in_root.h"
 
 namespace s2z::guest {
 
 namespace {
-
-// Opens `path` as seen from inside the root: RESOLVE_IN_ROOT keeps absolute
-// symlinks and ".." inside it (Debian's /bin -> usr/bin, alternatives links).
-UniqueFd openInRoot(int rootFd, const std::string& path, uint64_t flags) {
-  open_how how{};
-  how.flags = flags | O_PATH | O_CLOEXEC;
-  how.resolve = RESOLVE_IN_ROOT;
-  // glibc 2.36 has no openat2 wrapper.
-  return UniqueFd(static_cast<int>(::syscall(SYS_openat2, rootFd, path.c_str(), &how, sizeof how)));
-}
 
 bool isExecutableFile(int rootFd, const std::string& path) {
   UniqueFd fd = openInRoot(rootFd, path, 0);

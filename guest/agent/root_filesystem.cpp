@@ -1,10 +1,16 @@
 #include "guest/agent/root_filesystem.h"
 
+#include <fcntl.h>
 #include <sys/mount.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
+#include <cstring>
+
+#include "common/unique_fd.h"
 #include "guest/agent/file_io.h"
+#include "guest/agent/path_in_root.h"
 #include "guest/agent/virtio_devices.h"
 
 namespace s2z::guest {
@@ -113,6 +119,64 @@ Result<void> RootFilesystem::writeIdentity(const agent::v1::StartWorkload& spec)
       resolv += "\n";
     }
     S2Z_TRY(replaceFile(etc + "/resolv.conf", resolv), "write /etc/resolv.conf");
+  }
+  return okResult();
+}
+
+namespace {
+
+// Block (not "nodev") filesystems the kernel knows, in /proc/filesystems order.
+std::vector<std::string> blockFilesystems() {
+  std::vector<std::string> types;
+  auto text = readFile("/proc/filesystems");
+  if (!text.ok()) return {"ext4"};
+  size_t at = 0;
+  while (at < text->size()) {
+    size_t nl = text->find('\n', at);
+    if (nl == std::string::npos) nl = text->size();
+    std::string line = text->substr(at, nl - at);
+    at = nl + 1;
+    if (line.rfind("nodev", 0) == 0) continue;
+    size_t start = line.find_first_not_of(" \t");
+    if (start != std::string::npos) types.push_back(line.substr(start));
+  }
+  return types;
+}
+
+}  // namespace
+
+Result<void> RootFilesystem::mountVolumes(const agent::v1::StartWorkload& spec) {
+  if (spec.volumes().empty()) return okResult();
+  UniqueFd rootFd(::open(kRootDir, O_PATH | O_DIRECTORY | O_CLOEXEC));
+  if (!rootFd) return systemError(std::string("open ") + kRootDir);
+  const std::vector<std::string> types = blockFilesystems();
+  for (const auto& volume : spec.volumes()) {
+    const std::string what = "volume " + volume.target();
+    auto dev = diskWithSerial(volume.serial());
+    if (!dev.ok()) return dev.error().wrap(what);
+    auto target = makeDirsInRoot(rootFd.get(), volume.target());
+    if (!target.ok()) return target.error().wrap(what);
+    // Through the fd: the path as resolved inside the root, not re-walked.
+    const std::string via = "/proc/self/fd/" + std::to_string(target->get());
+    char real[4096];
+    ssize_t n = ::readlink(via.c_str(), real, sizeof real - 1);
+    if (n <= 0) return systemError(what + ": readlink");
+    real[n] = '\0';
+    unsigned long flags = MS_NOSUID | MS_NODEV | (volume.readonly() ? MS_RDONLY : 0);
+    std::string tried;
+    bool mounted = false;
+    for (const auto& type : types) {
+      if (::mount(dev->c_str(), via.c_str(), type.c_str(), flags, nullptr) == 0) {
+        mounted = true;
+        break;
+      }
+      tried += (tried.empty() ? "" : ", ") + type + ": " + std::strerror(errno);
+    }
+    if (!mounted) {
+      return makeError(ErrorCode::kFailedPrecondition,
+                       what + ": no filesystem on " + *dev + " the guest kernel can mount (" + tried + ")");
+    }
+    mountPoints_.push_back(real);
   }
   return okResult();
 }

@@ -7,6 +7,7 @@
 //   /run/s2z/root     overlay lower + scratch/upper (work: scratch/work)
 //     proc, sys, dev (devtmpfs), dev/pts, dev/shm, run (tmpfs)
 //     local, alloc (directories), secrets (tmpfs): the task's directories
+//     <volume targets>: the task's volume disks (StartWorkload.volumes)
 #pragma once
 
 #include <string>
@@ -30,6 +31,11 @@ class RootFilesystem {
   // are given; else the image's file stays) inside the root and sets the
   // kernel hostname (when one is given).
   Result<void> writeIdentity(const agent::v1::StartWorkload& spec);
+
+  // Mounts each volume's disk (found by serial) at its target inside the
+  // root, trying the kernel's block filesystems in turn (ext4 is built in;
+  // others need their module in the initramfs). A failure names the volume.
+  Result<void> mountVolumes(const agent::v1::StartWorkload& spec);
 
   // Unmounts everything mounted, innermost first; busy mounts are detached.
   // For power off, after sync.

@@ -50,7 +50,7 @@ TEST_CASE("PluginInfo, ConfigSchema, TaskConfigSchema and Capabilities") {
   REQUIRE(c.network_isolation_modes_size() == 1);
   CHECK(c.network_isolation_modes(0) == pb::NetworkIsolationSpec::HOST);
   CHECK_FALSE(c.must_create_network());
-  CHECK(c.mount_configs() == pb::DriverCapabilities::NO_MOUNTS);
+  CHECK(c.mount_configs() == pb::DriverCapabilities::ANY_MOUNTS);
   CHECK_FALSE(c.disable_log_collection());
 }
 

@@ -129,6 +129,13 @@ std::vector<std::string> buildQemuArgv(const VmConfig& config, const QemuLaunch&
                          ",if=none,id=d1,format=raw",
            "-device", std::string("virtio-blk-device,drive=d1,serial=") + kScratchDiskSerial});
     }
+    for (size_t i = 0; i < config.agent->volumes.size(); ++i) {
+      const auto& v = config.agent->volumes[i];
+      const std::string id = "v" + std::to_string(i);
+      add({"-drive", "file=" + escapeOption(v.path.string()) + ",if=none,id=" + id + ",format=raw" +
+                         (v.readonly ? ",readonly=on" : ""),
+           "-device", "virtio-blk-device,drive=" + id + ",serial=" + escapeOption(v.serial)});
+    }
     addAgentDevices(a, *config.agent);
   } else if (!config.rootfs.empty()) {
     add({"-drive", "file=" + escapeOption(config.rootfs.string()) + ",if=none,id=d0,format=raw",
