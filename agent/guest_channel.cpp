@@ -4,12 +4,13 @@
 #include <poll.h>
 #include <sys/random.h>
 #include <sys/socket.h>
-#include <sys/un.h>
 
 #include <cerrno>
 #include <cstring>
 
 #include <spdlog/spdlog.h>
+
+#include "agent/unix_connect.h"
 
 namespace s2z::agent {
 namespace {
@@ -31,27 +32,6 @@ uint64_t randomId() {
     if (::getrandom(&v, sizeof v, 0) != sizeof v) v = static_cast<uint64_t>(Clock::now().time_since_epoch().count());
   }
   return v;
-}
-
-// Connects to a unix socket; a path too long for sockaddr_un is reached
-// through its directory's /proc/self/fd entry.
-Result<UniqueFd> connectUnix(const std::filesystem::path& path) {
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) return systemError("socket");
-  UniqueFd dir;
-  std::string target = path.string();
-  sockaddr_un addr{};
-  if (target.size() >= sizeof addr.sun_path) {
-    dir.reset(::open(path.parent_path().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-    if (!dir) return systemError("open " + path.parent_path().string());
-    target = "/proc/self/fd/" + std::to_string(dir.get()) + "/" + path.filename().string();
-  }
-  addr.sun_family = AF_UNIX;
-  std::memcpy(addr.sun_path, target.c_str(), target.size() + 1);
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    return systemError("connect " + path.string());
-  }
-  return fd;
 }
 
 }  // namespace

@@ -4,6 +4,8 @@
 
 #include <cstdio>
 
+#include "agent/qemu_guest_agent.h"
+#include "agent/run_dir.h"
 #include "agent/vm_instance.h"
 
 namespace s2z::agent {
@@ -24,6 +26,28 @@ std::string millis(double ms) {
 }
 
 }  // namespace
+
+std::map<std::string, std::string> VmInstance::correctClockWithoutAgent() {
+  if (record_.spec.hypervisor != vmm::Hypervisor::kQemu) {
+    return {{"clock", "not corrected (no guest agent, and no qemu-guest-agent channel on this hypervisor)"}};
+  }
+  if (qemuGuestAgentAbsent_) return {{"clock", "not corrected (no guest agent; qemu-guest-agent did not answer)"}};
+  auto t0 = std::chrono::steady_clock::now();
+  auto corrected = correctClockWithQemuGuestAgent(qgaSocketOf(record_.runDir), kQemuGuestAgentWait);
+  if (!corrected.ok()) {
+    // A guest that runs no qemu-ga is not asked again at every wake.
+    if (corrected.error().code == ErrorCode::kTimeout) qemuGuestAgentAbsent_ = true;
+    spdlog::info("instance {}: guest clock not corrected: {}", taskId_, corrected.error().describe());
+    return {{"clock", "not corrected: " + corrected.error().describe()}};
+  }
+  double tookMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  spdlog::info("instance {}: qemu-guest-agent: guest clock was {:.1f} ms behind, now {:+.1f} ms", taskId_,
+               -corrected->offsetBeforeMs, corrected->errorAfterMs);
+  return {{"clock", "corrected by qemu-guest-agent"},
+          {"clock_lag_ms", millis(-corrected->offsetBeforeMs)},
+          {"clock_error_ms", millis(corrected->errorAfterMs)},
+          {"clock_ms", millis(tookMs)}};
+}
 
 void VmInstance::checkIdle(uint64_t nowNs) {
   if (console_) console_->trim();  // the loop calls this for every instance, often
@@ -219,8 +243,8 @@ void VmInstance::wakeNow(uint64_t eventNs) {
   if (coldBoot) annotations["cold_boot"] = "true";
   if (usesAgent() && !coldBoot) {
     annotations.merge(reconnectAfterWake());
-  } else if (!usesAgent()) {
-    annotations["clock"] = "not corrected (the guest has no agent)";
+  } else if (!usesAgent() && !coldBoot) {
+    annotations.merge(correctClockWithoutAgent());
   }
   emit("Woken", std::move(annotations));
 }

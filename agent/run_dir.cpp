@@ -68,6 +68,8 @@ std::filesystem::path snapshotDirOf(const std::filesystem::path& runDir) {
   return runDir / "snapshot";
 }
 
+std::filesystem::path qgaSocketOf(const std::filesystem::path& runDir) { return runDir / "qga.sock"; }
+
 std::filesystem::path agentSocketOf(const std::filesystem::path& runDir) {
   return runDir / "agent.sock";
 }

@@ -38,6 +38,8 @@ std::filesystem::path addressesDir(const std::filesystem::path& stateDir);
 std::filesystem::path recordPath(const std::filesystem::path& runDir);
 std::filesystem::path snapshotDirOf(const std::filesystem::path& runDir);
 std::filesystem::path agentSocketOf(const std::filesystem::path& runDir);
+// The host end of an agent-less guest's qemu-guest-agent port.
+std::filesystem::path qgaSocketOf(const std::filesystem::path& runDir);
 std::filesystem::path scratchDiskOf(const std::filesystem::path& runDir);
 std::filesystem::path consoleLogOf(const std::filesystem::path& runDir);
 

@@ -205,6 +205,7 @@ vmm::VmConfig VmInstance::vmConfig() const {
                                           volumeDisks(r.spec.workload->volumes)};
   } else {
     c.consoleFd = output_ ? output_->stdoutFd() : -1;
+    c.guestAgentSocket = qgaSocketOf(r.runDir);
   }
   return c;
 }

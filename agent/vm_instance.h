@@ -177,6 +177,9 @@ class VmInstance final : public Instance {
     std::lock_guard lock(mutex_);
     return record_.workloadExit.reported;
   }
+  // Agent-less guests after a restore: the clock through qemu-guest-agent,
+  // if the guest runs one (agent/qemu_guest_agent.h). Woken's annotations.
+  std::map<std::string, std::string> correctClockWithoutAgent();
   // Copies what changed in the task's directories into the guest.
   Result<void> syncTaskDirs();
 
@@ -205,6 +208,7 @@ class VmInstance final : public Instance {
   const Lease lease_;
   bool destroyed_ = false;
   uint64_t sleptAtNs_ = 0;  // CLOCK_MONOTONIC when the last sleep finished
+  bool qemuGuestAgentAbsent_ = false;  // it did not answer after a wake: not asked again
 
   // mutex_ guards the fields below; held only briefly (never across VMM calls).
   mutable std::mutex mutex_;
@@ -223,6 +227,10 @@ class VmInstance final : public Instance {
   // Last member: destroyed (joined) first, while everything a job uses exists.
   SerialWorker worker_;
 };
+
+// How long a restored agent-less guest's qemu-guest-agent may take to answer
+// before its clock is left alone (a guest without one never answers).
+inline constexpr std::chrono::milliseconds kQemuGuestAgentWait{1000};
 
 // How long a stopped agent task's VM may take to power off by itself after
 // its workload has ended, before its VMM is killed.

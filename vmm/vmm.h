@@ -64,6 +64,10 @@ struct VmConfig {
     std::vector<Volume> volumes;
   };
   std::optional<AgentDevices> agent;
+  // Agent-less guests: the host end (a unix socket the VMM listens on) of a
+  // virtio-serial port named org.qemu.guest_agent.0, for qemu-guest-agent.
+  // QEMU only; empty: none.
+  std::filesystem::path guestAgentSocket;
 };
 
 // Identifies a process across plugin restarts: a pid alone can be reused.

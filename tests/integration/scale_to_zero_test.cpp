@@ -1,10 +1,13 @@
 // Scale to zero seen from Nomad's side: an idle VM goes to sleep (task event),
 // the task stays running (WaitTask keeps blocking, stats keep flowing), and
-// the first HTTP request wakes it and is answered. One VM boot.
+// the first HTTP request wakes it and is answered, and qemu-guest-agent in
+// the guest gets its clock set again. One VM boot.
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <cctype>
+#include <cmath>
+#include <map>
 
 #include "tests/integration/test_env.h"
 
@@ -64,6 +67,15 @@ TEST_CASE("an idle task sleeps, stays running for Nomad, and wakes on the first 
   CHECK(reply.status == 200);
   MESSAGE("request to a sleeping VM answered in " << wakeMs << " ms");
   CHECK(c.waitUntil(10s, [&] { return eventMatching(c, t.allocId, "wok") || eventMatching(c, t.allocId, "wake"); }));
+  // The test guest runs qemu-guest-agent: its frozen clock was set again.
+  std::map<std::string, std::string> woken;
+  for (const auto& e : c.events()) {
+    if (e.allocId == t.allocId && e.message == "Woken") woken = e.annotations;
+  }
+  MESSAGE("Woken: clock=" << woken["clock"] << " lag=" << woken["clock_lag_ms"] << " error=" << woken["clock_error_ms"]);
+  CHECK(woken["clock"] == "corrected by qemu-guest-agent");
+  CHECK(std::stod(woken["clock_lag_ms"]) > 100);  // frozen while it slept
+  CHECK(std::fabs(std::stod(woken["clock_error_ms"])) < 50);
 
   REQUIRE(c.stopTask(t.id, 5s).ok());
   auto exit = c.waitTask(t.id, 20s);

@@ -141,6 +141,13 @@ std::vector<std::string> buildQemuArgv(const VmConfig& config, const QemuLaunch&
     add({"-drive", "file=" + escapeOption(config.rootfs.string()) + ",if=none,id=d0,format=raw",
          "-device", "virtio-blk-device,drive=d0"});
   }
+  if (!config.agent && !config.guestAgentSocket.empty()) {
+    // The standard qemu-guest-agent channel (its name is what qemu-ga and
+    // distributions' units look for).
+    add({"-device", "virtio-serial-device,id=qga0,max_ports=2", "-chardev",
+         "socket,id=qga,path=" + escapeOption(socketPath(config.guestAgentSocket)) + ",server=on,wait=off",
+         "-device", "virtserialport,bus=qga0.0,chardev=qga,name=org.qemu.guest_agent.0"});
+  }
   if (config.tapFd >= 0) {
     std::string nic = "virtio-net-device,netdev=n0";
     if (!config.mac.empty()) nic += ",mac=" + config.mac;
