@@ -26,16 +26,8 @@ wanted=(virtio_mmio virtio_pci virtio_net virtio_blk virtio_console ext4 overlay
 max_bytes=$((15 * 1024 * 1024))
 
 [ -x "$agent" ] || { echo "$log_prefix: agent binary $agent missing" >&2; exit 1; }
-mkdir -p "$out" "$debs"
-exec 9>"$out/.lock"
-flock 9
-
-key=$(cat "$0" "$repo"/scripts/lib/guest-kernel.sh "$agent" | sha256sum | cut -d' ' -f1)
-if [ "$force" != "--force" ] && [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$key" ] &&
-   [ -f "$out/vmlinuz" ] && [ -f "$out/initrd.img" ]; then
-  echo "$log_prefix: up to date in $out"
-  exit 0
-fi
+mkdir -p "$debs"
+guest_cache_check "$out" "$force" "$0" "$repo"/scripts/lib/guest-kernel.sh "$agent"
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -59,8 +51,5 @@ if [ "$size" -gt "$max_bytes" ]; then
   exit 1
 fi
 
-cp "$work/kernel/boot/vmlinuz-$kver" "$out/vmlinuz.tmp" && mv "$out/vmlinuz.tmp" "$out/vmlinuz"
-cp "$work/initrd.img" "$out/initrd.img.tmp" && mv "$out/initrd.img.tmp" "$out/initrd.img"
-echo "$kver" > "$out/kernel-version"
-echo "$key" > "$out/.stamp"
+publish_guest "$out" "$work" "$work/initrd.img"
 echo "$log_prefix: built $out (kernel $kver, initrd.img $size bytes = $((size / 1024)) KiB, agent $(stat -c %s "$agent") bytes)"

@@ -24,18 +24,9 @@ log_prefix=build-guest  # shellcheck disable=SC2034  # read by lib/guest-kernel.
 # virtio_console carries qemu-guest-agent's port.
 wanted=(virtio_mmio virtio_pci virtio_net virtio_blk virtio_console button evdev)
 
-mkdir -p "$out" "$debs"
-# Tests of several helpers may build the guest at once: one builder at a time.
-exec 9>"$out/.lock"
-flock 9
-
-key=$(cat "$0" "$repo"/scripts/lib/guest-kernel.sh "$repo"/guest/init "$repo"/guest/power-button "$repo"/guest/guest_httpd.c |
-      sha256sum | cut -d' ' -f1)
-if [ "$force" != "--force" ] && [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$key" ] &&
-   [ -f "$out/vmlinuz" ] && [ -f "$out/initrd.img" ]; then
-  echo "build-guest: up to date in $out"
-  exit 0
-fi
+mkdir -p "$debs"
+guest_cache_check "$out" "$force" "$0" "$repo"/scripts/lib/guest-kernel.sh "$repo"/guest/init \
+  "$repo"/guest/power-button "$repo"/guest/guest_httpd.c
 
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
@@ -47,7 +38,7 @@ module_closure "${wanted[@]}"
 # 3. Initramfs tree.
 root=$work/root
 mkdir -p "$root"/{bin,dev,proc,sys,tmp,etc/acpi/PWRF,lib/modules}
-# busybox-static's binary: the initramfs has no shared libraries.
+# busybox-static: the shell and tools need no shared libraries (only qemu-ga does).
 busybox=$(dpkg -L busybox-static | grep -m1 '/bin/busybox$')
 cp "$busybox" "$root/bin/busybox"
 install -m 0755 "$repo/guest/init" "$root/init"
@@ -80,8 +71,5 @@ mknod -m 600 "$root/dev/console" c 5 1 2>/dev/null ||
 pack_initramfs "$root" "$work/initrd.img"
 
 # 4. Publish atomically: files first, stamp last.
-cp "$work/kernel/boot/vmlinuz-$kver" "$out/vmlinuz.tmp" && mv "$out/vmlinuz.tmp" "$out/vmlinuz"
-cp "$work/initrd.img" "$out/initrd.img.tmp" && mv "$out/initrd.img.tmp" "$out/initrd.img"
-echo "$kver" > "$out/kernel-version"
-echo "$key" > "$out/.stamp"
+publish_guest "$out" "$work" "$work/initrd.img"
 echo "build-guest: built $out (kernel $kver, initrd $(stat -c %s "$out/initrd.img") bytes)"

@@ -5,6 +5,35 @@
 
 log_prefix=${log_prefix:-guest-kernel}
 
+# guest_cache_check <out-dir> <force> <input-file>...
+# Takes <out-dir>/.lock for the rest of the script (tests of several helpers
+# may build at once: one builder at a time), sets the global `key` (the hash
+# of the inputs) and exits the script when <out-dir> already holds vmlinuz
+# and initrd.img built from them, unless <force> is --force.
+guest_cache_check() {
+  local out=$1 force=$2
+  shift 2
+  mkdir -p "$out"
+  exec 9>"$out/.lock"
+  flock 9
+  key=$(cat "$@" | sha256sum | cut -d' ' -f1)
+  if [ "$force" != "--force" ] && [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$key" ] &&
+     [ -f "$out/vmlinuz" ] && [ -f "$out/initrd.img" ]; then
+    echo "$log_prefix: up to date in $out"
+    exit 0
+  fi
+}
+
+# publish_guest <out-dir> <work-dir> <initrd>
+# Moves the kernel and <initrd> into <out-dir> atomically, the stamp last.
+publish_guest() {
+  local out=$1 work=$2 initrd=$3
+  cp "$work/kernel/boot/vmlinuz-$kver" "$out/vmlinuz.tmp" && mv "$out/vmlinuz.tmp" "$out/vmlinuz"
+  cp "$initrd" "$out/initrd.img.tmp" && mv "$out/initrd.img.tmp" "$out/initrd.img"
+  echo "$kver" > "$out/kernel-version"
+  echo "$key" > "$out/.stamp"
+}
+
 # fetch_cloud_kernel <debs-dir> <work-dir>
 # Unpacks the versioned image that linux-image-cloud-amd64 depends on into
 # <work-dir>/kernel (fetched with `apt-get download` into <debs-dir> once, then

@@ -37,6 +37,12 @@ void destroyAndCheckClean(NomadClient& c, const TestEnv& env, const std::string&
   CHECK_MESSAGE(env.onlyProcessLeft(c.process().pid(), 5s), env.describePids());
 }
 
+void stopAndDestroy(NomadClient& c, const TestEnv& env, const std::string& taskId, std::chrono::milliseconds timeout) {
+  REQUIRE(c.stopTask(taskId, timeout).ok());
+  waitExit(c, taskId);
+  destroyAndCheckClean(c, env, taskId);
+}
+
 const char* const kServer = R"PY(
 import signal, socket, sys, time
 def usr1(signum, frame):

@@ -22,6 +22,10 @@ standin::ExitResult waitExit(standin::NomadClient& c, const std::string& taskId)
 
 void destroyAndCheckClean(standin::NomadClient& c, const TestEnv& env, const std::string& taskId);
 
+// StopTask with `timeout`, WaitTask, then destroyAndCheckClean.
+void stopAndDestroy(standin::NomadClient& c, const TestEnv& env, const std::string& taskId,
+                    std::chrono::milliseconds timeout);
+
 // A python3 HTTP responder: per request one numbered line on stdout and one
 // on stderr; the reply body is "<n> <guest time.time()>". SIGUSR1 prints a
 // line; SIGTERM prints "graceful shutdown" and exits with 7.

@@ -54,9 +54,7 @@ TEST_CASE("ExecTask runs a script check as the workload's user with its env: std
   CHECK(has(missing.error().message, "no-such-check"));
   CHECK(has(missing.error().message, "not found"));
 
-  REQUIRE(c.stopTask(t.id, 10s).ok());
-  waitExit(c, t.id);
-  destroyAndCheckClean(c, env, t.id);
+  stopAndDestroy(c, env, t.id, 10s);
 }
 
 TEST_CASE("ExecTaskStreaming without a terminal: stdin in, stdout and stderr apart, exit code, and the driver ends the stream") {
@@ -99,9 +97,7 @@ TEST_CASE("ExecTaskStreaming without a terminal: stdin in, stdout and stderr apa
   idle->reset();
   CHECK(c.waitUntil(10s, [&] { return !has(guestProcesses(c, t.id), "sleep\n"); }));
 
-  REQUIRE(c.stopTask(t.id, 10s).ok());
-  waitExit(c, t.id);
-  destroyAndCheckClean(c, env, t.id);
+  stopAndDestroy(c, env, t.id, 10s);
 }
 
 TEST_CASE("ExecTaskStreaming with a terminal: its own /dev/pts, the client's size, echo, and ^D on stdin close") {
@@ -129,9 +125,7 @@ TEST_CASE("ExecTaskStreaming with a terminal: its own /dev/pts, the client's siz
   CHECK(out.exitCode == 0);
   CHECK_MESSAGE(out.statusOk, out.statusMessage);
 
-  REQUIRE(c.stopTask(t.id, 10s).ok());
-  waitExit(c, t.id);
-  destroyAndCheckClean(c, env, t.id);
+  stopAndDestroy(c, env, t.id, 10s);
 }
 
 TEST_CASE("while a task sleeps a script check passes unrun, unless script_checks = \"wake\"; alloc exec wakes it, and an open exec session keeps it awake") {
@@ -160,9 +154,7 @@ TEST_CASE("while a task sleeps a script check passes unrun, unless script_checks
   CHECK((*shell)->waitEnd(20s).exitCode == 0);
   shell->reset();
   CHECK(c.waitUntil(30s, [&] { return eventsMatching(c, t.allocId, "sleeping") >= 2; }));
-  REQUIRE(c.stopTask(t.id, 10s).ok());
-  waitExit(c, t.id);
-  destroyAndCheckClean(c, env, t.id);
+  stopAndDestroy(c, env, t.id, 10s);
 
   StartedTask woken = startServer(
       c, env, "  scale_to_zero: { enabled: true, idle_timeout: \"2s\", script_checks: \"wake\" }\n");
@@ -172,9 +164,7 @@ TEST_CASE("while a task sleeps a script check passes unrun, unless script_checks
   CHECK(ran->stdoutText == "ran\n");
   CHECK(ran->exitCode == 2);
   CHECK(eventsMatching(c, woken.allocId, "woken") == 1);
-  REQUIRE(c.stopTask(woken.id, 10s).ok());
-  waitExit(c, woken.id);
-  destroyAndCheckClean(c, env, woken.id);
+  stopAndDestroy(c, env, woken.id, 10s);
 }
 
 TEST_CASE("exec in a task without the guest agent is refused with a reason") {
@@ -192,7 +182,5 @@ TEST_CASE("exec in a task without the guest agent is refused with a reason") {
   CHECK(out.streamEnded);
   CHECK_FALSE(out.statusOk);
   CHECK(has(out.statusMessage, "needs the guest agent"));
-  REQUIRE(c.stopTask(started->id, 2s).ok());
-  waitExit(c, started->id);
-  destroyAndCheckClean(c, env, started->id);
+  stopAndDestroy(c, env, started->id, 2s);
 }

@@ -94,9 +94,7 @@ TEST_CASE("a block device and an image file are mounted at their task_path, read
   CHECK(out.stdoutText == "written\n");
   CHECK(out.exitCode == 0);
 
-  REQUIRE(c.stopTask(started->id, 10s).ok());
-  waitExit(c, started->id);
-  destroyAndCheckClean(c, env, started->id);
+  stopAndDestroy(c, env, started->id, 10s);
   CHECK(data.read("/out.txt") == "written\nagain\n");
   CHECK(seed.read("/seed.txt") == "seed data\n");
   CHECK(seed.read("/x").empty());

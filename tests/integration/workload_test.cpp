@@ -210,9 +210,7 @@ TEST_CASE("after a 20 s sleep the workload's wall clock is the host's again") {
                                        << (after - before) * 1e3 << " ms)");
   CHECK(guest >= before - 0.05);
   CHECK(guest <= after + 0.05);
-  REQUIRE(c.stopTask(t.id, 10s).ok());
-  waitExit(c, t.id);
-  destroyAndCheckClean(c, env, t.id);
+  stopAndDestroy(c, env, t.id, 10s);
 }
 
 TEST_CASE("a plugin SIGKILL while the workload runs and exits: RecoverTask gets its exit code, and signals work again") {
@@ -295,9 +293,7 @@ TEST_CASE("local/ and secrets/ reach the guest, secrets on a tmpfs; a template r
   REQUIRE(c.rerenderTemplate(started->id, "local/app.conf", "version two\n").ok());
   CHECK(outputHas(c, started->id, "reloaded conf=version two"));
   CHECK(eventsMatching(c, started->allocId, "woken") >= 1);
-  REQUIRE(c.stopTask(started->id, 10s).ok());
-  waitExit(c, started->id);
-  destroyAndCheckClean(c, env, started->id);
+  stopAndDestroy(c, env, started->id, 10s);
 }
 
 TEST_CASE("StopTask on a sleeping task wakes it for its graceful shutdown; with wake_to_stop = false it is killed asleep") {
