@@ -1,0 +1,152 @@
+// ImageStore against real OCI images the test builds with umoci: an image
+// becomes a read-only ext4 disk with its owners and modes, once per digest,
+// and nothing half-made stays in the cache.
+#include <doctest/doctest.h>
+
+#include <unistd.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include "image/image_store.h"
+
+using namespace s2z;
+using namespace s2z::image;
+namespace fs = std::filesystem;
+
+namespace {
+
+int sh(const std::string& command) { return std::system(command.c_str()); }
+
+std::string capture(const std::string& command) {
+  std::string out;
+  FILE* p = ::popen(command.c_str(), "r");
+  if (!p) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  ::pclose(p);
+  return out;
+}
+
+// A temp dir with a one-layer image "t" at <dir>/layout: /app/hello (owned
+// by 1000:1000), /app/su (setuid); Entrypoint, Cmd, Env, WorkingDir, User.
+struct TestImage {
+  fs::path dir;
+  explicit TestImage(const std::string& greeting = "hello") {
+    char tmpl[] = "/tmp/s2zt-image-XXXXXX";
+    REQUIRE(::mkdtemp(tmpl) != nullptr);
+    dir = tmpl;
+    const std::string d = dir.string();
+    REQUIRE(sh("umoci init --layout " + d + "/layout && umoci new --image " + d + "/layout:t && umoci unpack --image " +
+               d + "/layout:t " + d + "/bundle >/dev/null") == 0);
+    fs::create_directories(dir / "bundle/rootfs/app");
+    std::ofstream(dir / "bundle/rootfs/app/hello") << greeting << "\n";
+    std::ofstream(dir / "bundle/rootfs/app/su") << "#!/bin/sh\n";
+    REQUIRE(sh("chown 1000:1000 " + d + "/bundle/rootfs/app/hello && chmod 4755 " + d + "/bundle/rootfs/app/su") == 0);
+    REQUIRE(sh("umoci repack --image " + d + "/layout:t " + d + "/bundle && umoci config --image " + d +
+               "/layout:t --config.entrypoint /bin/sh --config.cmd -c --config.cmd 'echo hi' --config.env A=1 "
+               "--config.workingdir /app --config.user app --config.stopsignal SIGQUIT") == 0);
+  }
+  ~TestImage() { fs::remove_all(dir); }
+  std::string ref() const { return "oci:" + (dir / "layout").string() + ":t"; }
+};
+
+struct StoreDir {
+  fs::path root;
+  StoreDir() {
+    char tmpl[] = "/tmp/s2zt-store-XXXXXX";
+    REQUIRE(::mkdtemp(tmpl) != nullptr);
+    root = tmpl;
+  }
+  ~StoreDir() { fs::remove_all(root); }
+  // Entries of the cache other than the lock directory.
+  std::vector<std::string> entries() const {
+    std::vector<std::string> out;
+    for (const auto& e : fs::directory_iterator(root)) {
+      if (e.path().filename() != ".locks") out.push_back(e.path().filename().string());
+    }
+    return out;
+  }
+};
+
+}  // namespace
+
+TEST_CASE("an OCI image becomes a read-only ext4 disk with its owners and modes, and its config") {
+  TestImage img;
+  StoreDir store;
+  ImageStore images(store.root);
+  std::vector<std::string> stages;
+  auto p = images.prepare(img.ref(), PullOptions{}, [&](const std::string& s) { stages.push_back(s); });
+  REQUIRE_MESSAGE(p.ok(), p.error().describe());
+  CHECK_FALSE(p->cached);
+  CHECK(p->digest.rfind("sha256:", 0) == 0);
+  CHECK(p->disk == store.root / ("sha256-" + p->digest.substr(7)) / "rootfs.ext4");
+  CHECK(p->diskBytes > 0);
+  CHECK(p->config.entrypoint == std::vector<std::string>{"/bin/sh"});
+  CHECK(p->config.cmd == std::vector<std::string>{"-c", "echo hi"});
+  CHECK(p->config.env == std::vector<std::string>{"A=1"});
+  CHECK(p->config.workingDir == "/app");
+  CHECK(p->config.user == "app");
+  CHECK(p->config.stopSignal == "SIGQUIT");
+  CHECK(stages.size() == 3);  // downloading, unpacking, converting
+  const std::string disk = p->disk.string();
+  CHECK(capture("debugfs -R 'cat /app/hello' " + disk + " 2>/dev/null") == "hello\n");
+  std::string owned = capture("debugfs -R 'stat /app/hello' " + disk + " 2>/dev/null");
+  CHECK(owned.find("User:  1000") != std::string::npos);
+  std::string setuid = capture("debugfs -R 'stat /app/su' " + disk + " 2>/dev/null");
+  CHECK(setuid.find("Mode:  04755") != std::string::npos);
+  CHECK(store.entries() == std::vector<std::string>{"sha256-" + p->digest.substr(7)});
+
+  auto again = images.prepare(img.ref(), PullOptions{});
+  REQUIRE(again.ok());
+  CHECK(again->cached);
+  CHECK(again->disk == p->disk);
+  CHECK(again->config.cmd == p->config.cmd);
+}
+
+TEST_CASE("two concurrent prepares of one image pull it once") {
+  TestImage img("concurrent");
+  StoreDir store;
+  ImageStore images(store.root);
+  Result<PreparedImage> a = makeError(ErrorCode::kInternal, "unset"), b = a;
+  std::thread t1([&] { a = images.prepare(img.ref(), PullOptions{}); });
+  std::thread t2([&] { b = images.prepare(img.ref(), PullOptions{}); });
+  t1.join();
+  t2.join();
+  REQUIRE(a.ok());
+  REQUIRE(b.ok());
+  CHECK(a->cached != b->cached);  // exactly one pulled
+  CHECK(a->disk == b->disk);
+}
+
+TEST_CASE("a failed or killed pull leaves nothing in the cache; a missing image is kNotFound") {
+  TestImage img("faults");
+  StoreDir store;
+  ImageStore images(store.root);
+  PullOptions hurried;
+  hurried.timeout = std::chrono::milliseconds(1);
+  auto killed = images.prepare(img.ref(), hurried);
+  REQUIRE_FALSE(killed.ok());
+  CHECK(killed.error().code == ErrorCode::kUnavailable);  // a timeout is worth a retry
+  CHECK(store.entries().empty());
+
+  // Leftovers of a pull killed with the plugin are cleared by the next one.
+  auto ok = images.prepare(img.ref(), PullOptions{});
+  REQUIRE(ok.ok());
+  const std::string hex = ok->digest.substr(7);
+  fs::remove_all(store.root / ("sha256-" + hex));
+  fs::create_directories(store.root / (".tmp-" + hex) / "layout");
+  std::ofstream(store.root / (".tmp-" + hex) / "layout" / "junk") << "half a blob";
+  auto redone = images.prepare(img.ref(), PullOptions{});
+  REQUIRE_MESSAGE(redone.ok(), redone.error().describe());
+  CHECK_FALSE(redone->cached);
+  CHECK(store.entries() == std::vector<std::string>{"sha256-" + hex});
+
+  auto missing = images.prepare("oci:" + (img.dir / "nothing").string() + ":t", PullOptions{});
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.error().code == ErrorCode::kNotFound);
+  CHECK(missing.error().message.find("not found") != std::string::npos);
+}
