@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -12,6 +13,7 @@
 
 #include "agent/instance.h"
 #include "common/result.h"
+#include "image/image_store.h"
 
 namespace s2z::agent {
 
@@ -49,6 +51,10 @@ class Agent {
   virtual Result<std::shared_ptr<Instance>> recover(const InstanceRecord& record,
                                                     EventSink events) = 0;
   virtual void forget(const std::string& taskId) = 0;
+  // An OCI/Docker image as a read-only root disk, cached under
+  // stateDir/images (image/image_store.h); `progress` hears each stage.
+  virtual Result<image::PreparedImage> prepareImage(const std::string& image, const image::PullOptions& options,
+                                                    const std::function<void(const std::string&)>& progress) = 0;
   virtual AgentStatus status() const = 0;
 };
 

@@ -27,7 +27,13 @@ Result<std::unique_ptr<ScaleToZeroAgent>> ScaleToZeroAgent::create(const AgentCo
 }
 
 ScaleToZeroAgent::ScaleToZeroAgent(const AgentConfig& config, AgentDependencies deps)
-    : config_(config), deps_(std::move(deps)) {}
+    : config_(config), deps_(std::move(deps)), images_(config.stateDir / "images") {}
+
+Result<image::PreparedImage> ScaleToZeroAgent::prepareImage(const std::string& image,
+                                                            const image::PullOptions& options,
+                                                            const std::function<void(const std::string&)>& progress) {
+  return images_.prepare(image, options, progress);
+}
 
 ScaleToZeroAgent::~ScaleToZeroAgent() {
   {

@@ -41,6 +41,8 @@ class ScaleToZeroAgent final : public Agent {
                                             EventSink events) override;
   void forget(const std::string& taskId) override;
   AgentStatus status() const override;
+  Result<image::PreparedImage> prepareImage(const std::string& image, const image::PullOptions& options,
+                                            const std::function<void(const std::string&)>& progress) override;
 
  private:
   // Lets instances kick the loop without outliving it.
@@ -57,6 +59,7 @@ class ScaleToZeroAgent final : public Agent {
   const AgentConfig config_;
   AgentDependencies deps_;
   std::shared_ptr<Kicker> kicker_ = std::make_shared<Kicker>();
+  image::ImageStore images_;  // <stateDir>/images
 
   // mutex_ guards instances_ and starting_ (task ids whose start is running).
   mutable std::mutex mutex_;

@@ -59,6 +59,10 @@ hclspec::Spec taskConfigSpec() {
   a["command"] = attr("string");
   a["args"] = attr("list(string)");
   a["working_dir"] = attr("string");
+  a["image"] = attr("string");
+  a["entrypoint"] = attr("list(string)");
+  a["force_pull"] = attr("bool");
+  a["image_pull_timeout"] = attr("string");
   // No Default: absent means "kata default_vcpus, else 1" (task_config.h).
   a["vcpus"] = attr("number");
   a["ports"] = attr("list(string)");

@@ -58,11 +58,26 @@ Result<TaskConfig> decodeTaskConfig(std::string_view msgpack) {
   if (!config.command.empty() && config.command.find('\0') != std::string::npos) {
     return root.keyError("command", "must not contain NUL");
   }
-  if (config.command.empty() && !config.args.empty()) {
-    return root.keyError("args", "needs command");
+  S2Z_READ(root.string("image"), config.image);
+  std::optional<std::vector<std::string>> entrypoint;
+  S2Z_READ(root.stringList("entrypoint"), entrypoint);
+  config.entrypoint = entrypoint;
+  std::optional<bool> forcePull;
+  S2Z_READ(root.boolean("force_pull"), forcePull);
+  std::optional<std::chrono::milliseconds> pullTimeout;
+  S2Z_READ(root.duration("image_pull_timeout"), pullTimeout);
+  const bool hasImage = !config.image.empty();
+  if (hasImage && !config.rootfs.empty()) return root.keyError("rootfs", "not with image (the image is the root)");
+  if (!hasImage && entrypoint) return root.keyError("entrypoint", "needs image");
+  if (!hasImage && forcePull) return root.keyError("force_pull", "needs image");
+  if (!hasImage && pullTimeout) return root.keyError("image_pull_timeout", "needs image");
+  config.forcePull = forcePull.value_or(false);
+  if (pullTimeout) config.imagePullTimeout = *pullTimeout;
+  if (config.command.empty() && !hasImage && !config.args.empty()) {
+    return root.keyError("args", "needs command or image");
   }
-  if (config.command.empty() && !config.workingDir.empty()) {
-    return root.keyError("working_dir", "needs command");
+  if (config.command.empty() && !hasImage && !config.workingDir.empty()) {
+    return root.keyError("working_dir", "needs command or image");
   }
   if (!config.workingDir.empty() && config.workingDir.front() != '/') {
     return root.keyError("working_dir", "must be an absolute path inside the VM");

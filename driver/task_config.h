@@ -41,6 +41,13 @@ struct TaskConfig {
   std::string command;
   std::vector<std::string> args;
   std::string workingDir;
+  // An OCI/Docker image as the workload's root (image/image_store.h): its
+  // Entrypoint/Cmd/Env/WorkingDir/User apply with docker's rules; `entrypoint`
+  // replaces the image's Entrypoint, `command`/`args` its Cmd. Not with rootfs.
+  std::string image;
+  std::optional<std::vector<std::string>> entrypoint;  // nullopt: the image's
+  bool forcePull = false;
+  std::chrono::milliseconds imagePullTimeout{5 * 60 * 1000};
   std::optional<unsigned> vcpus;     // nullopt: kata default_vcpus, else 1
   std::vector<std::string> ports;    // group network port labels to expose
   ScaleToZeroConfig scaleToZero;

@@ -85,8 +85,31 @@ grpc::Status startTask(Plugin& plugin, const pb::TaskConfig& task, pb::StartTask
     }
     kata = *loaded;
   }
+  // Stage: pull the image (the docker driver's events: progress, then ready).
+  std::optional<image::PreparedImage> pulled;
+  if (!config->image.empty()) {
+    auto agent = plugin.agent();
+    if (!agent.ok()) return fail(id, "agent", agent.error());
+    auto events = eventSinkFor(plugin.events(), task);
+    image::PullOptions options;
+    options.timeout = config->imagePullTimeout;
+    options.forcePull = config->forcePull;
+    auto prepared = (*agent)->prepareImage(config->image, options, [&](const std::string& stage) {
+      events(agent::InstanceEvent{stage, {{"image", config->image}}, std::chrono::system_clock::now()});
+    });
+    if (!prepared.ok()) return fail(id, "pull image", prepared.error());
+    events(agent::InstanceEvent{"Image ready",
+                                {{"image", config->image},
+                                 {"digest", prepared->digest},
+                                 {"size_bytes", std::to_string(prepared->diskBytes)},
+                                 {"seconds", fmt::format("{:.1f}", prepared->seconds)},
+                                 {"cached", prepared->cached ? "true" : "false"}},
+                                std::chrono::system_clock::now()});
+    pulled = std::move(*prepared);
+  }
+
   ResolveInputs inputs{&task, &*config, &pluginConfig, kata ? &*kata : nullptr,
-                       plugin.acceleratorFor(pluginConfig), plugin.pathEnv()};
+                       plugin.acceleratorFor(pluginConfig), plugin.pathEnv(), pulled ? &*pulled : nullptr};
   auto spec = resolveInstanceSpec(inputs);
   if (!spec.ok()) {
     Error e = spec.error();

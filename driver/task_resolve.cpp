@@ -36,14 +36,37 @@ Result<fs::path> taskPath(const std::string& value, const pb::TaskConfig& nomad,
   return (fs::path(nomad.alloc_dir()) / nomad.name() / p).lexically_normal();
 }
 
+}  // namespace
+
+std::vector<std::string> imageArgv(const TaskConfig& task, const image::ImageConfig& image) {
+  // Docker's rules: an Entrypoint given by the task drops the image's Cmd too.
+  std::vector<std::string> argv = task.entrypoint ? *task.entrypoint : image.entrypoint;
+  if (!task.command.empty()) {
+    argv.push_back(task.command);
+    argv.insert(argv.end(), task.args.begin(), task.args.end());
+  } else if (!task.args.empty()) {
+    argv.insert(argv.end(), task.args.begin(), task.args.end());
+  } else if (!task.entrypoint) {
+    argv.insert(argv.end(), image.cmd.begin(), image.cmd.end());
+  }
+  return argv;
+}
+
+namespace {
+
 // The guest agent's workload: argv from command and args, and what Nomad
 // says of the task (env, user, dns) as docker would use it.
 agent::WorkloadSpec workloadFor(const TaskConfig& task, const pb::TaskConfig& nomad,
-                                const std::string& hostname) {
+                                const std::string& hostname, const image::ImageConfig& image) {
   agent::WorkloadSpec w;
-  w.argv.push_back(task.command);
-  w.argv.insert(w.argv.end(), task.args.begin(), task.args.end());
-  std::map<std::string, std::string> env(nomad.env().begin(), nomad.env().end());
+  w.argv = imageArgv(task, image);
+  // The image's Env under the task's: the task wins.
+  std::map<std::string, std::string> env;
+  for (const auto& e : image.env) {
+    auto eq = e.find('=');
+    if (eq != std::string::npos) env[e.substr(0, eq)] = e.substr(eq + 1);
+  }
+  for (const auto& [key, value] : nomad.env()) env[key] = value;
   // The task's directories are copied into the guest (agent/task_dirs.h):
   // the variables name them where the workload sees them.
   if (!nomad.alloc_dir().empty()) {
@@ -56,8 +79,8 @@ agent::WorkloadSpec workloadFor(const TaskConfig& task, const pb::TaskConfig& no
     env["NOMAD_ALLOC_DIR"] = "/alloc";
   }
   for (const auto& [key, value] : env) w.env.push_back(key + "=" + value);
-  w.workingDir = task.workingDir;
-  w.user = nomad.user();
+  w.workingDir = task.workingDir.empty() ? image.workingDir : task.workingDir;
+  w.user = nomad.user().empty() ? image.user : nomad.user();
   w.hostname = hostname;
   const auto& dns = nomad.dns();
   w.dnsServers.assign(dns.servers().begin(), dns.servers().end());
@@ -108,7 +131,16 @@ Result<agent::InstanceSpec> resolveInstanceSpec(const ResolveInputs& in) {
   spec.binary = *found;
   spec.accelerator = in.accelerator;
 
-  if (!task.command.empty()) spec.workload = workloadFor(task, nomad, spec.name);
+  if (!task.image.empty()) {
+    if (!in.image) return keyError("image", "was not prepared");  // the driver pulls before resolving
+    spec.workload = workloadFor(task, nomad, spec.name, in.image->config);
+    if (spec.workload->argv.empty()) {
+      return keyError("image", fmt::format("\"{}\" has no Entrypoint or Cmd; set command", task.image));
+    }
+    spec.rootfs = in.image->disk;
+  } else if (!task.command.empty()) {
+    spec.workload = workloadFor(task, nomad, spec.name, image::ImageConfig{});
+  }
   if (nomad.mounts_size() > 0) {
     if (!spec.workload) {
       return makeError(ErrorCode::kInvalidArgument,
@@ -145,7 +177,7 @@ Result<agent::InstanceSpec> resolveInstanceSpec(const ResolveInputs& in) {
 
   auto rootfs = taskPath(task.rootfs, nomad, "rootfs");
   if (!rootfs.ok()) return rootfs.error();
-  spec.rootfs = *rootfs;
+  if (!rootfs->empty()) spec.rootfs = *rootfs;
   // Kata's image is its root disk; use it only when nothing else boots the guest.
   if (spec.rootfs.empty() && spec.initrd.empty() && kata) spec.rootfs = kata->image;
   if (spec.workload && spec.rootfs.empty()) {

@@ -20,6 +20,7 @@
 #include "driver/plugin_config.h"
 #include "driver/proto_types.h"
 #include "driver/task_config.h"
+#include "image/image_store.h"
 #include "vmm/kata/kata_config.h"
 
 namespace s2z::driver {
@@ -31,6 +32,7 @@ struct ResolveInputs {
   const vmm::kata::KataDefaults* kata = nullptr;  // nullptr: no kata_config
   vmm::Accelerator accelerator = vmm::Accelerator::kTcg;
   std::string pathEnv;
+  const image::PreparedImage* image = nullptr;  // the task's `image`, prepared
 };
 
 // Builds the spec. Fails with kInvalidArgument when no kernel is configured
@@ -42,6 +44,11 @@ Result<agent::InstanceSpec> resolveInstanceSpec(const ResolveInputs& in);
 // (rootfs may be a block device). kInvalidArgument naming the key and path:
 // `config key "kernel": kernel "/x" not found`.
 Result<void> checkInstanceFiles(const agent::InstanceSpec& spec);
+
+// The workload's argv with docker's rules: the task's `entrypoint` (else the
+// image's Entrypoint), then `command` + `args`, else `args`, else the image's
+// Cmd (dropped when the task sets its own entrypoint).
+std::vector<std::string> imageArgv(const TaskConfig& task, const image::ImageConfig& image);
 
 // A short name unique per task id, safe in file names: "<alloc8>-<hash8>".
 std::string instanceName(const std::string& allocId, const std::string& taskId);

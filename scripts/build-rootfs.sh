@@ -3,6 +3,11 @@
 #   <out>/debian-test.ext4   bookworm minbase + python3-minimal, busybox, coreutils,
 #                            a user `app` (uid 1000, group app 1000, home /home/app);
 #                            ext4, read-only for the guest (it is the image layer)
+#   <out>/debian-test.oci.tar  the same tree as an OCI image (oci-archive, tag "test",
+#                            made with umoci and skopeo): Entrypoint /bin/sh -c, a Cmd
+#                            that prints its user, directory and $GREETING and serves
+#                            /srv with busybox httpd on 8080, Env GREETING, WorkingDir
+#                            /srv, User app; /srv/index.html is app's
 # <out> is the first argument, else $S2Z_ROOTFS_DIR, else <repo>/.cache/rootfs.
 # Needs root and the Debian mirror of /etc/apt/sources.list(.d) only.
 # Cached: does nothing when <out>/.stamp matches the hash of this script.
@@ -26,7 +31,8 @@ exec 9>"$out/.lock"
 flock 9
 
 key=$(sha256sum < "$0" | cut -d' ' -f1)
-if [ -z "$force" ] && [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$key" ] && [ -f "$image" ]; then
+if [ -z "$force" ] && [ -f "$out/.stamp" ] && [ "$(cat "$out/.stamp")" = "$key" ] && [ -f "$image" ] &&
+   [ -f "$out/debian-test.oci.tar" ]; then
   echo "build-rootfs: up to date: $image"
   exit 0
 fi
@@ -77,7 +83,28 @@ size_kib=$(( used_kib * 13 / 10 + 16384 ))
 mke2fs -q -t ext4 -d "$tree" -F "$work/image.ext4" "${size_kib}k"
 chmod 0644 "$work/image.ext4"
 
-# Publish atomically: the image first, the stamp last.
+# The OCI image of the same tree, for image tasks (tests/integration/image_test.cpp).
+mkdir -p "$tree/srv"
+echo "hello from the image" > "$tree/srv/index.html"
+chown -R 1000:1000 "$tree/srv"
+umoci init --layout "$work/oci"
+umoci new --image "$work/oci:test"
+# repack diffs a bundle against the image: unpack the empty one, swap in the tree.
+umoci unpack --image "$work/oci:test" "$work/bundle" >/dev/null
+rm -rf "$work/bundle/rootfs"
+mv "$tree" "$work/bundle/rootfs"
+umoci repack --image "$work/oci:test" "$work/bundle"
+# shellcheck disable=SC2016
+umoci config --image "$work/oci:test" --config.entrypoint /bin/sh --config.cmd -c \
+  --config.cmd 'echo "user=$(id -un) pwd=$(pwd) GREETING=$GREETING"; exec busybox httpd -f -p 8080 -h /srv' \
+  --config.env GREETING=hello-from-the-image \
+  --config.env PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+  --config.workingdir /srv --config.user app
+skopeo copy --quiet "oci:$work/oci:test" "oci-archive:$work/image.oci.tar:test"
+chmod 0644 "$work/image.oci.tar"
+
+# Publish atomically: the images first, the stamp last.
+mv "$work/image.oci.tar" "$out/debian-test.oci.tar.tmp" && mv "$out/debian-test.oci.tar.tmp" "$out/debian-test.oci.tar"
 mv "$work/image.ext4" "$image.tmp" && mv "$image.tmp" "$image"
 echo "$key" > "$out/.stamp"
 echo "build-rootfs: built $image ($(( $(stat -c %s "$image") / 1048576 )) MiB, tree $(( used_kib / 1024 )) MiB)"

@@ -20,6 +20,8 @@ packages=(
   busybox-static cpio xz-utils zstd curl procps util-linux gettext-base
   # guest agent tests: a Debian root filesystem as an ext4 image (scripts/build-rootfs.sh)
   mmdebstrap e2fsprogs
+  # OCI images: pull and unpack (image/), test images (scripts/build-rootfs.sh)
+  skopeo umoci
 )
 
 missing=()

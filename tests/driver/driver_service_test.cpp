@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "driver/error_status.h"
+#include "driver/task_resolve.h"
 #include "driver/task_state.h"
 #include "tests/driver/driver_fixture.h"
 
@@ -166,6 +167,65 @@ TEST_CASE("StartTask with command: the agent guest by default, the workload from
   REQUIRE(f.start(f.taskConfig("plain", json::object()), &plainResp).ok());
   CHECK_FALSE(f.agentState->started.back().workload);
   CHECK(f.agentState->started.back().kernel == f.kernel);
+}
+
+TEST_CASE("StartTask with image: the image's disk is the root, its config the workload's with docker's rules; events; a transient pull error is recoverable") {
+  DriverFixture f;
+  auto agentKernel = f.dir.write("agent/vmlinuz", "k");
+  auto agentInitrd = f.dir.write("agent/initrd.img", "i");
+  auto disk = f.dir.write("images/sha256-x/rootfs.ext4", "fs");
+  REQUIRE(f.setConfig({{"agent_kernel", agentKernel.string()}, {"agent_initrd", agentInitrd.string()}}).ok());
+  image::PreparedImage prepared;
+  prepared.digest = "sha256:" + std::string(64, 'b');
+  prepared.disk = disk;
+  prepared.diskBytes = 2;
+  prepared.config.entrypoint = {"/entry"};
+  prepared.config.cmd = {"serve", "--port", "80"};
+  prepared.config.env = {"A=image", "B=image"};
+  prepared.config.workingDir = "/srv";
+  prepared.config.user = "www";
+  f.agentState->image = prepared;
+
+  pb::TaskConfig task = f.taskConfig("web", {{"image", "registry.local/web:1"}});
+  (*task.mutable_env())["B"] = "task";
+  auto events = f.plugin->events().subscribe();
+  pb::StartTaskResponse resp;
+  auto s = f.start(task, &resp);
+  REQUIRE_MESSAGE(s.ok(), s.error_message());
+  CHECK(f.agentState->imagesAsked == std::vector<std::string>{"registry.local/web:1"});
+  const auto& spec = f.agentState->started.at(0);
+  CHECK(spec.rootfs == disk);
+  CHECK(spec.kernel == agentKernel);
+  REQUIRE(spec.workload);
+  CHECK(spec.workload->argv == std::vector<std::string>{"/entry", "serve", "--port", "80"});
+  CHECK(spec.workload->workingDir == "/srv");
+  CHECK(spec.workload->user == "www");
+  auto& env = spec.workload->env;
+  CHECK(std::find(env.begin(), env.end(), "A=image") != env.end());
+  CHECK(std::find(env.begin(), env.end(), "B=task") != env.end());  // the task wins
+  std::vector<std::string> seen;
+  while (auto e = events->next(std::chrono::milliseconds(100))) seen.push_back(e->message);
+  CHECK(seen == std::vector<std::string>{"Downloading image registry.local/web:1", "Image ready"});
+
+  // command/args replace Cmd; the task's entrypoint drops the image's Cmd.
+  TaskConfig t;
+  CHECK(imageArgv(t, prepared.config) == std::vector<std::string>{"/entry", "serve", "--port", "80"});
+  t.args = {"--debug"};
+  CHECK(imageArgv(t, prepared.config) == std::vector<std::string>{"/entry", "--debug"});
+  t.command = "run";
+  CHECK(imageArgv(t, prepared.config) == std::vector<std::string>{"/entry", "run", "--debug"});
+  t = driver::TaskConfig{};
+  t.entrypoint = std::vector<std::string>{"/bin/sh"};
+  CHECK(imageArgv(t, prepared.config) == std::vector<std::string>{"/bin/sh"});
+
+  f.agentState->image = makeError(ErrorCode::kUnavailable, "image \"x\": registry unreachable");
+  auto unreachable = f.start(f.taskConfig("again", {{"image", "registry.local/web:1"}}), &resp);
+  CHECK(unreachable.error_code() == grpc::StatusCode::FAILED_PRECONDITION);
+  CHECK(unreachable.error_message().find("pull image") != std::string::npos);
+  CHECK(decodeRecoverableDetails(unreachable.error_details()) == std::optional<bool>(true));
+  auto both = f.start(f.taskConfig("both", {{"image", "x"}, {"rootfs", disk.string()}}), &resp);
+  CHECK(both.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(both.error_message().find("config key \"rootfs\": not with image") != std::string::npos);
 }
 
 TEST_CASE("StartTask: missing files and bad config are INVALID_ARGUMENT naming the key") {

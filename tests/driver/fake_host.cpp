@@ -200,6 +200,14 @@ Result<std::shared_ptr<agent::Instance>> FakeAgent::recover(const agent::Instanc
   return std::shared_ptr<agent::Instance>(instance);
 }
 
+Result<image::PreparedImage> FakeAgent::prepareImage(const std::string& image, const image::PullOptions&,
+                                                     const std::function<void(const std::string&)>& progress) {
+  std::lock_guard lock(state_->mu);
+  state_->imagesAsked.push_back(image);
+  if (progress) progress("Downloading image " + image);
+  return state_->image;
+}
+
 void FakeAgent::forget(const std::string& taskId) {
   std::lock_guard lock(state_->mu);
   state_->forgotten.push_back(taskId);

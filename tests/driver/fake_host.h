@@ -79,6 +79,9 @@ struct FakeAgentState {
   std::map<std::string, std::shared_ptr<FakeInstance>> instances;  // by task id
   std::map<std::string, agent::InstanceRecord> alive;  // what recover() can find, by task id
   std::vector<std::string> forgotten;
+  // What prepareImage() answers (and the images it was asked for).
+  Result<image::PreparedImage> image = makeError(ErrorCode::kNotFound, "no image in the fake");
+  std::vector<std::string> imagesAsked;
   int nextAddress = 2;
 
   std::shared_ptr<FakeInstance> instance(const std::string& taskId);
@@ -93,6 +96,8 @@ class FakeAgent final : public agent::Agent {
                                                    agent::EventSink events) override;
   void forget(const std::string& taskId) override;
   agent::AgentStatus status() const override;
+  Result<image::PreparedImage> prepareImage(const std::string& image, const image::PullOptions& options,
+                                            const std::function<void(const std::string&)>& progress) override;
 
  private:
   std::shared_ptr<FakeAgentState> state_;

@@ -60,7 +60,8 @@ TEST_CASE("task schema: public key names and the scale_to_zero block") {
   REQUIRE(spec.block_case() == hclspec::Spec::kObject);
   CHECK(keysOf(spec) == std::set<std::string>{"kernel", "initrd", "rootfs", "cmdline", "vcpus",
                                               "ports", "scale_to_zero", "hypervisor", "command",
-                                              "args", "working_dir"});
+                                              "args", "working_dir", "image", "entrypoint",
+                                              "force_pull", "image_pull_timeout"});
   CHECK(spec.object().attributes().at("ports").attr().type() == "list(string)");
   CHECK(spec.object().attributes().at("args").attr().type() == "list(string)");
   const auto& block = spec.object().attributes().at("scale_to_zero").block_value();

@@ -138,6 +138,11 @@ std::string testRootfs() {
   return std::string(env ? env : S2Z_ROOTFS_DIR) + "/debian-test.ext4";
 }
 
+std::string testOciArchive() {
+  const char* env = std::getenv("S2Z_ROOTFS_DIR");
+  return std::string(env ? env : S2Z_ROOTFS_DIR) + "/debian-test.oci.tar";
+}
+
 bool agentGuestAvailable() {
   return fs::exists(agentGuestDir() + "/vmlinuz") && fs::exists(agentGuestDir() + "/initrd.img") &&
          fs::exists(testRootfs());

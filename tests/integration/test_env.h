@@ -36,6 +36,8 @@ bool guestAvailable();
 // Debian test root filesystem (scripts/build-rootfs.sh).
 std::string agentGuestDir();
 std::string testRootfs();
+// The same Debian tree as an OCI image archive (scripts/build-rootfs.sh).
+std::string testOciArchive();
 bool agentGuestAvailable();
 
 class TestEnv {
