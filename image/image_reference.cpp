@@ -1,6 +1,7 @@
 #include "image/image_reference.h"
 
 #include <cctype>
+#include <string_view>
 
 namespace s2z::image {
 namespace {
@@ -21,6 +22,13 @@ bool isLocalReference(const std::string& ref) {
     if (ref.rfind(prefix, 0) == 0) return true;
   }
   return false;
+}
+
+std::string registryHost(const std::string& ref) {
+  constexpr std::string_view kDocker = "docker://";
+  if (ref.rfind(kDocker, 0) != 0) return "";
+  std::string rest = ref.substr(kDocker.size());
+  return rest.substr(0, rest.find('/'));
 }
 
 Result<std::string> skopeoReference(const std::string& image) {

@@ -19,4 +19,8 @@ Result<std::string> skopeoReference(const std::string& image);
 // True for the local transports (no registry, no credentials).
 bool isLocalReference(const std::string& skopeoRef);
 
+// The registry host[:port] of a docker:// reference (skopeoReference's
+// output); empty for a local one.
+std::string registryHost(const std::string& skopeoRef);
+
 }  // namespace s2z::image

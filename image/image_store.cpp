@@ -6,6 +6,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 
 #include <nlohmann/json.hpp>
@@ -23,6 +24,44 @@ using Clock = std::chrono::steady_clock;
 
 constexpr char kDiskName[] = "rootfs.ext4";
 constexpr char kConfigName[] = "image.json";
+constexpr char kEntryPrefix[] = "sha256-";
+constexpr char kTrashPrefix[] = ".trash-";
+// How often a running download reports its bytes (the docker driver: 10 s).
+constexpr std::chrono::seconds kProgressInterval{10};
+
+bool isDigestHex(const std::string& hex) {
+  return hex.size() == 64 && hex.find_first_not_of("0123456789abcdef") == std::string::npos;
+}
+
+// tags/<name>: the digest a registry reference last resolved to. '/' is the
+// only character of a reference a file name cannot hold.
+fs::path tagFile(const fs::path& root, const std::string& ref) {
+  std::string name = ref;
+  std::replace(name.begin(), name.end(), '/', '%');
+  return root / "tags" / name;
+}
+
+std::string readTag(const fs::path& root, const std::string& ref) {
+  std::ifstream in(tagFile(root, ref));
+  std::string digest;
+  std::getline(in, digest);
+  return digest;
+}
+
+void writeTag(const fs::path& root, const std::string& ref, const std::string& digest) {
+  fs::path file = tagFile(root, ref);
+  if (file.filename().string().size() > 250) return;  // no index; the registry answers
+  std::error_code ec;
+  fs::create_directories(file.parent_path(), ec);
+  fs::path tmp = file;
+  tmp += ".tmp";
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    out << digest << "\n";
+    if (!out) return;
+  }
+  fs::rename(tmp, file, ec);
+}
 
 bool contains(const std::string& text, const char* part) { return text.find(part) != std::string::npos; }
 
@@ -162,6 +201,35 @@ Result<PreparedImage> ImageStore::prepare(const std::string& image, const PullOp
   };
   auto ref = skopeoReference(image);
   if (!ref.ok()) return ref.error();
+  const bool local = isLocalReference(*ref);
+
+  auto finish = [&](PreparedImage p, const std::string& digest, bool cached) {
+    p.reference = *ref;
+    p.digest = digest;
+    p.cached = cached;
+    p.seconds = std::chrono::duration<double>(Clock::now() - started).count();
+    if (!local) writeTag(root_, *ref, digest);
+    return p;
+  };
+  // The cached entry of `hex`, leased; kNotFound when not cached.
+  auto leaseCached = [&](const std::string& hex) -> Result<PreparedImage> {
+    Result<PreparedImage> cached = makeError(ErrorCode::kNotFound, "not cached");
+    auto lease = usage_->acquireIf(hex, [&] {
+      cached = readCached(root_ / (kEntryPrefix + hex));
+      return cached.ok();
+    });
+    if (!lease) return cached.error();
+    cached->lease = std::move(lease);
+    return cached;
+  };
+
+  // A tag this node knows needs no registry (a local archive may change).
+  if (!local && !options.forcePull) {
+    std::string known = readTag(root_, *ref);
+    if (known.rfind("sha256:", 0) == 0 && isDigestHex(known.substr(7))) {
+      if (auto cached = leaseCached(known.substr(7)); cached.ok()) return finish(std::move(*cached), known, true);
+    }
+  }
 
   std::vector<std::string> inspect{"skopeo", "inspect", "--format", "{{.Digest}}"};
   for (auto& o : skopeoOptions(*ref, options, false)) inspect.push_back(o);
@@ -170,21 +238,12 @@ Result<PreparedImage> ImageStore::prepare(const std::string& image, const PullOp
   if (!digestOut.ok()) return classify(image, digestOut.error());
   std::string digest = digestOut->out;
   while (!digest.empty() && (digest.back() == '\n' || digest.back() == ' ')) digest.pop_back();
-  if (digest.rfind("sha256:", 0) != 0 || digest.size() != 7 + 64) {
+  if (digest.rfind("sha256:", 0) != 0 || !isDigestHex(digest.substr(7))) {
     return makeError(ErrorCode::kFailedPrecondition, "image \"" + image + "\": no manifest digest (\"" + digest + "\")");
   }
   const std::string hex = digest.substr(7);
-  const fs::path dir = root_ / ("sha256-" + hex);
-  auto finish = [&](PreparedImage p, bool cached) {
-    p.reference = *ref;
-    p.digest = digest;
-    p.cached = cached;
-    p.seconds = std::chrono::duration<double>(Clock::now() - started).count();
-    return p;
-  };
-  if (!options.forcePull) {
-    if (auto cached = readCached(dir); cached.ok()) return finish(std::move(*cached), true);
-  }
+  const fs::path dir = root_ / (kEntryPrefix + hex);
+  if (auto cached = leaseCached(hex); cached.ok()) return finish(std::move(*cached), digest, true);
 
   std::error_code ec;
   fs::create_directories(root_ / ".locks", ec);
@@ -195,9 +254,7 @@ Result<PreparedImage> ImageStore::prepare(const std::string& image, const PullOp
     if (errno != EINTR) return systemError("image cache lock");
   }
   // Another task may have pulled it meanwhile.
-  if (!options.forcePull) {
-    if (auto cached = readCached(dir); cached.ok()) return finish(std::move(*cached), true);
-  }
+  if (auto cached = leaseCached(hex); cached.ok()) return finish(std::move(*cached), digest, true);
 
   const fs::path work = root_ / (".tmp-" + hex);
   fs::remove_all(work, ec);  // a pull that was killed
@@ -211,7 +268,12 @@ Result<PreparedImage> ImageStore::prepare(const std::string& image, const PullOp
   for (auto& o : skopeoOptions(*ref, options, true)) copy.push_back(o);
   copy.push_back(*ref);
   copy.push_back(layout);
-  if (auto copied = runTool(copy, options.timeout); !copied.ok()) return classify(image, copied.error());
+  ToolTicker downloading{kProgressInterval, [&] {
+                           char mib[32];
+                           std::snprintf(mib, sizeof mib, "%.1f", static_cast<double>(treeBytes(work)) / (1 << 20));
+                           say("Downloading image " + *ref + ": " + mib + " MiB so far");
+                         }};
+  if (auto copied = runTool(copy, options.timeout, &downloading); !copied.ok()) return classify(image, copied.error());
 
   auto configOut = runTool({"skopeo", "inspect", "--config", layout}, options.timeout);
   if (!configOut.ok()) return configOut.error().wrap("image \"" + image + "\": read its config");
@@ -255,15 +317,70 @@ Result<PreparedImage> ImageStore::prepare(const std::string& image, const PullOp
   S2Z_TRY(syncPath(disk), "");
   json stored = {{"digest", digest}, {"reference", *ref}, {"config", configJson(*config)}};
   S2Z_TRY(writeFileSynced(staged / kConfigName, stored.dump(2)), "");
-  // Replace a stale entry (force_pull), then publish atomically.
-  fs::remove_all(dir, ec);
-  if (::rename(staged.c_str(), dir.c_str()) != 0) return systemError("publish " + dir.string());
+  // Publish and lease in one step: collect() cannot see it unleased.
+  Result<void> published = okResult();
+  auto lease = usage_->acquireIf(hex, [&] {
+    if (::rename(staged.c_str(), dir.c_str()) != 0) {
+      published = systemError("publish " + dir.string());
+      return false;
+    }
+    return true;
+  });
+  if (!lease) return published.error();
   S2Z_TRY(syncPath(root_), "");
   PreparedImage p;
   p.disk = dir / kDiskName;
   p.diskBytes = fs::file_size(p.disk, ec);
   p.config = *config;
-  return finish(std::move(p), false);
+  p.lease = std::move(lease);
+  return finish(std::move(p), digest, false);
+}
+
+std::shared_ptr<ImageLease> ImageStore::leaseDisk(const fs::path& disk) {
+  if (disk.filename() != kDiskName || disk.parent_path().parent_path() != root_) return nullptr;
+  std::string entry = disk.parent_path().filename().string();
+  if (entry.rfind(kEntryPrefix, 0) != 0 || !isDigestHex(entry.substr(7))) return nullptr;
+  // Leased even if gone: the task still names it, and a pull may bring it back.
+  return usage_->acquireIf(entry.substr(7), [] { return true; });
+}
+
+std::vector<std::string> ImageStore::collect(std::chrono::milliseconds unusedFor) {
+  std::vector<std::string> removed;
+  std::vector<fs::path> trash;
+  std::error_code ec;
+  std::vector<fs::path> entries;  // listed first: the loop renames
+  for (const auto& item : fs::directory_iterator(root_, ec)) entries.push_back(item.path());
+  for (const auto& path : entries) {
+    const std::string name = path.filename().string();
+    if (name.rfind(kTrashPrefix, 0) == 0) {
+      trash.push_back(path);  // a removal the plugin died in
+      continue;
+    }
+    if (name.rfind(kEntryPrefix, 0) != 0 || !isDigestHex(name.substr(7))) continue;
+    const std::string hex = name.substr(7);
+    // Renamed away under the table's lock, so no prepare can lease it after.
+    fs::path doomed = root_ / (kTrashPrefix + hex);
+    bool gone = usage_->removeIfIdle(hex, unusedFor, [&] {
+      std::error_code renameError;
+      fs::remove_all(doomed, renameError);
+      fs::rename(path, doomed, renameError);
+      return !renameError;
+    });
+    if (!gone) continue;
+    trash.push_back(doomed);
+    removed.push_back("sha256:" + hex);
+  }
+  for (const auto& dir : trash) fs::remove_all(dir, ec);
+  // Tags that name removed images would only cost a registry lookup; drop them.
+  if (!removed.empty()) {
+    for (const auto& item : fs::directory_iterator(root_ / "tags", ec)) {
+      std::ifstream in(item.path());
+      std::string digest;
+      std::getline(in, digest);
+      if (std::find(removed.begin(), removed.end(), digest) != removed.end()) fs::remove(item.path(), ec);
+    }
+  }
+  return removed;
 }
 
 }  // namespace s2z::image

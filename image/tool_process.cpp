@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 
 #include "common/unique_fd.h"
@@ -27,7 +28,8 @@ std::string tail(std::string text, size_t maxBytes = 600) {
 
 }  // namespace
 
-Result<ToolOutput> runTool(const std::vector<std::string>& argv, std::chrono::milliseconds timeout) {
+Result<ToolOutput> runTool(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
+                           const ToolTicker* ticker) {
   int outPipe[2], errPipe[2];
   if (::pipe2(outPipe, O_CLOEXEC) != 0) return systemError("pipe");
   UniqueFd outRead(outPipe[0]), outWrite(outPipe[1]);
@@ -58,6 +60,7 @@ Result<ToolOutput> runTool(const std::vector<std::string>& argv, std::chrono::mi
   ToolOutput result;
   std::string err;
   auto deadline = Clock::now() + timeout;
+  auto nextTick = ticker ? Clock::now() + ticker->interval : Clock::time_point::max();
   bool timedOut = false;
   pollfd fds[2] = {{outRead.get(), POLLIN, 0}, {errRead.get(), POLLIN, 0}};
   int open = 2;
@@ -67,6 +70,13 @@ Result<ToolOutput> runTool(const std::vector<std::string>& argv, std::chrono::mi
       timedOut = true;
       ::kill(-pid, SIGKILL);
       break;
+    }
+    if (ticker && Clock::now() >= nextTick) {
+      ticker->tick();
+      nextTick = Clock::now() + ticker->interval;
+    }
+    if (ticker) {
+      left = std::min<long long>(left, std::chrono::duration_cast<std::chrono::milliseconds>(nextTick - Clock::now()).count() + 1);
     }
     int n = ::poll(fds, 2, static_cast<int>(left));
     if (n < 0 && errno == EINTR) continue;

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -14,8 +15,15 @@ struct ToolOutput {
   std::string out;
 };
 
+// Called every `interval` while a tool runs (progress reports).
+struct ToolTicker {
+  std::chrono::milliseconds interval{10000};
+  std::function<void()> tick;
+};
+
 // kTimeout when the deadline passed (the process group is SIGKILLed);
 // kSystem with "<tool>: <last stderr lines>" when it exits non-zero.
-Result<ToolOutput> runTool(const std::vector<std::string>& argv, std::chrono::milliseconds timeout);
+Result<ToolOutput> runTool(const std::vector<std::string>& argv, std::chrono::milliseconds timeout,
+                           const ToolTicker* ticker = nullptr);
 
 }  // namespace s2z::image

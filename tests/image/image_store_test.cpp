@@ -10,6 +10,7 @@
 #include <fstream>
 #include <thread>
 
+#include "image/image_gc.h"
 #include "image/image_store.h"
 
 using namespace s2z;
@@ -66,7 +67,8 @@ struct StoreDir {
   std::vector<std::string> entries() const {
     std::vector<std::string> out;
     for (const auto& e : fs::directory_iterator(root)) {
-      if (e.path().filename() != ".locks") out.push_back(e.path().filename().string());
+      const std::string name = e.path().filename().string();
+      if (name != ".locks" && name != "tags") out.push_back(name);
     }
     return out;
   }
@@ -149,4 +151,74 @@ TEST_CASE("a failed or killed pull leaves nothing in the cache; a missing image 
   REQUIRE_FALSE(missing.ok());
   CHECK(missing.error().code == ErrorCode::kNotFound);
   CHECK(missing.error().message.find("not found") != std::string::npos);
+}
+
+TEST_CASE("image_gc removes an image only when no task holds it and none has for the delay") {
+  TestImage img("collected");
+  StoreDir store;
+  ImageStore images(store.root);
+  auto p = images.prepare(img.ref(), PullOptions{});
+  REQUIRE(p.ok());
+  const fs::path entry = p->disk.parent_path();
+
+  // A task runs it: even a zero delay keeps it.
+  CHECK(images.collect(std::chrono::milliseconds(0)).empty());
+  CHECK(fs::exists(p->disk));
+  // A second task, then the first goes: still held.
+  auto second = images.prepare(img.ref(), PullOptions{});
+  REQUIRE(second.ok());
+  p->lease.reset();
+  CHECK(images.collect(std::chrono::milliseconds(0)).empty());
+  // The last task goes: kept for the delay, then removed whole.
+  second->lease.reset();
+  CHECK(images.collect(std::chrono::hours(1)).empty());
+  CHECK(fs::exists(entry));
+  CHECK(images.collect(std::chrono::milliseconds(0)) == std::vector<std::string>{p->digest});
+  CHECK_FALSE(fs::exists(entry));
+  CHECK(store.entries().empty());
+  // Used again: pulled again.
+  auto again = images.prepare(img.ref(), PullOptions{});
+  REQUIRE(again.ok());
+  CHECK_FALSE(again->cached);
+}
+
+TEST_CASE("after a plugin restart a recovered task's lease keeps its image; others wait one delay") {
+  TestImage img("restart");
+  StoreDir store;
+  fs::path disk;
+  {
+    ImageStore before(store.root);
+    auto p = before.prepare(img.ref(), PullOptions{});
+    REQUIRE(p.ok());
+    disk = p->disk;
+  }
+  ImageStore after(store.root);  // the restarted plugin: no leases in memory
+  CHECK(after.leaseDisk("/elsewhere/sha256-x/rootfs.ext4") == nullptr);
+  auto recovered = after.leaseDisk(disk);
+  REQUIRE(recovered != nullptr);
+  CHECK(after.collect(std::chrono::milliseconds(0)).empty());
+  recovered.reset();
+  // Never leased since the restart: idle since the restart, not before.
+  CHECK(after.collect(std::chrono::hours(1)).empty());
+  CHECK(after.collect(std::chrono::milliseconds(0)).size() == 1);
+  CHECK_FALSE(fs::exists(disk));
+}
+
+TEST_CASE("the image_gc thread removes an unused image after its delay and not before") {
+  TestImage img("thread");
+  StoreDir store;
+  ImageStore images(store.root);
+  auto p = images.prepare(img.ref(), PullOptions{});
+  REQUIRE(p.ok());
+  ImageCollector gc(images, std::chrono::milliseconds(600));
+  std::this_thread::sleep_for(std::chrono::milliseconds(900));
+  CHECK(fs::exists(p->disk));  // leased
+  p->lease.reset();
+  auto released = std::chrono::steady_clock::now();
+  while (fs::exists(p->disk) && std::chrono::steady_clock::now() - released < std::chrono::seconds(5)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  auto gone = std::chrono::steady_clock::now() - released;
+  CHECK_FALSE(fs::exists(p->disk));
+  CHECK(gone >= std::chrono::milliseconds(600));
 }
