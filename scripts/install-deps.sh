@@ -22,6 +22,8 @@ packages=(
   mmdebstrap e2fsprogs
   # OCI images: pull and unpack (image/), test images (scripts/build-rootfs.sh)
   skopeo umoci
+  # image tests: a real registry with htpasswd auth and TLS from a test CA
+  docker-registry apache2-utils openssl libcap2-bin
 )
 
 missing=()
