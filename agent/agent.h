@@ -30,6 +30,10 @@ struct AgentConfig {
   std::vector<std::string> logHolderCommand;
   // How long a start waits for the client's log collector to open a FIFO.
   std::chrono::milliseconds logReaderWait{10000};
+  // image_gc: cached images (<stateDir>/images) no task has used for
+  // imageGcDelay are removed; off: kept until removed by hand.
+  bool imageGc = true;
+  std::chrono::milliseconds imageGcDelay{3 * 60 * 1000};
 };
 
 struct AgentStatus {

@@ -58,6 +58,11 @@ struct WorkloadSpec {
   bool scriptChecksWake = false;
   // TaskConfig mounts, in order (the n-th is the disk with serial s2z-vol-n).
   std::vector<VolumeSpec> volumes;
+  // docker's readonly_rootfs (guest/agent/root_filesystem.h).
+  bool readonlyRoot = false;
+  // Sent by StopTask when Nomad gives no signal: the image's StopSignal (as
+  // docker's stop); 0: SIGTERM.
+  int stopSignal = 0;
 };
 
 struct InstanceSpec {
@@ -82,7 +87,7 @@ struct InstanceSpec {
   // console to console.log in the run dir. Unset: the guest's own init is
   // the task and its console goes to stdoutPath.
   std::optional<WorkloadSpec> workload;
-  uint64_t scratchMib = 2048;       // the writable disk (sparse)
+  uint64_t scratchMib = 1024;       // the writable disk (sparse)
 };
 
 struct InstanceNetwork {

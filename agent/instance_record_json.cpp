@@ -42,6 +42,8 @@ json workloadJson(const std::optional<WorkloadSpec>& w) {
       {"wakeToStop", w->wakeToStop},
       {"scriptChecksWake", w->scriptChecksWake},
       {"volumes", volumesJson(w->volumes)},
+      {"readonlyRoot", w->readonlyRoot},
+      {"stopSignal", w->stopSignal},
   };
 }
 
@@ -241,7 +243,7 @@ void readVolumes(ObjectReader& r, std::vector<VolumeSpec>& volumes) {
   });
 }
 
-void readWorkload(ObjectReader& r, WorkloadSpec& w) {
+void readWorkload(ObjectReader& r, WorkloadSpec& w, int64_t version) {
   r.strings("argv", w.argv);
   r.strings("env", w.env);
   r.string("workingDir", w.workingDir);
@@ -256,6 +258,12 @@ void readWorkload(ObjectReader& r, WorkloadSpec& w) {
   r.boolean("wakeToStop", w.wakeToStop);
   r.boolean("scriptChecksWake", w.scriptChecksWake);
   readVolumes(r, w.volumes);
+  if (version >= 4) {  // images: readonly_rootfs and StopSignal
+    r.boolean("readonlyRoot", w.readonlyRoot);
+    int64_t stopSignal = 0;
+    r.integer("stopSignal", 0, 64, stopSignal);
+    w.stopSignal = static_cast<int>(stopSignal);
+  }
 }
 
 json workloadExitJson(const WorkloadExit& e) {
@@ -297,7 +305,7 @@ void readSpec(ObjectReader& r, InstanceSpec& s, int64_t version) {
   r.integer("idleTimeoutMs", 0, INT64_MAX, idleMs);
   if (version >= 3) {
     WorkloadSpec w;
-    if (r.optionalObject("workload", [&](ObjectReader& o) { readWorkload(o, w); })) s.workload = w;
+    if (r.optionalObject("workload", [&](ObjectReader& o) { readWorkload(o, w, version); })) s.workload = w;
     r.unsigned64("scratchMib", s.scratchMib);
   }
   if (!r.error().empty()) return;

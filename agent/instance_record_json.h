@@ -1,10 +1,11 @@
 // InstanceRecord <-> JSON. The driver stores this JSON in Nomad's task handle
 // and the agent writes it to <runDir>/instance.json on every state change, so a
 // restarted plugin can find the instance again. The format is versioned
-// ("version": 2); decoding is strict: a missing, unknown or mistyped field is
-// an error naming it, never a silently defaulted value. Version 1 (wave 1:
-// spec.consolePath, no stderrPath, no logHolder) is still read, so tasks
-// started by an older plugin can be recovered.
+// ("version": 4); decoding is strict: a missing, unknown or mistyped field is
+// an error naming it, never a silently defaulted value. Older versions are
+// still read, so tasks started by an older plugin can be recovered: 1 (wave
+// 1: spec.consolePath, no stderrPath, no logHolder), 3 (no workload
+// readonlyRoot and stopSignal: false and 0).
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -14,7 +15,7 @@
 
 namespace s2z::agent {
 
-inline constexpr int kInstanceRecordVersion = 3;
+inline constexpr int kInstanceRecordVersion = 4;
 
 // Encodes every field of the record (plus "version").
 nlohmann::json toJson(const InstanceRecord& record);

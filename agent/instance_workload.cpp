@@ -37,6 +37,7 @@ pb::Request startRequest(const WorkloadSpec& w) {
   for (const auto& d : w.dnsServers) start->add_dns_servers(d);
   for (const auto& d : w.dnsSearches) start->add_dns_searches(d);
   for (const auto& d : w.dnsOptions) start->add_dns_options(d);
+  start->set_readonly_root(w.readonlyRoot);
   for (size_t i = 0; i < w.volumes.size(); ++i) {
     auto* volume = start->add_volumes();
     volume->set_serial(volumeSerial(i));
@@ -110,7 +111,7 @@ ExitInfo VmInstance::stopWorkload(std::chrono::milliseconds timeout, int signo) 
     return workloadExitCv_.wait_for(lock, wait, [this] { return record_.workloadExit.reported; });
   };
   if (!reported(std::chrono::milliseconds(0))) {
-    if (signo == 0) signo = SIGTERM;
+    if (signo == 0) signo = record_.spec.workload->stopSignal != 0 ? record_.spec.workload->stopSignal : SIGTERM;
     if (timeout.count() > 0) {
       if (auto sent = signalWorkload(signo); !sent.ok()) {
         spdlog::warn("instance {}: stop: {}", taskId_, sent.error().describe());

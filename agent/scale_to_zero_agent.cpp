@@ -19,6 +19,7 @@ Result<std::unique_ptr<ScaleToZeroAgent>> ScaleToZeroAgent::create(const AgentCo
                                [raw = agent.get()] { return raw->snapshot(); });
   if (!loop.ok()) return loop.error().wrap("agent");
   agent->loop_ = std::move(*loop);
+  if (config.imageGc) agent->imageGc_ = std::make_unique<image::ImageCollector>(agent->images_, config.imageGcDelay);
   {
     std::lock_guard lock(agent->kicker_->mutex);
     agent->kicker_->loop = agent->loop_.get();
@@ -41,6 +42,7 @@ ScaleToZeroAgent::~ScaleToZeroAgent() {
     kicker_->loop = nullptr;
   }
   loop_.reset();
+  imageGc_.reset();
   // Sleeps and wakes run on the instances' workers; they use deps_.
   for (const auto& instance : snapshot()) instance->stopWorker();
 }
@@ -78,6 +80,7 @@ Result<std::shared_ptr<Instance>> ScaleToZeroAgent::start(const InstanceSpec& sp
   starting_.erase(spec.taskId);
   if (!started.ok()) return started.error();
   instances_[spec.taskId] = *started;
+  if (auto lease = images_.leaseDisk(spec.rootfs)) imageLeases_[spec.taskId] = std::move(lease);
   kicker_->kick();
   return std::shared_ptr<Instance>(*started);
 }
@@ -100,6 +103,7 @@ Result<std::shared_ptr<Instance>> ScaleToZeroAgent::recover(const InstanceRecord
   starting_.erase(taskId);
   if (!recovered.ok()) return recovered.error();
   instances_[taskId] = *recovered;
+  if (auto lease = images_.leaseDisk(record.spec.rootfs)) imageLeases_[taskId] = std::move(lease);
   kicker_->kick();
   return std::shared_ptr<Instance>(*recovered);
 }
@@ -107,6 +111,7 @@ Result<std::shared_ptr<Instance>> ScaleToZeroAgent::recover(const InstanceRecord
 void ScaleToZeroAgent::forget(const std::string& taskId) {
   std::lock_guard lock(mutex_);
   instances_.erase(taskId);
+  imageLeases_.erase(taskId);
 }
 
 AgentStatus ScaleToZeroAgent::status() const {

@@ -14,6 +14,7 @@
 #include "agent/network_backend.h"
 #include "agent/vm_instance.h"
 #include "bpf/scale_to_zero_kernel.h"
+#include "image/image_gc.h"
 
 namespace s2z::agent {
 
@@ -60,11 +61,14 @@ class ScaleToZeroAgent final : public Agent {
   AgentDependencies deps_;
   std::shared_ptr<Kicker> kicker_ = std::make_shared<Kicker>();
   image::ImageStore images_;  // <stateDir>/images
+  std::unique_ptr<image::ImageCollector> imageGc_;  // null: image_gc off
 
-  // mutex_ guards instances_ and starting_ (task ids whose start is running).
+  // mutex_ guards instances_, starting_ (task ids whose start is running)
+  // and imageLeases_ (the image each image task runs, until forget()).
   mutable std::mutex mutex_;
   std::map<std::string, std::shared_ptr<VmInstance>> instances_;
   std::map<std::string, bool> starting_;
+  std::map<std::string, std::shared_ptr<image::ImageLease>> imageLeases_;
 
   std::unique_ptr<AgentLoop> loop_;  // last: stopped first
 };

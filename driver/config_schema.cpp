@@ -1,5 +1,6 @@
 #include "driver/config_schema.h"
 
+#include <map>
 #include <string>
 
 namespace s2z::driver {
@@ -26,6 +27,16 @@ hclspec::Spec withDefault(const std::string& name, const std::string& type,
 
 std::string quoted(const std::string& s) { return "\"" + s + "\""; }
 
+// An optional block of attributes (hclspec Block, nested Object).
+hclspec::Spec block(const std::string& name, const std::map<std::string, hclspec::Spec>& attributes) {
+  hclspec::Spec spec;
+  auto* b = spec.mutable_block_value();
+  b->set_name(name);
+  auto& inner = *b->mutable_nested()->mutable_object()->mutable_attributes();
+  for (const auto& [key, value] : attributes) inner[key] = value;
+  return spec;
+}
+
 }  // namespace
 
 hclspec::Spec pluginConfigSpec() {
@@ -46,6 +57,11 @@ hclspec::Spec pluginConfigSpec() {
   a["health_check_mark"] = withDefault("health_check_mark", "number", "0");
   a["health_check_cgroup"] = attr("string");
   a["kata_config"] = attr("string");
+  a["registry_tls_verify"] = withDefault("registry_tls_verify", "bool", "true");
+  a["registry_certs_dir"] = attr("string");
+  a["auth"] = block("auth", {{"config", attr("string")}});
+  a["image_gc"] = block("image_gc", {{"enabled", withDefault("enabled", "bool", "true")},
+                                     {"delay", withDefault("delay", "string", quoted("3m"))}});
   return spec;
 }
 
@@ -68,15 +84,14 @@ hclspec::Spec taskConfigSpec() {
   a["ports"] = attr("list(string)");
   a["hypervisor"] = attr("string");
 
-  hclspec::Spec block;
-  auto* b = block.mutable_block_value();
-  b->set_name("scale_to_zero");
-  auto& inner = *b->mutable_nested()->mutable_object()->mutable_attributes();
-  inner["enabled"] = withDefault("enabled", "bool", "true");
-  inner["idle_timeout"] = attr("string");
-  inner["wake_to_stop"] = withDefault("wake_to_stop", "bool", "true");
-  inner["script_checks"] = withDefault("script_checks", "string", quoted("pass"));
-  a["scale_to_zero"] = block;
+  a["auth"] = block("auth", {{"username", attr("string")}, {"password", attr("string")}});
+  a["auth_soft_fail"] = attr("bool");
+  a["readonly_rootfs"] = attr("bool");
+  a["writable_disk_mb"] = attr("number");
+  a["scale_to_zero"] = block("scale_to_zero", {{"enabled", withDefault("enabled", "bool", "true")},
+                                               {"idle_timeout", attr("string")},
+                                               {"wake_to_stop", withDefault("wake_to_stop", "bool", "true")},
+                                               {"script_checks", withDefault("script_checks", "string", quoted("pass"))}});
   return spec;
 }
 

@@ -23,6 +23,8 @@ agent::AgentConfig agentConfigFrom(const PluginConfig& c) {
   out.subnet = c.subnet;
   out.healthCheckMark = c.healthCheckMark;
   out.healthCheckCgroup = c.healthCheckCgroup;
+  out.imageGc = c.imageGc.enabled;
+  out.imageGcDelay = c.imageGc.delay;
   return out;
 }
 

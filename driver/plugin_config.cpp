@@ -140,6 +140,32 @@ Result<PluginConfig> decodePluginConfig(std::string_view msgpack) {
   if (mark) config.healthCheckMark = static_cast<uint32_t>(*mark);
   S2Z_READ(root.string("health_check_cgroup"), config.healthCheckCgroup);
 
+  auto auth = root.block("auth");
+  if (!auth.ok()) return auth.error();
+  if (auth->has_value()) {
+    ConfigObject& block = **auth;
+    std::string file;
+    S2Z_READ(block.string("config"), file);
+    if (!file.empty() && file[0] != '/') return block.keyError("config", "expected an absolute path, got \"" + file + "\"");
+    config.authConfig = file;
+    if (auto unknown = block.rejectUnknownKeys(); !unknown.ok()) return unknown.error();
+  }
+  S2Z_READ(root.boolean("registry_tls_verify"), config.registryTlsVerify);
+  std::string certs;
+  S2Z_READ(root.string("registry_certs_dir"), certs);
+  if (!certs.empty() && certs[0] != '/') {
+    return keyError("registry_certs_dir", fmt::format("expected an absolute path, got \"{}\"", certs));
+  }
+  config.registryCertsDir = certs;
+  auto gc = root.block("image_gc");
+  if (!gc.ok()) return gc.error();
+  if (gc->has_value()) {
+    ConfigObject& block = **gc;
+    S2Z_READ(block.boolean("enabled"), config.imageGc.enabled);
+    S2Z_READ(block.duration("delay"), config.imageGc.delay);
+    if (auto unknown = block.rejectUnknownKeys(); !unknown.ok()) return unknown.error();
+  }
+
   auto unknown = root.rejectUnknownKeys();
   if (!unknown.ok()) return unknown.error();
   return config;

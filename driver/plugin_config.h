@@ -21,6 +21,12 @@ namespace s2z::driver {
 
 enum class AcceleratorChoice { kAuto, kKvm, kTcg };
 
+// image_gc { enabled, delay }: the docker driver's gc { image, image_delay }.
+struct ImageGcConfig {
+  bool enabled = true;
+  std::chrono::milliseconds delay{3 * 60 * 1000};
+};
+
 struct PluginConfig {
   vmm::Hypervisor hypervisor = vmm::Hypervisor::kQemu;
   std::string qemuPath = "qemu-system-x86_64";          // bare name: looked up in PATH
@@ -38,6 +44,15 @@ struct PluginConfig {
   uint32_t healthCheckMark = 0;      // 0: no health filtering
   std::string healthCheckCgroup;     // cgroup v2 path of the health checker
   std::filesystem::path kataConfig;  // Kata configuration.toml with defaults; empty: none
+  // Registries (image tasks). auth { config }: a docker config.json whose
+  // "auths" skopeo searches for the image's registry; empty: none.
+  std::filesystem::path authConfig;
+  bool registryTlsVerify = true;
+  // CA certificates per registry, laid out as docker's certs.d:
+  // <dir>/<host[:port]>/*.crt; empty: skopeo's own (/etc/containers/certs.d,
+  // /etc/docker/certs.d).
+  std::filesystem::path registryCertsDir;
+  ImageGcConfig imageGc;
 
   // The configured binary for a hypervisor kind.
   const std::string& binaryFor(vmm::Hypervisor h) const {

@@ -71,6 +71,22 @@ Result<TaskConfig> decodeTaskConfig(std::string_view msgpack) {
   if (!hasImage && entrypoint) return root.keyError("entrypoint", "needs image");
   if (!hasImage && forcePull) return root.keyError("force_pull", "needs image");
   if (!hasImage && pullTimeout) return root.keyError("image_pull_timeout", "needs image");
+  auto auth = root.block("auth");
+  if (!auth.ok()) return auth.error();
+  if (auth->has_value()) {
+    ConfigObject& block = **auth;
+    RegistryAuth creds;
+    S2Z_READ(block.string("username"), creds.username);
+    S2Z_READ(block.string("password"), creds.password);
+    if (auto unknown = block.rejectUnknownKeys(); !unknown.ok()) return unknown.error();
+    if (creds.username.empty()) return block.keyError("username", "must not be empty");
+    config.auth = creds;
+  }
+  std::optional<bool> softFail;
+  S2Z_READ(root.boolean("auth_soft_fail"), softFail);
+  if (!hasImage && config.auth) return root.keyError("auth", "needs image");
+  if (!hasImage && softFail) return root.keyError("auth_soft_fail", "needs image");
+  config.authSoftFail = softFail.value_or(false);
   config.forcePull = forcePull.value_or(false);
   if (pullTimeout) config.imagePullTimeout = *pullTimeout;
   if (config.command.empty() && !hasImage && !config.args.empty()) {
@@ -82,6 +98,16 @@ Result<TaskConfig> decodeTaskConfig(std::string_view msgpack) {
   if (!config.workingDir.empty() && config.workingDir.front() != '/') {
     return root.keyError("working_dir", "must be an absolute path inside the VM");
   }
+
+  std::optional<bool> readonlyRootfs;
+  S2Z_READ(root.boolean("readonly_rootfs"), readonlyRootfs);
+  std::optional<int64_t> writableMib;
+  S2Z_READ(root.integer("writable_disk_mb", 16, int64_t{1} << 22), writableMib);
+  const bool agentTask = hasImage || !config.command.empty();
+  if (!agentTask && readonlyRootfs) return root.keyError("readonly_rootfs", "needs command or image");
+  if (!agentTask && writableMib) return root.keyError("writable_disk_mb", "needs command or image");
+  config.readonlyRootfs = readonlyRootfs.value_or(false);
+  if (writableMib) config.writableDiskMib = static_cast<uint64_t>(*writableMib);
 
   std::optional<int64_t> vcpus;
   S2Z_READ(root.integer("vcpus", 1, kMaxVcpus), vcpus);

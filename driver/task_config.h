@@ -30,6 +30,13 @@ struct ScaleToZeroConfig {
   bool scriptChecksWake = false;
 };
 
+// auth { username, password }: registry credentials for the task's image.
+struct RegistryAuth {
+  std::string username, password;
+};
+
+inline constexpr uint64_t kDefaultWritableDiskMib = 1024;
+
 struct TaskConfig {
   // Paths as written; relative ones are resolved against the task directory
   // (where Nomad puts artifacts) when the task starts. Empty: use defaults.
@@ -48,6 +55,14 @@ struct TaskConfig {
   std::optional<std::vector<std::string>> entrypoint;  // nullopt: the image's
   bool forcePull = false;
   std::chrono::milliseconds imagePullTimeout{5 * 60 * 1000};
+  std::optional<RegistryAuth> auth;  // nullopt: the plugin's auth { config }, else none
+  // A failure to find credentials (the plugin's auth config unreadable) pulls
+  // without them instead of failing the task (the docker driver's option).
+  bool authSoftFail = false;
+  // Agent tasks (command or image): the root is read-only to the workload
+  // (docker's readonly_rootfs); the per-task writable disk's size.
+  bool readonlyRootfs = false;
+  uint64_t writableDiskMib = kDefaultWritableDiskMib;
   std::optional<unsigned> vcpus;     // nullopt: kata default_vcpus, else 1
   std::vector<std::string> ports;    // group network port labels to expose
   ScaleToZeroConfig scaleToZero;

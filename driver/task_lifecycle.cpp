@@ -7,6 +7,7 @@
 
 #include "common/rollback_stack.h"
 #include "driver/error_status.h"
+#include "driver/registry_access.h"
 #include "driver/task_config.h"
 #include "driver/task_resolve.h"
 #include "driver/task_state.h"
@@ -91,10 +92,14 @@ grpc::Status startTask(Plugin& plugin, const pb::TaskConfig& task, pb::StartTask
     auto agent = plugin.agent();
     if (!agent.ok()) return fail(id, "agent", agent.error());
     auto events = eventSinkFor(plugin.events(), task);
-    image::PullOptions options;
-    options.timeout = config->imagePullTimeout;
-    options.forcePull = config->forcePull;
-    auto prepared = (*agent)->prepareImage(config->image, options, [&](const std::string& stage) {
+    auto access = registryAccessFor(*config, pluginConfig);
+    if (!access.ok()) return fail(id, "pull image", access.error());
+    if (!access->softFailure.empty()) {
+      events(agent::InstanceEvent{"Pulling without registry credentials",
+                                  {{"image", config->image}, {"reason", access->softFailure}},
+                                  std::chrono::system_clock::now()});
+    }
+    auto prepared = (*agent)->prepareImage(config->image, access->options, [&](const std::string& stage) {
       events(agent::InstanceEvent{stage, {{"image", config->image}}, std::chrono::system_clock::now()});
     });
     if (!prepared.ok()) return fail(id, "pull image", prepared.error());

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "driver/binary_lookup.h"
+#include "driver/signal_name.h"
 #include "driver/task_volumes.h"
 
 namespace s2z::driver {
@@ -54,6 +55,17 @@ std::vector<std::string> imageArgv(const TaskConfig& task, const image::ImageCon
 
 namespace {
 
+// An image's StopSignal ("SIGQUIT", "QUIT" or "3") as a number; 0 (SIGTERM)
+// for none or one this host does not know.
+int imageStopSignal(const std::string& name) {
+  if (name.empty()) return 0;
+  if (name.find_first_not_of("0123456789") == std::string::npos && name.size() <= 2) {
+    int n = std::stoi(name);
+    return n > 0 && n < 65 ? n : 0;
+  }
+  return signalNumber(name).value_or(0);
+}
+
 // The guest agent's workload: argv from command and args, and what Nomad
 // says of the task (env, user, dns) as docker would use it.
 agent::WorkloadSpec workloadFor(const TaskConfig& task, const pb::TaskConfig& nomad,
@@ -88,6 +100,10 @@ agent::WorkloadSpec workloadFor(const TaskConfig& task, const pb::TaskConfig& no
   w.dnsOptions.assign(dns.options().begin(), dns.options().end());
   w.wakeToStop = task.scaleToZero.wakeToStop;
   w.scriptChecksWake = task.scaleToZero.scriptChecksWake;
+  w.readonlyRoot = task.readonlyRootfs;
+  // docker's stop: the image's StopSignal when Nomad gives none. An unknown
+  // name falls back to SIGTERM rather than failing a task over it.
+  w.stopSignal = imageStopSignal(image.stopSignal);
   return w;
 }
 
@@ -141,6 +157,7 @@ Result<agent::InstanceSpec> resolveInstanceSpec(const ResolveInputs& in) {
   } else if (!task.command.empty()) {
     spec.workload = workloadFor(task, nomad, spec.name, image::ImageConfig{});
   }
+  spec.scratchMib = task.writableDiskMib;
   if (nomad.mounts_size() > 0) {
     if (!spec.workload) {
       return makeError(ErrorCode::kInvalidArgument,

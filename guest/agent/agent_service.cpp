@@ -151,6 +151,9 @@ void AgentService::startWorkload(const agent::v1::StartWorkload& spec, agent::v1
   if (auto r = root_.mount(); !r.ok()) return fail(r.error());
   if (auto r = root_.writeIdentity(spec); !r.ok()) return fail(r.error());
   if (auto r = root_.mountVolumes(spec); !r.ok()) return fail(r.error());
+  if (spec.readonly_root()) {
+    if (auto r = root_.makeRootReadOnly(); !r.ok()) return fail(r.error());
+  }
   auto plan = makeLaunchPlan(kRootDir, spec);
   if (!plan.ok()) return fail(plan.error());
   auto pid = workload_.start(kRootDir, *plan);

@@ -123,6 +123,19 @@ Result<void> RootFilesystem::writeIdentity(const agent::v1::StartWorkload& spec)
   return okResult();
 }
 
+Result<void> RootFilesystem::makeRootReadOnly() {
+  const std::string root = kRootDir;
+  for (const char* dir : {"/local", "/alloc"}) {
+    S2Z_TRY(mountAt(root + dir, root + dir, "", MS_BIND, ""), "read-only root");
+  }
+  // A bind remount changes only this mount's flags, not the overlay's
+  // superblock (which the agent's own mounts below still write through).
+  if (::mount(nullptr, kRootDir, nullptr, MS_REMOUNT | MS_BIND | MS_RDONLY, nullptr) != 0) {
+    return systemError("read-only root: remount " + root);
+  }
+  return okResult();
+}
+
 namespace {
 
 // Block (not "nodev") filesystems the kernel knows, in /proc/filesystems order.

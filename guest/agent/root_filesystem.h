@@ -37,6 +37,12 @@ class RootFilesystem {
   // others need their module in the initramfs). A failure names the volume.
   Result<void> mountVolumes(const agent::v1::StartWorkload& spec);
 
+  // docker's readonly_rootfs: after identity and volumes, the overlay root
+  // becomes read-only to everything that runs in it. /local and /alloc are
+  // bound onto themselves first, so they (like the tmpfs and volume mounts
+  // below the root) stay writable, for the workload and for task-file sync.
+  Result<void> makeRootReadOnly();
+
   // Unmounts everything mounted, innermost first; busy mounts are detached.
   // For power off, after sync.
   void unmountAll();

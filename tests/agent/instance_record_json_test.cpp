@@ -108,6 +108,8 @@ TEST_CASE("an agent task's workload and its reported exit round trip; a version 
   w.dnsSearches = {"service.consul"};
   w.dnsOptions = {"ndots:2"};
   w.wakeToStop = false;
+  w.readonlyRoot = true;
+  w.stopSignal = 3;
   in.spec.workload = w;
   in.spec.scratchMib = 512;
   in.workloadExit = WorkloadExit{true, 137, 9, true};
@@ -123,7 +125,19 @@ TEST_CASE("an agent task's workload and its reported exit round trip; a version 
   CHECK(out->spec.workload->dnsSearches == w.dnsSearches);
   CHECK(out->spec.workload->dnsOptions == w.dnsOptions);
   CHECK_FALSE(out->spec.workload->wakeToStop);
+  CHECK(out->spec.workload->readonlyRoot);
+  CHECK(out->spec.workload->stopSignal == 3);
   CHECK(out->spec.scratchMib == 512);
+
+  // A version 3 record (before images) has neither readonlyRoot nor stopSignal.
+  auto v3 = toJson(in);
+  v3["version"] = 3;
+  v3["spec"]["workload"].erase("readonlyRoot");
+  v3["spec"]["workload"].erase("stopSignal");
+  auto older = instanceRecordFromJson(v3);
+  REQUIRE_MESSAGE(older.ok(), older.error().describe());
+  CHECK_FALSE(older->spec.workload->readonlyRoot);
+  CHECK(older->spec.workload->stopSignal == 0);
   CHECK(out->workloadExit.reported);
   CHECK(out->workloadExit.exitCode == 137);
   CHECK(out->workloadExit.signal == 9);
@@ -188,10 +202,10 @@ TEST_CASE("mistyped field, bad enum, bad state and bad version are errors") {
   }
   {
     auto j = base;
-    j["version"] = 4;
+    j["version"] = 5;
     auto out = instanceRecordFromJson(j);
     REQUIRE_FALSE(out.ok());
-    CHECK(out.error().message.find("version 4 is not supported") != std::string::npos);
+    CHECK(out.error().message.find("version 5 is not supported") != std::string::npos);
   }
   {
     auto out = instanceRecordFromJson(nlohmann::json::array());

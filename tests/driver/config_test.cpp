@@ -116,6 +116,33 @@ TEST_CASE("plugin config: bad values name the key") {
   expectInvalid(plugin({{"kata_config", json::array({"a"})}}), "config key \"kata_config\"");
 }
 
+TEST_CASE("plugin config: registries and image_gc") {
+  auto defaults = plugin(json::object());
+  REQUIRE(defaults.ok());
+  CHECK(defaults->registryTlsVerify);
+  CHECK(defaults->authConfig.empty());
+  CHECK(defaults->registryCertsDir.empty());
+  CHECK(defaults->imageGc.enabled);
+  CHECK(defaults->imageGc.delay == 3min);
+  auto c = plugin({{"auth", {{"config", "/etc/s2z/auth.json"}}},
+                   {"registry_tls_verify", false},
+                   {"registry_certs_dir", "/etc/s2z/certs.d"},
+                   {"image_gc", {{"enabled", false}, {"delay", "10m"}}}});
+  REQUIRE_MESSAGE(c.ok(), c.error().describe());
+  CHECK(c->authConfig == "/etc/s2z/auth.json");
+  CHECK_FALSE(c->registryTlsVerify);
+  CHECK(c->registryCertsDir == "/etc/s2z/certs.d");
+  CHECK_FALSE(c->imageGc.enabled);
+  CHECK(c->imageGc.delay == 10min);
+  auto gcDefaults = plugin({{"image_gc", json::object()}});
+  REQUIRE(gcDefaults.ok());
+  CHECK(gcDefaults->imageGc.enabled);  // the schema's defaults inside the block
+  CHECK(gcDefaults->imageGc.delay == 3min);
+  expectInvalid(plugin({{"auth", {{"config", "auth.json"}}}}), "config key \"auth.config\": expected an absolute path");
+  expectInvalid(plugin({{"registry_certs_dir", "certs"}}), "config key \"registry_certs_dir\"");
+  expectInvalid(plugin({{"image_gc", {{"delay", "soon"}}}}), "config key \"image_gc.delay\"");
+}
+
 TEST_CASE("plugin config: largest 32-bit mark and a /8 subnet are fine") {
   auto c = plugin({{"health_check_mark", 0xffffffffLL}, {"subnet", "10.0.0.0/8"}});
   REQUIRE(c.ok());
@@ -207,6 +234,32 @@ TEST_CASE("task config: command, args and working_dir for the guest agent") {
                 "config key \"working_dir\": must be an absolute path");
   expectInvalid(task(json::parse(R"({"command": ["sh"]})")), "config key \"command\"");
   expectInvalid(task(json::parse(R"({"command": "sh", "args": "-c"})")), "config key \"args\"");
+}
+
+TEST_CASE("task config: registry auth, readonly_rootfs and the writable disk") {
+  auto t = task({{"image", "registry.example.com/app:1"},
+                 {"auth", {{"username", "ci"}, {"password", "s3cret"}}},
+                 {"auth_soft_fail", true},
+                 {"readonly_rootfs", true},
+                 {"writable_disk_mb", 256}});
+  REQUIRE_MESSAGE(t.ok(), t.error().describe());
+  REQUIRE(t->auth);
+  CHECK(t->auth->username == "ci");
+  CHECK(t->auth->password == "s3cret");
+  CHECK(t->authSoftFail);
+  CHECK(t->readonlyRootfs);
+  CHECK(t->writableDiskMib == 256);
+  auto plain = task({{"command", "sh"}});
+  REQUIRE(plain.ok());
+  CHECK_FALSE(plain->auth);
+  CHECK_FALSE(plain->readonlyRootfs);
+  CHECK(plain->writableDiskMib == 1024);  // the issue's default: 1 GiB, sparse
+  expectInvalid(task({{"command", "sh"}, {"auth", {{"username", "u"}, {"password", "p"}}}}),
+                "config key \"auth\": needs image");
+  expectInvalid(task({{"image", "app"}, {"auth", {{"password", "p"}}}}), "config key \"auth.username\": must not be empty");
+  expectInvalid(task({{"command", "sh"}, {"auth_soft_fail", true}}), "config key \"auth_soft_fail\": needs image");
+  expectInvalid(task({{"kernel", "/k"}, {"readonly_rootfs", true}}), "config key \"readonly_rootfs\": needs command or image");
+  expectInvalid(task({{"image", "app"}, {"writable_disk_mb", 4}}), "config key \"writable_disk_mb\"");
 }
 
 TEST_CASE("task config: empty config and disabled scale_to_zero") {

@@ -51,7 +51,8 @@ TEST_CASE("plugin schema: public key names and well-formed defaults") {
   CHECK(keysOf(spec) == std::set<std::string>{"hypervisor", "qemu_path", "cloud_hypervisor_path",
                                               "accelerator", "state_dir", "kernel", "initrd",
                                               "agent_kernel", "agent_initrd", "subnet", "idle_timeout", "health_check_mark",
-                                              "health_check_cgroup", "kata_config"});
+                                              "health_check_cgroup", "kata_config", "registry_tls_verify",
+                                              "registry_certs_dir", "auth", "image_gc"});
   checkObject(spec.object());
 }
 
@@ -61,7 +62,8 @@ TEST_CASE("task schema: public key names and the scale_to_zero block") {
   CHECK(keysOf(spec) == std::set<std::string>{"kernel", "initrd", "rootfs", "cmdline", "vcpus",
                                               "ports", "scale_to_zero", "hypervisor", "command",
                                               "args", "working_dir", "image", "entrypoint",
-                                              "force_pull", "image_pull_timeout"});
+                                              "force_pull", "image_pull_timeout", "auth", "auth_soft_fail",
+                                              "readonly_rootfs", "writable_disk_mb"});
   CHECK(spec.object().attributes().at("ports").attr().type() == "list(string)");
   CHECK(spec.object().attributes().at("args").attr().type() == "list(string)");
   const auto& block = spec.object().attributes().at("scale_to_zero").block_value();

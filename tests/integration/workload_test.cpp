@@ -10,6 +10,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <filesystem>
 #include <sstream>
 
 #include "tests/integration/agent_task_helpers.h"
@@ -319,4 +320,27 @@ TEST_CASE("StopTask on a sleeping task wakes it for its graceful shutdown; with 
   CHECK(eventsMatching(c, asleep.allocId, "woken") == 0);
   CHECK(c.taskStdout(asleep.id).find("graceful shutdown") == std::string::npos);
   destroyAndCheckClean(c, env, asleep.id);
+}
+
+TEST_CASE("readonly_rootfs: the workload cannot write its root but can write /local, /alloc, /secrets and /run; "
+          "writable_disk_mb sizes the writable disk") {
+  REQUIRE(agentGuestAvailable());
+  TestEnv env;
+  auto client = loadPlugin(env);
+  NomadClient& c = *client;
+  const std::string script =
+      "touch /etc/probe 2>/dev/null && echo root=writable || echo root=readonly; "
+      "for d in /local /alloc /secrets /run; do echo x > $d/probe && echo $d=writable; done; "
+      "sleep 30";
+  auto t = c.startTask(agentTask("sh", {"-c", script}, "", "  readonly_rootfs: true\n  writable_disk_mb: 64\n"));
+  REQUIRE_MESSAGE(t.ok(), t.error().describe());
+  CHECK(outputHas(c, t->id, "root=readonly\n/local=writable\n/alloc=writable\n/secrets=writable\n/run=writable"));
+  uint64_t scratchBytes = 0;
+  for (const auto& file : env.stateFiles()) {
+    if (std::filesystem::path(file).filename() == "scratch.ext4") {
+      scratchBytes = std::filesystem::file_size(std::filesystem::path(env.stateDir()) / file);
+    }
+  }
+  CHECK(scratchBytes == 64ull << 20);
+  stopAndDestroy(c, env, t->id, 2s);
 }

@@ -174,7 +174,7 @@ Result<std::unique_ptr<TestRegistry>> TestRegistry::start(Options options) {
 
 TestRegistry::~TestRegistry() {
   stopRegistry();
-  if (linkMade_) (void)run({"ip", "link", "del", hostLink_});
+  if (linkMade_) (void)run(clientIp({"link", "del", hostLink_}));
   if (netnsMade_) (void)run({"ip", "netns", "del", netns_});
   std::error_code ec;
   if (!dir_.empty()) fs::remove_all(dir_, ec);
@@ -241,11 +241,11 @@ Result<void> TestRegistry::makeNetwork() {
 
   S2Z_TRY(runQuiet({"ip", "netns", "add", netns_}), "add");
   netnsMade_ = true;
-  S2Z_TRY(runQuiet({"ip", "link", "add", hostLink_, "type", "veth", "peer", "name", kNetnsLink, "netns", netns_}),
+  S2Z_TRY(runQuiet(clientIp({"link", "add", hostLink_, "type", "veth", "peer", "name", kNetnsLink, "netns", netns_})),
           "veth");
   linkMade_ = true;
-  S2Z_TRY(runQuiet({"ip", "addr", "add", hostIp_ + "/30", "dev", hostLink_}), "host address");
-  S2Z_TRY(runQuiet({"ip", "link", "set", hostLink_, "up"}), "host link up");
+  S2Z_TRY(runQuiet(clientIp({"addr", "add", hostIp_ + "/30", "dev", hostLink_})), "host address");
+  S2Z_TRY(runQuiet(clientIp({"link", "set", hostLink_, "up"})), "host link up");
   S2Z_TRY(runQuiet({"ip", "-n", netns_, "addr", "add", ip_ + "/30", "dev", kNetnsLink}), "registry address");
   S2Z_TRY(runQuiet({"ip", "-n", netns_, "link", "set", kNetnsLink, "up"}), "registry link up");
   return okResult();
@@ -344,8 +344,8 @@ Result<void> TestRegistry::waitUntilAnswering(milliseconds limit) {
                                                     "); its log:\n" + logTail());
     }
     // Any answer but 000 (no connection yet) is final: TLS and auth are checked with it.
-    auto code = run({"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--noproxy", "*", "--max-time", "2",
-                     "--cacert", caCert().string(), "https://" + host() + "/v2/"},
+    auto code = run(asClient({"curl", "-s", "-o", "/dev/null", "-w", "%{http_code}", "--noproxy", "*", "--max-time", "2",
+                     "--cacert", caCert().string(), "https://" + host() + "/v2/"}),
                     milliseconds(5000));
     if (code.ok() && *code == want) return okResult();
     last = code.ok() ? "HTTP " + *code : code.error().describe();
@@ -365,6 +365,19 @@ void TestRegistry::stopRegistry() {
   registryPid_ = -1;
 }
 
+std::vector<std::string> TestRegistry::asClient(std::vector<std::string> argv) const {
+  if (options_.clientNetns.empty()) return argv;
+  argv.insert(argv.begin(), {"ip", "netns", "exec", options_.clientNetns});
+  return argv;
+}
+
+std::vector<std::string> TestRegistry::clientIp(std::vector<std::string> args) const {
+  std::vector<std::string> argv{"ip"};
+  if (!options_.clientNetns.empty()) argv.insert(argv.end(), {"-n", options_.clientNetns});
+  argv.insert(argv.end(), args.begin(), args.end());
+  return argv;
+}
+
 std::string TestRegistry::logTail() const { return lastLines(readFile(logFile()), 30); }
 
 Result<std::string> TestRegistry::push(const fs::path& ociArchive, const std::string& repoTag) const {
@@ -376,7 +389,7 @@ Result<std::string> TestRegistry::push(const fs::path& ociArchive, const std::st
   else argv.push_back("--dest-no-creds");
   argv.push_back("oci-archive:" + ociArchive.string());
   argv.push_back("docker://" + host() + "/" + repoTag);
-  auto copied = run(argv);
+  auto copied = run(asClient(argv));
   if (!copied.ok()) return copied.error().wrap("push " + ociArchive.string() + " to " + host() + "/" + repoTag);
   std::string digest = readFile(digestFile);
   while (!digest.empty() && (digest.back() == '\n' || digest.back() == ' ')) digest.pop_back();

@@ -23,6 +23,7 @@
 #include <filesystem>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include <sys/types.h>
 
@@ -37,6 +38,10 @@ class TestRegistry {
     // true: htpasswd auth with username()/password(); false: a public
     // registry anyone may pull from and push to. TLS is on either way.
     bool auth = true;
+    // The network namespace (a name under /run/netns) the client end of the
+    // veth goes into, for a plugin that runs there; empty: the caller's.
+    // push() and the readiness probe then run in it too.
+    std::string clientNetns;
   };
 
   // Creates the namespace, the veth pair, the CA and certificate, the config,
@@ -87,6 +92,10 @@ class TestRegistry {
   Result<void> startRegistry();
   Result<void> waitUntilAnswering(std::chrono::milliseconds limit);
   void stopRegistry();
+  // argv, run in the client's namespace.
+  std::vector<std::string> asClient(std::vector<std::string> argv) const;
+  // `ip` argv for the client end's namespace.
+  std::vector<std::string> clientIp(std::vector<std::string> args) const;
   std::string logTail() const;
 
   Options options_;
