@@ -1,13 +1,18 @@
 #!/usr/bin/env bash
-# The demo: one VM task through the Nomad-client stand-in, on the embedded
-# defaults in jobspecs/demo/. It serves requests, goes idle, sleeps (snapshot,
-# VMM exits), then a request wakes it; every task event and the measured wake
-# latency are printed. Everything runs in a network namespace this script
-# creates and removes. Needs root.
+# The demo: an ordinary OCI image (made here from Debian packages) run as a VM
+# task through the Nomad-client stand-in, on the embedded defaults in
+# jobspecs/demo/. The image becomes a disk, the VM boots with the guest
+# agent, the app serves requests, `nomad alloc exec` runs a command inside,
+# the idle task sleeps (snapshot, VMM exits), a request wakes it and the app
+# goes on counting where it was; a stop gives the app the image's StopSignal.
+# Every task event and the measured wake latency are printed. Everything
+# runs in a network namespace this script creates and removes. Needs root.
 set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 build="${S2Z_BUILD_DIR:-$repo/build}"
-export GUEST_DIR="${S2Z_GUEST_DIR:-$repo/.cache/guest}"
+rootfs_dir="${S2Z_ROOTFS_DIR:-$repo/.cache/rootfs}"
+export AGENT_GUEST_DIR="$build/guest/agent-guest"
+export DEMO_IMAGE="$repo/.cache/demo/s2z-demo.oci.tar"
 
 if [ "$(id -u)" -ne 0 ]; then
   echo "scripts/demo.sh: run as root (it creates a network namespace, a tap and loads eBPF)" >&2
@@ -16,7 +21,9 @@ fi
 
 "$repo/scripts/install-deps.sh"
 "$repo/scripts/build.sh" >/dev/null
-"$repo/scripts/build-guest.sh"
+"$repo/scripts/build-agent-guest.sh" "$build/guest/s2z-guest-agent" "$AGENT_GUEST_DIR"
+"$repo/scripts/build-rootfs.sh" "$rootfs_dir"
+"$repo/scripts/build-demo-image.sh" "$rootfs_dir" "$(dirname "$DEMO_IMAGE")"
 
 ns="s2z-demo-$$"
 work=$(mktemp -d /tmp/s2z-demo.XXXXXX)
@@ -45,7 +52,7 @@ request() {
 say "starting the plugin through the Nomad-client stand-in (probe, validation, long-lived launch)"
 "$build/standin/s2z-nomad-standin" --plugin "$build/driver/s2z-kata" \
   --plugin-config "$work/plugin.yaml" --task "$work/task.yaml" \
-  --netns "/run/netns/$ns" --data-dir "$work/nomad" --run-for 10m \
+  --netns "/run/netns/$ns" --data-dir "$work/nomad" --run-for 10m --exec-fifo "$work/exec" \
   > "$work/standin.log" 2>&1 &
 standin_pid=$!
 # Show the stand-in's lifecycle lines (not its debug log or every stats sample);
@@ -56,7 +63,7 @@ show_lifecycle() {
     case "$line" in
       fingerprint:*) fp=$((fp + 1)); [ "$fp" -eq 1 ] && echo "  | $line" ;;
       "  driver."*) [ "$fp" -eq 1 ] && echo "  | $line" ;;
-      handshake:*|plugin:*|probe*|started*|event:*|stop:*|exit:*|destroy:*|"task exited"*|"start failed"*|"loader failed"*)
+      handshake:*|plugin:*|probe*|started*|event:*|stop:*|exit:*|destroy:*|"task exited"*|"start failed"*|"loader failed"*|exec*)
         echo "  | $line" ;;
     esac
   done
@@ -74,36 +81,43 @@ done
 [ -n "$addr" ] || { echo "demo: no task started within 60 s"; exit 1; }
 url="http://$addr:8080"
 
-say "waiting for the guest at $url to answer (cold boot under $(grep -o 'accelerator = [a-z]*' "$work/standin.log" | head -n1 | cut -d' ' -f3))"
+say "waiting for the app at $url to answer (the image was converted to a disk above; cold boot under $(grep -o 'accelerator = [a-z]*' "$work/standin.log" | head -n1 | cut -d' ' -f3))"
 start=$(date +%s.%N)
-until in_ns curl -s -o /dev/null --max-time 1 "$url/"; do sleep 0.2; done
+until in_ns curl -s -o /dev/null --max-time 1 "$url/"; do
+  grep -q '^task exited' "$work/standin.log" && { echo "demo: the task exited before it served"; exit 1; }
+  sleep 0.2
+done
 awk -v s="$start" -v e="$(date +%s.%N)" 'BEGIN { printf "booted: first HTTP 200 after %.1f s\n", e - s }'
 
-say "three requests to $url/counter (http code, seconds, body)"
-for _ in 1 2 3; do request "$url/counter"; done
+say "three requests to $url/ (http code, seconds, body)"
+for _ in 1 2 3; do request "$url/"; done
+
+say "nomad alloc exec: a command inside the task, as the image's user, in its root"
+echo 'id; head -n1 /etc/os-release; ls -l /app; echo "GREETING=$GREETING"' > "$work/exec"
+until grep -q '^exec: \(exit code\|ended\|failed\)' "$work/standin.log"; do sleep 0.2; done
 
 say "idle: waiting for the task to sleep (idle_timeout 4s)"
 until grep -q '^event: .*Sleeping' "$work/standin.log"; do sleep 0.2; done
 sleep 0.5
 
 say "a request to the sleeping VM wakes it"
-read -r code seconds body < <(request "$url/counter")
+read -r code seconds body < <(request "$url/")
 until grep -q '^event: .*Woken' "$work/standin.log"; do sleep 0.1; done
 awk -v c="$code" -v t="$seconds" -v b="$body" \
-  'BEGIN { printf "wake latency, request sent -> response received: %.1f ms (HTTP %s, counter %s)\n", t * 1000, c, b }'
+  'BEGIN { printf "wake latency, request sent -> response received: %.1f ms (HTTP %s: %s)\n", t * 1000, c, b }'
 
-say "the counter went on from where it was: guest state survived the sleep"
-request "$url/counter"
+say "the count went on from where it was: the app's memory survived the sleep"
+request "$url/"
 
-say "stopping and destroying the task"
+say "stopping the task: the app gets the image's StopSignal (SIGINT), then the task is destroyed"
 kill -TERM "$standin_pid"
 wait "$standin_pid" || true
 standin_pid=""
 wait "$tail_pid" 2>/dev/null || true
 
-say "nomad alloc logs: the guest's console as the client's log collector read it"
+say "nomad alloc logs: the app's stdout as the client's log collector read it"
 # One reader per FIFO for the whole task, as Nomad's logmon: the lines of the
-# counters served after the wake (a new VMM) arrived through the same FIFO.
+# requests served after the wake (a new VMM) arrived through the same FIFO.
 logfile=$(find "$work/nomad" -name web.stdout.0 | head -n1)
-grep -a 's2z-guest' "$logfile" | tr -d '\r' | sed 's/^/  | /'
+tr -d '\r' < "$logfile" | sed 's/^/  | /'
 echo "demo done"

@@ -3,12 +3,21 @@
 //
 //   s2z-nomad-standin --plugin BIN --task task.yaml [--plugin-config plugin.yaml]
 //                     [--run-for 30s] [--state-file F] [--keep] [--netns PATH]
-//                     [--data-dir DIR]
+//                     [--data-dir DIR] [--exec-fifo PATH]
 //
+// --exec-fifo makes a FIFO at PATH; each line written to it runs, like
+// `nomad alloc exec -i=false <task> /bin/sh -c "<line>"`, through
+// ExecTaskStreaming, and its output and exit code are printed ("exec: ...").
 // With --state-file, an existing file is recovered (RecoverTask) instead of a
 // new StartTask, and the task is written there after starting; --keep leaves
 // the task running at the end (plugin shut down, like an agent restart).
+#include <fcntl.h>
 #include <signal.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
 
 #include <atomic>
 #include <chrono>
@@ -22,6 +31,7 @@
 #include <spdlog/spdlog.h>
 #include <yaml-cpp/yaml.h>
 
+#include "common/unique_fd.h"
 #include "standin/nomad_client.h"
 #include "standin/plugin_process.h"
 
@@ -32,7 +42,7 @@ using namespace s2z::standin;
 std::atomic<bool> gInterrupted{false};
 
 struct Args {
-  std::string plugin, pluginConfig, task, stateFile, netns, dataDir;
+  std::string plugin, pluginConfig, task, stateFile, netns, dataDir, execFifo;
   std::chrono::milliseconds runFor{30000};
   bool keep = false;
 };
@@ -56,6 +66,7 @@ bool parseArgs(int argc, char** argv, Args& a) {
     else if (k == "--netns") a.netns = next();
     else if (k == "--data-dir") a.dataDir = next();
     else if (k == "--keep") a.keep = true;
+    else if (k == "--exec-fifo") a.execFifo = next();
     else return false;
   }
   return !a.plugin.empty() && !a.task.empty();
@@ -116,6 +127,62 @@ void printNew(NomadClient& client, const std::string& taskId, size_t& events, si
   std::fflush(stdout);
 }
 
+// Lines written to the --exec-fifo, read without blocking the main loop. The
+// FIFO is also held open for writing, so a writer closing it is no EOF.
+class ExecFifo {
+ public:
+  static std::unique_ptr<ExecFifo> open(const std::string& path) {
+    ::unlink(path.c_str());
+    if (::mkfifo(path.c_str(), 0600) != 0) return nullptr;
+    auto f = std::unique_ptr<ExecFifo>(new ExecFifo);
+    f->path_ = path;
+    f->read_.reset(::open(path.c_str(), O_RDONLY | O_NONBLOCK | O_CLOEXEC));
+    f->keepOpen_.reset(::open(path.c_str(), O_WRONLY | O_CLOEXEC));
+    return f->read_ && f->keepOpen_ ? std::move(f) : nullptr;
+  }
+  ~ExecFifo() { ::unlink(path_.c_str()); }
+  std::vector<std::string> lines() {
+    char buf[4096];
+    ssize_t n;
+    while ((n = ::read(read_.get(), buf, sizeof buf)) > 0) pending_.append(buf, static_cast<size_t>(n));
+    std::vector<std::string> out;
+    for (size_t nl; (nl = pending_.find('\n')) != std::string::npos;) {
+      out.push_back(pending_.substr(0, nl));
+      pending_.erase(0, nl + 1);
+    }
+    return out;
+  }
+
+ private:
+  ExecFifo() = default;
+  std::string path_, pending_;
+  s2z::UniqueFd read_, keepOpen_;
+};
+
+// `nomad alloc exec -i=false`: no terminal, stdin closed at once.
+void execLine(NomadClient& c, const std::string& taskId, const std::string& line) {
+  std::printf("exec: $ %s\n", line.c_str());
+  auto call = c.execStreaming(taskId, {"/bin/sh", "-c", line}, false);
+  if (!call.ok()) {
+    std::printf("exec: failed: %s\n", call.error().describe().c_str());
+    return;
+  }
+  (void)(*call)->closeStdin();
+  auto outcome = (*call)->waitEnd(std::chrono::seconds(60));
+  for (const std::string* text : {&outcome.stdoutText, &outcome.stderrText}) {
+    size_t at = 0;
+    while (at < text->size()) {
+      size_t nl = text->find('\n', at);
+      if (nl == std::string::npos) nl = text->size();
+      std::printf("exec | %s\n", text->substr(at, nl - at).c_str());
+      at = nl + 1;
+    }
+  }
+  if (outcome.hasResult) std::printf("exec: exit code %d\n", outcome.exitCode);
+  else std::printf("exec: ended without a result (%s)\n", outcome.statusMessage.c_str());
+  std::fflush(stdout);
+}
+
 int run(const Args& a) {
   ClientOptions opts;
   opts.launch.path = a.plugin;
@@ -170,10 +237,20 @@ int run(const Args& a) {
     if (!a.stateFile.empty()) saveTask(a.stateFile, started);
   }
 
+  std::unique_ptr<ExecFifo> execFifo;
+  if (!a.execFifo.empty()) {
+    execFifo = ExecFifo::open(a.execFifo);
+    if (!execFifo) std::printf("exec fifo %s: %s\n", a.execFifo.c_str(), std::strerror(errno));
+  }
   size_t events = 0, fps = 0, stats = 0;
   auto deadline = std::chrono::steady_clock::now() + a.runFor;
   while (std::chrono::steady_clock::now() < deadline && !gInterrupted) {
     printNew(c, started.id, events, fps, stats);
+    if (execFifo) {
+      for (const auto& line : execFifo->lines()) {
+        if (!line.empty()) execLine(c, started.id, line);
+      }
+    }
     if (auto exit = c.backgroundExit(started.id)) {
       std::printf("task exited: code=%d signal=%d err=\"%s\"\n", exit->exitCode, exit->signal,
                   exit->err.c_str());
