@@ -44,3 +44,10 @@ TEST_CASE("malformed references are refused naming the image") {
     CHECK(r.error().message.find(std::string("image \"") + bad + "\"") == 0);
   }
 }
+
+TEST_CASE("the registry host of a reference picks the CA directory; local references have none") {
+  CHECK(registryHost("docker://registry.example.com:5000/team/app:1") == "registry.example.com:5000");
+  CHECK(registryHost("docker://docker.io/library/redis:7") == "docker.io");
+  CHECK(registryHost("oci-archive:/images/app.tar").empty());
+  CHECK(registryHost("oci:/images/layout:app").empty());
+}

@@ -222,3 +222,22 @@ TEST_CASE("the image_gc thread removes an unused image after its delay and not b
   CHECK_FALSE(fs::exists(p->disk));
   CHECK(gone >= std::chrono::milliseconds(600));
 }
+
+TEST_CASE("archives of both formats (docker load's and OCI's) become the same tree with the same config") {
+  TestImage img("archived");
+  const std::string d = img.dir.string();
+  REQUIRE(sh("skopeo copy --quiet oci:" + d + "/layout:t oci-archive:" + d + "/image.oci.tar:t && skopeo copy --quiet oci:" +
+             d + "/layout:t docker-archive:" + d + "/image.docker.tar:app:1") == 0);
+  StoreDir store;
+  ImageStore images(store.root);
+  auto oci = images.prepare("oci-archive:" + d + "/image.oci.tar", PullOptions{});
+  REQUIRE_MESSAGE(oci.ok(), oci.error().describe());
+  auto docker = images.prepare("docker-archive:" + d + "/image.docker.tar", PullOptions{});
+  REQUIRE_MESSAGE(docker.ok(), docker.error().describe());
+  for (const auto* p : {&*oci, &*docker}) {
+    CHECK(capture("debugfs -R 'cat /app/hello' " + p->disk.string() + " 2>/dev/null") == "archived\n");
+    CHECK(p->config.entrypoint == std::vector<std::string>{"/bin/sh"});
+    CHECK(p->config.user == "app");
+    CHECK(p->config.workingDir == "/app");
+  }
+}
