@@ -31,6 +31,34 @@ std::string row(const std::string& what, const Summary& s, const char* unitFmt,
 
 std::string verdict(bool ok) { return ok ? "met" : "MISSED"; }
 
+double mib(uint64_t bytes) { return static_cast<double>(bytes) / (1 << 20); }
+
+// Issue 10's rows: the Debian test image from a registry, as an image task.
+std::string imageRows(const ImageResults& im) {
+  if (!im.problem.empty()) return fmt::format("| image task rows | 0 | – | – | – | – | {} | – |\n", im.problem);
+  if (im.convertSeconds.empty()) return "";
+  Summary conv = summarize(im.convertSeconds);
+  Summary uncached = summarize(pick(im.uncached, [](auto& s) { return s.ms; }));
+  Summary uncachedPrep = summarize(pick(im.uncached, [](auto& s) { return s.prepareMs; }));
+  Summary cached = summarize(pick(im.cached, [](auto& s) { return s.ms; }));
+  Summary prebuilt = summarize(pick(im.prebuilt, [](auto& s) { return s.ms; }));
+  Summary prepare = summarize(im.cachedPrepareMs);
+  std::string out;
+  out += row(fmt::format("image: conversion of the Debian test image (oci-archive {:.0f} MiB → files {:.0f} MiB → "
+                         "ext4 {:.0f} MiB): skopeo copy + umoci raw unpack + mke2fs -d (s)",
+                         mib(im.archiveBytes), mib(im.unpackedBytes), mib(im.diskBytes)),
+             conv, "{:.2f}", fmt::format("{:.0f} MB/s of files (median)", conv.median > 0 ? im.unpackedBytes / 1e6 / conv.median : 0), "");
+  out += row("image task, **uncached**: pull from the local registry + unpack + mkfs + boot → full HTTP response", uncached,
+             "{:.0f}", fmt::format("of which the pull and conversion: median {:.0f}", uncachedPrep.median), "");
+  out += row("image task, **cached**: start → full HTTP response", cached, "{:.0f}",
+             fmt::format("≤ prebuilt + 50 ({:.0f}): {}", prebuilt.median + 50, verdict(cached.median <= prebuilt.median + 50)),
+             "");
+  out += row("task with the same disk prebuilt (`rootfs`): start → full HTTP response", prebuilt, "{:.0f}", "", "");
+  out += row("image: what a cached image adds to StartTask (prepareImage of a known tag)", prepare, "{:.2f}",
+             fmt::format("≤ 50: {}", verdict(prepare.n > 0 && prepare.median <= 50)), "");
+  return out;
+}
+
 }  // namespace
 
 std::string markdownReport(const BenchResults& r, const BenchConfig& c) {
@@ -106,6 +134,7 @@ std::string markdownReport(const BenchResults& r, const BenchConfig& c) {
   } else {
     out += fmt::format("| guest agent rows | 0 | – | – | – | – | {} | – |\n", r.agent.agentProblem);
   }
+  out += imageRows(r.images);
   const ProcessMemory& h = r.agent.logHolder;
   out += fmt::format(
       "| log FIFO holder per task (`s2z-log-holder`, kept for the task's life): RSS / PSS / "
@@ -214,6 +243,15 @@ std::string jsonReport(const BenchResults& r, const BenchConfig& c) {
   std::vector<std::string> failures = r.agent.failures;
   failures.insert(failures.end(), r.direct.failures.begin(), r.direct.failures.end());
   j["failures"] = failures;
+  j["image"] = {{"convert_seconds", stats(r.images.convertSeconds)},
+                {"archive_bytes", r.images.archiveBytes},
+                {"unpacked_bytes", r.images.unpackedBytes},
+                {"disk_bytes", r.images.diskBytes},
+                {"uncached_start_ms", stats(pick(r.images.uncached, [](auto& s) { return s.ms; }))},
+                {"cached_start_ms", stats(pick(r.images.cached, [](auto& s) { return s.ms; }))},
+                {"prebuilt_start_ms", stats(pick(r.images.prebuilt, [](auto& s) { return s.ms; }))},
+                {"cached_prepare_ms", stats(r.images.cachedPrepareMs)},
+                {"problem", r.images.problem}};
   j["total_seconds"] = r.totalSeconds;
   return j.dump(2) + "\n";
 }

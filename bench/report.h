@@ -6,6 +6,7 @@
 
 #include "bench/agent_scenarios.h"
 #include "bench/direct_scenarios.h"
+#include "bench/image_scenarios.h"
 #include "bench/tc_cost.h"
 
 namespace s2z::bench {
@@ -15,6 +16,7 @@ struct BenchResults {
   std::string host;          // kernel, cores, QEMU version, accelerator
   AgentResults agent;
   DirectResults direct;
+  ImageResults images;
   TcCost tc;
   std::string tcProblem;     // why tc cost is missing, if it is
   double totalSeconds = 0;

@@ -34,6 +34,7 @@ constexpr const char* kUsage =
     "usage: s2z-wake-bench [--cycles N] [--cold N] [--direct N] [--json] [--verbose]\n"
     "  --cycles N  measured held-tap wakes through the agent (default 20)\n"
     "  --cold N    cold boots through the agent (default 3)\n"
+    "  --no-images skip the image task rows (registry pulls, conversions, image starts)\n"
     "  --direct N  wakes per mode with the tap held / not held, vmm direct (default 5)\n"
     "  --json      machine-readable output instead of the markdown table\n"
     "Needs root, QEMU and the test guest (S2Z_GUEST_DIR, default " S2Z_GUEST_DIR ").\n";
@@ -42,6 +43,7 @@ struct Options {
   BenchConfig config;
   bool json = false;
   bool verbose = false;
+  bool images = true;  // the image task rows (a registry, conversions, starts)
 };
 
 // Parses argv; nullopt (after printing why) on bad usage.
@@ -63,6 +65,7 @@ std::optional<Options> parse(int argc, char** argv) {
     else if (a == "--direct") ok = count(i, o.config.directCycles);
     else if (a == "--json") o.json = true;
     else if (a == "--verbose") o.verbose = true;
+    else if (a == "--no-images") o.images = false;
     else ok = false;
     if (!ok) {
       std::fprintf(stderr, "bad argument '%s'\n%s", a.c_str(), kUsage);
@@ -145,6 +148,14 @@ int run(const Options& o, const std::string& commandLine) {
       return 1;
     }
     results.direct = std::move(*direct);
+  }
+  if (o.images) {
+    auto images = runImageScenarios(config, (*ns)->name());
+    if (!images.ok()) {
+      std::fprintf(stderr, "image scenarios failed: %s\n", images.error().describe().c_str());
+      return 1;
+    }
+    results.images = std::move(*images);
   }
   results.totalSeconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

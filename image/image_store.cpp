@@ -331,6 +331,7 @@ Result<PreparedImage> ImageStore::prepare(const std::string& image, const PullOp
   PreparedImage p;
   p.disk = dir / kDiskName;
   p.diskBytes = fs::file_size(p.disk, ec);
+  p.unpackedBytes = used;
   p.config = *config;
   p.lease = std::move(lease);
   return finish(std::move(p), digest, false);

@@ -56,6 +56,7 @@ struct PreparedImage {
   std::string digest;               // "sha256:<hex>"
   std::filesystem::path disk;       // the read-only ext4 image
   uint64_t diskBytes = 0;
+  uint64_t unpackedBytes = 0;       // the image's files, unpacked; 0 when cached
   ImageConfig config;
   bool cached = false;              // no pull happened
   double seconds = 0;               // time prepare() took
