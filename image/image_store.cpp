@@ -130,7 +130,7 @@ ImageConfig configFrom(const json& c) {
 }
 
 Result<void> writeFileSynced(const fs::path& path, const std::string& data) {
-  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644));
+  UniqueFd fd(::open(path.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   if (!fd) return systemError("write " + path.string());
   if (::write(fd.get(), data.data(), data.size()) != static_cast<ssize_t>(data.size()) || ::fsync(fd.get()) != 0) {
     return systemError("write " + path.string());
@@ -248,6 +248,8 @@ Result<PreparedImage> ImageStore::prepare(const std::string& image, const PullOp
   std::error_code ec;
   fs::create_directories(root_ / ".locks", ec);
   if (ec) return makeError(ErrorCode::kSystem, "image cache " + root_.string() + ": " + ec.message());
+  // A private registry's image is as secret as its credentials: owner only.
+  if (::chmod(root_.c_str(), 0700) != 0) return systemError("image cache " + root_.string());
   UniqueFd lock(::open((root_ / ".locks" / (hex + ".lock")).c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
   if (!lock) return systemError("image cache lock");
   while (::flock(lock.get(), LOCK_EX) != 0) {
@@ -313,7 +315,7 @@ Result<PreparedImage> ImageStore::prepare(const std::string& image, const PullOp
       !made.ok()) {
     return made.error().wrap("image \"" + image + "\": mke2fs");
   }
-  ::chmod(disk.c_str(), 0644);
+  ::chmod(disk.c_str(), 0600);
   S2Z_TRY(syncPath(disk), "");
   json stored = {{"digest", digest}, {"reference", *ref}, {"config", configJson(*config)}};
   S2Z_TRY(writeFileSynced(staged / kConfigName, stored.dump(2)), "");

@@ -241,3 +241,15 @@ TEST_CASE("archives of both formats (docker load's and OCI's) become the same tr
     CHECK(p->config.workingDir == "/app");
   }
 }
+
+TEST_CASE("the image cache is owner-only: a private image is not readable by other host users") {
+  TestImage img("private");
+  StoreDir store;
+  ImageStore images(store.root / "images");
+  auto p = images.prepare(img.ref(), PullOptions{});
+  REQUIRE(p.ok());
+  auto mode = [](const fs::path& path) { return fs::status(path).permissions() & fs::perms::all; };
+  CHECK(mode(store.root / "images") == fs::perms::owner_all);
+  CHECK((mode(p->disk) & (fs::perms::group_all | fs::perms::others_all)) == fs::perms::none);
+  CHECK((mode(p->disk.parent_path() / "image.json") & (fs::perms::group_all | fs::perms::others_all)) == fs::perms::none);
+}
