@@ -71,10 +71,11 @@ Result<StartedTask> NomadClient::startTask(const TaskFile& task) {
                      "task " + task.name + " does not support \"bridge\" networking mode");
   }
 
-  // The volume hook refuses mounts for a driver that takes none.
+  // The volume hook (client/allocrunner/taskrunner/volume_hook.go) refuses
+  // mounts for a driver that takes none, in these words.
   if (!task.mounts.empty() && caps->mountConfigs == "NO_MOUNTS") {
     return makeError(ErrorCode::kFailedPrecondition,
-                     "task " + task.name + ": driver does not support mounts (volume_mount)");
+                     "task driver \"" + task.driver + "\" for \"" + task.name + "\" does not support host volumes");
   }
 
   std::string allocId = randomUuid();
