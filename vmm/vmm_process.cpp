@@ -49,6 +49,7 @@ struct ChildPlan {
   int log = -1;
   int errWrite = -1;
   const char* workDir = "/";
+  mode_t umask = 077;
   int maxFd = 1024;  // for kernels without close_range (before 5.11)
 };
 
@@ -94,6 +95,7 @@ struct ChildPlan {
     for (int fd = base; fd < plan.maxFd; ++fd) fcntl(fd, F_SETFD, FD_CLOEXEC);
   }
   if (chdir(plan.workDir) != 0) fail(errno);
+  ::umask(plan.umask);  // async-signal-safe; set before exec so every file the VMM makes gets it
   execv(plan.argv[0], plan.argv.data());
   fail(errno);
   _exit(127);
@@ -177,6 +179,7 @@ Result<VmmProcess> VmmProcess::spawn(const SpawnOptions& options) {
   plan.errWrite = errWrite.get();
   std::string workDir = options.workDir.empty() ? "/" : options.workDir.string();
   plan.workDir = workDir.c_str();
+  plan.umask = options.umask;
   plan.maxFd = static_cast<int>(std::min<long>(::sysconf(_SC_OPEN_MAX), 65536));
 
   pid_t pid = ::fork();

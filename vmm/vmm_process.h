@@ -29,6 +29,10 @@ struct SpawnOptions {
   std::filesystem::path logPath;     // stdout+stderr, appended; empty: /dev/null
   int outputFd = -1;                 // if set, stdout+stderr go here instead (borrowed)
   std::filesystem::path workDir;     // cwd of the child; empty: "/"
+  // The child's umask. Owner-only by default: a VMM creates its sockets (QMP,
+  // guest channels) and, for some backends, snapshot and memory files itself,
+  // and they hold or reach the guest's memory.
+  mode_t umask = 077;
 };
 
 // A bare name ("qemu-system-x86_64") is looked up in $PATH like a shell would;
@@ -51,7 +55,7 @@ class VmmProcess {
   VmmProcess& operator=(VmmProcess&&) noexcept = default;
 
   // Starts argv in a new session with stdin /dev/null, stdout/stderr to the log,
-  // the listed fds at their numbers and nothing else open. Fails with kNotFound
+  // the listed fds at their numbers, options.umask and nothing else open. Fails with kNotFound
   // when the executable is missing, kSystem when fork/exec fails (the exec error
   // is reported back through a close-on-exec pipe); no process is left then.
   static Result<VmmProcess> spawn(const SpawnOptions& options);

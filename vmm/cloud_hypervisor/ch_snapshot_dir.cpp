@@ -1,6 +1,7 @@
 #include "vmm/cloud_hypervisor/ch_snapshot_dir.h"
 
 #include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "common/unique_fd.h"
@@ -29,8 +30,10 @@ Result<fs::path> prepareTempDir(const fs::path& finalDir) {
   std::error_code ec;
   fs::remove_all(temp, ec);
   if (ec) return systemError("remove " + temp.string(), ec.value());
-  fs::create_directories(temp, ec);
-  if (ec) return systemError("create " + temp.string(), ec.value());
+  fs::create_directories(temp.parent_path(), ec);
+  if (ec) return systemError("create " + temp.parent_path().string(), ec.value());
+  // Guest memory goes in here: owner-only from the start.
+  if (::mkdir(temp.c_str(), 0700) != 0) return systemError("create " + temp.string());
   return temp;
 }
 

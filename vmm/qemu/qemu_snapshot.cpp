@@ -44,6 +44,30 @@ Result<void> fsyncDir(const std::filesystem::path& dir) {
   return okResult();
 }
 
+// The snapshot dir, owner-only like the run dir around it: made with its
+// mode (never a moment with a wider one); one an older version left wider is
+// tightened (its parent, the run dir, is already owner-only). Missing parents
+// are made as before.
+Result<void> makeSnapshotDir(const std::filesystem::path& dir) {
+  if (::mkdir(dir.c_str(), 0700) == 0) return okResult();
+  if (errno == ENOENT) {
+    std::error_code ec;
+    std::filesystem::create_directories(dir.parent_path(), ec);
+    if (ec) return Error{ErrorCode::kSystem, ec.value(), "create " + dir.parent_path().string()};
+    if (::mkdir(dir.c_str(), 0700) == 0) return okResult();
+  }
+  if (errno != EEXIST) return systemError("create " + dir.string());
+  struct stat st {};
+  if (::lstat(dir.c_str(), &st) != 0) return systemError("stat " + dir.string());
+  if (!S_ISDIR(st.st_mode)) {
+    return Error{ErrorCode::kSystem, ENOTDIR, "create " + dir.string() + ": not a directory"};
+  }
+  if ((st.st_mode & 077) != 0 && ::chmod(dir.c_str(), 0700) != 0) {
+    return systemError("chmod 0700 " + dir.string());
+  }
+  return okResult();
+}
+
 // True once a migration can no longer change anything: never started,
 // completed, failed or cancelled (QEMU's MigrationStatus).
 bool migrationFinished(const std::string& status) {
@@ -86,9 +110,7 @@ Result<SnapshotInfo> QemuVmm::sleep(const std::filesystem::path& snapshotDir) {
   // Everything that can fail, on the host or in QEMU's migration settings,
   // happens while the VM still runs: the paused window holds only `stop`, the
   // stream, the fsyncs and the exit.
-  std::error_code ec;
-  std::filesystem::create_directories(snapshotDir, ec);
-  if (ec) return Error{ErrorCode::kSystem, ec.value(), "sleep: create " + snapshotDir.string()};
+  S2Z_TRY(makeSnapshotDir(snapshotDir), "sleep");
   auto temp = snapshotDir / kStateTemp;
   UniqueFd out(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   if (!out) return systemError("sleep: create " + temp.string());
