@@ -156,6 +156,18 @@ uint64_t treeBytes(const fs::path& dir) {
   return total;
 }
 
+// kFailedPrecondition unless the cache's filesystem has `needed` bytes free
+// plus 64 MiB to spare (the host keeps working when an image is large).
+Result<void> checkFreeSpace(const std::string& image, const fs::path& root, uint64_t needed) {
+  struct statvfs vfs{};
+  if (::statvfs(root.c_str(), &vfs) != 0) return okResult();
+  uint64_t freeBytes = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
+  if (freeBytes >= needed + (64u << 20)) return okResult();
+  return makeError(ErrorCode::kFailedPrecondition, "image \"" + image + "\": not enough disk space in " +
+                                                       root.string() + " (" + std::to_string(needed >> 20) +
+                                                       " MiB needed, " + std::to_string(freeBytes >> 20) + " MiB free)");
+}
+
 // Removes a directory tree on scope exit unless released.
 class TreeGuard {
  public:
@@ -282,6 +294,9 @@ Result<PreparedImage> ImageStore::prepare(const std::string& image, const PullOp
   auto config = parseImageConfig(configOut->out);
   if (!config.ok()) return config.error().wrap("image \"" + image + "\"");
 
+  // Before unpacking: the files take at least what their compressed layers
+  // take, and the disk as much again (the exact check follows the unpack).
+  if (auto room = checkFreeSpace(image, root_, 2 * treeBytes(work / "layout")); !room.ok()) return room.error();
   say("Unpacking image " + *ref);
   // `raw unpack`: the root filesystem only (a runtime bundle's config.json
   // would resolve the image's User, which is the guest agent's job).
@@ -295,16 +310,7 @@ Result<PreparedImage> ImageStore::prepare(const std::string& image, const PullOp
   // ext4 needs room for metadata and a journal: used + 30% + 16 MiB, >= 64 MiB.
   uint64_t used = treeBytes(rootfs);
   uint64_t sizeKib = std::max<uint64_t>(used / 1024 * 13 / 10 + 16384, 65536);
-  struct statvfs vfs{};
-  if (::statvfs(root_.c_str(), &vfs) == 0) {
-    uint64_t freeBytes = static_cast<uint64_t>(vfs.f_bavail) * vfs.f_frsize;
-    if (freeBytes < sizeKib * 1024 + (64u << 20)) {
-      return makeError(ErrorCode::kFailedPrecondition,
-                       "image \"" + image + "\": not enough disk space in " + root_.string() + " (" +
-                           std::to_string(sizeKib / 1024) + " MiB needed, " + std::to_string(freeBytes >> 20) +
-                           " MiB free)");
-    }
-  }
+  if (auto room = checkFreeSpace(image, root_, sizeKib * 1024); !room.ok()) return room.error();
   say("Converting image " + *ref + " to a disk");
   const fs::path staged = work / "ready";
   fs::create_directories(staged, ec);

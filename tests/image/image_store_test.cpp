@@ -253,3 +253,20 @@ TEST_CASE("the image cache is owner-only: a private image is not readable by oth
   CHECK((mode(p->disk) & (fs::perms::group_all | fs::perms::others_all)) == fs::perms::none);
   CHECK((mode(p->disk.parent_path() / "image.json") & (fs::perms::group_all | fs::perms::others_all)) == fs::perms::none);
 }
+
+TEST_CASE("a cache without room for the disk refuses the image by name and keeps nothing") {
+  TestImage img("no room");
+  StoreDir store;
+  REQUIRE(sh("mount -t tmpfs -o size=24m s2zt-small " + store.root.string()) == 0);
+  struct Unmount {
+    fs::path dir;
+    ~Unmount() { sh("umount " + dir.string()); }
+  } unmount{store.root};
+  ImageStore images(store.root);
+  auto p = images.prepare(img.ref(), PullOptions{});
+  REQUIRE_FALSE(p.ok());
+  CHECK(p.error().code == ErrorCode::kFailedPrecondition);
+  CHECK(p.error().message.find("image \"" + img.ref() + "\": not enough disk space in " + store.root.string()) !=
+        std::string::npos);
+  CHECK(store.entries().empty());
+}
