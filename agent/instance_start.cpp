@@ -34,11 +34,11 @@ Result<void> prepareRunDir(const std::filesystem::path& runDir, const std::strin
     std::filesystem::remove_all(runDir, ec);
     if (ec) return Error{ErrorCode::kSystem, ec.value(), "remove stale " + runDir.string()};
   }
-  std::filesystem::create_directories(runDir, ec);
-  if (ec) return Error{ErrorCode::kSystem, ec.value(), "create " + runDir.string()};
+  std::filesystem::create_directories(runDir.parent_path(), ec);
+  if (ec) return Error{ErrorCode::kSystem, ec.value(), "create " + runDir.parent_path().string()};
   // It holds the guest's whole memory, snapshots, sockets and the console:
-  // nobody but the plugin's user may even look inside.
-  if (::chmod(runDir.c_str(), 0700) != 0) return systemError("chmod 0700 " + runDir.string());
+  // nobody but the plugin's user may even look inside, from its first moment.
+  if (::mkdir(runDir.c_str(), 0700) != 0) return systemError("create " + runDir.string());
   return okResult();
 }
 
