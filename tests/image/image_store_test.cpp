@@ -12,6 +12,7 @@
 
 #include "image/image_gc.h"
 #include "image/image_store.h"
+#include "tests/image/image_test_support.h"
 
 using namespace s2z;
 using namespace s2z::image;
@@ -19,18 +20,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-int sh(const std::string& command) { return std::system(command.c_str()); }
-
-std::string capture(const std::string& command) {
-  std::string out;
-  FILE* p = ::popen(command.c_str(), "r");
-  if (!p) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  ::pclose(p);
-  return out;
-}
+using test::capture;
+using test::sh;
+using test::StoreDir;
 
 // A temp dir with a one-layer image "t" at <dir>/layout: /app/hello (owned
 // by 1000:1000), /app/su (setuid); Entrypoint, Cmd, Env, WorkingDir, User.
@@ -53,25 +45,6 @@ struct TestImage {
   }
   ~TestImage() { fs::remove_all(dir); }
   std::string ref() const { return "oci:" + (dir / "layout").string() + ":t"; }
-};
-
-struct StoreDir {
-  fs::path root;
-  StoreDir() {
-    char tmpl[] = "/tmp/s2zt-store-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
-    root = tmpl;
-  }
-  ~StoreDir() { fs::remove_all(root); }
-  // Entries of the cache other than the lock directory.
-  std::vector<std::string> entries() const {
-    std::vector<std::string> out;
-    for (const auto& e : fs::directory_iterator(root)) {
-      const std::string name = e.path().filename().string();
-      if (name != ".locks" && name != "tags") out.push_back(name);
-    }
-    return out;
-  }
 };
 
 }  // namespace
@@ -100,7 +73,7 @@ TEST_CASE("an OCI image becomes a read-only ext4 disk with its owners and modes,
   CHECK(owned.find("User:  1000") != std::string::npos);
   std::string setuid = capture("debugfs -R 'stat /app/su' " + disk + " 2>/dev/null");
   CHECK(setuid.find("Mode:  04755") != std::string::npos);
-  CHECK(store.entries() == std::vector<std::string>{"sha256-" + p->digest.substr(7)});
+  CHECK(store.images() == std::vector<std::string>{"sha256-" + p->digest.substr(7)});
 
   auto again = images.prepare(img.ref(), PullOptions{});
   REQUIRE(again.ok());
@@ -133,7 +106,7 @@ TEST_CASE("a failed or killed pull leaves nothing in the cache; a missing image 
   auto killed = images.prepare(img.ref(), hurried);
   REQUIRE_FALSE(killed.ok());
   CHECK(killed.error().code == ErrorCode::kUnavailable);  // a timeout is worth a retry
-  CHECK(store.entries().empty());
+  CHECK(store.images().empty());
 
   // Leftovers of a pull killed with the plugin are cleared by the next one.
   auto ok = images.prepare(img.ref(), PullOptions{});
@@ -145,7 +118,7 @@ TEST_CASE("a failed or killed pull leaves nothing in the cache; a missing image 
   auto redone = images.prepare(img.ref(), PullOptions{});
   REQUIRE_MESSAGE(redone.ok(), redone.error().describe());
   CHECK_FALSE(redone->cached);
-  CHECK(store.entries() == std::vector<std::string>{"sha256-" + hex});
+  CHECK(store.images() == std::vector<std::string>{"sha256-" + hex});
 
   auto missing = images.prepare("oci:" + (img.dir / "nothing").string() + ":t", PullOptions{});
   REQUIRE_FALSE(missing.ok());
@@ -175,7 +148,7 @@ TEST_CASE("image_gc removes an image only when no task holds it and none has for
   CHECK(fs::exists(entry));
   CHECK(images.collect(std::chrono::milliseconds(0)) == std::vector<std::string>{p->digest});
   CHECK_FALSE(fs::exists(entry));
-  CHECK(store.entries().empty());
+  CHECK(store.images().empty());
   // Used again: pulled again.
   auto again = images.prepare(img.ref(), PullOptions{});
   REQUIRE(again.ok());
@@ -268,5 +241,5 @@ TEST_CASE("a cache without room for the disk refuses the image by name and keeps
   CHECK(p.error().code == ErrorCode::kFailedPrecondition);
   CHECK(p.error().message.find("image \"" + img.ref() + "\": not enough disk space in " + store.root.string()) !=
         std::string::npos);
-  CHECK(store.entries().empty());
+  CHECK(store.images().empty());
 }

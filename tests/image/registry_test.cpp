@@ -14,6 +14,7 @@
 #include <fstream>
 
 #include "image/image_store.h"
+#include "tests/image/image_test_support.h"
 #include "tests/registry/test_registry.h"
 
 using namespace s2z;
@@ -23,18 +24,9 @@ namespace fs = std::filesystem;
 
 namespace {
 
-int sh(const std::string& command) { return std::system(command.c_str()); }
-
-std::string capture(const std::string& command) {
-  std::string out;
-  FILE* p = ::popen(command.c_str(), "r");
-  if (!p) return out;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
-  ::pclose(p);
-  return out;
-}
+using test::capture;
+using test::sh;
+using test::StoreDir;
 
 bool has(const std::string& text, const std::string& part) { return text.find(part) != std::string::npos; }
 
@@ -78,28 +70,6 @@ struct TinyImage {
   }
   ~TinyImage() { fs::remove_all(dir); }
   fs::path archive() const { return dir / "tiny.oci.tar"; }
-};
-
-struct StoreDir {
-  fs::path root;
-  StoreDir() {
-    char tmpl[] = "/tmp/s2zt-store-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
-    root = tmpl;
-  }
-  ~StoreDir() { fs::remove_all(root); }
-  // The images of the cache, whole (sha256-*) or not (.tmp-*, .trash-*);
-  // bookkeeping (.locks, tags) is left out.
-  std::vector<std::string> images() const {
-    std::vector<std::string> out;
-    for (const auto& e : fs::directory_iterator(root)) {
-      const std::string name = e.path().filename().string();
-      for (const char* prefix : {"sha256-", ".tmp-", ".trash-"}) {
-        if (name.rfind(prefix, 0) == 0) out.push_back(name);
-      }
-    }
-    return out;
-  }
 };
 
 // Fails the test unless `r` is the refusal a user should see for `image`.
