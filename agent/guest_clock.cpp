@@ -63,14 +63,19 @@ Result<ClockCorrection> correctGuestClock(GuestChannel& channel, std::chrono::mi
     if (std::fabs(setting->errorMs) <= kGoodEnoughMs) break;
     leadMs -= setting->errorMs;
   }
-  pb::Request reseed;
-  std::string seed(64, '\0');
-  if (::getrandom(seed.data(), seed.size(), 0) == static_cast<ssize_t>(seed.size())) {
-    reseed.mutable_reseed_random_dev()->set_data(seed);
-    auto reseeded = channel.call(std::move(reseed), timeout);
-    if (!reseeded.ok()) return reseeded.error().wrap("reseed guest RNG");
-  }
   return out;
+}
+
+Result<void> reseedGuestRng(GuestChannel& channel, std::chrono::milliseconds timeout) {
+  std::string seed(64, '\0');
+  if (::getrandom(seed.data(), seed.size(), 0) != static_cast<ssize_t>(seed.size())) {
+    return systemError("reseed guest RNG: getrandom");
+  }
+  pb::Request reseed;
+  reseed.mutable_reseed_random_dev()->set_data(seed);
+  auto reseeded = channel.call(std::move(reseed), timeout);
+  if (!reseeded.ok()) return reseeded.error().wrap("reseed guest RNG");
+  return okResult();
 }
 
 }  // namespace s2z::agent

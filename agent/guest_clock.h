@@ -18,8 +18,16 @@ struct ClockCorrection {
   double uncertaintyMs = 0;   // half the measuring round trip
 };
 
-// Sets the guest's CLOCK_REALTIME from the host's and reseeds its RNG with
-// 64 bytes of the host's, then measures the remaining error.
+// Sets the guest's CLOCK_REALTIME from the host's (SetGuestDateTime, again
+// with a corrected lead while the error left is over 2 ms, at most three
+// round trips) and measures the error left. Needs a connected channel; fails
+// with the channel's error (kTimeout, kUnavailable) or the guest's
+// (kFailedPrecondition), wrapped in "set guest clock".
 Result<ClockCorrection> correctGuestClock(GuestChannel& channel, std::chrono::milliseconds timeout);
+
+// Mixes 64 bytes of the host's randomness into the guest's pool and credits
+// them (ReseedRandomDev); waits for the guest's answer. Fails as above,
+// wrapped in "reseed guest RNG".
+Result<void> reseedGuestRng(GuestChannel& channel, std::chrono::milliseconds timeout);
 
 }  // namespace s2z::agent

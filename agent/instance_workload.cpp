@@ -146,25 +146,35 @@ Result<void> VmInstance::syncTaskDirs() {
 
 std::map<std::string, std::string> VmInstance::reconnectAfterWake() {
   auto t0 = std::chrono::steady_clock::now();
+  auto sinceRestore = [t0] {
+    return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  };
   auto hello = channel_->connect(kWakeHelloTimeout);
   if (!hello.ok()) return {{"clock", "not corrected: " + hello.error().describe()}};
-  double helloMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  double helloMs = sinceRestore();
   auto corrected = correctGuestClock(*channel_, kCallTimeout);
   if (!corrected.ok()) return {{"clock", "not corrected: " + corrected.error().describe()}};
-  double tookMs = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
+  // restored -> corrected: how long the guest ran on the frozen clock.
+  double clockMs = sinceRestore();
+  std::map<std::string, std::string> annotations{
+      {"clock", "corrected"},
+      {"clock_lag_ms", millis(-corrected->offsetBeforeMs)},
+      {"clock_error_ms", millis(corrected->errorAfterMs)},
+      {"clock_ms", millis(clockMs)},
+      {"agent_hello_ms", millis(helloMs)}};
+  // The RNG after the clock: a round trip that would only delay it.
+  if (auto reseeded = reseedGuestRng(*channel_, kCallTimeout); !reseeded.ok()) {
+    spdlog::warn("instance {}: {}", taskId_, reseeded.error().describe());
+    annotations["rng"] = "not reseeded: " + reseeded.error().describe();
+  }
   spdlog::info("instance {}: guest clock was {:.1f} ms behind, now {:+.1f} ms (±{:.1f}); "
-               "reconnect {:.1f} ms, correction done {:.1f} ms after the restore",
+               "reconnect {:.1f} ms, clock corrected {:.1f} ms and RNG reseeded {:.1f} ms after the restore",
                taskId_, -corrected->offsetBeforeMs, corrected->errorAfterMs,
-               corrected->uncertaintyMs, helloMs, tookMs);
+               corrected->uncertaintyMs, helloMs, clockMs, sinceRestore());
   // What changed while it slept (templates re-rendered), before anything
   // else (a signal for the change) reaches the workload.
   (void)syncTaskDirs();
-  return {{"clock", "corrected"},
-          {"clock_lag_ms", millis(-corrected->offsetBeforeMs)},
-          {"clock_error_ms", millis(corrected->errorAfterMs)},
-          // restored -> corrected: how long the guest ran on the frozen clock
-          {"clock_ms", millis(tookMs)},
-          {"agent_hello_ms", millis(helloMs)}};
+  return annotations;
 }
 
 }  // namespace s2z::agent

@@ -17,14 +17,27 @@ namespace {
 
 using agent::v1::Frame;
 
+// The host says Hello again every few ms until it is answered (5, 10, 20, ...
+// ms apart), so a guest that was slow to run after a restore reads several
+// at once. One reply is enough, to the last: it carries the newest ack. The
+// others would cost the guest a reply and a resend each, in the first
+// milliseconds after the wake, when the workload needs the vCPU most.
+bool supersededHello(const std::vector<Frame>& frames, size_t i) {
+  if (i + 1 >= frames.size() || !frames[i].has_hello() || !frames[i + 1].has_hello()) return false;
+  const auto& a = frames[i].hello();
+  const auto& b = frames[i + 1].hello();
+  return a.session() == b.session() && a.protocol_version() == b.protocol_version();
+}
+
 }  // namespace
 
 void AgentService::onFrames(const std::vector<Frame>& frames) {
-  for (const Frame& frame : frames) {
+  for (size_t i = 0; i < frames.size(); ++i) {
+    const Frame& frame = frames[i];
     if (!session_.receive(frame)) continue;  // duplicate or out of order: resent later
     switch (frame.body_case()) {
       case Frame::kHello:
-        handleHello(frame.hello(), frame.ack());
+        if (!supersededHello(frames, i)) handleHello(frame.hello(), frame.ack());
         break;
       case Frame::kRequest: {
         if (refused_) break;

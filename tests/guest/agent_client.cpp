@@ -14,7 +14,7 @@ namespace s2z::guest::testing {
 using Clock = std::chrono::steady_clock;
 using namespace std::chrono_literals;
 
-pb::HelloReply AgentClient::connect(uint64_t session, milliseconds timeout, uint32_t version) {
+pb::HelloReply AgentClient::connect(uint64_t session, milliseconds timeout, uint32_t version, int hellos) {
   auto deadline = Clock::now() + timeout;
   for (;;) {
     UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
@@ -32,7 +32,9 @@ pb::HelloReply AgentClient::connect(uint64_t session, milliseconds timeout, uint
   pb::Frame hello;
   hello.mutable_hello()->set_protocol_version(version);
   hello.mutable_hello()->set_session(session);
-  write(session_.unsequenced(hello));
+  std::string bytes;
+  for (int i = 0; i < hellos; ++i) bytes += guestlink::encodeFrame(session_.unsequenced(hello));
+  writeBytes(bytes);
   for (;;) {
     auto frame = readFrame(deadline);
     if (!frame) throw std::runtime_error("no HelloReply");
@@ -103,9 +105,10 @@ void AgentClient::ack() {
   session_.ackSent();
 }
 
-void AgentClient::write(const pb::Frame& frame) {
+void AgentClient::write(const pb::Frame& frame) { writeBytes(guestlink::encodeFrame(frame)); }
+
+void AgentClient::writeBytes(const std::string& bytes) {
   if (!fd_) return;  // disconnected: the session keeps sequenced frames
-  std::string bytes = guestlink::encodeFrame(frame);
   size_t done = 0;
   while (done < bytes.size()) {
     ssize_t n = ::send(fd_.get(), bytes.data() + done, bytes.size() - done, MSG_NOSIGNAL);
@@ -117,7 +120,10 @@ void AgentClient::write(const pb::Frame& frame) {
 
 std::optional<pb::Frame> AgentClient::readFrame(Clock::time_point deadline) {
   for (;;) {
-    if (auto frame = decoder_.next()) return frame;
+    if (auto frame = decoder_.next()) {
+      if (frame->has_hello_reply()) ++helloReplies_;
+      return frame;
+    }
     if (!decoder_.error().empty()) throw std::runtime_error("channel: " + decoder_.error());
     auto left = std::chrono::duration_cast<milliseconds>(deadline - Clock::now()).count();
     if (left <= 0 || !fd_) return std::nullopt;

@@ -25,7 +25,11 @@ class AgentClient {
 
   // Connects (retrying while QEMU creates the socket), sends Hello and waits
   // for HelloReply; then resends every kept frame the guest has not acked.
-  pb::HelloReply connect(uint64_t session, milliseconds timeout, uint32_t version = 1);
+  // hellos > 1 writes that many Hellos at once, as a host that repeated its
+  // Hello while a restored guest was slow to run would have.
+  pb::HelloReply connect(uint64_t session, milliseconds timeout, uint32_t version = 1, int hellos = 1);
+  // HelloReplies read on every connection so far.
+  int helloReplies() const { return helloReplies_; }
   // Drops the connection without a word (what a sleeping VMM or a killed
   // plugin does to the guest).
   void disconnect() { fd_.reset(); decoder_.reset(); }
@@ -46,6 +50,7 @@ class AgentClient {
 
  private:
   void write(const pb::Frame& frame);
+  void writeBytes(const std::string& bytes);
   // Reads one frame (waiting up to the deadline); nullopt on timeout.
   std::optional<pb::Frame> readFrame(std::chrono::steady_clock::time_point deadline);
   // Next frame the session delivers; nullopt on timeout.
@@ -56,6 +61,7 @@ class AgentClient {
   guestlink::FrameDecoder decoder_;
   guestlink::ReliableSession session_;
   uint64_t nextId_ = 1;
+  int helloReplies_ = 0;
   std::vector<pb::Frame> delivered_;
   std::deque<pb::Frame> unclaimed_;  // delivered, not yet taken by a wait*()
 };

@@ -270,6 +270,27 @@ TEST_CASE("agent: a reconnect with the same session loses and duplicates nothing
   CHECK(count(b.vm.stdoutText(), "started\n") == 1);
 }
 
+TEST_CASE("agent: Hellos read at once are answered once") {
+  // A restored guest that was slow to run finds the host's repeated Hellos
+  // together: one HelloReply, and nothing resent twice.
+  Booted b;
+  uint64_t id = b.client.send(startWorkload({"sh", "-c", "exec sleep 600"}));
+  b.client.disconnect();
+  std::this_thread::sleep_for(500ms);  // its response goes into the void
+  int before = b.client.helloReplies();
+  auto reply = b.client.connect(b.session, kCall, 1, 4);
+  REQUIRE(reply.error().empty());
+  auto r = b.client.waitResponse(id, kCall);
+  CHECK_MESSAGE(r.error().empty(), r.error());
+  pb::Request get;
+  get.mutable_get_guest_date_time();
+  CHECK(b.client.call(get, kCall).has_guest_date_time());  // later than any other reply
+  CHECK(b.client.helloReplies() - before == 1);
+  size_t responses = 0;
+  for (const auto& f : b.client.delivered()) responses += f.has_response() && f.response().id() == id;
+  CHECK(responses == 1);
+}
+
 TEST_CASE("agent: a host speaking another protocol version is refused") {
   Booted b;
   AgentClient other(b.vm.agentSocket());
