@@ -77,6 +77,8 @@ constexpr const char* kAgentServer =
     "mkdir -p /tmp/www && grep VmRSS /proc/1/status > /tmp/www/index.html && "
     "cp /tmp/www/index.html /tmp/www/healthz && exec busybox httpd -f -p 0.0.0.0:8080 -h /tmp/www";
 
+}  // namespace
+
 agent::InstanceSpec agentGuestSpec(const BenchConfig& c, const std::string& taskId,
                                    bool scaleToZero, const TaskLogs& logs) {
   agent::InstanceSpec s = guestSpec(c, taskId, scaleToZero, logs);
@@ -89,12 +91,9 @@ agent::InstanceSpec agentGuestSpec(const BenchConfig& c, const std::string& task
   return s;
 }
 
-using SpecFn = agent::InstanceSpec (*)(const BenchConfig&, const std::string&, bool,
-                                       const TaskLogs&);
-
 // One warm-up and c.cycles measured sleep -> request -> wake rounds of the
 // instance `spec` makes, into `wakes`.
-Result<void> wakeCycles(const BenchConfig& c, agent::Agent& agent, SpecFn spec,
+Result<void> wakeCycles(const BenchConfig& c, agent::Agent& agent, const SpecMaker& spec,
                         const std::string& taskId, std::vector<WakeSample>& wakes,
                         AgentResults& out) {
   EventLog log;
@@ -110,7 +109,8 @@ Result<void> wakeCycles(const BenchConfig& c, agent::Agent& agent, SpecFn spec,
     out.failures.push_back("log FIFO holder: " + mem.error().describe());
   }
   spdlog::info("bench: held-tap instance at {}, waiting for the guest", addr);
-  if (!waitForHttp(addr, c.guestPort, 90s)) {
+  // "/": what every round requests (an image serves no /healthz).
+  if (!waitForHttp(addr, c.guestPort, 90s, "/")) {
     return makeError(ErrorCode::kTimeout, "guest at " + addr + " never answered HTTP; its stderr: " +
                                               logs->reader->stderrText());
   }
@@ -155,10 +155,12 @@ Result<void> wakeCycles(const BenchConfig& c, agent::Agent& agent, SpecFn spec,
   return okResult();
 }
 
+namespace {
+
 // Cold boots: the request goes out as soon as start() returns (tap, route
 // and neighbour exist) and relies on TCP's own retransmits while the guest
 // boots, as a client of a not-yet-booted VM would.
-Result<void> coldBoots(const BenchConfig& c, agent::Agent& agent, SpecFn spec,
+Result<void> coldBoots(const BenchConfig& c, agent::Agent& agent, const SpecMaker& spec,
                        const std::string& prefix, std::vector<ColdSample>& colds,
                        AgentResults& out) {
   for (int i = 0; i < c.coldRuns; ++i) {

@@ -2,11 +2,14 @@
 // cycles with scale_to_zero on, and cold boots.
 #pragma once
 
+#include <functional>
 #include <string>
 #include <vector>
 
+#include "agent/agent.h"
 #include "bench/bench_config.h"
 #include "bench/process_memory.h"
+#include "bench/task_logs.h"
 #include "common/result.h"
 
 namespace s2z::bench {
@@ -50,5 +53,21 @@ struct AgentResults {
 // config.coldRuns cold boots; removes its instances and pins.
 // Fails when the agent or an instance cannot start, or scale-to-zero is off.
 Result<AgentResults> runAgentScenarios(const BenchConfig& config);
+
+// What a scenario boots: the instance spec for a task id, scale-to-zero on or
+// off, with the task's log FIFOs.
+using SpecMaker = std::function<agent::InstanceSpec(const BenchConfig&, const std::string& taskId, bool scaleToZero,
+                                                    const TaskLogs&)>;
+
+// The guest-agent rows' task: the agent guest, the Debian test root and
+// busybox httpd serving the agent's VmRSS.
+agent::InstanceSpec agentGuestSpec(const BenchConfig& c, const std::string& taskId, bool scaleToZero,
+                                   const TaskLogs& logs);
+
+// Starts the task `spec` makes with scale-to-zero on, then one warm-up and
+// c.cycles measured sleep -> request -> wake rounds into `wakes`; failed
+// requests go to out.failures. Destroys the task at the end.
+Result<void> wakeCycles(const BenchConfig& c, agent::Agent& agent, const SpecMaker& spec, const std::string& taskId,
+                        std::vector<WakeSample>& wakes, AgentResults& out);
 
 }  // namespace s2z::bench

@@ -115,10 +115,11 @@ HttpTiming timedGet(const std::string& address, uint16_t port, const std::string
   return t;
 }
 
-bool waitForHttp(const std::string& address, uint16_t port, std::chrono::milliseconds timeout) {
+bool waitForHttp(const std::string& address, uint16_t port, std::chrono::milliseconds timeout,
+                 const std::string& path) {
   auto deadline = Clock::now() + timeout;
   while (Clock::now() < deadline) {
-    auto t = timedGet(address, port, "/healthz", std::chrono::milliseconds(1000));
+    auto t = timedGet(address, port, path, std::chrono::milliseconds(1000));
     if (t.status == 200) return true;
     std::this_thread::sleep_for(std::chrono::milliseconds(100));
   }

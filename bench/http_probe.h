@@ -26,8 +26,9 @@ HttpTiming timedGet(const std::string& address, uint16_t port, const std::string
                     std::chrono::milliseconds timeout,
                     const std::function<void()>& onSynSent = {});
 
-// Polls GET until it returns 200 or the deadline passes (each try ≤ 1 s).
-bool waitForHttp(const std::string& address, uint16_t port, std::chrono::milliseconds timeout);
+// Polls GET `path` until it returns 200 or the deadline passes (each try ≤ 1 s).
+bool waitForHttp(const std::string& address, uint16_t port, std::chrono::milliseconds timeout,
+                 const std::string& path = "/healthz");
 
 struct TcpRetransmits {
   uint64_t segments = 0;  // Tcp RetransSegs (/proc/net/snmp)

@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "agent/agent.h"
+#include "bench/agent_scenarios.h"
 #include "bench/event_log.h"
 #include "bench/http_probe.h"
 #include "bench/task_logs.h"
@@ -35,22 +36,10 @@ struct PinsGuard {
 // An image task as the driver would resolve it: the agent guest, the image's
 // disk as the read-only root, the image's Entrypoint + Cmd, Env, WorkingDir
 // and User (the test image's Cmd serves /srv with busybox httpd on 8080).
-agent::InstanceSpec imageSpec(const BenchConfig& c, const std::string& taskId, const image::PreparedImage& img,
-                              const TaskLogs& logs) {
-  agent::InstanceSpec s;
-  s.taskId = taskId;
-  s.name = taskId;
-  s.hypervisor = vmm::Hypervisor::kQemu;
-  s.binary = c.qemu;
-  s.accelerator = vmm::detectAccelerator().accelerator;
-  s.kernel = c.agentGuestDir / "vmlinuz";
-  s.initrd = c.agentGuestDir / "initrd.img";
-  s.cmdline = c.guestCmdline;
+agent::InstanceSpec imageSpec(const BenchConfig& c, const std::string& taskId, bool scaleToZero,
+                              const image::PreparedImage& img, const TaskLogs& logs) {
+  agent::InstanceSpec s = agentGuestSpec(c, taskId, scaleToZero, logs);
   s.rootfs = img.disk;
-  s.stdoutPath = logs.stdoutFifo;
-  s.stderrPath = logs.stderrFifo;
-  s.memoryMib = 256;
-  s.workload = agent::WorkloadSpec{};
   s.workload->argv = img.config.entrypoint;
   s.workload->argv.insert(s.workload->argv.end(), img.config.cmd.begin(), img.config.cmd.end());
   s.workload->env = img.config.env;
@@ -77,7 +66,7 @@ Result<ImageStartSample> startOnce(const BenchConfig& c, agent::Agent& agent, co
     img = std::move(*prepared);
     s.prepareMs = msSince(t0);
   }
-  auto started = agent.start(imageSpec(c, taskId, img, *logs), log.sink());
+  auto started = agent.start(imageSpec(c, taskId, false, img, *logs), log.sink());
   if (!started.ok()) return started.error().wrap("start " + taskId);
   std::shared_ptr<agent::Instance> instance = *started;
   const std::string addr = instance->record().network.address;
@@ -171,6 +160,13 @@ Result<ImageResults> runImageScenarios(const BenchConfig& c, const std::string& 
     out.prebuilt.push_back(*prebuilt);
     spdlog::info("bench: image start {}/3: cached {:.0f} ms, prebuilt disk {:.0f} ms", i + 1, cached->ms, prebuilt->ms);
   }
+  // Wakes of the image task, as the guest-agent rows measure them.
+  AgentResults scratch;
+  SpecMaker spec = [&known](const BenchConfig& cfg, const std::string& id, bool stz, const TaskLogs& logs) {
+    return imageSpec(cfg, id, stz, known, logs);
+  };
+  S2Z_TRY(wakeCycles(c, *agent, spec, "img-wake", out.wakes, scratch), "image task wakes");
+  out.failures = scratch.failures;
   return out;
 }
 

@@ -2,12 +2,14 @@
 // disk, and StartTask -> first served request for an image task pulled from a
 // real registry (tests/registry's docker-registry, in a namespace joined to
 // the benchmark's), uncached and cached, beside a task given the same disk
-// prebuilt; plus what a cached image adds to a start by itself.
+// prebuilt; plus what a cached image adds to a start by itself, and the
+// image task's wakes (as the guest-agent rows measure them).
 #pragma once
 
 #include <string>
 #include <vector>
 
+#include "bench/agent_scenarios.h"
 #include "bench/bench_config.h"
 #include "common/result.h"
 
@@ -24,6 +26,7 @@ struct ImageResults {
   uint64_t archiveBytes = 0, unpackedBytes = 0, diskBytes = 0;
   std::vector<ImageStartSample> uncached, cached, prebuilt;
   std::vector<double> cachedPrepareMs;  // prepareImage of a registry tag already cached
+  std::vector<WakeSample> wakes;        // the cached image task's sleep/wake cycles
   std::vector<std::string> failures;
   std::string problem;  // why the rows are missing, if they are
 };

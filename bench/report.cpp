@@ -56,6 +56,13 @@ std::string imageRows(const ImageResults& im) {
   out += row("task with the same disk prebuilt (`rootfs`): start → full HTTP response", prebuilt, "{:.0f}", "", "");
   out += row("image: what a cached image adds to StartTask (prepareImage of a known tag)", prepare, "{:.2f}",
              fmt::format("≤ 50: {}", verdict(prepare.n > 0 && prepare.median <= 50)), "");
+  Summary wake = summarize(pick(im.wakes, [](auto& s) { return s.requestMs; }));
+  Summary syn = summarize(pick(im.wakes, [](auto& s) { return s.synRetrans; }));
+  Summary clock = summarize(pick(im.wakes, [](auto& s) { return s.clockErrorMs; }));
+  out += row("**wake, image task** (the image's busybox httpd): request sent → full HTTP response", wake, "{:.1f}",
+             fmt::format("median ≤ 100: {}, SYN retrans {:.0f}, clock error p95 {:.1f} ms", verdict(wake.median <= 100),
+                         syn.sum, clock.p95),
+             "");
   return out;
 }
 
@@ -186,6 +193,7 @@ std::string markdownReport(const BenchResults& r, const BenchConfig& c) {
   }
   std::vector<std::string> failures = r.agent.failures;
   failures.insert(failures.end(), r.direct.failures.begin(), r.direct.failures.end());
+  failures.insert(failures.end(), r.images.failures.begin(), r.images.failures.end());
   if (!failures.empty()) {
     out += fmt::format("\n{} request(s) failed (not in the table):\n", failures.size());
     for (const auto& f : failures) out += "- " + f + "\n";
@@ -251,6 +259,8 @@ std::string jsonReport(const BenchResults& r, const BenchConfig& c) {
                 {"cached_start_ms", stats(pick(r.images.cached, [](auto& s) { return s.ms; }))},
                 {"prebuilt_start_ms", stats(pick(r.images.prebuilt, [](auto& s) { return s.ms; }))},
                 {"cached_prepare_ms", stats(r.images.cachedPrepareMs)},
+                {"wake_request_ms", stats(pick(r.images.wakes, [](auto& s) { return s.requestMs; }))},
+                {"wake_syn_retransmits", stats(pick(r.images.wakes, [](auto& s) { return s.synRetrans; }))},
                 {"problem", r.images.problem}};
   j["total_seconds"] = r.totalSeconds;
   return j.dump(2) + "\n";
