@@ -139,6 +139,11 @@ Result<PluginConfig> decodePluginConfig(std::string_view msgpack) {
   S2Z_READ(root.integer("health_check_mark", 0, 0xffffffffLL), mark);
   if (mark) config.healthCheckMark = static_cast<uint32_t>(*mark);
   S2Z_READ(root.string("health_check_cgroup"), config.healthCheckCgroup);
+  // The checker's packets are told apart by this mark: without one they
+  // would count as activity and a checked VM would never go idle.
+  if (!config.healthCheckCgroup.empty() && config.healthCheckMark == 0) {
+    return keyError("health_check_mark", "must be set (a non-zero bit) when health_check_cgroup is");
+  }
 
   auto auth = root.block("auth");
   if (!auth.ok()) return auth.error();
