@@ -124,6 +124,20 @@ void GuestChannel::disconnect() {
   cv_.notify_all();
 }
 
+void GuestChannel::startNewSession(const std::string& why) {
+  disconnect();
+  std::lock_guard lock(mutex_);
+  for (auto& [id, stream] : execs_) stream->abandon(why);
+  execs_.clear();
+  session_.restart();
+  sessionId_ = randomId();
+  hello_.reset();
+  responses_.clear();
+  posted_.clear();
+  abandonedBefore_ = nextRequestId_;
+  cv_.notify_all();
+}
+
 void GuestChannel::readLoop(int fd) {
   guestlink::FrameDecoder decoder;
   char buf[16384];
@@ -245,7 +259,10 @@ Result<pb::Response> GuestChannel::call(pb::Request request, std::chrono::millis
   pb::Frame frame;
   *frame.mutable_request() = std::move(request);
   writeLocked(session_.send(std::move(frame)));
-  bool answered = cv_.wait_for(lock, timeout, [&] { return responses_.count(id) > 0; });
+  bool answered = cv_.wait_for(lock, timeout, [&] { return responses_.count(id) > 0 || id < abandonedBefore_; });
+  if (answered && id < abandonedBefore_) {
+    return makeError(ErrorCode::kUnavailable, "the guest agent was replaced (cold boot) before it answered");
+  }
   if (!answered) {
     return makeError(ErrorCode::kTimeout, "the guest agent did not answer within " +
                                               std::to_string(timeout.count()) + " ms");

@@ -49,6 +49,13 @@ class GuestChannel {
 
   // Drops the connection (its VMM is about to exit). Idempotent.
   void disconnect();
+
+  // A new guest (a cold boot replaced the snapshot's): drops the connection
+  // and everything of the old guest's session — kept frames, sequence
+  // numbers, unanswered requests (their callers get kUnavailable), exec
+  // streams (ended with `why`) — and starts a session with a new id, so the
+  // next connect() speaks to the new agent from sequence 1.
+  void startNewSession(const std::string& why);
   bool connected() const;
 
   // Sends a request and waits for its response; kTimeout if none came in
@@ -79,7 +86,7 @@ class GuestChannel {
 
   const std::filesystem::path socket_;
   const ExitHandler onExit_;
-  const uint64_t sessionId_;
+  uint64_t sessionId_;  // guarded by mutex_
 
   mutable std::mutex mutex_;
   std::condition_variable cv_;
@@ -92,6 +99,7 @@ class GuestChannel {
   std::set<uint64_t> posted_;  // request ids whose answers nobody waits for
   std::map<uint64_t, std::shared_ptr<ExecStream>> execs_;
   uint64_t nextRequestId_ = 1;
+  uint64_t abandonedBefore_ = 0;  // requests below this id belong to an old guest
 };
 
 }  // namespace s2z::agent

@@ -214,8 +214,11 @@ void VmInstance::wakeNow(uint64_t eventNs) {
       return;
     }
     coldBoot = true;
-    // A new guest: its workload starts from the beginning.
+    // A new guest: its workload starts from the beginning, and its agent
+    // from sequence 1 of a new session (the old one's numbers would make
+    // each side drop the other's frames).
     if (usesAgent()) {
+      channel_->startNewSession("the VM was cold booted from scratch");
       if (auto started = startWorkload(); !started.ok()) {
         emit("Wake failed: " + started.error().describe());
         (void)vmm_->shutdown(std::chrono::milliseconds(0));

@@ -37,6 +37,11 @@ class ReliableSession {
 
   // A new peer session (a restarted plugin): its numbers start again at 1.
   void resetReceive() { delivered_ = 0; }
+  // Both directions start again at 1, nothing kept (a new peer altogether).
+  void restart() {
+    lastSent_ = delivered_ = ackSent_ = 0;
+    kept_.clear();
+  }
   // The seq the next new frame will get (HelloReply.next_seq when nothing
   // is kept).
   uint64_t nextSeq() const { return lastSent_ + 1; }
