@@ -3,6 +3,8 @@
 #include <charconv>
 #include <cmath>
 #include <exception>
+#include <optional>
+#include <vector>
 
 #include <fmt/format.h>
 
@@ -11,8 +13,6 @@
 namespace s2z::driver {
 namespace {
 
-constexpr size_t kMaxDepth = 32;
-constexpr size_t kMaxElements = 1u << 16;
 
 std::string_view stringOf(const msgpack::object& o) {
   if (o.type == msgpack::type::STR) return {o.via.str.ptr, o.via.str.size};
@@ -46,6 +46,107 @@ std::optional<long double> numberOf(const msgpack::object& o) {
       return v;
     }
     default: return std::nullopt;
+  }
+}
+
+// Big-endian unsigned of n bytes at p.
+uint64_t bigEndian(const char* p, size_t n) {
+  uint64_t v = 0;
+  for (size_t i = 0; i < n; ++i) v = v << 8 | static_cast<uint8_t>(p[i]);
+  return v;
+}
+
+// What a msgpack value's first byte says about the bytes that follow.
+struct Header {
+  size_t lenBytes = 0;   // width of a length/count field after the byte
+  size_t payload = 0;    // fixed payload after the length field
+  uint64_t items = 0;    // fix list/map: its values (map: keys and values)
+  bool container = false;
+  bool sized = false;    // str/bin/ext: the length field adds to the payload
+};
+
+// nullopt for 0xc1, which msgpack never uses.
+std::optional<Header> headerOf(uint8_t b) {
+  Header h;
+  if (b <= 0x7f || b >= 0xe0 || b == 0xc0 || b == 0xc2 || b == 0xc3) return h;  // fixint, nil, bool
+  if (b <= 0x8f) return Header{0, 0, 2u * (b & 0x0f), true, false};            // fixmap
+  if (b <= 0x9f) return Header{0, 0, b & 0x0fu, true, false};                  // fixarray
+  if (b <= 0xbf) return Header{0, b & 0x1fu, 0, false, false};                 // fixstr
+  switch (b) {
+    case 0xc4: case 0xd9: return Header{1, 0, 0, false, true};  // bin8, str8
+    case 0xc5: case 0xda: return Header{2, 0, 0, false, true};  // bin16, str16
+    case 0xc6: case 0xdb: return Header{4, 0, 0, false, true};  // bin32, str32
+    case 0xc7: return Header{1, 1, 0, false, true};             // ext8 (+ type byte)
+    case 0xc8: return Header{2, 1, 0, false, true};             // ext16
+    case 0xc9: return Header{4, 1, 0, false, true};             // ext32
+    case 0xca: return Header{0, 4, 0, false, false};            // float32
+    case 0xcb: return Header{0, 8, 0, false, false};            // float64
+    case 0xcc: case 0xd0: return Header{0, 1, 0, false, false}; // (u)int8
+    case 0xcd: case 0xd1: return Header{0, 2, 0, false, false}; // (u)int16
+    case 0xce: case 0xd2: return Header{0, 4, 0, false, false}; // (u)int32
+    case 0xcf: case 0xd3: return Header{0, 8, 0, false, false}; // (u)int64
+    case 0xd4: return Header{0, 2, 0, false, false};            // fixext1 (+ type byte)
+    case 0xd5: return Header{0, 3, 0, false, false};            // fixext2
+    case 0xd6: return Header{0, 5, 0, false, false};            // fixext4
+    case 0xd7: return Header{0, 9, 0, false, false};            // fixext8
+    case 0xd8: return Header{0, 17, 0, false, false};           // fixext16
+    case 0xdc: case 0xde: return Header{2, 0, 0, true, false};  // array16, map16
+    case 0xdd: case 0xdf: return Header{4, 0, 0, true, false};  // array32, map32
+    default: return std::nullopt;
+  }
+}
+
+// Walks the encoding once, building nothing, and enforces the limits of
+// msgpack_config.h: at most kMaxConfigDepth nested lists/maps, kMaxConfigValues
+// values in all, and no header announcing more items or bytes than the input
+// has left. msgpack-cxx allocates a container's items as soon as it reads the
+// header, so this runs first: what it lets through costs at most a small
+// multiple of the input size to decode.
+Result<void> checkShape(std::string_view bytes, std::string_view what) {
+  auto fail = [&](size_t at, const std::string& why) -> Result<void> {
+    return makeError(ErrorCode::kInvalidArgument,
+                     fmt::format("{}: not valid msgpack: {} (at byte {})", what, why, at));
+  };
+  // open[i]: values still to read in the i-th enclosing list/map; the
+  // bottom entry is the document's one top-level value.
+  std::vector<uint64_t> open{1};
+  size_t pos = 0;
+  size_t values = 0;
+  while (true) {
+    while (!open.empty() && open.back() == 0) open.pop_back();
+    if (open.empty()) return okResult();
+    --open.back();
+    if (pos >= bytes.size()) return fail(pos, "truncated");
+    if (++values > kMaxConfigValues) {
+      return fail(pos, fmt::format("more than {} values", kMaxConfigValues));
+    }
+    const size_t at = pos;
+    const auto b = static_cast<uint8_t>(bytes[pos++]);
+    const size_t left = bytes.size() - pos;
+    auto header = headerOf(b);
+    if (!header) return fail(at, fmt::format("byte 0x{:02x} starts no msgpack value", b));
+    auto [lenBytes, payload, items, container, sized] = *header;
+    if (left < lenBytes) return fail(at, "truncated");
+    uint64_t n = bigEndian(bytes.data() + pos, lenBytes);
+    pos += lenBytes;
+    const size_t rest = bytes.size() - pos;
+    if (container) {
+      if (lenBytes > 0) items = (b == 0xde || b == 0xdf) ? 2 * n : n;
+      // Every item takes at least one byte.
+      if (items > rest) {
+        return fail(at, fmt::format("a list/map announces {} values but {} bytes follow", items, rest));
+      }
+      if (open.size() > kMaxConfigDepth) {
+        return fail(at, fmt::format("lists/maps nested deeper than {} levels", kMaxConfigDepth));
+      }
+      open.push_back(items);
+      continue;
+    }
+    if (sized) payload += n;
+    if (payload > rest) {
+      return fail(at, fmt::format("a value announces {} bytes but {} follow", payload, rest));
+    }
+    pos += payload;
   }
 }
 
@@ -85,11 +186,12 @@ Result<MsgpackDocument> MsgpackDocument::parse(std::string_view bytes, std::stri
     static const char kNil = '\xc0';
     return parse(std::string_view(&kNil, 1), what);
   }
-  // Counts can never exceed the input length (each element takes >= 1 byte),
-  // which bounds what msgpack-cxx allocates up front for a hostile header.
-  size_t elements = std::min(bytes.size(), kMaxElements);
+  if (auto shape = checkShape(bytes, what); !shape.ok()) return shape.error();
+  // The same limits again in msgpack-cxx's terms (per list/map, per string),
+  // in case its reading ever differs from checkShape's.
+  size_t elements = std::min(bytes.size(), kMaxConfigValues);
   msgpack::unpack_limit limit(elements, elements, bytes.size(), bytes.size(), bytes.size(),
-                              kMaxDepth);
+                              kMaxConfigDepth + 1);
   try {
     size_t offset = 0;
     auto handle = std::make_unique<msgpack::object_handle>(

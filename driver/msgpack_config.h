@@ -21,17 +21,22 @@
 
 namespace s2z::driver {
 
-// Largest config we accept; Nomad's are a few KiB.
-inline constexpr size_t kMaxConfigBytes = 16u << 20;
+// Limits of what MsgpackDocument::parse accepts (Nomad's configs are a few
+// KiB, nested three levels): the encoded size, the nesting of lists and maps,
+// and the number of values in all (map keys count). Within them a document
+// costs at most a few MiB to decode, whatever its headers claim.
+inline constexpr size_t kMaxConfigBytes = 1u << 20;
+inline constexpr size_t kMaxConfigDepth = 32;
+inline constexpr size_t kMaxConfigValues = 1u << 16;
 
 // Owns the decoded msgpack tree; ConfigObjects point into it.
 class MsgpackDocument {
  public:
   // Decodes bytes (what = "plugin config" / "task config", for messages).
   // Empty bytes decode to nil. Fails with kInvalidArgument on malformed or
-  // truncated msgpack, trailing bytes, or inputs beyond sane limits (nesting,
-  // element counts), never crashes and never allocates more than a small
-  // multiple of the input size.
+  // truncated msgpack, trailing bytes, or input beyond the limits above
+  // (the message names the limit); never crashes and never allocates more
+  // than a small multiple of the input size.
   static Result<MsgpackDocument> parse(std::string_view bytes, std::string_view what);
 
   const msgpack::object& root() const { return handle_->get(); }

@@ -30,11 +30,16 @@ class FrameDecoder {
   // Drops buffered bytes (a new connection starts a new stream).
   void reset() {
     buffer_.clear();
+    consumed_ = 0;
     error_.clear();
   }
 
  private:
+  // Bytes before consumed_ are decoded frames, dropped in bulk once they are
+  // half the buffer: erasing each frame from the front would move the rest
+  // of the buffer once per frame (quadratic in the frames of one read).
   std::string buffer_;
+  size_t consumed_ = 0;
   std::string error_;
 };
 

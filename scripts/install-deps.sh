@@ -10,6 +10,7 @@ packages=(
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   # eBPF (bpf/): clang -target bpf, skeletons, libbpf
   clang llvm bpftool libbpf-dev libelf-dev zlib1g-dev linux-libc-dev
+  libclang-rt-14-dev  # libFuzzer and sanitizer runtimes of clang 14 (scripts/fuzz.sh)
   # libraries
   libyaml-cpp-dev libspdlog-dev libfmt-dev doctest-dev libmsgpack-cxx-dev nlohmann-json3-dev
   # Kata configuration*.toml reader (vmm/kata)

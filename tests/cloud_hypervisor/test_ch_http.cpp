@@ -79,3 +79,20 @@ TEST_CASE("malformed or truncated messages are errors") {
   CHECK_FALSE(truncated.done());
   CHECK_FALSE(truncated.finish().ok());
 }
+
+TEST_CASE("a chunk size that would wrap the body limit check is refused") {
+  // 2^64 - 1: body.size() + size used to wrap to a small number and pass, so
+  // the body could grow without the kMaxMessage limit.
+  HttpParser huge(HttpParser::Kind::kResponse);
+  auto fed = huge.feed("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n"
+                       "3\r\nabc\r\nffffffffffffffff\r\n");
+  REQUIRE_FALSE(fed.ok());
+  CHECK(fed.error().message.find("body too large") != std::string::npos);
+}
+
+TEST_CASE("a status code is three digits") {
+  HttpParser negative(HttpParser::Kind::kResponse);
+  CHECK_FALSE(negative.feed("HTTP/1.1 -20 Odd\r\n\r\n").ok());
+  HttpParser plus(HttpParser::Kind::kResponse);
+  CHECK_FALSE(plus.feed("HTTP/1.1 +20 Odd\r\n\r\n").ok());
+}

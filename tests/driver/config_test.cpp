@@ -7,6 +7,7 @@
 
 #include "driver/config_schema.h"
 #include "driver/go_duration.h"
+#include "driver/msgpack_config.h"
 #include "driver/plugin_config.h"
 #include "driver/task_config.h"
 #include "tests/driver/nomad_msgpack.h"
@@ -114,6 +115,8 @@ TEST_CASE("plugin config: bad values name the key") {
   expectInvalid(plugin({{"kernel", "vmlinuz"}}), "config key \"kernel\"");
   expectInvalid(plugin({{"qemu_path", ""}}), "config key \"qemu_path\"");
   expectInvalid(plugin({{"kata_config", json::array({"a"})}}), "config key \"kata_config\"");
+  expectInvalid(plugin({{"health_check_cgroup", "/system.slice/consul.service"}}),
+                "config key \"health_check_mark\": must be set (a non-zero bit) when health_check_cgroup is");
 }
 
 TEST_CASE("plugin config: registries and image_gc") {
@@ -349,6 +352,51 @@ TEST_CASE("task config: malformed msgpack is INVALID_ARGUMENT, not a crash") {
   expectInvalid(decodeTaskConfig(std::string("\xdf\xff\xff\xff\xff", 5)), "task config");
   // A map whose key is not a string.
   expectInvalid(decodeTaskConfig(std::string("\x81\x01\x02", 3)), "not a string");
+}
+
+// The decoder's limits (driver/msgpack_config.h): nesting, value count, size,
+// and headers that announce more than the input holds. Each is refused before
+// msgpack-cxx allocates anything for it, with a message naming the limit.
+TEST_CASE("config decoding: too deep, too many values or too large is INVALID_ARGUMENT") {
+  auto nested = [](size_t depth) {
+    // {"a": {"a": ... {"a": nil}}} with `depth` maps.
+    std::string out;
+    for (size_t i = 0; i < depth; ++i) out += std::string("\x81\xa1" "a", 3);
+    return out + '\xc0';
+  };
+  CHECK(MsgpackDocument::parse(nested(kMaxConfigDepth), "task config").ok());
+  expectInvalid(decodeTaskConfig(nested(kMaxConfigDepth + 1)), "nested deeper than 32 levels");
+  // Deep nesting inside a real key: the same error, not a stack overflow.
+  expectInvalid(decodeTaskConfig(std::string("\x81\xa4" "args", 6) + std::string(100000, '\x91')),
+                "nested deeper than 32 levels");
+
+  // 60,000 nils in one list parse; 70,000 are beyond the value count.
+  std::string many = std::string("\x81\xa4" "args" "\xdc\xea\x60", 9) + std::string(60000, '\xc0');
+  CHECK(MsgpackDocument::parse(many, "task config").ok());
+  many = std::string("\x81\xa4" "args" "\xdd\x00\x01\x11\x70", 11) +
+         std::string(0x11170, '\xc0');
+  expectInvalid(decodeTaskConfig(many), "more than 65536 values");
+
+  // Headers announcing 4 billion list items or map entries, or a 4 GiB
+  // string, in a few bytes: refused without allocating for them.
+  expectInvalid(decodeTaskConfig(std::string("\xdd\xff\xff\xff\xff\xc0", 6)),
+                "announces 4294967295 values but 1 bytes follow");
+  expectInvalid(decodePluginConfig(std::string("\xdf\xff\xff\xff\xff", 5)),
+                "announces 8589934590 values");
+  expectInvalid(decodeTaskConfig(std::string("\x81\xa6" "kernel" "\xdb\xff\xff\xff\xff/k", 15)),
+                "announces 4294967295 bytes but 2 follow");
+  // 32 maps deep, each level's header claiming as many entries as the input
+  // has bytes: msgpack-cxx alone would allocate for every level.
+  std::string claims;
+  for (int i = 0; i < 32; ++i) claims += std::string("\xdf\x00\x00\x40\x00", 5);
+  expectInvalid(decodeTaskConfig(claims + std::string(100, '\xc0')), "announces");
+
+  // Larger than kMaxConfigBytes (1 MiB) in all.
+  std::string big = std::string("\x81\xa7" "cmdline" "\xdb\x00\x10\x00\x00", 14) +
+                    std::string(kMaxConfigBytes, 'x');
+  expectInvalid(decodeTaskConfig(big), "byte limit");
+  // A byte that starts no msgpack value.
+  expectInvalid(decodeTaskConfig(std::string("\x81\xa5vcpus\xc1", 8)), "byte 0xc1");
 }
 
 TEST_CASE("config decoders survive random and mutated input") {

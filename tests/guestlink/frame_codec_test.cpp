@@ -57,3 +57,20 @@ TEST_CASE("bytes that are not a Frame are an error, not a crash") {
   CHECK_FALSE(d.next());
   CHECK(d.error() == "frame does not parse");
 }
+
+TEST_CASE("many small frames in one read all come out, with partial ones in between") {
+  // Decoded frames are dropped from the buffer in bulk, not one by one.
+  std::string stream;
+  for (uint64_t i = 1; i <= 5000; ++i) stream += encodeFrame(startFrame(i, "a"));
+  FrameDecoder d;
+  uint64_t next = 1;
+  for (size_t at = 0; at < stream.size(); at += 16384) {
+    d.feed(stream.data() + at, std::min<size_t>(16384, stream.size() - at));
+    while (auto f = d.next()) {
+      REQUIRE(f->seq() == next);
+      ++next;
+    }
+  }
+  CHECK(next == 5001);
+  CHECK(d.error().empty());
+}

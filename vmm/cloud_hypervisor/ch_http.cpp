@@ -53,6 +53,10 @@ Result<void> HttpParser::parseHead(std::string_view head) {
       return badFraming("status line \"" + std::string(start) + "\"");
     }
     auto code = start.substr(sp + 1, 3);
+    // Three digits (from_chars alone would take "-12").
+    if (!std::all_of(code.begin(), code.end(), [](char c) { return c >= '0' && c <= '9'; })) {
+      return badFraming("status code");
+    }
     auto [p, ec] = std::from_chars(code.data(), code.data() + code.size(), msg_.status);
     if (ec != std::errc() || p != code.data() + 3) return badFraming("status code");
     msg_.reason = std::string(trim(start.substr(std::min(start.size(), sp + 4))));
@@ -127,7 +131,9 @@ Result<void> HttpParser::step(bool& progressed) {
       size_t size = 0;
       auto [p, ec] = std::from_chars(line.data(), line.data() + line.size(), size, 16);
       if (ec != std::errc() || p != line.data() + line.size()) return badFraming("chunk size");
-      if (msg_.body.size() + size > kMaxMessage) return badFraming("body too large");
+      // Compared without the sum: a size near SIZE_MAX would wrap it and let
+      // the body grow past kMaxMessage.
+      if (size > kMaxMessage - msg_.body.size()) return badFraming("body too large");
       buf_.erase(0, eol + 2);
       remaining_ = size;
       state_ = size == 0 ? State::kChunkTrailer : State::kChunkData;
