@@ -68,6 +68,9 @@ struct VmConfig {
   // virtio-serial port named org.qemu.guest_agent.0, for qemu-guest-agent.
   // QEMU only; empty: none.
   std::filesystem::path guestAgentSocket;
+  // The cgroup v2 directory every VMM process of this VM joins (Nomad's
+  // cgroup for the task); empty: the plugin's own.
+  std::filesystem::path cgroup;
 };
 
 // Identifies a process across plugin restarts: a pid alone can be reused.
@@ -80,6 +83,14 @@ struct SnapshotInfo {
   std::filesystem::path dir;          // where the snapshot lives
   uint64_t bytes = 0;                 // size of the snapshot files (device state, plus RAM if copied)
   std::chrono::microseconds duration{0};  // pause -> VMM exited
+  uint64_t ramCacheDropped = 0;       // bytes of the RAM file dropped from the page cache after
+};
+
+// A light sleep: the guest paused, its RAM pushed out of host memory.
+struct PauseInfo {
+  uint64_t unmappedBytes = 0;             // guest RAM the VMM no longer maps
+  uint64_t cachedBytes = 0;               // of it still in the page cache, clean (reclaimable)
+  std::chrono::microseconds duration{0};  // stop -> RAM paged out
 };
 
 struct ExitStatus {
@@ -103,16 +114,28 @@ class Vmm {
   // failure no process is left behind.
   virtual Result<void> boot(const VmConfig& config) = 0;
 
-  // Pauses the guest, writes a snapshot into snapshotDir atomically (temp name,
-  // fsync, rename) and lets the VMM process exit.
-  // Pre: running. On failure the guest is resumed and keeps running, and the
-  // error says why (disk full, VMM error, ...).
+  // Light sleep: stops the guest's vCPUs and pushes its RAM out of the VMM
+  // (written back to the RAM file, paged out: clean page cache the kernel
+  // reclaims first, vmm/guest_ram_release.h); the VMM process stays, so
+  // resume() wakes it with its translation cache and devices warm. A paused
+  // VMM reads nothing from its tap: frames wait in the tap queue.
+  // Pre: running. On failure the guest runs on. Backends whose RAM is not a
+  // file release what they can (unmappedBytes says how much).
+  virtual Result<PauseInfo> pause() = 0;
+
+  // Deep sleep: pauses the guest (or takes it paused by pause()), writes a
+  // snapshot into snapshotDir atomically (temp name, fsync, rename), lets the
+  // VMM process exit and drops the RAM file's page cache.
+  // Pre: running or paused. On failure the guest is left as it was (a
+  // running one resumed, a paused one paused), and the error says why (disk
+  // full, VMM error, ...).
   virtual Result<SnapshotInfo> sleep(const std::filesystem::path& snapshotDir) = 0;
 
-  // Lets a guest that a sleep paused but never finished run again: the
-  // plugin died between the pause and the VMM's exit, and a new plugin has
-  // reattached the still-living VMM. An unfinished snapshot is cancelled
-  // first. Ok when the guest runs already. Pre: running (not standby).
+  // Lets a paused guest run again: the wake from a light sleep, or a sleep
+  // cut short (the plugin died between the pause and the VMM's exit, and a
+  // new plugin has reattached the still-living VMM; an unfinished snapshot
+  // is cancelled first). Ok when the guest runs already. Pre: a VMM (not a
+  // standby).
   virtual Result<void> resume() = 0;
 
   // Optionally starts a standby VMM that waits for a snapshot, so restore()

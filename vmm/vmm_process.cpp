@@ -40,6 +40,9 @@ Result<std::vector<std::string>> statFields(pid_t pid) {
   return fields;
 }
 
+// Where a child failed before exec succeeded (reported through the error pipe).
+constexpr int kStageSetUp = 1, kStageCgroup = 2, kStageExec = 3;
+
 // Everything the child needs, prepared before fork: after fork only
 // async-signal-safe calls are allowed (the plugin is multithreaded).
 struct ChildPlan {
@@ -48,6 +51,7 @@ struct ChildPlan {
   int devNull = -1;
   int log = -1;
   int errWrite = -1;
+  int cgroupProcs = -1;  // <cgroup>/cgroup.procs, written "0" (this process) before exec
   const char* workDir = "/";
   mode_t umask = 077;
   int maxFd = 1024;  // for kernels without close_range (before 5.11)
@@ -70,15 +74,21 @@ struct ChildPlan {
   int devNull = lift(plan.devNull);
   int log = lift(plan.log);
   int errWrite = lift(plan.errWrite);
+  int cgroupProcs = lift(plan.cgroupProcs);
   int lifted[16];
   size_t n = std::min<size_t>(plan.fds.size(), 16);
   for (size_t i = 0; i < n; ++i) lifted[i] = lift(plan.fds[i].fd);
 
-  auto fail = [&](int err) {
-    if (errWrite >= 0) (void)!::write(errWrite, &err, sizeof(err));
+  // The parent reads {stage, errno}.
+  auto fail = [&](int err, int stage = kStageSetUp) {
+    int report[2] = {stage, err};
+    if (errWrite >= 0) (void)!::write(errWrite, report, sizeof(report));
     _exit(127);
   };
   if (devNull < 0 || errWrite < 0) fail(errno);
+  if (plan.cgroupProcs >= 0 && (cgroupProcs < 0 || ::write(cgroupProcs, "0", 1) != 1)) {
+    fail(errno, kStageCgroup);
+  }
   if (dup2(devNull, 0) < 0) fail(errno);
   int out = log >= 0 ? log : devNull;
   if (dup2(out, 1) < 0 || dup2(out, 2) < 0) fail(errno);
@@ -97,7 +107,7 @@ struct ChildPlan {
   if (chdir(plan.workDir) != 0) fail(errno);
   ::umask(plan.umask);  // async-signal-safe; set before exec so every file the VMM makes gets it
   execv(plan.argv[0], plan.argv.data());
-  fail(errno);
+  fail(errno, kStageExec);
   _exit(127);
 }
 
@@ -180,6 +190,13 @@ Result<VmmProcess> VmmProcess::spawn(const SpawnOptions& options) {
   std::string workDir = options.workDir.empty() ? "/" : options.workDir.string();
   plan.workDir = workDir.c_str();
   plan.umask = options.umask;
+  UniqueFd cgroupProcs;
+  if (!options.cgroup.empty()) {
+    auto procs = options.cgroup / "cgroup.procs";
+    cgroupProcs.reset(::open(procs.c_str(), O_WRONLY | O_CLOEXEC));
+    if (!cgroupProcs) return systemError("spawn: open " + procs.string());
+    plan.cgroupProcs = cgroupProcs.get();
+  }
   plan.maxFd = static_cast<int>(std::min<long>(::sysconf(_SC_OPEN_MAX), 65536));
 
   pid_t pid = ::fork();
@@ -187,15 +204,18 @@ Result<VmmProcess> VmmProcess::spawn(const SpawnOptions& options) {
   if (pid == 0) runChild(plan);
 
   errWrite.reset();
-  int childErr = 0;
+  int report[2] = {0, 0};
   ssize_t r;
   do {
-    r = ::read(errRead.get(), &childErr, sizeof(childErr));
+    r = ::read(errRead.get(), report, sizeof(report));
   } while (r < 0 && errno == EINTR);
-  if (r == static_cast<ssize_t>(sizeof(childErr))) {
+  if (r == static_cast<ssize_t>(sizeof(report))) {
     int status;
     ::waitpid(pid, &status, 0);
-    return Error{ErrorCode::kSystem, childErr, "spawn: exec " + exe};
+    if (report[0] == kStageCgroup) {
+      return Error{ErrorCode::kSystem, report[1], "spawn: join cgroup " + options.cgroup.string()};
+    }
+    return Error{ErrorCode::kSystem, report[1], "spawn: exec " + exe};
   }
 
   VmmProcess p;

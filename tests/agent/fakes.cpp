@@ -89,6 +89,14 @@ Result<vmm::SnapshotInfo> FakeVmm::sleep(const std::filesystem::path& snapshotDi
   return vmm::SnapshotInfo{snapshotDir, 12, std::chrono::microseconds(3000)};
 }
 
+Result<vmm::PauseInfo> FakeVmm::pause() {
+  if (pid_ == 0 || standby_) return makeError(ErrorCode::kFailedPrecondition, "fake: not running");
+  std::lock_guard lock(world_->mutex);
+  ++world_->pauses;
+  if (!world_->failPause.empty()) return makeError(ErrorCode::kVmmError, world_->failPause);
+  return vmm::PauseInfo{64 << 20, 64 << 20, std::chrono::microseconds(2000)};
+}
+
 Result<void> FakeVmm::resume() {
   if (pid_ == 0 || standby_) return makeError(ErrorCode::kFailedPrecondition, "fake: not running");
   std::lock_guard lock(world_->mutex);

@@ -26,6 +26,8 @@ struct FakeWorld {
   std::mutex mutex;
   int boots = 0, sleeps = 0, restores = 0, standbys = 0, shutdowns = 0, reattaches = 0;
   int resumes = 0;  // resume() calls on a running fake
+  int pauses = 0;   // light sleeps
+  std::string failPause;                // non-empty: pause fails with this
   std::vector<int> bootTapFds, restoreTapFds;
   std::vector<std::string> bootCmdlines;
   std::vector<std::chrono::steady_clock::time_point> sleepCalls;
@@ -51,6 +53,7 @@ class FakeVmm : public vmm::Vmm {
 
   vmm::Hypervisor kind() const override { return vmm::Hypervisor::kQemu; }
   Result<void> boot(const vmm::VmConfig& config) override;
+  Result<vmm::PauseInfo> pause() override;
   Result<vmm::SnapshotInfo> sleep(const std::filesystem::path& snapshotDir) override;
   Result<void> resume() override;
   Result<void> prepareRestore(const vmm::VmConfig& config) override;

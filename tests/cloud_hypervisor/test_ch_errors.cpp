@@ -178,3 +178,30 @@ TEST_CASE("a VMM that dies before its API answers: the log tail is quoted, nothi
   CHECK(booted.error().message.find("unknown option --no-such-option") != std::string::npos);
   CHECK_FALSE(vmm->process().has_value());
 }
+
+TEST_CASE("light sleep is vm.pause and vm.resume; going deep from it snapshots the paused VM and a failure leaves it paused") {
+  ChTestEnv env("45.0", {"--fake-fail 'vm.snapshot=500:Error snapshotting VM: No space left on device'"});
+  NetnsTap tap;
+  auto vmm = vmm::makeCloudHypervisorVmm();
+  auto config = env.config(tap.fd());
+  REQUIRE(vmm->boot(config).ok());
+  vmm::ch::ChApiClient api(env.dir() / "ch.sock");
+
+  auto paused = vmm->pause();
+  REQUIRE_MESSAGE(paused.ok(), paused.error().describe());
+  CHECK(paused->unmappedBytes == 0);  // shared anonymous RAM: nothing to page out without swap
+  CHECK(env.endpoints().back() == "vm.pause");
+  CHECK((*api.info())["state"] == "Paused");
+
+  // Deeper from light: no second vm.pause, and the failed snapshot does not resume it.
+  auto slept = vmm->sleep(env.snapshotDir());
+  REQUIRE_FALSE(slept.ok());
+  auto eps = env.endpoints();
+  CHECK(Strings(eps.end() - 2, eps.end()) == Strings{"vm.info", "vm.snapshot"});
+  CHECK((*api.info())["state"] == "Paused");
+
+  REQUIRE(vmm->resume().ok());
+  CHECK(env.endpoints().back() == "vm.resume");
+  CHECK((*api.info())["state"] == "Running");
+  REQUIRE(vmm->shutdown(std::chrono::milliseconds(0)).ok());
+}

@@ -95,10 +95,11 @@ TEST_CASE("v45: boot, sleep, restore (copy, then vm.resume), shutdown") {
   CHECK(vmm->exitFd() >= 0);
   CHECK_FALSE(vmm->standby());
 
-  // Sleep: pause, snapshot into a temp dir, renamed into place, VMM exits.
+  // Sleep: (is it paused already? a light sleep going deeper would be)
+  // pause, snapshot into a temp dir, renamed into place, VMM exits.
   auto slept = vmm->sleep(env.snapshotDir());
   REQUIRE_MESSAGE(slept.ok(), s2z::tests::ch::errText(slept));
-  CHECK(env.endpoints() == Strings{"vmm.ping", "vm.create", "vm.add-net", "vm.boot", "vm.pause",
+  CHECK(env.endpoints() == Strings{"vmm.ping", "vm.create", "vm.add-net", "vm.boot", "vm.info", "vm.pause",
                                    "vm.snapshot", "vmm.shutdown"});
   reqs = env.requests();
   CHECK(find(reqs, "vm.snapshot").body["destination_url"] ==
@@ -119,11 +120,11 @@ TEST_CASE("v45: boot, sleep, restore (copy, then vm.resume), shutdown") {
   auto restored = vmm->restore(config, env.snapshotDir());
   REQUIRE_MESSAGE(restored.ok(), s2z::tests::ch::errText(restored));
   reqs = env.requests();
-  REQUIRE(reqs.size() == 10);
-  CHECK(reqs[7].endpoint == "vmm.ping");
-  CHECK(reqs[8].endpoint == "vm.restore");
-  CHECK(reqs[9].endpoint == "vm.resume");
-  const auto& restore = reqs[8];
+  REQUIRE(reqs.size() == 11);
+  CHECK(reqs[8].endpoint == "vmm.ping");
+  CHECK(reqs[9].endpoint == "vm.restore");
+  CHECK(reqs[10].endpoint == "vm.resume");
+  const auto& restore = reqs[9];
   CHECK(restore.body == nlohmann::json{{"source_url", "file://" + env.snapshotDir().string()},
                                        {"prefault", false},
                                        {"net_fds", {{{"id", "net0"}, {"num_fds", 1}}}}});

@@ -68,7 +68,7 @@ TEST_CASE("qemu command line: microvm, file-backed RAM, tap fd 4, QMP, console")
   CHECK(has(argv, "-nodefaults"));
   CHECK(has(argv, "-no-user-config"));
   CHECK(has(argv, "-no-reboot"));
-  CHECK(after(argv, "-accel") == "tcg");
+  CHECK(after(argv, "-accel") == "tcg,tb-size=32");
   CHECK(after(argv, "-smp") == "2");
   CHECK(after(argv, "-m") == "512M");
   CHECK(after(argv, "-object") ==
@@ -90,10 +90,14 @@ TEST_CASE("qemu command line: microvm, file-backed RAM, tap fd 4, QMP, console")
   CHECK(append.find("no_timer_check") != std::string::npos);
   CHECK_FALSE(has(argv, "-drive"));
 
-  SUBCASE("restore adds -S -incoming defer") {
+  SUBCASE("restore adds -S -incoming defer, loads no kernel") {
     auto in = qemu::buildQemuArgv(c, {true, 2600000});
     CHECK(has(in, "-S"));
     CHECK(after(in, "-incoming") == "defer");
+    // The guest runs on from its RAM file.
+    CHECK_FALSE(has(in, "-kernel"));
+    CHECK_FALSE(has(in, "-initrd"));
+    CHECK_FALSE(has(in, "-append"));
   }
   SUBCASE("kvm: no TSC hints") {
     c.accelerator = Accelerator::kKvm;
@@ -341,14 +345,14 @@ TEST_CASE("VmmProcess: own session, chosen fds only, exit status") {
 }
 
 TEST_CASE("VmmProcess: spawn failures, adopt by identity, no kill on destruction") {
-  auto missing = VmmProcess::spawn({{"/nonexistent/qemu"}, {}, "", -1, ""});
+  auto missing = VmmProcess::spawn({{"/nonexistent/qemu"}, {}, "", -1, "", 077, ""});
   REQUIRE_FALSE(missing.ok());
   CHECK(missing.error().code == ErrorCode::kNotFound);
 
   pid_t pid = 0;
   ProcessIdentity id;
   {
-    auto p = VmmProcess::spawn({{"/bin/sleep", "30"}, {}, "", -1, ""});
+    auto p = VmmProcess::spawn({{"/bin/sleep", "30"}, {}, "", -1, "", 077, ""});
     REQUIRE(p.ok());
     id = p->identity();
     pid = id.pid;

@@ -75,6 +75,7 @@ Result<ChProcess> CloudHypervisorVmm::launch(const VmConfig& config,
   opts.argv = {config.binary.string(), "--api-socket", "path=" + vmm.socket.string()};
   opts.logPath = config.runDir / "cloud-hypervisor.log";
   opts.workDir = config.runDir;
+  opts.cgroup = config.cgroup;
   if (config.consoleFd >= 0) opts.fds.push_back({config.consoleFd, kConsoleChildFd});
   auto spawned = VmmProcess::spawn(opts);
   if (!spawned.ok()) return spawned.error().wrap("start cloud-hypervisor");
@@ -142,14 +143,33 @@ Result<void> CloudHypervisorVmm::boot(const VmConfig& config) {
   return okResult();
 }
 
+// Light sleep is vm.pause: the VMM stops its vCPUs and, with them, stops
+// taking frames from the tap. Its RAM is shared anonymous memory (no file to
+// write it back to), which without swap stays resident: unmappedBytes 0.
+Result<PauseInfo> CloudHypervisorVmm::pause() {
+  if (!active_) return noVm("pause");
+  auto start = Clock::now();
+  ChApiClient api(active_->socket);
+  S2Z_TRY(api.pause(), "pause");
+  PauseInfo info;
+  info.duration = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start);
+  return info;
+}
+
 Result<SnapshotInfo> CloudHypervisorVmm::sleep(const std::filesystem::path& snapshotDir) {
   if (!active_) return noVm("sleep");
   auto start = Clock::now();
   ChApiClient api(active_->socket);
-  S2Z_TRY(api.pause(), "sleep: pause");
+  // A light sleep going deeper finds the VM paused already (vm.pause would
+  // refuse it), and a failure leaves it paused.
+  auto vmInfo = api.info();
+  if (!vmInfo.ok()) return vmInfo.error().wrap("sleep");
+  const bool wasRunning = vmInfo->value("state", "") != "Paused";
+  if (wasRunning) S2Z_TRY(api.pause(), "sleep: pause");
 
-  // From here on every failure resumes the guest: it keeps running.
+  // From here on every failure resumes a guest that ran: it keeps running.
   auto resumeAfter = [&](const Error& why) -> Error {
+    if (!wasRunning) return why.wrap("sleep");
     auto resumed = api.resume();
     if (!resumed.ok()) {
       return why.wrap("sleep").wrap("(resume failed too: " + resumed.error().describe() + ")");

@@ -35,6 +35,7 @@ class CloudHypervisorVmm final : public Vmm {
 
   Hypervisor kind() const override { return Hypervisor::kCloudHypervisor; }
   Result<void> boot(const VmConfig& config) override;
+  Result<PauseInfo> pause() override;
   Result<SnapshotInfo> sleep(const std::filesystem::path& snapshotDir) override;
   Result<void> resume() override;
   Result<void> prepareRestore(const VmConfig& config) override;

@@ -26,6 +26,8 @@ inline constexpr int kStderrFdSet = 3;
 // not stable on virtio-mmio).
 inline constexpr const char* kRootDiskSerial = "s2z-root";
 inline constexpr const char* kScratchDiskSerial = "s2z-scratch";
+// TCG's translation buffer (`-accel tcg,tb-size=`), MiB.
+inline constexpr unsigned kTcgTranslationBufferMib = 32;
 
 struct QemuPaths {
   std::filesystem::path qmpSocket;  // <runDir>/qmp.sock

@@ -16,6 +16,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "vmm/guest_ram_release.h"
 #include "vmm/qemu/qemu_command_line.h"
 #include "vmm/qemu/qemu_vmm.h"
 
@@ -129,13 +130,19 @@ Result<SnapshotInfo> QemuVmm::sleep(const std::filesystem::path& snapshotDir) {
   }
   if (auto r = qmp.sendFd(kFdName, out.get()); !r.ok()) return abandon(r.error(), false);
 
+  // A light sleep going deeper finds the guest paused, and a failure leaves
+  // it so.
+  auto status = qmp.execute("query-status");
+  if (!status.ok()) return abandon(status.error(), true);
+  const bool wasRunning = status->value("running", false);
   auto started = Clock::now();
   if (auto r = qmp.execute("stop"); !r.ok()) return abandon(r.error(), true);
   auto paused = Clock::now();
-  // From here a failure resumes the VM. A started migration owns (and closes)
-  // the fd it was given, so only a refused `migrate` leaves it to closefd.
+  // From here a failure resumes a VM that ran. A started migration owns (and
+  // closes) the fd it was given, so only a refused `migrate` leaves it to closefd.
   auto resume = [&](const Error& e, bool fdPassed) -> Error {
     Error wrapped = abandon(e, fdPassed);
+    if (!wasRunning) return wrapped;
     auto cont = qmp.execute("cont");
     if (!cont.ok()) {
       spdlog::error("vmm {}: resume after failed sleep: {}", config_.name, cont.error().describe());
@@ -168,11 +175,21 @@ Result<SnapshotInfo> QemuVmm::sleep(const std::filesystem::path& snapshotDir) {
   auto us = [](Clock::duration d) {
     return std::chrono::duration_cast<std::chrono::microseconds>(d);
   };
-  spdlog::info("vmm {}: snapshot {} bytes in {} us (pause {}, stream {}, fsync {}, exit {})",
+  // Deep sleep holds no host memory: the RAM file's pages, dirty until now,
+  // are written back and dropped (a restore maps them back on demand).
+  uint64_t dropped = 0;
+  if (auto released = dropGuestRamCache(qemuPaths(config_.runDir).guestRam); released.ok()) {
+    dropped = released->dropped();
+  } else {
+    spdlog::warn("vmm {}: guest RAM stays cached: {}", config_.name, released.error().describe());
+  }
+  auto dropTime = Clock::now();
+  spdlog::info("vmm {}: snapshot {} bytes in {} us (pause {}, stream {}, fsync {}, exit {}); "
+               "{} KiB of RAM cache dropped in {} us",
                config_.name, st.st_size, us(exited - started).count(), us(paused - started).count(),
                us(streamed - paused).count(), us(durable - streamed).count(),
-               us(exited - durable).count());
-  return SnapshotInfo{snapshotDir, static_cast<uint64_t>(st.st_size), us(exited - started)};
+               us(exited - durable).count(), dropped / 1024, us(dropTime - exited).count());
+  return SnapshotInfo{snapshotDir, static_cast<uint64_t>(st.st_size), us(exited - started), dropped};
 }
 
 Result<void> QemuVmm::resume() {
@@ -195,8 +212,7 @@ Result<void> QemuVmm::resume() {
     if (!ended.ok() && ended.error().code == ErrorCode::kTimeout) return ended.error().wrap("resume");
   }
   if (auto r = qmp.execute("cont"); !r.ok()) return r.error().wrap("resume " + config_.name);
-  spdlog::info("vmm {}: resumed a guest left {} by an interrupted sleep", config_.name,
-               status->value("status", "paused"));
+  spdlog::info("vmm {}: resumed a guest that was {}", config_.name, status->value("status", "paused"));
   return okResult();
 }
 

@@ -108,6 +108,7 @@ Result<void> QemuVmm::launch(const VmConfig& config, bool incoming) {
   }
   opts.logPath = paths.log;
   opts.workDir = config.runDir;  // the QMP path may be relative to it
+  opts.cgroup = config.cgroup;
   logOffset_ = std::filesystem::exists(paths.log, ec) ? std::filesystem::file_size(paths.log, ec) : 0;
 
   auto spawned = VmmProcess::spawn(opts);

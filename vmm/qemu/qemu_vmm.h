@@ -39,6 +39,7 @@ class QemuVmm final : public Vmm {
 
   Hypervisor kind() const override { return Hypervisor::kQemu; }
   Result<void> boot(const VmConfig& config) override;
+  Result<PauseInfo> pause() override;
   Result<SnapshotInfo> sleep(const std::filesystem::path& snapshotDir) override;
   Result<void> resume() override;
   Result<void> prepareRestore(const VmConfig& config) override;

@@ -1,0 +1,55 @@
+// Pushing a guest's RAM out of host memory while it sleeps. Guest RAM is a
+// shared file in the run dir (QEMU memory-backend-file,share=on), so once its
+// dirty pages are written back the kernel can drop them like any clean file
+// page, and the guest faults them back in from the file when it runs again.
+//
+// Kernel facts (Linux 6.18, measured on a 256 MiB TCG guest holding 140 MiB):
+// - MADV_PAGEOUT (through process_madvise on the VMM's pidfd) reclaims only
+//   clean file pages: reclaim outside kswapd does not write dirty file pages
+//   back, so fdatasync comes first (~100 ms for 140 MiB here).
+// - After the pageout the pages are no longer mapped by the VMM (its RSS
+//   215 -> 91 MiB) but stay in the page cache, clean and unmapped: the first
+//   memory the kernel reclaims under pressure, without any I/O, and what a
+//   resumed guest maps back with minor faults (request to a resumed guest
+//   answered in 17 ms, wake 3.4 ms).
+// - POSIX_FADV_DONTNEED then drops them (it skips mapped pages, so it must
+//   come after the pageout): page cache 140 -> 0 MiB. A resumed guest then
+//   reads its working set back from disk: the same request took 83 ms.
+//   So the light tier keeps the clean cache and the deep tier, whose restore
+//   reads from the file anyway, drops it.
+// - What stays in the VMM is its own memory: anonymous (TCG's translation
+//   buffer, device state) which, without swap, nothing can push out.
+#pragma once
+
+#include <sys/types.h>
+
+#include <cstdint>
+#include <filesystem>
+
+#include "common/result.h"
+
+namespace s2z::vmm {
+
+struct RamRelease {
+  uint64_t cachedBefore = 0;  // bytes of the RAM file in the page cache before
+  uint64_t cachedAfter = 0;   // ... and after
+  uint64_t mappedBefore = 0;  // file pages the VMM had mapped (RssFile) before
+  uint64_t mappedAfter = 0;   // ... and after (pageout only)
+  uint64_t dropped() const { return cachedBefore > cachedAfter ? cachedBefore - cachedAfter : 0; }
+  uint64_t unmapped() const { return mappedBefore > mappedAfter ? mappedBefore - mappedAfter : 0; }
+};
+
+// A paused VMM (pidfd, pid) keeps running but its mapping of ramFile is
+// written back and paged out: the pages leave the VMM and stay in the page
+// cache clean (see above). The guest must not run meanwhile (its new writes
+// would just be dirty again).
+Result<RamRelease> pageOutGuestRam(int pidfd, pid_t pid, const std::filesystem::path& ramFile);
+
+// After the VMM exited: the RAM file is made durable and its page cache
+// dropped, so a deep-sleeping task holds no host memory.
+Result<RamRelease> dropGuestRamCache(const std::filesystem::path& ramFile);
+
+// Bytes of the file at fd currently in the page cache (mincore).
+Result<uint64_t> cachedBytes(int fd);
+
+}  // namespace s2z::vmm
