@@ -34,6 +34,9 @@ struct AgentConfig {
   // imageGcDelay are removed; off: kept until removed by hand.
   bool imageGc = true;
   std::chrono::milliseconds imageGcDelay{3 * 60 * 1000};
+  // At most this many deep-sleeping tasks keep a standby VMM (the most
+  // recently slept); 0: none, a deep-sleeping task holds no process.
+  unsigned standbyVmms = 0;
 };
 
 struct AgentStatus {

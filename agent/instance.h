@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/group_network_spec.h"
 #include "common/result.h"
 #include "vmm/vmm.h"
 
@@ -30,6 +31,14 @@ enum class InstanceState {
   kExited = 7,
 };
 const char* instanceStateName(InstanceState s);
+
+// How deep a scale-to-zero task sleeps (agent/README.md, sleep tiers).
+// Numbered, never renumbered: persisted in InstanceRecord.
+enum class SleepTier {
+  kLight = 1,  // vCPUs stopped, RAM pushed out of memory, the VMM kept: wake = resume
+  kDeep = 2,   // snapshot, no VMM (unless a standby): wake = restore
+};
+const char* sleepTierName(SleepTier t);  // "light" / "deep"
 
 // A Nomad mount attached as a virtio-blk disk and mounted in the guest.
 struct VolumeSpec {
@@ -81,6 +90,10 @@ struct InstanceSpec {
   std::filesystem::path stdoutPath, stderrPath;
   bool scaleToZero = false;
   std::chrono::milliseconds idleTimeout{5 * 60 * 1000};
+  // The tier an idle task falls asleep in, and how long a light sleep lasts
+  // before it goes deep (0: it never does).
+  SleepTier sleepTier = SleepTier::kLight;
+  std::chrono::milliseconds deepSleepAfter{30 * 60 * 1000};
   // Set: the guest is our agent's (kernel+initrd with guest/agent as PID 1),
   // rootfs is the read-only root it stacks a per-task writable disk on, the
   // workload's stdout/stderr go to stdoutPath/stderrPath and the kernel
@@ -88,6 +101,14 @@ struct InstanceSpec {
   // the task and its console goes to stdoutPath.
   std::optional<WorkloadSpec> workload;
   uint64_t scratchMib = 1024;       // the writable disk (sparse)
+  // Nomad's cgroup for the task (TaskConfig resources.linux_resources
+  // .cpuset_cgroup, a cgroup v2 directory from Nomad 1.7): every VMM of the
+  // task runs in it, so Nomad's limits apply and memory.current is the
+  // task's honest charge (page cache included). Empty: the plugin's cgroup.
+  std::filesystem::path cgroup;
+  // Set: the VM joins Nomad's group network namespace (tap inside it, TC
+  // redirects to eth0, eth0's address); unset: host networking.
+  GroupNetworkSpec group;
 };
 
 struct InstanceNetwork {
@@ -116,6 +137,7 @@ struct InstanceRecord {
   InstanceState state = InstanceState::kBooting;
   vmm::ProcessIdentity vmm;         // pid 0 when none
   bool standby = false;             // vmm is a standby waiting for a snapshot
+  SleepTier sleepingTier = SleepTier::kDeep;  // the tier of the current (or last) sleep
   vmm::ProcessIdentity logHolder;   // holds the log FIFOs open; pid 0 when none
   std::filesystem::path snapshotDir;
   int64_t startedAtUnixNs = 0;
@@ -136,7 +158,11 @@ struct ResourceUsage {
   double systemPercent = 0;
   uint64_t cpuTicksTotal = 0;  // user+system clock ticks of the VMM
   uint64_t rssBytes = 0;
-  bool measured = false;     // false while asleep: usage is zero
+  bool measured = false;     // false when no VMM runs (deep sleep): usage is zero
+  // memory.current of the task's cgroup (InstanceSpec::cgroup), in every
+  // live state: the VMM and its guest RAM's page cache, asleep too.
+  uint64_t cgroupBytes = 0;
+  bool cgroupMeasured = false;
 };
 
 // A human-facing event ("Sleeping", "Woken", ...) for the task's event stream.

@@ -47,6 +47,12 @@ json workloadJson(const std::optional<WorkloadSpec>& w) {
   };
 }
 
+json groupJson(const GroupNetworkSpec& g) {
+  json ports = json::array();
+  for (const auto& p : g.hostPorts) ports.push_back({{"hostIp", p.hostIp}, {"port", p.port}});
+  return json{{"netnsPath", g.netnsPath.string()}, {"hostPorts", ports}, {"eth0TxQueueLen", g.eth0TxQueueLen}};
+}
+
 json specJson(const InstanceSpec& s) {
   return json{
       {"taskId", s.taskId},
@@ -64,6 +70,10 @@ json specJson(const InstanceSpec& s) {
       {"stderrPath", s.stderrPath.string()},
       {"scaleToZero", s.scaleToZero},
       {"idleTimeoutMs", static_cast<int64_t>(s.idleTimeout.count())},
+      {"sleepTier", static_cast<int>(s.sleepTier)},
+      {"deepSleepAfterMs", static_cast<int64_t>(s.deepSleepAfter.count())},
+      {"cgroup", s.cgroup.string()},
+      {"group", groupJson(s.group)},
       {"workload", workloadJson(s.workload)},
       {"scratchMib", s.scratchMib},
   };
@@ -308,6 +318,26 @@ void readSpec(ObjectReader& r, InstanceSpec& s, int64_t version) {
     if (r.optionalObject("workload", [&](ObjectReader& o) { readWorkload(o, w, version); })) s.workload = w;
     r.unsigned64("scratchMib", s.scratchMib);
   }
+  int64_t tier = static_cast<int>(SleepTier::kDeep), deepAfterMs = 0;
+  if (version >= 5) {  // sleep tiers; before, every sleep was deep
+    r.integer("sleepTier", static_cast<int>(SleepTier::kLight), static_cast<int>(SleepTier::kDeep), tier);
+    r.integer("deepSleepAfterMs", 0, INT64_MAX, deepAfterMs);
+    r.path("cgroup", s.cgroup);
+    r.object("group", [&](ObjectReader& g) {
+      g.path("netnsPath", s.group.netnsPath);
+      g.integer("eth0TxQueueLen", -1, UINT32_MAX, s.group.eth0TxQueueLen);
+      g.objects("hostPorts", [&](ObjectReader& p) {
+        GroupHostPort port;
+        int64_t number = 0;
+        p.string("hostIp", port.hostIp);
+        p.integer("port", 0, 65535, number);
+        port.port = static_cast<uint16_t>(number);
+        s.group.hostPorts.push_back(port);
+      });
+    });
+  }
+  s.sleepTier = static_cast<SleepTier>(tier);
+  s.deepSleepAfter = std::chrono::milliseconds(deepAfterMs);
   if (!r.error().empty()) return;
   if (hypervisor == "qemu") s.hypervisor = vmm::Hypervisor::kQemu;
   else if (hypervisor == "cloud-hypervisor") s.hypervisor = vmm::Hypervisor::kCloudHypervisor;
@@ -343,6 +373,7 @@ nlohmann::json toJson(const InstanceRecord& record) {
       {"state", static_cast<int>(record.state)},
       {"vmm", identityJson(record.vmm)},
       {"standby", record.standby},
+      {"sleepingTier", static_cast<int>(record.sleepingTier)},
       {"logHolder", identityJson(record.logHolder)},
       {"snapshotDir", record.snapshotDir.string()},
       {"startedAtUnixNs", record.startedAtUnixNs},
@@ -368,6 +399,11 @@ Result<InstanceRecord> instanceRecordFromJson(const nlohmann::json& j) {
             static_cast<int>(InstanceState::kExited), state);
   r.object("vmm", [&](ObjectReader& v) { readIdentity(v, rec.vmm); });
   r.boolean("standby", rec.standby);
+  if (version >= 5) {
+    int64_t tier = 0;
+    r.integer("sleepingTier", static_cast<int>(SleepTier::kLight), static_cast<int>(SleepTier::kDeep), tier);
+    rec.sleepingTier = static_cast<SleepTier>(tier);
+  }
   if (version >= 2) r.object("logHolder", [&](ObjectReader& h) { readIdentity(h, rec.logHolder); });
   r.path("snapshotDir", rec.snapshotDir);
   r.integer("startedAtUnixNs", INT64_MIN, INT64_MAX, rec.startedAtUnixNs);

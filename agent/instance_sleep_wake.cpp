@@ -1,9 +1,12 @@
-// VmInstance: idle detection, sleep (snapshot, VMM exits, standby waits) and
-// wake (restore with the same held tap fd, or a cold boot).
+// VmInstance: idle detection, the sleep tiers (light: paused VMM, RAM pushed
+// out; deep: snapshot, VMM exits, a standby waits if the budget allows; light
+// goes deep after deep_sleep_after) and the wake (resume, restore with the
+// same held tap fd, or a cold boot).
 #include <spdlog/spdlog.h>
 
 #include <cstdio>
 
+#include "agent/process_usage.h"
 #include "agent/qemu_guest_agent.h"
 #include "agent/run_dir.h"
 #include "agent/vm_instance.h"
@@ -16,6 +19,12 @@ constexpr uint64_t kTaskDirSyncIntervalNs = 1'000'000'000;
 std::string seconds(uint64_t ns) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.1fs", static_cast<double>(ns) / 1e9);
+  return buf;
+}
+
+std::string mebibytes(uint64_t bytes) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "%.1f", static_cast<double>(bytes) / (1024.0 * 1024.0));
   return buf;
 }
 
@@ -59,6 +68,10 @@ void VmInstance::checkIdle(uint64_t nowNs) {
       if (state() == InstanceState::kRunning) (void)syncTaskDirs();
     });
   }
+  if (state() == InstanceState::kSleeping) {
+    checkAsleep(nowNs);
+    return;
+  }
   bpf::ScaleToZeroKernel* kernel = deps_.kernel;
   if (!kernel || !record_.spec.scaleToZero || state() != InstanceState::kRunning) return;
   auto counters = kernel->counters(ifindex_);
@@ -82,6 +95,32 @@ void VmInstance::checkIdle(uint64_t nowNs) {
   });
 }
 
+void VmInstance::checkAsleep(uint64_t nowNs) {
+  SleepTier tier;
+  bool standby;
+  {
+    std::lock_guard lock(mutex_);
+    tier = record_.sleepingTier;
+    standby = record_.standby;
+  }
+  if (tier == SleepTier::kLight) {
+    auto afterNs = static_cast<uint64_t>(
+        std::chrono::duration_cast<std::chrono::nanoseconds>(record_.spec.deepSleepAfter).count());
+    uint64_t slept = sleptAtNs_;
+    if (afterNs == 0 || slept == 0 || nowNs < slept + afterNs) return;
+    postJob([this] {
+      if (state() == InstanceState::kSleeping && record().sleepingTier == SleepTier::kLight) sleepDeeper();
+    });
+    return;
+  }
+  // Deep: a standby that lost its place to a more recent sleeper goes.
+  if (standby && !(deps_.standbys && deps_.standbys->holds(taskId_))) {
+    postJob([this] {
+      if (state() == InstanceState::kSleeping) dropStandby("more recently slept tasks have the standby VMMs");
+    });
+  }
+}
+
 bool VmInstance::postJob(std::function<void()> work) {
   {
     std::lock_guard lock(mutex_);
@@ -101,7 +140,7 @@ bool VmInstance::postJob(std::function<void()> work) {
 void VmInstance::sleepNow(uint64_t idleNs) {
   bpf::ScaleToZeroKernel& kernel = *deps_.kernel;
   // SLEEPING first: from now on any real packet emits a wake event, even one
-  // that arrives while the snapshot is being written.
+  // that arrives while the VM is being paused or snapshotted.
   if (auto armed = kernel.setState(ifindex_, bpf::InstanceState::kSleeping); !armed.ok()) {
     spdlog::warn("instance {}: not sleeping: bpf: {}", taskId_, armed.error().describe());
     std::lock_guard lock(mutex_);
@@ -116,6 +155,73 @@ void VmInstance::sleepNow(uint64_t idleNs) {
     }
   }
   (void)persist();
+  if (record_.spec.sleepTier == SleepTier::kLight) {
+    lightSleep(idleNs);
+  } else {
+    deepSleep(idleNs);
+  }
+}
+
+void VmInstance::sleepFailed(const Error& why) {
+  // The VMM resumed the guest; retry only after another idle timeout.
+  if (deps_.kernel) (void)deps_.kernel->setState(ifindex_, bpf::InstanceState::kRunning);
+  (void)transition(&Lifecycle::sleepFailed);
+  {
+    std::lock_guard lock(mutex_);
+    activityBaselineNs_ = monotonicNowNs();
+  }
+  (void)persist();
+  emit("Sleep failed: " + why.describe());
+}
+
+void VmInstance::asleepIn(SleepTier tier) {
+  {
+    std::lock_guard lock(mutex_);
+    record_.sleepingTier = tier;
+  }
+  (void)transition(&Lifecycle::slept);
+  sleptAtNs_ = monotonicNowNs();
+  (void)persist();
+}
+
+void VmInstance::lightSleep(uint64_t idleNs) {
+  // No queue switch: the paused VMM keeps its tap queue and reads nothing
+  // from it, so frames wait there for the resume.
+  auto paused = vmm_->pause();
+  if (!paused.ok()) {
+    sleepFailed(paused.error());
+    return;
+  }
+  asleepIn(SleepTier::kLight);
+  emit("Sleeping", {{"idle_time", seconds(idleNs)},
+                    {"tier", "light"},
+                    {"ram_unmapped_mib", mebibytes(paused->unmappedBytes)},
+                    {"ram_cached_mib", mebibytes(paused->cachedBytes)},
+                    {"pause_ms", millis(static_cast<double>(paused->duration.count()) / 1e3)}});
+}
+
+void VmInstance::deepSleep(uint64_t idleNs) {
+  auto snap = writeSnapshot(/*cancelIfWaking=*/false);
+  if (!snap.ok()) {
+    sleepFailed(snap.error());
+    return;
+  }
+  asleepIn(SleepTier::kDeep);
+  // The snapshot is durable: say so now, not after the standby has started.
+  emit("Sleeping", {{"idle_time", seconds(idleNs)},
+                    {"tier", "deep"},
+                    {"snapshot_bytes", std::to_string(snap->bytes)},
+                    {"snapshot_ms", millis(static_cast<double>(snap->duration.count()) / 1e3)}});
+  startStandbyIfAllowed();
+}
+
+bool VmInstance::wakePending() const {
+  if (!deps_.kernel) return false;
+  auto bpfState = deps_.kernel->state(ifindex_);
+  return bpfState.ok() && *bpfState == bpf::InstanceState::kWaking;
+}
+
+Result<vmm::SnapshotInfo> VmInstance::writeSnapshot(bool cancelIfWaking) {
   // Before QMP stop: a frame the stopped VMM read from its queue would die
   // with it (the guest cannot take it while stopped). From here every new
   // frame waits in a fresh queue that the standby or restored VMM gets.
@@ -128,46 +234,72 @@ void VmInstance::sleepNow(uint64_t idleNs) {
                    moved.error().describe());
     }
   }
-  auto snapshotDir = record().snapshotDir;
-  auto snap = vmm_->sleep(snapshotDir);
+  // A paused guest (light going deep) reads nothing: a frame that reached
+  // its queue before the switch would die with it. Every such frame set
+  // WAKING (health checks never reach the tap), so then the wake wins.
+  Result<vmm::SnapshotInfo> snap =
+      makeError(ErrorCode::kCancelled, "a request arrived; waking instead");
+  if (!(cancelIfWaking && wakePending())) snap = vmm_->sleep(record().snapshotDir);
   if (!snap.ok()) {
-    // The VMM resumed the guest; retry only after another idle timeout.
-    (void)kernel.setState(ifindex_, bpf::InstanceState::kRunning);
     if (diverted) {
       if (auto back = tap_->revertDivert(); !back.ok()) {
         spdlog::error("instance {}: queue switch back: {}", taskId_, back.error().describe());
       }
     }
-    (void)transition(&Lifecycle::sleepFailed);
-    {
-      std::lock_guard lock(mutex_);
-      activityBaselineNs_ = monotonicNowNs();
-    }
-    (void)persist();
-    emit("Sleep failed: " + snap.error().describe());
-    return;
+    return snap.error();
   }
   if (diverted) tap_->commitDivert();  // the old VMM is gone: its queue too
   if (channel_) channel_->disconnect();  // its socket went with the VMM
-  (void)transition(&Lifecycle::slept);
-  sleptAtNs_ = monotonicNowNs();
-  (void)persist();
-  // The snapshot is durable: say so now, not after the standby has started.
-  emit("Sleeping", {{"idle_time", seconds(idleNs)},
-                    {"snapshot_bytes", std::to_string(snap->bytes)},
-                    {"snapshot_ms", millis(static_cast<double>(snap->duration.count()) / 1e3)}});
-  auto bpfState = kernel.state(ifindex_);
-  bool wakePending = bpfState.ok() && *bpfState == bpf::InstanceState::kWaking;
-  if (!wakePending) {
-    // A standby VMM already waiting for the snapshot makes the wake skip
-    // process start-up.
-    if (auto standby = vmm_->prepareRestore(vmConfig()); !standby.ok()) {
-      spdlog::warn("instance {}: no standby VMM: {}", taskId_, standby.error().describe());
-    } else {
-      (void)persist();
-    }
+  return snap;
+}
+
+void VmInstance::sleepDeeper() {
+  // A packet that came while it slept lightly wakes it; that comes first.
+  if (wakePending()) return;
+  uint64_t vmmMemory = 0;
+  if (auto pid = vmm_->process()) {
+    if (auto t = readProcessTimes(pid->pid); t.ok()) vmmMemory = t->anonBytes;
   }
+  if (!transition(&Lifecycle::beginDeepen).ok()) return;
+  (void)persist();
+  uint64_t lightForNs = monotonicNowNs() - sleptAtNs_;
+  auto snap = writeSnapshot(/*cancelIfWaking=*/true);
+  if (!snap.ok()) {
+    // Still paused, still light; the next try after another deep_sleep_after
+    // (a pending wake resumes it right after this job).
+    (void)transition(&Lifecycle::deepenFailed);
+    sleptAtNs_ = monotonicNowNs();
+    (void)persist();
+    if (snap.error().code != ErrorCode::kCancelled) emit("Sleeping deeper failed: " + snap.error().describe());
+    return;
+  }
+  asleepIn(SleepTier::kDeep);
+  emit("Sleeping deeper", {{"memory_freed_mib", mebibytes(vmmMemory + snap->ramCacheDropped)},
+                           {"light_for", seconds(lightForNs)},
+                           {"snapshot_bytes", std::to_string(snap->bytes)},
+                           {"snapshot_ms", millis(static_cast<double>(snap->duration.count()) / 1e3)}});
+  startStandbyIfAllowed();
+}
+
+void VmInstance::startStandbyIfAllowed() {
   // A pending wake's ring-buffer event is handled by the loop right after this.
+  if (wakePending()) return;
+  if (!deps_.standbys || !deps_.standbys->claim(taskId_)) return;
+  // A standby VMM already waiting for the snapshot makes the wake skip
+  // process start-up.
+  if (auto standby = vmm_->prepareRestore(vmConfig()); !standby.ok()) {
+    spdlog::warn("instance {}: no standby VMM: {}", taskId_, standby.error().describe());
+    deps_.standbys->release(taskId_);
+    return;
+  }
+  (void)persist();
+}
+
+void VmInstance::dropStandby(const std::string& why) {
+  if (!vmm_->standby()) return;
+  spdlog::info("instance {}: standby VMM stopped: {}", taskId_, why);
+  (void)vmm_->shutdown(std::chrono::milliseconds(0));
+  (void)persist();
 }
 
 LoopCall VmInstance::handleWakeEvent(const bpf::WakeEvent& event) {
@@ -191,44 +323,32 @@ LoopCall VmInstance::handleWakeEvent(const bpf::WakeEvent& event) {
 }
 
 void VmInstance::wakeNow(uint64_t eventNs) {
+  const SleepTier tier = record().sleepingTier;
   if (state() == InstanceState::kSleeping) {
     if (!transition(&Lifecycle::beginWake).ok()) return;
-    (void)persist();
+    // A light wake is a resume, harmless to repeat: a plugin that dies
+    // before the Running record finds the VMM and resumes it again, so the
+    // fsyncs wait until the guest runs.
+    if (tier == SleepTier::kDeep) (void)persist();
   }
+  if (deps_.standbys) deps_.standbys->release(taskId_);
   vmm::VmConfig config = vmConfig();
-  auto restored = vmm_->restore(config, record().snapshotDir);
+  // Light: the paused VMM runs on; deep: a restore (into the standby if any).
+  auto woken = tier == SleepTier::kLight ? vmm_->resume() : vmm_->restore(config, record().snapshotDir);
   bool coldBoot = false;
-  if (!restored.ok()) {
-    bool missing = restored.error().code == ErrorCode::kNotFound;
-    emit(std::string(missing ? "Snapshot missing" : "Snapshot unusable") + " (" +
-         restored.error().describe() + "); cold booting");
-    auto booted = vmm_->boot(config);
-    if (!booted.ok()) {
-      std::string why = "wake failed: restore: " + restored.error().describe() +
-                        "; cold boot: " + booted.error().describe();
-      emit("Wake failed: " + why);
-      ExitInfo info;
-      info.exitCode = 1;
-      info.error = why;
-      finishExit(std::move(info));
+  if (!woken.ok()) {
+    if (tier == SleepTier::kLight) {
+      emit("Resume failed (" + woken.error().describe() + "); cold booting");
+      (void)vmm_->shutdown(std::chrono::milliseconds(0));  // whatever is left of it
+    } else {
+      bool missing = woken.error().code == ErrorCode::kNotFound;
+      emit(std::string(missing ? "Snapshot missing" : "Snapshot unusable") + " (" +
+           woken.error().describe() + "); cold booting");
+    }
+    if (!coldBootAfterFailedWake(config, woken.error().wrap(tier == SleepTier::kLight ? "resume" : "restore"))) {
       return;
     }
     coldBoot = true;
-    // A new guest: its workload starts from the beginning, and its agent
-    // from sequence 1 of a new session (the old one's numbers would make
-    // each side drop the other's frames).
-    if (usesAgent()) {
-      channel_->startNewSession("the VM was cold booted from scratch");
-      if (auto started = startWorkload(); !started.ok()) {
-        emit("Wake failed: " + started.error().describe());
-        (void)vmm_->shutdown(std::chrono::milliseconds(0));
-        ExitInfo info;
-        info.exitCode = 1;
-        info.error = "wake failed: cold boot: " + started.error().describe();
-        finishExit(std::move(info));
-        return;
-      }
-    }
   }
   uint64_t doneNs = monotonicNowNs();
   if (deps_.kernel) (void)deps_.kernel->setState(ifindex_, bpf::InstanceState::kRunning);
@@ -239,10 +359,9 @@ void VmInstance::wakeNow(uint64_t eventNs) {
   }
   (void)persist();
   double wakeMs = doneNs > eventNs ? static_cast<double>(doneNs - eventNs) / 1e6 : 0.0;
-  std::map<std::string, std::string> annotations{{"wake_ms", millis(wakeMs)}};
-  if (sleptAtNs_ != 0 && eventNs > sleptAtNs_) {
-    annotations["sleep_duration"] = seconds(eventNs - sleptAtNs_);
-  }
+  std::map<std::string, std::string> annotations{{"wake_ms", millis(wakeMs)}, {"tier", sleepTierName(tier)}};
+  uint64_t slept = sleptAtNs_;
+  if (slept != 0 && eventNs > slept) annotations["sleep_duration"] = seconds(eventNs - slept);
   if (coldBoot) annotations["cold_boot"] = "true";
   if (usesAgent() && !coldBoot) {
     annotations.merge(reconnectAfterWake());
@@ -250,6 +369,30 @@ void VmInstance::wakeNow(uint64_t eventNs) {
     annotations.merge(correctClockWithoutAgent());
   }
   emit("Woken", std::move(annotations));
+}
+
+bool VmInstance::coldBootAfterFailedWake(const vmm::VmConfig& config, const Error& wakeError) {
+  auto fail = [&](const std::string& why) {
+    emit("Wake failed: " + why);
+    ExitInfo info;
+    info.exitCode = 1;
+    info.error = "wake failed: " + why;
+    finishExit(std::move(info));
+    return false;
+  };
+  auto booted = vmm_->boot(config);
+  if (!booted.ok()) return fail(wakeError.describe() + "; cold boot: " + booted.error().describe());
+  // A new guest: its workload starts from the beginning, and its agent
+  // from sequence 1 of a new session (the old one's numbers would make
+  // each side drop the other's frames).
+  if (usesAgent()) {
+    channel_->startNewSession("the VM was cold booted from scratch");
+    if (auto started = startWorkload(); !started.ok()) {
+      (void)vmm_->shutdown(std::chrono::milliseconds(0));
+      return fail("cold boot: " + started.error().describe());
+    }
+  }
+  return true;
 }
 
 }  // namespace s2z::agent

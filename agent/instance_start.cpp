@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/run_dir.h"
+#include "agent/task_cgroup.h"
 #include "agent/scratch_disk.h"
 #include "common/rollback_stack.h"
 #include "agent/vm_instance.h"
@@ -128,6 +129,10 @@ Result<std::shared_ptr<VmInstance>> VmInstance::start(const AgentConfig& config,
     console = std::move(*opened);
   }
 
+  // Stage: Nomad's group network, if any: the calls below act in the alloc's
+  // netns and the address is eth0's (agent/group_network_backend.h).
+  if (spec.group.enabled()) S2Z_TRY(net.joinGroup(spec.taskId, rec.spec.group), where);
+
   // Stage: lease an address.
   auto lease = net.allocateAddress(spec.taskId);
   if (!lease.ok()) return lease.error().wrap(where + ": lease address");
@@ -156,6 +161,19 @@ Result<std::shared_ptr<VmInstance>> VmInstance::start(const AgentConfig& config,
     auto added = deps.kernel->addInstance(ifindex, addr);
     if (!added.ok()) return added.error().wrap(where + ": bpf");
     undo.push([k = deps.kernel, ifindex, addr] { (void)k->removeInstance(ifindex, addr); });
+  }
+
+  // Stage: the task's cgroup, which every VMM of the task joins.
+  if (!spec.cgroup.empty()) {
+    auto made = ensureTaskCgroup(spec.cgroup);
+    if (made.ok()) {
+      undo.push([dir = spec.cgroup] { (void)removeTaskCgroup(dir); });
+    } else if (made.error().code == ErrorCode::kUnimplemented) {
+      spdlog::warn("{}: {}; the VMM stays in the plugin's cgroup", where, made.error().describe());
+      rec.spec.cgroup.clear();
+    } else {
+      return made.error().wrap(where);
+    }
   }
 
   // Stage: launch the VMM and wait until it is up (not for the guest's server).
@@ -199,6 +217,9 @@ Result<std::shared_ptr<VmInstance>> VmInstance::recover(const InstanceRecord& ha
   }
   bool live = rec.state != InstanceState::kExited;
   killStrayVmms(rec);
+  // A group-network task's tap and address live in the alloc's netns: join
+  // it again before looking for them.
+  if (live && rec.spec.group.enabled()) S2Z_TRY(deps.network->joinGroup(rec.spec.taskId, rec.spec.group), where);
 
   std::unique_ptr<Tap> tap;
   // A live VMM (or standby) holds the VM's queue: hold the same file again,
@@ -331,11 +352,28 @@ Result<void> VmInstance::recoverRunning(InstanceState recorded) {
 Result<void> VmInstance::recoverSleeping() {
   OpLock op(*this);
   InstanceRecord r = record();
-  if (r.standby && r.vmm.pid != 0) {
+  // The light sleep's clock starts again: the old plugin's monotonic time is gone.
+  sleptAtNs_ = monotonicNowNs();
+  const bool light = r.sleepingTier == SleepTier::kLight;
+  if (light) {
+    // The paused VMM is the guest: without it there is nothing to wake.
+    Result<void> adopted = makeError(ErrorCode::kNotFound, "no VM process recorded");
+    if (r.vmm.pid != 0) adopted = vmm_->reattach(vmConfig(), r.vmm, /*standby=*/false);
+    if (!adopted.ok()) {
+      if (adopted.error().code != ErrorCode::kNotFound) return adopted.error();
+      std::string gone = "VM process " + std::to_string(r.vmm.pid) + " of " + taskId_ +
+                         " (sleeping lightly) is gone";
+      auto released = releaseResources();
+      destroyed_ = true;
+      if (!released.ok()) gone += " (cleanup: " + released.error().describe() + ")";
+      return makeError(ErrorCode::kNotFound, gone);
+    }
+  } else if (r.standby && r.vmm.pid != 0) {
     auto adopted = vmm_->reattach(vmConfig(), r.vmm, /*standby=*/true);
     if (!adopted.ok()) {
-      spdlog::info("instance {}: standby is gone ({}); starting a new one", taskId_,
-                   adopted.error().describe());
+      spdlog::info("instance {}: standby is gone ({})", taskId_, adopted.error().describe());
+    } else if (!deps_.standbys || !deps_.standbys->claim(taskId_)) {
+      dropStandby("standby_vmms has no place for it");
     }
   }
   if (!deps_.kernel) {
@@ -353,12 +391,7 @@ Result<void> VmInstance::recoverSleeping() {
     // Fresh maps (replaced layout) say RUNNING: re-arm the wake.
     S2Z_TRY(deps_.kernel->setState(ifindex_, bpf::InstanceState::kSleeping), "re-arm wake");
   }
-  if (!vmm_->process()) {
-    auto standby = vmm_->prepareRestore(vmConfig());
-    if (!standby.ok()) {
-      spdlog::warn("instance {}: no standby VMM: {}", taskId_, standby.error().describe());
-    }
-  }
+  if (!light && !vmm_->process()) startStandbyIfAllowed();
   return persist();
 }
 

@@ -15,4 +15,12 @@ const char* instanceStateName(InstanceState s) {
   return "unknown";
 }
 
+const char* sleepTierName(SleepTier t) {
+  switch (t) {
+    case SleepTier::kLight: return "light";
+    case SleepTier::kDeep: return "deep";
+  }
+  return "unknown";
+}
+
 }  // namespace s2z::agent

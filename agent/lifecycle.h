@@ -36,6 +36,14 @@ class Lifecycle {
   Result<void> sleepFailed() {
     return move("abort sleep", {InstanceState::kSnapshotting}, InstanceState::kRunning);
   }
+  // Sleeping -> Snapshotting (a light sleep going deep).
+  Result<void> beginDeepen() {
+    return move("sleep deeper", {InstanceState::kSleeping}, InstanceState::kSnapshotting);
+  }
+  // Snapshotting -> Sleeping (light still: the snapshot failed, the guest stays paused).
+  Result<void> deepenFailed() {
+    return move("abort sleeping deeper", {InstanceState::kSnapshotting}, InstanceState::kSleeping);
+  }
   // Sleeping -> Waking.
   Result<void> beginWake() {
     return move("wake", {InstanceState::kSleeping}, InstanceState::kWaking);

@@ -5,6 +5,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "agent/group_network_backend.h"
 #include "agent/log_holder_image.h"
 #include "agent/log_holder_install.h"
 #include "agent/run_dir.h"
@@ -65,6 +66,10 @@ Result<std::unique_ptr<Agent>> makeAgent(const AgentConfig& given) {
     deps.problem = "scale-to-zero unavailable: " + kernel.error().describe();
   }
   if (!deps.problem.empty()) spdlog::warn("agent: {}", deps.problem);
+  // Nomad group networks (bridge, cni/*) beside the host one; the kernel
+  // side, when loaded, answers health checks of their host ports.
+  deps.network = makeGroupNetworkBackend(
+      std::move(deps.network), dynamic_cast<bpf::KernelScaleToZero*>(deps.kernel.get()));
 
   auto agent = ScaleToZeroAgent::create(config, std::move(deps));
   if (!agent.ok()) return agent.error();

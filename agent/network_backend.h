@@ -13,6 +13,7 @@
 #include <string>
 
 #include "agent/address_pool.h"
+#include "agent/group_network_spec.h"
 #include "common/result.h"
 
 namespace s2z::agent {
@@ -60,6 +61,19 @@ class NetworkBackend {
                              const std::string& mac) = 0;
   virtual Result<void> unplumb(const std::string& tapName, const Lease& lease) = 0;
   virtual std::string macFor(const std::string& address) const = 0;
+
+  // Nomad group networking: from now on the calls for task `taskId` (its
+  // address, its tap tapNameFor(taskId), plumbing) act on the alloc's
+  // network namespace group.netnsPath (agent/group_network_backend.h).
+  // Call before allocateAddress/reclaimAddress. The binding ends with
+  // releaseAddress. Fills in what it learns of the netns for the record
+  // (group.eth0TxQueueLen). Fails: kFailedPrecondition where unsupported
+  // (this default), kNotFound/kInvalidArgument naming the netns or eth0.
+  virtual Result<void> joinGroup(const std::string& taskId, GroupNetworkSpec& group) {
+    (void)taskId;
+    (void)group;
+    return makeError(ErrorCode::kFailedPrecondition, "group networking is not supported here");
+  }
 };
 
 // The real backend; leases live in leaseDir. Fails like AddressPool::open.

@@ -29,14 +29,15 @@ Result<ProcessTimes> readProcessTimes(pid_t pid) {
     if (n == 15) t.systemTicks = std::stoull(field);
   }
   std::ifstream status(base + "/status");
+  auto kib = [](const std::string& rest) {
+    std::istringstream kb(rest);
+    uint64_t value = 0;
+    kb >> value;
+    return value * 1024;
+  };
   while (std::getline(status, line)) {
-    if (line.rfind("VmRSS:", 0) == 0) {
-      std::istringstream kb(line.substr(6));
-      uint64_t value = 0;
-      kb >> value;
-      t.rssBytes = value * 1024;
-      break;
-    }
+    if (line.rfind("VmRSS:", 0) == 0) t.rssBytes = kib(line.substr(6));
+    if (line.rfind("RssAnon:", 0) == 0) t.anonBytes = kib(line.substr(8));
   }
   return t;
 }

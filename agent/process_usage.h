@@ -15,6 +15,7 @@ struct ProcessTimes {
   uint64_t userTicks = 0;    // utime, field 14 of /proc/<pid>/stat
   uint64_t systemTicks = 0;  // stime, field 15
   uint64_t rssBytes = 0;     // VmRSS of /proc/<pid>/status
+  uint64_t anonBytes = 0;    // RssAnon: the process's own memory (not file pages it shares)
 };
 
 // Reads /proc/<pid>/stat and /proc/<pid>/status. kNotFound if the process is gone.

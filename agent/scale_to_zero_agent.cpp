@@ -28,7 +28,8 @@ Result<std::unique_ptr<ScaleToZeroAgent>> ScaleToZeroAgent::create(const AgentCo
 }
 
 ScaleToZeroAgent::ScaleToZeroAgent(const AgentConfig& config, AgentDependencies deps)
-    : config_(config), deps_(std::move(deps)), images_(config.stateDir / "images") {}
+    : config_(config), deps_(std::move(deps)), standbys_(config.standbyVmms),
+      images_(config.stateDir / "images") {}
 
 Result<image::PreparedImage> ScaleToZeroAgent::prepareImage(const std::string& image,
                                                             const image::PullOptions& options,
@@ -55,6 +56,7 @@ InstanceDeps ScaleToZeroAgent::instanceDeps() {
   d.kickLoop = [kicker = kicker_] { kicker->kick(); };
   d.logHolder.argv = config_.logHolderCommand;
   d.logReaderWait = config_.logReaderWait;
+  d.standbys = &standbys_;
   return d;
 }
 
@@ -112,6 +114,7 @@ void ScaleToZeroAgent::forget(const std::string& taskId) {
   std::lock_guard lock(mutex_);
   instances_.erase(taskId);
   imageLeases_.erase(taskId);
+  standbys_.release(taskId);
 }
 
 AgentStatus ScaleToZeroAgent::status() const {

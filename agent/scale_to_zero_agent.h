@@ -12,6 +12,7 @@
 #include "agent/agent_loop.h"
 #include "agent/health_responder.h"
 #include "agent/network_backend.h"
+#include "agent/standby_budget.h"
 #include "agent/vm_instance.h"
 #include "bpf/scale_to_zero_kernel.h"
 #include "image/image_gc.h"
@@ -60,6 +61,7 @@ class ScaleToZeroAgent final : public Agent {
   const AgentConfig config_;
   AgentDependencies deps_;
   std::shared_ptr<Kicker> kicker_ = std::make_shared<Kicker>();
+  StandbyBudget standbys_;    // standby_vmms, shared by the instances
   image::ImageStore images_;  // <stateDir>/images
   std::unique_ptr<image::ImageCollector> imageGc_;  // null: image_gc off
 

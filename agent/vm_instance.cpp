@@ -12,6 +12,7 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/run_dir.h"
+#include "agent/task_cgroup.h"
 
 namespace s2z::agent {
 
@@ -207,6 +208,7 @@ vmm::VmConfig VmInstance::vmConfig() const {
     c.consoleFd = output_ ? output_->stdoutFd() : -1;
     c.guestAgentSocket = qgaSocketOf(r.runDir);
   }
+  c.cgroup = r.spec.cgroup;
   return c;
 }
 
@@ -250,6 +252,21 @@ LoopCall VmInstance::handleVmmExit() {
   if (!vmm_ || !readable(vmm_->exitFd())) return LoopCall::kDone;
   InstanceState now = state();
   vmm::ExitStatus status = vmm_->reapExit();
+  if (now == InstanceState::kSleeping && record().sleepingTier == SleepTier::kLight) {
+    // The paused VMM held the guest, RAM and all: it is lost, as a crash
+    // while running would lose it.
+    ExitInfo info;
+    info.exitCode = status.exitCode;
+    info.signal = status.signal;
+    if (usesAgent()) info = exitOfAgentTask();
+    if (info.error.empty()) {
+      info.error = "VM process ended while sleeping lightly (code " + std::to_string(status.exitCode) +
+                   ", signal " + std::to_string(status.signal) + ")";
+    }
+    spdlog::warn("instance {}: {}", taskId_, info.error);
+    finishExit(std::move(info));
+    return LoopCall::kDone;
+  }
   if (now == InstanceState::kSleeping) {
     // Only the standby can exit here; the wake restores without one.
     spdlog::warn("instance {}: standby VMM exited (code {}, signal {}); the next wake starts "
@@ -284,6 +301,9 @@ Result<void> VmInstance::stop(std::chrono::milliseconds timeout, int signo) {
   if (wake && state() == InstanceState::kSleeping) wakeNow(monotonicNowNs());
   if (state() == InstanceState::kExited) return okResult();  // the wake failed
   bool workloadRuns = usesAgent() && state() == InstanceState::kRunning;
+  // A sleeping guest is not asked to power off (a paused one could not):
+  // its VMM, or standby, just goes.
+  bool asleep = state() == InstanceState::kSleeping;
   S2Z_TRY(transition(&Lifecycle::beginStop), "stop " + taskId_);
   (void)persist();
   ExitInfo info;
@@ -295,7 +315,7 @@ Result<void> VmInstance::stop(std::chrono::milliseconds timeout, int signo) {
     info.exitCode = 128 + SIGKILL;
   }
   // Also kills a standby of a sleeping VM.
-  auto down = vmm_->shutdown(workloadRuns ? kPowerOffWait : timeout);
+  auto down = vmm_->shutdown(workloadRuns ? kPowerOffWait : asleep ? std::chrono::milliseconds(0) : timeout);
   if (!down.ok()) return down.error().wrap("stop " + taskId_);
   finishExit(std::move(info));
   return okResult();
@@ -323,6 +343,7 @@ Result<void> VmInstance::releaseResources() {
   std::error_code ec;
   std::filesystem::remove_all(r.runDir, ec);
   if (ec) keep(Error{ErrorCode::kSystem, ec.value(), "remove " + r.runDir.string()}, "files");
+  if (!r.spec.cgroup.empty()) keep(removeTaskCgroup(r.spec.cgroup), "cgroup");
   return first;
 }
 
@@ -355,8 +376,18 @@ Result<void> VmInstance::signal(int signo) {
 
 ResourceUsage VmInstance::usage() {
   std::lock_guard lock(mutex_);
-  if (lifecycle_.state() != InstanceState::kRunning) return ResourceUsage{};
-  return sampler_.sample(record_.vmm.pid);
+  // A light sleeper's paused VMM still holds memory: reported as it is.
+  InstanceState now = lifecycle_.state();
+  bool lightAsleep = now == InstanceState::kSleeping && record_.sleepingTier == SleepTier::kLight;
+  ResourceUsage usage;
+  if (now == InstanceState::kRunning || lightAsleep) usage = sampler_.sample(record_.vmm.pid);
+  if (!record_.spec.cgroup.empty() && now != InstanceState::kExited) {
+    if (auto charged = cgroupMemoryCurrent(record_.spec.cgroup); charged.ok()) {
+      usage.cgroupBytes = *charged;
+      usage.cgroupMeasured = true;
+    }
+  }
+  return usage;
 }
 
 std::map<std::string, std::string> VmInstance::attributes() const {
@@ -367,6 +398,7 @@ std::map<std::string, std::string> VmInstance::attributes() const {
       {"tap", r.network.tapName},
       {"scale_to_zero", r.spec.scaleToZero ? "true" : "false"},
   };
+  if (r.state == InstanceState::kSleeping) a["sleep_tier"] = sleepTierName(r.sleepingTier);
   if (r.vmm.pid != 0) a["vmm_pid"] = std::to_string(r.vmm.pid);
   if (!deps_.kernel) return a;
   if (auto c = deps_.kernel->counters(ifindex_); c.ok()) {

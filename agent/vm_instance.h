@@ -23,6 +23,7 @@
 #include "agent/network_backend.h"
 #include "agent/process_usage.h"
 #include "agent/serial_worker.h"
+#include "agent/standby_budget.h"
 #include "agent/task_dirs.h"
 #include "agent/task_output.h"
 #include "bpf/scale_to_zero_kernel.h"
@@ -41,6 +42,7 @@ struct InstanceDeps {
   std::function<void()> kickLoop;            // the loop re-reads watch fds and pending wakes
   OutputHolderCommand logHolder;             // the task name is appended
   std::chrono::milliseconds logReaderWait{10000};
+  StandbyBudget* standbys = nullptr;         // null: no standby VMMs
 };
 
 // Outcome of a loop-thread call that needs the instance's operation lock.
@@ -147,7 +149,27 @@ class VmInstance final : public Instance {
   // Under opMutex_: the transitions and their side effects.
   Result<void> transition(Result<void> (Lifecycle::*step)());
   void sleepNow(uint64_t idleNs);
+  void lightSleep(uint64_t idleNs);
+  void deepSleep(uint64_t idleNs);
+  // The sleep did not happen: the guest runs on, event "Sleep failed".
+  void sleepFailed(const Error& why);
+  // The sleep is done: Sleeping in `tier`, persisted.
+  void asleepIn(SleepTier tier);
+  // Tap queue switch, snapshot, VMM exit (instance_sleep_wake.cpp); with
+  // cancelIfWaking, kCancelled (nothing changed) when a packet is waiting.
+  Result<vmm::SnapshotInfo> writeSnapshot(bool cancelIfWaking);
+  // The BPF state says a packet for the sleeping VM has come.
+  bool wakePending() const;
+  // Light -> deep while asleep (after deep_sleep_after): event "Sleeping deeper".
+  void sleepDeeper();
+  // Sleeping: demotion due, or a standby that lost its place in the budget.
+  void checkAsleep(uint64_t nowNs);
+  void startStandbyIfAllowed();
+  void dropStandby(const std::string& why);
   void wakeNow(uint64_t eventNs);
+  // A resume or restore failed: boot the guest afresh (and its workload).
+  // False when that failed too: the task has exited.
+  bool coldBootAfterFailedWake(const vmm::VmConfig& config, const Error& wakeError);
   void finishExit(ExitInfo info);
   Result<void> persist();
   void syncVmmFields();
@@ -190,7 +212,7 @@ class VmInstance final : public Instance {
   InstanceDeps deps_;
 
   // opMutex_ serializes operations (boot, sleep, wake, stop, destroy, signal,
-  // reaping) and guards vmm_, tap_, output_, destroyed_, sleptAtNs_ and lastPackets_.
+  // reaping) and guards vmm_, tap_, output_, destroyed_ and lastPackets_.
   // Lock order: opMutex_ before mutex_.
   std::mutex opMutex_;
   std::unique_ptr<vmm::Vmm> vmm_;
@@ -207,7 +229,9 @@ class VmInstance final : public Instance {
   std::atomic<uint64_t> lastDirSyncNs_{0};  // CLOCK_MONOTONIC of the last periodic sync
   const Lease lease_;
   bool destroyed_ = false;
-  uint64_t sleptAtNs_ = 0;  // CLOCK_MONOTONIC when the last sleep finished
+  // CLOCK_MONOTONIC when the last sleep (or failed demotion) finished; read
+  // by the loop's idle check.
+  std::atomic<uint64_t> sleptAtNs_{0};
   bool qemuGuestAgentAbsent_ = false;  // it did not answer after a wake: not asked again
 
   // mutex_ guards the fields below; held only briefly (never across VMM calls).

@@ -37,13 +37,32 @@ static __always_inline struct s2z_responder *responder_for(__u32 addr_be) {
   return r;
 }
 
+/* The same for a host address and port that portmap DNATs to an instance
+ * of a group network (a check with address_mode = "host"): the connect
+ * hook runs before the DNAT, so it sees host_ip:port, not the VM. */
+static __always_inline struct s2z_responder *responder_for_hostport(__u32 addr_be, __u32 port_be) {
+  struct s2z_hostport_key key = {.addr_be = addr_be, .port_be = (__u16)port_be, .pad = 0};
+  __u32 *ifindex = bpf_map_lookup_elem(&s2z_hostport, &key);
+  if (!ifindex) return 0;
+  struct s2z_state_value *st = bpf_map_lookup_elem(&s2z_state, ifindex);
+  if (!st) return 0;
+  __u32 state = st->state;
+  if (state != S2Z_STATE_SLEEPING && state != S2Z_STATE_WAKING) return 0;
+  __u32 zero = 0;
+  struct s2z_responder *r = bpf_map_lookup_elem(&s2z_resp, &zero);
+  if (!r || r->addr_be == 0) return 0;
+  return r;
+}
+
 /* Attach point: cgroup/connect4 on the health checker's cgroup. A TCP
- * connect to a sleeping instance goes to the always-200 responder instead,
- * so the check passes and no packet reaches the tap. Always allows. */
+ * connect to a sleeping instance (its address, or a host address:port
+ * mapped to it) goes to the always-200 responder instead, so the check
+ * passes and no packet reaches the tap. Always allows. */
 SEC("cgroup/connect4")
 int s2z_hc_connect4(struct bpf_sock_addr *ctx) {
   if (ctx->type != SOCK_STREAM) return 1;
   struct s2z_responder *r = responder_for(ctx->user_ip4);
+  if (!r) r = responder_for_hostport(ctx->user_ip4, ctx->user_port);
   if (!r) return 1;
   ctx->user_ip4 = r->addr_be;
   ctx->user_port = r->port_be;

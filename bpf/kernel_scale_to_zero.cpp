@@ -2,6 +2,7 @@
 
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
+#include <arpa/inet.h>
 
 #include <cstring>
 #include <utility>
@@ -9,6 +10,7 @@
 #include <spdlog/spdlog.h>
 
 #include "bpf/bpffs.h"
+#include "bpf/link_master.h"
 #include "bpf/map_pins.h"
 #include "bpf/s2z_types.h"
 #include "bpf/s2z_types_check.h"
@@ -70,8 +72,31 @@ Result<void> KernelScaleToZero::addInstance(uint32_t ifindex, uint32_t vmAddrBe)
   if (vmAddrBe != 0 && bpf_map_update_elem(program_->addrMapFd(), &vmAddrBe, &ifindex, BPF_ANY) != 0)
     return systemError("insert into s2z_addr").wrap(ctx);
   // Registered first, attached second: the first packet is already counted.
-  S2Z_TRY(program_->attach(ifindex), ctx);
+  auto port = hasMasterDevice(ifindex);
+  if (!port.ok()) return port.error().wrap(ctx);
+  S2Z_TRY(*port ? program_->attachPort(ifindex) : program_->attach(ifindex), ctx);
   return okResult();
+}
+
+namespace {
+s2z_hostport_key hostPortKey(uint32_t hostAddrBe, uint16_t port) {
+  s2z_hostport_key key{};
+  key.addr_be = hostAddrBe;
+  key.port_be = htons(port);
+  return key;
+}
+}  // namespace
+
+Result<void> KernelScaleToZero::addHostPort(uint32_t hostAddrBe, uint16_t port, uint32_t ifindex) {
+  s2z_hostport_key key = hostPortKey(hostAddrBe, port);
+  if (bpf_map_update_elem(program_->hostPortMapFd(), &key, &ifindex, BPF_ANY) != 0)
+    return systemError("insert port " + std::to_string(port) + " into s2z_hostport");
+  return okResult();
+}
+
+Result<void> KernelScaleToZero::removeHostPort(uint32_t hostAddrBe, uint16_t port) {
+  s2z_hostport_key key = hostPortKey(hostAddrBe, port);
+  return deleteIfPresent(program_->hostPortMapFd(), &key, "s2z_hostport");
 }
 
 Result<void> KernelScaleToZero::removeInstance(uint32_t ifindex, uint32_t vmAddrBe) {

@@ -37,12 +37,21 @@ class KernelScaleToZero final : public ScaleToZeroKernel {
   Result<void> setHealthMark(uint32_t mark);
 
   // Registers the instance, then attaches the classifier to egress of the
-  // tap (replacing an older s2z filter). An existing registration keeps its
+  // tap (replacing an older s2z filter); a device with a master (the host
+  // end of an alloc veth on Nomad's bridge) gets s2z_port_egress, which
+  // counts only frames addressed to vmAddrBe. An existing registration keeps its
   // state and counters, so recovery may call this again. vmAddrBe 0: no
   // address (no connect redirect). Fails naming the tap.
   Result<void> addInstance(uint32_t ifindex, uint32_t vmAddrBe) override;
   // Detaches from the tap (ok if the tap is gone) and deletes the entries.
   Result<void> removeInstance(uint32_t ifindex, uint32_t vmAddrBe) override;
+  // Group networks: connections from the health checker's cgroup to
+  // hostAddrBe:port (host order), which portmap DNATs to the instance behind
+  // ifindex, go to the responder while it sleeps, as connections to its own
+  // address do. add replaces; remove is ok if absent. Fails: kSystem.
+  Result<void> addHostPort(uint32_t hostAddrBe, uint16_t port, uint32_t ifindex);
+  Result<void> removeHostPort(uint32_t hostAddrBe, uint16_t port);
+
   // kNotFound for an unregistered ifindex. Setting a state wins over a
   // concurrent kernel SLEEPING -> WAKING flip (whose event still arrives).
   Result<void> setState(uint32_t ifindex, InstanceState state) override;

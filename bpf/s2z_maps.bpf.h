@@ -36,6 +36,16 @@ struct {
   __type(value, __u32);
 } s2z_addr SEC(".maps");
 
+/* Host address:port -> ifindex (group networks: Nomad's host_ip:value,
+ * DNATed by portmap to the instance), for the connect hooks. */
+struct {
+  __uint(type, BPF_MAP_TYPE_HASH);
+  __uint(max_entries, S2Z_MAX_INSTANCES);
+  __uint(map_flags, BPF_F_NO_PREALLOC);
+  __type(key, struct s2z_hostport_key);
+  __type(value, __u32);
+} s2z_hostport SEC(".maps");
+
 /* Health mask of the TC program (run-time, set through setHealthMark). */
 struct {
   __uint(type, BPF_MAP_TYPE_ARRAY);

@@ -55,6 +55,15 @@ struct s2z_responder {
   __u16 pad;
 };
 
+/* s2z_hostport key: a host address and port that portmap DNATs to an
+ * instance in a group network (Nomad's host_ip:value). Value: __u32 ifindex
+ * of the instance (the host end of its alloc veth). */
+struct s2z_hostport_key {
+  __u32 addr_be; /* IPv4, network byte order */
+  __u16 port_be; /* network byte order */
+  __u16 pad;
+};
+
 /* s2z_wake_rb record: one per sleep, written by the packet that won the CAS. */
 struct s2z_wake_event {
   __u32 ifindex;

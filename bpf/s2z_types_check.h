@@ -25,6 +25,10 @@ static_assert(sizeof(s2z_responder) == 8);
 static_assert(offsetof(s2z_responder, addr_be) == 0);
 static_assert(offsetof(s2z_responder, port_be) == 4);
 
+static_assert(sizeof(s2z_hostport_key) == 8);
+static_assert(offsetof(s2z_hostport_key, addr_be) == 0);
+static_assert(offsetof(s2z_hostport_key, port_be) == 4);
+
 static_assert(sizeof(s2z_wake_event) == 16);
 static_assert(offsetof(s2z_wake_event, ifindex) == 0);
 static_assert(offsetof(s2z_wake_event, timestamp_ns) == 8);

@@ -3,6 +3,7 @@
  * for the maps and s2z_types.h for the shared structs. */
 #include "vmlinux.h"
 
+#include <bpf/bpf_endian.h>
 #include <bpf/bpf_helpers.h>
 
 #include "s2z_maps.bpf.h"
@@ -53,6 +54,83 @@ int s2z_tap_egress(struct __sk_buff *skb) {
     __sync_fetch_and_add(&c->health_packets, 1);
     return TC_ACT_OK;
   }
+  __u64 now = bpf_ktime_get_ns();
+  __sync_fetch_and_add(&c->packets, 1);
+  __sync_fetch_and_add(&c->bytes, skb->len);
+  c->last_activity_ns = now;
+  wake_if_sleeping(st, ifindex, now);
+  return TC_ACT_OK;
+}
+
+#define TC_ACT_SHOT 2
+#define S2Z_ETH_P_IP 0x0800
+#define S2Z_ETH_P_ARP 0x0806
+
+/* What a frame on a bridge port is to the instance behind it. */
+#define S2Z_FRAME_OTHER 0     /* flooded there for another port's host */
+#define S2Z_FRAME_IPV4 1      /* IPv4 to an address registered for it in s2z_addr */
+#define S2Z_FRAME_ARP_BCAST 2 /* broadcast ARP request for such an address */
+#define S2Z_FRAME_ARP_OTHER 3 /* other ARP for it: unicast probes, replies */
+
+static __always_inline int classify_frame(struct __sk_buff *skb, __u32 ifindex) {
+  void *data = (void *)(long)skb->data;
+  void *end = (void *)(long)skb->data_end;
+  struct ethhdr *eth = data;
+  if ((void *)(eth + 1) > end) return S2Z_FRAME_OTHER;
+  __u32 target = 0;
+  int kind;
+  if (eth->h_proto == bpf_htons(S2Z_ETH_P_IP)) {
+    struct iphdr *ip = (void *)(eth + 1);
+    if ((void *)(ip + 1) > end) return S2Z_FRAME_OTHER;
+    target = ip->daddr;
+    kind = S2Z_FRAME_IPV4;
+  } else if (eth->h_proto == bpf_htons(S2Z_ETH_P_ARP)) {
+    /* Ethernet/IPv4 ARP: 8-byte header, sender MAC+IP, target MAC, target IP. */
+    __u8 *arp = (void *)(eth + 1);
+    if ((void *)(arp + 28) > end) return S2Z_FRAME_OTHER;
+    __builtin_memcpy(&target, arp + 24, sizeof(target));
+    kind = eth->h_dest[0] == 0xff && eth->h_dest[1] == 0xff && eth->h_dest[2] == 0xff &&
+                   eth->h_dest[3] == 0xff && eth->h_dest[4] == 0xff && eth->h_dest[5] == 0xff
+               ? S2Z_FRAME_ARP_BCAST
+               : S2Z_FRAME_ARP_OTHER;
+  } else {
+    return S2Z_FRAME_OTHER;
+  }
+  __u32 *owner = bpf_map_lookup_elem(&s2z_addr, &target);
+  return owner && *owner == ifindex ? kind : S2Z_FRAME_OTHER;
+}
+
+/* Attach point: clsact EGRESS of the host end of an instance's alloc veth
+ * when that end is a bridge port (Nomad's group network: the tap lives in
+ * the alloc's netns, joined to eth0 by TC redirects, and skb->mark is
+ * scrubbed when a frame crosses the veth into that netns, so this is the
+ * last point where health traffic is still told apart). Unlike the tap,
+ * a bridge port also carries frames flooded for other ports (broadcast ARP,
+ * IPv6 multicast, unicast to an aged-out MAC): those are neither counted
+ * nor waking, and while the instance sleeps they are dropped so that they
+ * never fill the tap queue its first real frame must wait in (txqueuelen
+ * frames; a full queue drops the waking SYN). */
+SEC("tc")
+int s2z_port_egress(struct __sk_buff *skb) {
+  __u32 ifindex = skb->ifindex;
+  struct s2z_state_value *st = bpf_map_lookup_elem(&s2z_state, &ifindex);
+  if (!st) return TC_ACT_OK;
+  struct s2z_counters_value *c = bpf_map_lookup_elem(&s2z_counters, &ifindex);
+  if (!c) return TC_ACT_OK;
+
+  int kind = classify_frame(skb, ifindex);
+  if (kind == S2Z_FRAME_OTHER) return st->state == S2Z_STATE_RUNNING ? TC_ACT_OK : TC_ACT_SHOT;
+  if (is_health_packet(skb->mark)) {
+    __sync_fetch_and_add(&c->health_packets, 1);
+    return TC_ACT_OK;
+  }
+  /* A unicast ARP probe is the neighbour layer re-checking an address it
+   * knows, e.g. after health checks (whose own packets carry the mark, but
+   * not the kernel's ARP): neither activity nor a reason to wake. A
+   * broadcast request is a client resolving the VM before its first
+   * packet (a sleeping VM must wake for it, else the SYN never leaves the
+   * client), and so is activity like the packet it precedes. */
+  if (kind == S2Z_FRAME_ARP_OTHER) return TC_ACT_OK;
   __u64 now = bpf_ktime_get_ns();
   __sync_fetch_and_add(&c->packets, 1);
   __sync_fetch_and_add(&c->bytes, skb->len);

@@ -70,12 +70,18 @@ Result<void> TcIdleProgram::setHealthMask(uint32_t mask) {
   return okResult();
 }
 
-Result<void> TcIdleProgram::attach(uint32_t ifindex) {
+Result<void> TcIdleProgram::attach(uint32_t ifindex) { return attachProgram(ifindex, programFd()); }
+
+Result<void> TcIdleProgram::attachPort(uint32_t ifindex) {
+  return attachProgram(ifindex, portProgramFd());
+}
+
+Result<void> TcIdleProgram::attachProgram(uint32_t ifindex, int progFd) {
   bpf_tc_hook hook = egressHook(ifindex);
   if (int err = bpf_tc_hook_create(&hook); err != 0 && err != -EEXIST)
     return libbpfError("create clsact on " + ifName(ifindex), err);
   bpf_tc_opts opts = slotOpts();
-  opts.prog_fd = programFd();
+  opts.prog_fd = progFd;
   opts.flags = BPF_TC_F_REPLACE;
   if (int err = bpf_tc_attach(&hook, &opts); err != 0)
     return libbpfError("attach tc egress on " + ifName(ifindex), err);
@@ -111,6 +117,8 @@ uint32_t TcIdleProgram::programId() const {
 int TcIdleProgram::stateMapFd() const { return bpf_map__fd(skel_->maps.s2z_state); }
 int TcIdleProgram::countersMapFd() const { return bpf_map__fd(skel_->maps.s2z_counters); }
 int TcIdleProgram::addrMapFd() const { return bpf_map__fd(skel_->maps.s2z_addr); }
+int TcIdleProgram::hostPortMapFd() const { return bpf_map__fd(skel_->maps.s2z_hostport); }
+int TcIdleProgram::portProgramFd() const { return bpf_program__fd(skel_->progs.s2z_port_egress); }
 int TcIdleProgram::configMapFd() const { return bpf_map__fd(skel_->maps.s2z_cfg); }
 int TcIdleProgram::wakeRingFd() const { return bpf_map__fd(skel_->maps.s2z_wake_rb); }
 

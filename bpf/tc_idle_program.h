@@ -32,6 +32,11 @@ class TcIdleProgram {
   // left by a previous plugin process, is replaced by this program. The
   // attachment lives in the kernel until detach() or the device goes away.
   Result<void> attach(uint32_t ifindex);
+  // The same with s2z_port_egress, the classifier for the host end of an
+  // alloc veth that is a bridge port (tc_idle.bpf.c): it counts and wakes
+  // only on frames addressed to the instance. Same slot, so either replaces
+  // the other.
+  Result<void> attachPort(uint32_t ifindex);
   // Removes the s2z filter from egress of `ifindex`; ok if none or if the
   // device is gone.
   Result<void> detach(uint32_t ifindex);
@@ -44,6 +49,8 @@ class TcIdleProgram {
   int stateMapFd() const;     // s2z_state
   int countersMapFd() const;  // s2z_counters
   int addrMapFd() const;      // s2z_addr
+  int hostPortMapFd() const;  // s2z_hostport
+  int portProgramFd() const;  // s2z_port_egress
   int configMapFd() const;    // s2z_cfg
   int wakeRingFd() const;     // s2z_wake_rb
   // Pinned maps of another layout replaced at load (see pinMapsUnder).
@@ -51,6 +58,7 @@ class TcIdleProgram {
 
  private:
   explicit TcIdleProgram(s2z_tc_idle* skel) : skel_(skel) {}
+  Result<void> attachProgram(uint32_t ifindex, int progFd);
 
   s2z_tc_idle* skel_;  // owned; destroyed in the destructor
   unsigned replacedMaps_ = 0;

@@ -54,6 +54,9 @@ hclspec::Spec pluginConfigSpec() {
   a["agent_initrd"] = attr("string");
   a["subnet"] = withDefault("subnet", "string", quoted("10.89.0.0/24"));
   a["idle_timeout"] = withDefault("idle_timeout", "string", quoted("5m"));
+  a["sleep"] = withDefault("sleep", "string", quoted("light"));
+  a["deep_sleep_after"] = withDefault("deep_sleep_after", "string", quoted("30m"));
+  a["standby_vmms"] = withDefault("standby_vmms", "number", "0");
   a["health_check_mark"] = withDefault("health_check_mark", "number", "0");
   a["health_check_cgroup"] = attr("string");
   a["kata_config"] = attr("string");
@@ -91,7 +94,9 @@ hclspec::Spec taskConfigSpec() {
   a["scale_to_zero"] = block("scale_to_zero", {{"enabled", withDefault("enabled", "bool", "true")},
                                                {"idle_timeout", attr("string")},
                                                {"wake_to_stop", withDefault("wake_to_stop", "bool", "true")},
-                                               {"script_checks", withDefault("script_checks", "string", quoted("pass"))}});
+                                               {"script_checks", withDefault("script_checks", "string", quoted("pass"))},
+                                               {"sleep", attr("string")},
+                                               {"deep_sleep_after", attr("string")}});
   return spec;
 }
 

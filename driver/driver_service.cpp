@@ -65,6 +65,9 @@ grpc::Status DriverService::Capabilities(grpc::ServerContext*, const pb::Capabil
   caps->set_exec(true);
   caps->set_fs_isolation(pb::DriverCapabilities::IMAGE);
   caps->add_network_isolation_modes(pb::NetworkIsolationSpec::HOST);
+  // Nomad makes the alloc's netns and runs CNI; the VM joins it
+  // (driver/group_network.h): no CreateNetwork of our own.
+  caps->add_network_isolation_modes(pb::NetworkIsolationSpec::GROUP);
   caps->set_must_create_network(false);
   // Volumes that are block devices (driver/task_volumes.h).
   caps->set_mount_configs(pb::DriverCapabilities::ANY_MOUNTS);

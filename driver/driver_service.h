@@ -5,9 +5,11 @@
 // (except TaskStats when its task is destroyed).
 //
 // Documented choices:
-// - network_isolation_modes is [HOST]: each VM gets its own address on the
-//   driver's subnet and StartTask returns it as the network override; GROUP
-//   (Nomad-created netns, bridge/CNI) is not supported yet.
+// - network_isolation_modes is [HOST, GROUP], must_create_network false:
+//   in host mode each VM gets its own address on the driver's subnet and
+//   StartTask returns it as the network override; in GROUP mode (bridge,
+//   cni/*) Nomad makes the alloc's netns and the VM takes eth0's address
+//   in it (driver/group_network.h, agent/group_network_backend.h).
 // - StopTask ignores the signal name except SIGKILL (immediate kill): a VM
 //   is stopped by an ACPI power-off, then killed after the timeout.
 // - Exec (driver/exec_task.h) runs in agent tasks; a task that boots its own

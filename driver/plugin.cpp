@@ -25,6 +25,7 @@ agent::AgentConfig agentConfigFrom(const PluginConfig& c) {
   out.healthCheckCgroup = c.healthCheckCgroup;
   out.imageGc = c.imageGc.enabled;
   out.imageGcDelay = c.imageGc.delay;
+  out.standbyVmms = c.standbyVmms;
   return out;
 }
 

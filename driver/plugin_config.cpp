@@ -9,6 +9,12 @@
 #include "driver/msgpack_config.h"
 
 namespace s2z::driver {
+
+std::optional<agent::SleepTier> parseSleepTier(std::string_view name) {
+  if (name == "light") return agent::SleepTier::kLight;
+  if (name == "deep") return agent::SleepTier::kDeep;
+  return std::nullopt;
+}
 namespace {
 
 Error keyError(std::string_view key, std::string_view what) {
@@ -134,6 +140,17 @@ Result<PluginConfig> decodePluginConfig(std::string_view msgpack) {
   if (!subnetOk.ok()) return subnetOk.error();
 
   S2Z_READ(root.duration("idle_timeout"), config.idleTimeout);
+  std::optional<std::string> tier;
+  S2Z_READ(root.string("sleep"), tier);
+  if (tier) {
+    auto parsed = parseSleepTier(*tier);
+    if (!parsed) return keyError("sleep", fmt::format("must be \"light\" or \"deep\", not \"{}\"", *tier));
+    config.sleep = *parsed;
+  }
+  S2Z_READ(root.duration("deep_sleep_after"), config.deepSleepAfter);
+  std::optional<int64_t> standbys;
+  S2Z_READ(root.integer("standby_vmms", 0, 4096), standbys);
+  if (standbys) config.standbyVmms = static_cast<unsigned>(*standbys);
 
   std::optional<int64_t> mark;
   S2Z_READ(root.integer("health_check_mark", 0, 0xffffffffLL), mark);

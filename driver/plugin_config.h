@@ -6,9 +6,11 @@
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
+#include <optional>
 #include <string>
 #include <string_view>
 
+#include "agent/instance.h"
 #include "common/result.h"
 #include "vmm/vmm.h"
 
@@ -27,6 +29,9 @@ struct ImageGcConfig {
   std::chrono::milliseconds delay{3 * 60 * 1000};
 };
 
+// "light" / "deep" (task and plugin `sleep`); nullopt for anything else.
+std::optional<agent::SleepTier> parseSleepTier(std::string_view name);
+
 struct PluginConfig {
   vmm::Hypervisor hypervisor = vmm::Hypervisor::kQemu;
   std::string qemuPath = "qemu-system-x86_64";          // bare name: looked up in PATH
@@ -41,6 +46,11 @@ struct PluginConfig {
   std::filesystem::path agentInitrd = S2Z_AGENT_GUEST_DIR "/initrd.img";
   std::string subnet = "10.89.0.0/24";
   std::chrono::milliseconds idleTimeout{5 * 60 * 1000};
+  // Sleep tiers (agent/README.md): the first tier, when light goes deep
+  // (0: never), and how many deep sleepers keep a standby VMM host-wide.
+  agent::SleepTier sleep = agent::SleepTier::kLight;
+  std::chrono::milliseconds deepSleepAfter{30 * 60 * 1000};
+  unsigned standbyVmms = 0;
   uint32_t healthCheckMark = 0;      // 0: no health filtering
   std::string healthCheckCgroup;     // cgroup v2 path of the health checker
   std::filesystem::path kataConfig;  // Kata configuration.toml with defaults; empty: none

@@ -29,6 +29,14 @@ Result<ScaleToZeroConfig> decodeScaleToZero(ConfigObject& block) {
     return block.keyError("script_checks", "must be \"pass\" or \"wake\", not \"" + scriptChecks + "\"");
   }
   out.scriptChecksWake = scriptChecks == "wake";
+  std::optional<std::string> tier;
+  S2Z_READ(block.string("sleep"), tier);
+  if (tier) {
+    auto parsed = parseSleepTier(*tier);
+    if (!parsed) return block.keyError("sleep", "must be \"light\" or \"deep\", not \"" + *tier + "\"");
+    out.sleep = *parsed;
+  }
+  S2Z_READ(block.duration("deep_sleep_after"), out.deepSleepAfter);
   auto unknown = block.rejectUnknownKeys();
   if (!unknown.ok()) return unknown.error();
   return out;

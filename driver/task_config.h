@@ -14,6 +14,7 @@
 #include <string_view>
 #include <vector>
 
+#include "agent/instance.h"
 #include "common/result.h"
 #include "vmm/vmm.h"
 
@@ -28,6 +29,9 @@ struct ScaleToZeroConfig {
   // script_checks = "wake": ExecTask wakes a sleeping task to run a script
   // check; "pass" (default): it answers as a passing check, unrun.
   bool scriptChecksWake = false;
+  // nullopt: the plugin's `sleep` / `deep_sleep_after`.
+  std::optional<agent::SleepTier> sleep;
+  std::optional<std::chrono::milliseconds> deepSleepAfter;
 };
 
 // auth { username, password }: registry credentials for the task's image.

@@ -9,6 +9,7 @@
 #include <fmt/format.h>
 
 #include "driver/binary_lookup.h"
+#include "driver/group_network.h"
 #include "driver/signal_name.h"
 #include "driver/task_volumes.h"
 
@@ -212,10 +213,16 @@ Result<agent::InstanceSpec> resolveInstanceSpec(const ResolveInputs& in) {
   else spec.memoryMib = kDefaultMemoryMib;
 
   spec.stdoutPath = nomad.stdout_path();
+  spec.cgroup = nomad.resources().linux_resources().cpuset_cgroup();
   spec.stderrPath = nomad.stderr_path();
   spec.scaleToZero = task.scaleToZero.enabled;
   spec.idleTimeout = task.scaleToZero.idleTimeout ? *task.scaleToZero.idleTimeout
                                                   : plugin.idleTimeout;
+  spec.sleepTier = task.scaleToZero.sleep.value_or(plugin.sleep);
+  spec.deepSleepAfter = task.scaleToZero.deepSleepAfter.value_or(plugin.deepSleepAfter);
+  auto group = groupNetworkFor(nomad);
+  if (!group.ok()) return group.error();
+  spec.group = std::move(*group);
   return spec;
 }
 

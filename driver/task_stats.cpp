@@ -26,6 +26,11 @@ pb::TaskStats toTaskStats(const std::string& taskId, const agent::ResourceUsage&
   auto* memory = agg->mutable_memory();
   memory->set_rss(usage.rssBytes);
   memory->add_measured_fields(pb::MemoryUsage::RSS);
+  if (usage.cgroupMeasured) {
+    // Like docker's: the cgroup's charge, page cache included.
+    memory->set_usage(usage.cgroupBytes);
+    memory->add_measured_fields(pb::MemoryUsage::USAGE);
+  }
   return stats;
 }
 

@@ -17,6 +17,8 @@ packages=(
   libtomlplusplus-dev
   # VMs and networking
   qemu-system-x86 iproute2 iptables kmod
+  # group networking tests: Debian's CNI plugins (bridge, host-local, firewall, portmap, loopback)
+  containernetworking-plugins
   # test guest build (scripts/build-guest.sh) and tests
   busybox-static cpio xz-utils zstd curl procps util-linux gettext-base
   # guest agent tests: a Debian root filesystem as an ext4 image (scripts/build-rootfs.sh)
@@ -25,6 +27,8 @@ packages=(
   skopeo umoci
   # image tests: a real registry with htpasswd auth and TLS from a test CA
   docker-registry apache2-utils openssl libcap2-bin
+  # benchmark plots (s2z-wake-bench --plot)
+  gnuplot-nox
 )
 
 missing=()

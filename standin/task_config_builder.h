@@ -23,7 +23,13 @@ struct NodeInfo {
   std::string nodeId;
   std::string nodeName;
   double totalComputeMhz = 0;  // for LinuxResources.PercentTicks
-  static NodeInfo detect();    // hostname, a fresh id, MHz x cores from /proc/cpuinfo
+  // Nomad 1.7+ on cgroup v2: the slice tasks without reserved cores live in
+  // (/sys/fs/cgroup/nomad.slice/share.slice), made at client start with the
+  // cpu, memory, io and pids controllers enabled below it; each task's
+  // LinuxResources.cpuset_cgroup is <slice>/<alloc_id>.<task>.scope. Empty:
+  // no cgroup v2 (then cpuset_cgroup stays empty).
+  std::string shareSlice;
+  static NodeInfo detect();    // hostname, a fresh id, MHz x cores, the share slice
 };
 
 struct AllocLayout {

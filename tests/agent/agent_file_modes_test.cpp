@@ -46,6 +46,7 @@ AgentConfig configFor(const IntegrationEnv& env) {
   c.subnet = "10.89.0.0/24";
   c.idlePollInterval = 50ms;
   c.bpfPinRoot = env.pinRoot();
+  c.standbyVmms = 4;
   return c;
 }
 
@@ -61,6 +62,7 @@ InstanceSpec baseSpec(const IntegrationEnv& env, const std::string& taskId) {
   std::ofstream(s.stderrPath, std::ios::app).close();
   s.scaleToZero = true;
   s.idleTimeout = kIdle;
+  s.sleepTier = SleepTier::kDeep;  // snapshot files are what is checked
   return s;
 }
 

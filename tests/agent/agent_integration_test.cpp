@@ -17,6 +17,7 @@
 
 #include "agent/agent.h"
 #include "tests/agent/agent_test_support.h"
+#include "tests/agent/guest_scenarios.h"
 #include "tests/agent/integration_env.h"
 
 namespace s2z::agent {
@@ -29,43 +30,21 @@ using testing::IntegrationEnv;
 using testing::httpGet;
 using testing::waitUntil;
 
-constexpr int kPort = 8080;
-constexpr uint32_t kHealthMark = 0x5a000;
-constexpr auto kIdle = 3s;
+constexpr int kPort = testing::kGuestPort;
+constexpr auto kIdle = testing::kGuestIdle;
+using testing::annotation;
+using testing::counterOf;
 
-AgentConfig configFor(const IntegrationEnv& env) {
-  AgentConfig c;
-  c.stateDir = env.stateDir();
-  c.subnet = "10.89.0.0/24";
-  c.healthCheckMark = kHealthMark;
-  c.healthCheckCgroup = env.cgroupRel();
-  c.idlePollInterval = 50ms;
-  c.bpfPinRoot = env.pinRoot();
-  return c;
-}
-
+// The deep-sleep scenarios: they wake through a standby.
+AgentConfig configFor(const IntegrationEnv& env) { return testing::guestAgentConfig(env, 4); }
 InstanceSpec guestSpec(const IntegrationEnv& env, const std::string& taskId) {
-  InstanceSpec s;
-  s.taskId = taskId;
-  s.name = "web";
-  s.binary = "/usr/bin/qemu-system-x86_64";
-  s.kernel = testing::guestDir() / "vmlinuz";
-  s.initrd = testing::guestDir() / "initrd.img";
-  s.cmdline = "console=ttyS0 quiet panic=-1";
-  s.memoryMib = 256;
-  // A plain file stands in for the stdout FIFO (task_output_test covers the
-  // FIFO reader); like Nomad's FIFO it exists before the start.
-  s.stdoutPath = env.stateDir() / (taskId + ".console");
-  std::ofstream(s.stdoutPath, std::ios::app).close();
-  s.scaleToZero = true;
-  s.idleTimeout = kIdle;
-  return s;
+  return testing::testGuestSpec(env, taskId, SleepTier::kDeep);
 }
-
-// Polls GET / until 200 (requests count as activity, so it stays awake).
 bool waitHttp(const std::string& address, std::chrono::milliseconds timeout) {
-  return waitUntil([&] { return httpGet(address, kPort, "/", 1s).status == 200; }, timeout);
+  return testing::waitGuestHttp(address, timeout);
 }
+size_t count(const EventLog& log, const std::string& prefix) { return testing::countEvents(log, prefix); }
+bool waitAsleep(const EventLog& log, size_t n) { return testing::waitEvents(log, "Sleeping", n); }
 
 uint64_t attr(const std::shared_ptr<Instance>& i, const std::string& key) {
   auto a = i->attributes();
@@ -75,21 +54,6 @@ uint64_t attr(const std::shared_ptr<Instance>& i, const std::string& key) {
 unsigned modeOf(const std::filesystem::path& p) {
   struct stat st {};
   return ::stat(p.c_str(), &st) == 0 ? st.st_mode & 07777 : ~0u;
-}
-
-int counterOf(const HttpResult& r) { return r.status == 200 ? std::stoi(r.body) : -1; }
-
-size_t count(const EventLog& log, const std::string& prefix) { return log.find(prefix).size(); }
-
-// Waits for the n-th "Sleeping" event.
-bool waitAsleep(const EventLog& log, size_t n) {
-  return waitUntil([&] { return count(log, "Sleeping") >= n; }, kIdle + 15s);
-}
-
-std::string annotation(const EventLog& log, const std::string& prefix, const std::string& key) {
-  auto events = log.find(prefix);
-  if (events.empty() || !events.back().annotations.count(key)) return "?";
-  return events.back().annotations.at(key);
 }
 
 TEST_CASE("integration: idle VM sleeps, health checks stay local, requests wake it") {

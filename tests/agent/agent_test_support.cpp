@@ -12,6 +12,8 @@ Harness::Harness() {
   stateDir = dir;
   config.stateDir = stateDir;
   config.idlePollInterval = std::chrono::milliseconds(10);
+  // These tests are about snapshots and standbys; the tiers have their own.
+  config.standbyVmms = 16;
 }
 
 Harness::~Harness() {
@@ -42,6 +44,7 @@ InstanceSpec Harness::spec(const std::string& taskId, bool scaleToZero,
   s.cmdline = "console=ttyS0";
   s.scaleToZero = scaleToZero;
   s.idleTimeout = idleTimeout;
+  s.sleepTier = SleepTier::kDeep;
   return s;
 }
 

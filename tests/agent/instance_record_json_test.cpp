@@ -49,6 +49,9 @@ void checkEqual(const InstanceRecord& a, const InstanceRecord& b) {
   CHECK(a.spec.stderrPath == b.spec.stderrPath);
   CHECK(a.spec.scaleToZero == b.spec.scaleToZero);
   CHECK(a.spec.idleTimeout == b.spec.idleTimeout);
+  CHECK(a.spec.sleepTier == b.spec.sleepTier);
+  CHECK(a.spec.deepSleepAfter == b.spec.deepSleepAfter);
+  CHECK(a.spec.cgroup == b.spec.cgroup);
   CHECK(a.network.tapName == b.network.tapName);
   CHECK(a.network.ifindex == b.network.ifindex);
   CHECK(a.network.address == b.network.address);
@@ -60,10 +63,20 @@ void checkEqual(const InstanceRecord& a, const InstanceRecord& b) {
   CHECK(a.vmm.pid == b.vmm.pid);
   CHECK(a.vmm.startTime == b.vmm.startTime);
   CHECK(a.standby == b.standby);
+  CHECK(a.sleepingTier == b.sleepingTier);
   CHECK(a.logHolder.pid == b.logHolder.pid);
   CHECK(a.logHolder.startTime == b.logHolder.startTime);
   CHECK(a.snapshotDir == b.snapshotDir);
   CHECK(a.startedAtUnixNs == b.startedAtUnixNs);
+}
+
+// A version-5 record as a version-4 plugin wrote it: no sleep tiers.
+void dropSleepTiers(nlohmann::json& j) {
+  j["spec"].erase("sleepTier");
+  j["spec"].erase("deepSleepAfterMs");
+  j["spec"].erase("cgroup");
+  j["spec"].erase("group");
+  j.erase("sleepingTier");
 }
 
 TEST_CASE("instance record survives a JSON round trip through text") {
@@ -77,6 +90,7 @@ TEST_CASE("instance record survives a JSON round trip through text") {
 TEST_CASE("a version 1 record from a wave-1 plugin still decodes: its console is the stdout FIFO") {
   auto j = toJson(sampleRecord());
   j["version"] = 1;
+  dropSleepTiers(j);
   j["spec"].erase("stdoutPath");
   j["spec"].erase("stderrPath");
   j["spec"]["consolePath"] = "/alloc/logs/.web.stdout.fifo";
@@ -132,6 +146,7 @@ TEST_CASE("an agent task's workload and its reported exit round trip; a version 
   // A version 3 record (before images) has neither readonlyRoot nor stopSignal.
   auto v3 = toJson(in);
   v3["version"] = 3;
+  dropSleepTiers(v3);
   v3["spec"]["workload"].erase("readonlyRoot");
   v3["spec"]["workload"].erase("stopSignal");
   auto older = instanceRecordFromJson(v3);
@@ -145,6 +160,7 @@ TEST_CASE("an agent task's workload and its reported exit round trip; a version 
 
   auto v2 = toJson(sampleRecord());
   v2["version"] = 2;
+  dropSleepTiers(v2);
   v2["spec"].erase("workload");
   v2["spec"].erase("scratchMib");
   v2.erase("workloadExit");
@@ -152,6 +168,41 @@ TEST_CASE("an agent task's workload and its reported exit round trip; a version 
   REQUIRE_MESSAGE(old.ok(), old.error().describe());
   CHECK_FALSE(old->spec.workload);
   CHECK_FALSE(old->workloadExit.reported);
+}
+
+TEST_CASE("sleep tiers round trip; a version 4 record slept deep and never changes tier") {
+  InstanceRecord in = sampleRecord();
+  in.spec.sleepTier = SleepTier::kLight;
+  in.spec.deepSleepAfter = std::chrono::minutes(7);
+  in.sleepingTier = SleepTier::kLight;
+  in.spec.cgroup = "/sys/fs/cgroup/nomad.slice/share.slice/a.web.scope";
+  in.spec.group.netnsPath = "/var/run/netns/a";
+  in.spec.group.hostPorts = {{"192.168.1.5", 28080}};
+  auto out = instanceRecordFromJson(nlohmann::json::parse(toJson(in).dump()));
+  REQUIRE_MESSAGE(out.ok(), out.error().describe());
+  CHECK(out->spec.sleepTier == SleepTier::kLight);
+  CHECK(out->spec.deepSleepAfter == std::chrono::minutes(7));
+  CHECK(out->sleepingTier == SleepTier::kLight);
+  CHECK(out->spec.cgroup == in.spec.cgroup);
+  CHECK(out->spec.group.netnsPath == "/var/run/netns/a");
+  REQUIRE(out->spec.group.hostPorts.size() == 1);
+  CHECK(out->spec.group.hostPorts[0].hostIp == "192.168.1.5");
+  CHECK(out->spec.group.hostPorts[0].port == 28080);
+
+  auto v4 = toJson(in);
+  v4["version"] = 4;
+  dropSleepTiers(v4);
+  auto old = instanceRecordFromJson(v4);
+  REQUIRE_MESSAGE(old.ok(), old.error().describe());
+  CHECK(old->spec.sleepTier == SleepTier::kDeep);
+  CHECK(old->spec.deepSleepAfter.count() == 0);
+  CHECK(old->sleepingTier == SleepTier::kDeep);
+
+  auto bad = toJson(in);
+  bad["sleepingTier"] = 3;
+  auto refused = instanceRecordFromJson(bad);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().message == "instance record: sleepingTier: out of range");
 }
 
 TEST_CASE("default record round trips too") {
@@ -202,10 +253,10 @@ TEST_CASE("mistyped field, bad enum, bad state and bad version are errors") {
   }
   {
     auto j = base;
-    j["version"] = 5;
+    j["version"] = 6;
     auto out = instanceRecordFromJson(j);
     REQUIRE_FALSE(out.ok());
-    CHECK(out.error().message.find("version 5 is not supported") != std::string::npos);
+    CHECK(out.error().message.find("version 6 is not supported") != std::string::npos);
   }
   {
     auto out = instanceRecordFromJson(nlohmann::json::array());

@@ -61,6 +61,9 @@ TEST_CASE("plugin config: empty block decodes to the documented defaults") {
   CHECK(c->stateDir == "/var/lib/s2z-kata");
   CHECK(c->subnet == "10.89.0.0/24");
   CHECK(c->idleTimeout == 5min);
+  CHECK(c->sleep == agent::SleepTier::kLight);
+  CHECK(c->deepSleepAfter == 30min);
+  CHECK(c->standbyVmms == 0u);
   CHECK(c->healthCheckMark == 0);
   CHECK(c->kernel.empty());
   CHECK(c->kataConfig.empty());
@@ -76,6 +79,9 @@ TEST_CASE("plugin config: every key decodes") {
                    {"initrd", "/boot/initrd.img"},
                    {"subnet", "10.89.4.0/22"},
                    {"idle_timeout", "1h30m"},
+                   {"sleep", "deep"},
+                   {"deep_sleep_after", "2h"},
+                   {"standby_vmms", 3},
                    {"health_check_mark", 0x4000},
                    {"health_check_cgroup", "system.slice/nomad.service"},
                    {"kata_config", "/etc/kata/configuration-clh.toml"}});
@@ -89,6 +95,9 @@ TEST_CASE("plugin config: every key decodes") {
   CHECK(c->initrd == "/boot/initrd.img");
   CHECK(c->subnet == "10.89.4.0/22");
   CHECK(c->idleTimeout == 90min);
+  CHECK(c->sleep == agent::SleepTier::kDeep);
+  CHECK(c->deepSleepAfter == 120min);
+  CHECK(c->standbyVmms == 3u);
   CHECK(c->healthCheckMark == 0x4000);
   CHECK(c->healthCheckCgroup == "system.slice/nomad.service");
   CHECK(c->kataConfig == "/etc/kata/configuration-clh.toml");
@@ -101,6 +110,11 @@ TEST_CASE("plugin config: bad values name the key") {
   expectInvalid(plugin({{"idle_timeout", "300"}}), "config key \"idle_timeout\"");
   expectInvalid(plugin({{"idle_timeout", "-5m"}}), "config key \"idle_timeout\"");
   expectInvalid(plugin({{"idle_timeout", "0s"}}), "config key \"idle_timeout\"");
+  expectInvalid(plugin({{"sleep", "hibernate"}}),
+                "config key \"sleep\": must be \"light\" or \"deep\", not \"hibernate\"");
+  expectInvalid(plugin({{"deep_sleep_after", "soon"}}), "config key \"deep_sleep_after\"");
+  expectInvalid(plugin({{"standby_vmms", -1}}), "config key \"standby_vmms\"");
+  expectInvalid(plugin({{"standby_vmms", "two"}}), "config key \"standby_vmms\"");
   expectInvalid(plugin({{"subnet", "10.89.0.0"}}), "config key \"subnet\"");
   expectInvalid(plugin({{"subnet", "10.89.0.0/30"}}), "config key \"subnet\"");
   expectInvalid(plugin({{"subnet", "10.89.0.0/33"}}), "config key \"subnet\"");
@@ -229,6 +243,16 @@ TEST_CASE("task config: command, args and working_dir for the guest agent") {
   REQUIRE(defaults.ok());
   CHECK(defaults->scaleToZero.wakeToStop);  // the schema's default
   CHECK_FALSE(defaults->scaleToZero.scriptChecksWake);
+  CHECK_FALSE(defaults->scaleToZero.sleep);  // the plugin's
+  CHECK_FALSE(defaults->scaleToZero.deepSleepAfter);
+  auto tiers = task({{"command", "sh"}, {"scale_to_zero", {{"sleep", "deep"}, {"deep_sleep_after", "10m"}}}});
+  REQUIRE_MESSAGE(tiers.ok(), tiers.error().describe());
+  CHECK(tiers->scaleToZero.sleep == agent::SleepTier::kDeep);
+  CHECK(tiers->scaleToZero.deepSleepAfter == 10min);
+  expectInvalid(task({{"command", "sh"}, {"scale_to_zero", {{"sleep", "Light"}}}}),
+                "config key \"scale_to_zero.sleep\": must be \"light\" or \"deep\", not \"Light\"");
+  expectInvalid(task({{"command", "sh"}, {"scale_to_zero", {{"deep_sleep_after", "-1m"}}}}),
+                "config key \"scale_to_zero.deep_sleep_after\"");
   expectInvalid(task({{"command", "sh"}, {"scale_to_zero", {{"script_checks", "always"}}}}),
                 "config key \"scale_to_zero.script_checks\": must be \"pass\" or \"wake\", not \"always\"");
   expectInvalid(task({{"args", {"-c", "true"}}}), "config key \"args\": needs command");

@@ -48,8 +48,9 @@ TEST_CASE("PluginInfo, ConfigSchema, TaskConfigSchema and Capabilities") {
   CHECK(c.send_signals());
   CHECK(c.exec());
   CHECK(c.fs_isolation() == pb::DriverCapabilities::IMAGE);
-  REQUIRE(c.network_isolation_modes_size() == 1);
+  REQUIRE(c.network_isolation_modes_size() == 2);
   CHECK(c.network_isolation_modes(0) == pb::NetworkIsolationSpec::HOST);
+  CHECK(c.network_isolation_modes(1) == pb::NetworkIsolationSpec::GROUP);
   CHECK_FALSE(c.must_create_network());
   CHECK(c.mount_configs() == pb::DriverCapabilities::ANY_MOUNTS);
   CHECK_FALSE(c.disable_log_collection());
@@ -122,6 +123,8 @@ TEST_CASE("StartTask: relative rootfs resolves in the task dir; scale_to_zero of
   CHECK(spec.rootfs == f.dir.path() / "alloc/web/local/disk.img");
   CHECK_FALSE(spec.scaleToZero);
   CHECK(spec.idleTimeout == 5min);  // the plugin's idle_timeout
+  CHECK(spec.sleepTier == agent::SleepTier::kLight);  // the plugin's sleep
+  CHECK(spec.deepSleepAfter == 30min);
   CHECK(spec.vcpus == 1);
 }
 

@@ -60,9 +60,11 @@ std::unique_ptr<NomadClient> loadPlugin(const TestEnv& env,
   return std::move(*loaded);
 }
 
-// The test guest with scale to zero after 3 s idle, serving.
-StartedTask startSleepyWeb(NomadClient& c, const TestEnv& env) {
-  auto started = c.startTask(webTask("  scale_to_zero: { enabled: true, idle_timeout: \"3s\" }\n"));
+// The test guest with scale to zero after 3 s idle (in the plugin's default
+// tier unless `sleep` names one), serving.
+StartedTask startSleepyWeb(NomadClient& c, const TestEnv& env, const std::string& sleep = "") {
+  std::string tier = sleep.empty() ? "" : ", sleep: \"" + sleep + "\"";
+  auto started = c.startTask(webTask("  scale_to_zero: { enabled: true, idle_timeout: \"3s\"" + tier + " }\n"));
   REQUIRE_MESSAGE(started.ok(), started.error().describe());
   REQUIRE(env.waitHttp(started->networkAddr, 8080, 60s));
   return *started;
@@ -119,7 +121,7 @@ TEST_CASE("plugin SIGKILL while the task sleeps with no VMM: after RecoverTask a
   TestEnv env;
   auto client = loadPlugin(env);
   NomadClient& c = *client;
-  const StartedTask t = startSleepyWeb(c, env);
+  const StartedTask t = startSleepyWeb(c, env, "deep");
   auto before = count(env, t);
   REQUIRE(before.status == 200);
   CHECK(arrives(c, t, before.line));

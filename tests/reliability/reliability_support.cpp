@@ -109,6 +109,10 @@ std::unique_ptr<standin::NomadClient> ReliabilityEnv::loadPlugin() const {
   auto opts = env_.clientOptions();
   opts.skipProbeAndValidation = true;
   opts.pluginConfig["subnet"] = prefix_ + "0/24";
+  // These cases are about snapshots, restores and standbys: deep sleep, a
+  // standby for each (the tiers' own tests cover light sleep).
+  opts.pluginConfig["sleep"] = "deep";
+  opts.pluginConfig["standby_vmms"] = 4;
   auto loaded = standin::NomadClient::loadPlugin(opts);
   REQUIRE_MESSAGE(loaded.ok(), loaded.error().describe());
   REQUIRE((*loaded)->waitForFingerprint(30s));

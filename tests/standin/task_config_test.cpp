@@ -58,7 +58,7 @@ TEST_CASE("YAML task -> TaskConfig as the client builds it") {
   CHECK(std::regex_match(allocId, std::regex("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")));
   auto layout = prepareAllocDir(dir.path, allocId, "web");
   REQUIRE(layout.ok());
-  NodeInfo node{"node-1", "host", 5000};
+  NodeInfo node{"node-1", "host", 5000, "/sys/fs/cgroup/nomad.slice/share.slice"};
   auto cfg = buildTaskConfig(*task, taskSpec(), allocId, *layout, node);
   REQUIRE_MESSAGE(cfg.ok(), cfg.error().message);
 
@@ -74,6 +74,9 @@ TEST_CASE("YAML task -> TaskConfig as the client builds it") {
   CHECK(cfg->resources().allocated_resources().memory().memory_mb() == 256);
   CHECK(cfg->resources().linux_resources().memory_limit_bytes() == 256LL << 20);
   CHECK(cfg->resources().linux_resources().percentticks() == doctest::Approx(0.1));
+  // Nomad 1.7+ on cgroup v2: the task's own scope under the share slice.
+  CHECK(cfg->resources().linux_resources().cpuset_cgroup() ==
+        "/sys/fs/cgroup/nomad.slice/share.slice/" + allocId + ".web.scope");
   REQUIRE(cfg->resources().ports_size() == 1);
   CHECK(cfg->resources().ports(0).label() == "http");
   CHECK(cfg->resources().ports(0).value() == 28080);
@@ -104,7 +107,7 @@ TEST_CASE("config errors surface as Failed Validation before any RPC") {
   std::string allocId = randomUuid();
   auto layout = prepareAllocDir(dir.path, allocId, "web");
   REQUIRE(layout.ok());
-  NodeInfo node{"n", "h", 1000};
+  NodeInfo node{"n", "h", 1000, ""};
 
   auto unknown = TaskFile::parse("name: web\nconfig: { kernel: /k, colour: red }");
   REQUIRE(unknown.ok());
@@ -135,7 +138,7 @@ TEST_CASE("task files reject unknown keys and group mode carries the netns path"
   auto layout = prepareAllocDir(dir.path, "a", "web");
   REQUIRE(layout.ok());
   group->config = YAML::Load("{kernel: /k}");
-  auto cfg = buildTaskConfig(*group, taskSpec(), "a", *layout, NodeInfo{"n", "h", 1000});
+  auto cfg = buildTaskConfig(*group, taskSpec(), "a", *layout, NodeInfo{"n", "h", 1000, ""});
   REQUIRE(cfg.ok());
   CHECK(cfg->network_isolation_spec().mode() == drivers::NetworkIsolationSpec::GROUP);
   CHECK(cfg->network_isolation_spec().path() == "/var/run/netns/a");
