@@ -4,6 +4,7 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -378,6 +379,44 @@ TEST_CASE("VmmProcess: spawn failures, adopt by identity, no kill on destruction
   auto gone = VmmProcess::adopt(id);
   REQUIRE_FALSE(gone.ok());
   CHECK(gone.error().code == ErrorCode::kNotFound);
+}
+
+namespace {
+
+// The cgroup v2 mount (/sys/fs/cgroup, or /sys/fs/cgroup/unified on a hybrid host).
+std::filesystem::path cgroup2Mount() {
+  std::ifstream mounts("/proc/mounts");
+  std::string dev, dir, type;
+  while (mounts >> dev >> dir >> type) {
+    if (type == "cgroup2") return dir;
+    mounts.ignore(4096, '\n');
+  }
+  return {};
+}
+
+}  // namespace
+
+TEST_CASE("VmmProcess: a child spawned with a cgroup runs in it from its first instruction; a missing one fails naming it") {
+  auto mount = cgroup2Mount();
+  REQUIRE_MESSAGE(!mount.empty(), "no cgroup2 mount in /proc/mounts");
+  auto scope = mount / ("s2z-test-" + std::to_string(::getpid()) + ".scope");
+  REQUIRE(::mkdir(scope.c_str(), 0755) == 0);
+  SpawnOptions opts;
+  opts.argv = {"/bin/sleep", "30"};
+  opts.cgroup = scope;
+  auto p = VmmProcess::spawn(opts);
+  REQUIRE_MESSAGE(p.ok(), p.error().describe());
+  std::ifstream procs(scope / "cgroup.procs");
+  pid_t member = 0;
+  procs >> member;
+  CHECK(member == p->identity().pid);
+  REQUIRE(p->kill().ok());
+  CHECK(::rmdir(scope.c_str()) == 0);  // empty again once the child is reaped
+
+  opts.cgroup = mount / "s2z-no-such.scope";
+  auto missing = VmmProcess::spawn(opts);
+  REQUIRE_FALSE(missing.ok());
+  CHECK(missing.error().message.find("s2z-no-such.scope/cgroup.procs") != std::string::npos);
 }
 
 }  // namespace s2z::vmm
