@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "agent/agent.h"
+#include "bench/bench_guards.h"
 #include "bench/event_log.h"
 #include "bench/http_probe.h"
 #include "bench/task_logs.h"
@@ -24,30 +25,15 @@ double annotation(const agent::InstanceEvent& e, const std::string& key) {
   return it == e.annotations.end() ? 0.0 : std::atof(it->second.c_str());
 }
 
-// Removes the agent's pinned maps once the agent is gone (declared before it).
-struct PinsGuard {
-  std::filesystem::path root;
-  ~PinsGuard() {
-    if (auto r = bpf::KernelScaleToZero::removePins(root); !r.ok())
-      spdlog::warn("bench: remove pins {}: {}", root.string(), r.error().describe());
-    std::error_code ec;
-    std::filesystem::remove(root, ec);
-  }
-};
+// The workload of the agent rows: Debian's busybox httpd from the test root
+// filesystem (a small C server, like the test guest's, so the rows compare
+// the guests and not the servers), serving a page that holds the guest
+// agent's resident memory (PID 1's VmRSS) as it was when the workload began.
+constexpr const char* kAgentServer =
+    "mkdir -p /tmp/www && grep VmRSS /proc/1/status > /tmp/www/index.html && "
+    "cp /tmp/www/index.html /tmp/www/healthz && exec busybox httpd -f -p 0.0.0.0:8080 -h /tmp/www";
 
-// Destroys an instance (VM, tap, route, BPF entries, files) when it goes out
-// of scope, also on an early error return.
-struct InstanceGuard {
-  agent::Agent& agent;
-  std::shared_ptr<agent::Instance> instance;
-  std::string taskId;
-  ~InstanceGuard() {
-    if (!instance) return;
-    if (auto r = instance->destroy(); !r.ok())
-      spdlog::warn("bench: destroy {}: {}", taskId, r.error().describe());
-    agent.forget(taskId);
-  }
-};
+}  // namespace
 
 agent::InstanceSpec guestSpec(const BenchConfig& c, const std::string& taskId, bool scaleToZero,
                               const TaskLogs& logs) {
@@ -66,18 +52,11 @@ agent::InstanceSpec guestSpec(const BenchConfig& c, const std::string& taskId, b
   s.memoryMib = 256;
   s.scaleToZero = scaleToZero;
   s.idleTimeout = c.idleTimeout;
+  // The held-tap rows are deep sleeps with a standby (as every sleep was
+  // before the tiers), comparable run to run; the tier rows vary this.
+  s.sleepTier = agent::SleepTier::kDeep;
   return s;
 }
-
-// The workload of the agent rows: Debian's busybox httpd from the test root
-// filesystem (a small C server, like the test guest's, so the rows compare
-// the guests and not the servers), serving a page that holds the guest
-// agent's resident memory (PID 1's VmRSS) as it was when the workload began.
-constexpr const char* kAgentServer =
-    "mkdir -p /tmp/www && grep VmRSS /proc/1/status > /tmp/www/index.html && "
-    "cp /tmp/www/index.html /tmp/www/healthz && exec busybox httpd -f -p 0.0.0.0:8080 -h /tmp/www";
-
-}  // namespace
 
 agent::InstanceSpec agentGuestSpec(const BenchConfig& c, const std::string& taskId,
                                    bool scaleToZero, const TaskLogs& logs) {
@@ -208,6 +187,7 @@ Result<AgentResults> runAgentScenarios(const BenchConfig& c) {
   config.subnet = "10.89.0.0/24";
   config.bpfPinRoot = "/sys/fs/bpf/s2z-bench-" + std::to_string(::getpid());
   config.idlePollInterval = std::chrono::milliseconds(50);
+  config.standbyVmms = 1;
   PinsGuard pins{config.bpfPinRoot};
   auto made = agent::makeAgent(config);
   if (!made.ok()) return made.error().wrap("make agent");

@@ -59,6 +59,11 @@ Result<AgentResults> runAgentScenarios(const BenchConfig& config);
 using SpecMaker = std::function<agent::InstanceSpec(const BenchConfig&, const std::string& taskId, bool scaleToZero,
                                                     const TaskLogs&)>;
 
+// The test guest (its init serves HTTP on guestPort), deep sleep: the
+// held-tap rows' task.
+agent::InstanceSpec guestSpec(const BenchConfig& c, const std::string& taskId, bool scaleToZero,
+                              const TaskLogs& logs);
+
 // The guest-agent rows' task: the agent guest, the Debian test root and
 // busybox httpd serving the agent's VmRSS.
 agent::InstanceSpec agentGuestSpec(const BenchConfig& c, const std::string& taskId, bool scaleToZero,

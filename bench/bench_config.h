@@ -25,6 +25,9 @@ struct BenchConfig {
   int cycles = 20;          // measured held-tap wakes through the agent
   int coldRuns = 3;         // cold boots through the agent
   int directCycles = 5;     // per mode (tap held / not held) with vmm + TapDevice
+  int tierCycles = 10;      // measured wakes per sleep tier
+  int densityTasks = 20;    // tasks asleep at once per tier; 0: no density run
+  uint64_t densityMemoryMib = 128;
   unsigned tcRepeat = 1'000'000;
 };
 

@@ -8,6 +8,7 @@
 
 #include "agent/agent.h"
 #include "bench/agent_scenarios.h"
+#include "bench/bench_guards.h"
 #include "bench/event_log.h"
 #include "bench/http_probe.h"
 #include "bench/task_logs.h"
@@ -23,15 +24,6 @@ using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
 
 double msSince(Clock::time_point t0) { return std::chrono::duration<double, std::milli>(Clock::now() - t0).count(); }
-
-struct PinsGuard {
-  fs::path root;
-  ~PinsGuard() {
-    (void)bpf::KernelScaleToZero::removePins(root);
-    std::error_code ec;
-    fs::remove(root, ec);
-  }
-};
 
 // An image task as the driver would resolve it: the agent guest, the image's
 // disk as the read-only root, the image's Entrypoint + Cmd, Env, WorkingDir
@@ -127,6 +119,7 @@ Result<ImageResults> runImageScenarios(const BenchConfig& c, const std::string& 
   config.subnet = "10.89.0.0/24";
   config.bpfPinRoot = "/sys/fs/bpf/s2z-bench-img-" + std::to_string(::getpid());
   config.imageGc = false;
+  config.standbyVmms = 1;  // the image wake row: a deep sleep with a standby, as the others
   PinsGuard pins{config.bpfPinRoot};
   auto made = agent::makeAgent(config);
   if (!made.ok()) return made.error().wrap("make agent");

@@ -15,6 +15,7 @@
 
 #include "bench/bench_netns.h"
 #include "bench/report.h"
+#include "bench/tier_report.h"
 #include "vmm/vmm.h"
 
 #ifndef S2Z_GUEST_DIR
@@ -36,6 +37,9 @@ constexpr const char* kUsage =
     "  --cold N    cold boots through the agent (default 3)\n"
     "  --no-images skip the image task rows (registry pulls, conversions, image starts)\n"
     "  --direct N  wakes per mode with the tap held / not held, vmm direct (default 5)\n"
+    "  --tiers N   measured wakes per sleep tier (light, deep, deep + standby; default 10, 0: none)\n"
+    "  --density N tasks of 128 MiB asleep at once per tier (default 20, 0: none)\n"
+    "  --plot FILE the sleep tiers as a PNG (gnuplot)\n"
     "  --json      machine-readable output instead of the markdown table\n"
     "Needs root, QEMU and the test guest (S2Z_GUEST_DIR, default " S2Z_GUEST_DIR ").\n";
 
@@ -44,6 +48,7 @@ struct Options {
   bool json = false;
   bool verbose = false;
   bool images = true;  // the image task rows (a registry, conversions, starts)
+  std::string plot;    // PNG of the tier rows; empty: none
 };
 
 // Parses argv; nullopt (after printing why) on bad usage.
@@ -63,6 +68,9 @@ std::optional<Options> parse(int argc, char** argv) {
     if (a == "--cycles") ok = count(i, o.config.cycles) && o.config.cycles > 0;
     else if (a == "--cold") ok = count(i, o.config.coldRuns);
     else if (a == "--direct") ok = count(i, o.config.directCycles);
+    else if (a == "--tiers") ok = count(i, o.config.tierCycles);
+    else if (a == "--density") ok = count(i, o.config.densityTasks);
+    else if (a == "--plot" && i + 1 < argc) o.plot = argv[++i];
     else if (a == "--json") o.json = true;
     else if (a == "--verbose") o.verbose = true;
     else if (a == "--no-images") o.images = false;
@@ -157,9 +165,33 @@ int run(const Options& o, const std::string& commandLine) {
     }
     results.images = std::move(*images);
   }
+  TierResults tiers;
+  if (config.tierCycles > 0) {
+    auto run = runTierScenarios(config);
+    if (!run.ok()) {
+      std::fprintf(stderr, "tier scenarios failed: %s\n", run.error().describe().c_str());
+      return 1;
+    }
+    tiers = std::move(*run);
+  }
   results.totalSeconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  Summary cold;
+  {
+    std::vector<double> ms;
+    for (const auto& s : results.agent.colds) ms.push_back(s.ms);
+    cold = summarize(ms);
+  }
   std::cout << (o.json ? jsonReport(results, config) : markdownReport(results, config));
+  if (!o.json && config.tierCycles > 0) {
+    std::cout << tierTable(tiers, cold);
+    for (const auto& f : tiers.failures) std::cout << "\n- tier request failed: " << f;
+  }
+  if (!o.plot.empty() && config.tierCycles > 0) {
+    if (auto plotted = plotTiers(tiers, cold, o.plot); !plotted.ok()) {
+      std::fprintf(stderr, "plot: %s\n", plotted.error().describe().c_str());
+    }
+  }
   return 0;
 }
 
