@@ -280,7 +280,10 @@ TEST_CASE("local/ and secrets/ reach the guest, secrets on a tmpfs; a template r
                             "template:\n"
                             "  - { destination: local/app.conf, data: \"version one\\n\", change_mode: signal, change_signal: SIGHUP }\n"
                             "  - { destination: secrets/token, data: \"s3cr3t\\n\", change_mode: noop, perms: \"0600\" }\n",
-                            "  scale_to_zero: { enabled: true, idle_timeout: \"2s\" }\n");
+                            // Long enough for python to start and print under a loaded TCG
+                            // host: the idle timer counts packets only, so a task still
+                            // starting up sleeps (frozen) once it passes.
+                            "  scale_to_zero: { enabled: true, idle_timeout: \"8s\" }\n");
   auto started = c.startTask(task);
   REQUIRE_MESSAGE(started.ok(), started.error().describe());
   CHECK(outputHas(c, started->id, "conf=version one"));
