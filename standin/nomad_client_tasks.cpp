@@ -1,7 +1,9 @@
 // NomadClient: the task runner's side (StartTask ... DestroyTask, RecoverTask)
 // and the per-task background calls (WaitTask, TaskStats).
 #include <algorithm>
+#include <chrono>
 #include <optional>
+#include <thread>
 
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
@@ -152,7 +154,18 @@ void NomadClient::startTaskBackground(const std::string& taskId) {
     grpc::Status st = inst->driver().WaitTask(ctx.get(), req, &resp);
     if (st.ok()) {
       recorder->setExit(taskId, toRecord(resp));
-    } else if (!inst->background().stopping() && inst->process().running()) {
+      return;
+    }
+    // Protocol doc §3.6 (Nomad: plugins/base/grpcutils HandleReqCtxGrpcErr): on UNAVAILABLE or
+    // CANCELLED it waits up to 3 s for the plugin's exit to be seen, and a
+    // plugin that died is ErrPluginShutdown, not the task's end. A SIGKILLed
+    // plugin's sockets close a moment before it can be reaped.
+    bool transport = st.error_code() == grpc::StatusCode::UNAVAILABLE ||
+                     st.error_code() == grpc::StatusCode::CANCELLED;
+    for (int i = 0; transport && i < 300 && inst->process().running(); ++i) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    }
+    if (!inst->background().stopping() && inst->process().running()) {
       // From a live plugin any WaitTask error ends the task (§3.6).
       ExitResult failed;
       failed.err = "WaitTask: " + statusText(st);
