@@ -15,6 +15,7 @@ const char* errorCodeName(ErrorCode code) {
     case ErrorCode::kSystem: return "system error";
     case ErrorCode::kCancelled: return "cancelled";
     case ErrorCode::kUnimplemented: return "unimplemented";
+    case ErrorCode::kDataLoss: return "data loss";
   }
   return "unknown";
 }

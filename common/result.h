@@ -24,6 +24,7 @@ enum class ErrorCode {
   kSystem = 9,            // a syscall failed; errnum says which
   kCancelled = 10,
   kUnimplemented = 11,
+  kDataLoss = 12,         // a stored file is corrupt, truncated, stale or not ours
 };
 
 const char* errorCodeName(ErrorCode code);

@@ -29,6 +29,7 @@ grpc::StatusCode grpcCode(ErrorCode code) {
     case ErrorCode::kTimeout: return grpc::StatusCode::DEADLINE_EXCEEDED;
     case ErrorCode::kCancelled: return grpc::StatusCode::CANCELLED;
     case ErrorCode::kUnimplemented: return grpc::StatusCode::UNIMPLEMENTED;
+    case ErrorCode::kDataLoss: return grpc::StatusCode::DATA_LOSS;
     case ErrorCode::kInternal:
     case ErrorCode::kVmmError:
     case ErrorCode::kSystem: return grpc::StatusCode::INTERNAL;

@@ -37,6 +37,7 @@ ErrorCode toErrorCode(grpc::StatusCode code) {
     case grpc::StatusCode::DEADLINE_EXCEEDED: return ErrorCode::kTimeout;
     case grpc::StatusCode::CANCELLED: return ErrorCode::kCancelled;
     case grpc::StatusCode::UNIMPLEMENTED: return ErrorCode::kUnimplemented;
+    case grpc::StatusCode::DATA_LOSS: return ErrorCode::kDataLoss;
     default: return ErrorCode::kInternal;
   }
 }
