@@ -65,6 +65,7 @@ class GroupTap : public Tap {
   Result<void> revertDivert() override {
     return netns_->run([&] { return device_.revertDivert(); });
   }
+  size_t discardQueued() override { return device_.discardQueued(); }
 
  private:
   TapDevice device_;

@@ -24,6 +24,7 @@ class HostTap : public Tap {
   Result<void> divert() override { return device_.divert(); }
   void commitDivert() override { device_.commitDivert(); }
   Result<void> revertDivert() override { return device_.revertDivert(); }
+  size_t discardQueued() override { return device_.discardQueued(); }
 
  private:
   TapDevice device_;

@@ -140,6 +140,10 @@ struct InstanceRecord {
   SleepTier sleepingTier = SleepTier::kDeep;  // the tier of the current (or last) sleep
   vmm::ProcessIdentity logHolder;   // holds the log FIFOs open; pid 0 when none
   std::filesystem::path snapshotDir;
+  // The generation of the newest complete snapshot (its manifest's stamp,
+  // vmm/snapshot_manifest.h): the task's deep sleeps counted from 1; 0 before
+  // the first one (or one made by a plugin without manifests).
+  uint64_t snapshotGeneration = 0;
   int64_t startedAtUnixNs = 0;
   WorkloadExit workloadExit;        // agent tasks only
 };

@@ -376,6 +376,7 @@ nlohmann::json toJson(const InstanceRecord& record) {
       {"sleepingTier", static_cast<int>(record.sleepingTier)},
       {"logHolder", identityJson(record.logHolder)},
       {"snapshotDir", record.snapshotDir.string()},
+      {"snapshotGeneration", record.snapshotGeneration},
       {"startedAtUnixNs", record.startedAtUnixNs},
       {"workloadExit", workloadExitJson(record.workloadExit)},
   };
@@ -406,6 +407,11 @@ Result<InstanceRecord> instanceRecordFromJson(const nlohmann::json& j) {
   }
   if (version >= 2) r.object("logHolder", [&](ObjectReader& h) { readIdentity(h, rec.logHolder); });
   r.path("snapshotDir", rec.snapshotDir);
+  if (version >= 6) {  // snapshot manifests; before, generation 0: unchecked
+    int64_t generation = 0;
+    r.integer("snapshotGeneration", 0, INT64_MAX, generation);
+    rec.snapshotGeneration = static_cast<uint64_t>(generation);
+  }
   r.integer("startedAtUnixNs", INT64_MIN, INT64_MAX, rec.startedAtUnixNs);
   if (version >= 3) {
     r.object("workloadExit", [&](ObjectReader& e) { readWorkloadExit(e, rec.workloadExit); });

@@ -1,12 +1,14 @@
 // InstanceRecord <-> JSON. The driver stores this JSON in Nomad's task handle
 // and the agent writes it to <runDir>/instance.json on every state change, so a
 // restarted plugin can find the instance again. The format is versioned
-// ("version": 5); decoding is strict: a missing, unknown or mistyped field is
+// ("version": 6); decoding is strict: a missing, unknown or mistyped field is
 // an error naming it, never a silently defaulted value. Older versions are
 // still read, so tasks started by an older plugin can be recovered: 1 (wave
 // 1: spec.consolePath, no stderrPath, no logHolder), 3 (no workload
 // readonlyRoot and stopSignal: false and 0), 4 (no sleep tiers: every sleep
-// was deep and stayed so; no cgroup; no group network).
+// was deep and stayed so; no cgroup; no group network), 5 (no
+// snapshotGeneration: the snapshot of a task asleep across the upgrade has no
+// manifest and is restored unchecked, once).
 #pragma once
 
 #include <nlohmann/json.hpp>
@@ -16,7 +18,7 @@
 
 namespace s2z::agent {
 
-inline constexpr int kInstanceRecordVersion = 5;
+inline constexpr int kInstanceRecordVersion = 6;
 
 // Encodes every field of the record (plus "version").
 nlohmann::json toJson(const InstanceRecord& record);

@@ -9,6 +9,8 @@
 #include "agent/process_usage.h"
 #include "agent/qemu_guest_agent.h"
 #include "agent/run_dir.h"
+#include "agent/snapshot_quarantine.h"
+#include "common/failpoint.h"
 #include "agent/vm_instance.h"
 
 namespace s2z::agent {
@@ -155,6 +157,7 @@ void VmInstance::sleepNow(uint64_t idleNs) {
     }
   }
   (void)persist();
+  failpoint("sleep-started");
   if (record_.spec.sleepTier == SleepTier::kLight) {
     lightSleep(idleNs);
   } else {
@@ -239,7 +242,10 @@ Result<vmm::SnapshotInfo> VmInstance::writeSnapshot(bool cancelIfWaking) {
   // WAKING (health checks never reach the tap), so then the wake wins.
   Result<vmm::SnapshotInfo> snap =
       makeError(ErrorCode::kCancelled, "a request arrived; waking instead");
-  if (!(cancelIfWaking && wakePending())) snap = vmm_->sleep(record().snapshotDir);
+  // The next generation: the manifest written with it pairs this state with
+  // this RAM, and only a restore that expects it will resume them.
+  const vmm::SnapshotStamp stamp{taskId_, record().snapshotGeneration + 1};
+  if (!(cancelIfWaking && wakePending())) snap = vmm_->sleep(record().snapshotDir, stamp);
   if (!snap.ok()) {
     if (diverted) {
       if (auto back = tap_->revertDivert(); !back.ok()) {
@@ -250,6 +256,10 @@ Result<vmm::SnapshotInfo> VmInstance::writeSnapshot(bool cancelIfWaking) {
   }
   if (diverted) tap_->commitDivert();  // the old VMM is gone: its queue too
   if (channel_) channel_->disconnect();  // its socket went with the VMM
+  {
+    std::lock_guard lock(mutex_);
+    record_.snapshotGeneration = stamp.generation;
+  }
   return snap;
 }
 
@@ -315,6 +325,9 @@ LoopCall VmInstance::handleWakeEvent(const bpf::WakeEvent& event) {
     return LoopCall::kDone;
   }
   uint64_t eventNs = event.timestampNs;
+  // The event is out of the ring buffer; only the BPF state (WAKING) says a
+  // wake is owed.
+  failpoint("wake-event-taken");
   // Re-checked under the op lock: a stop may have come first.
   bool posted = postJob([this, eventNs] {
     if (state() == InstanceState::kSleeping) wakeNow(eventNs);
@@ -334,16 +347,16 @@ void VmInstance::wakeNow(uint64_t eventNs) {
   if (deps_.standbys) deps_.standbys->release(taskId_);
   vmm::VmConfig config = vmConfig();
   // Light: the paused VMM runs on; deep: a restore (into the standby if any).
-  auto woken = tier == SleepTier::kLight ? vmm_->resume() : vmm_->restore(config, record().snapshotDir);
+  auto woken = tier == SleepTier::kLight
+                   ? vmm_->resume()
+                   : vmm_->restore(config, record().snapshotDir, {taskId_, record().snapshotGeneration});
   bool coldBoot = false;
   if (!woken.ok()) {
     if (tier == SleepTier::kLight) {
       emit("Resume failed (" + woken.error().describe() + "); cold booting");
       (void)vmm_->shutdown(std::chrono::milliseconds(0));  // whatever is left of it
     } else {
-      bool missing = woken.error().code == ErrorCode::kNotFound;
-      emit(std::string(missing ? "Snapshot missing" : "Snapshot unusable") + " (" +
-           woken.error().describe() + "); cold booting");
+      explainFailedRestore(config, woken.error());
     }
     if (!coldBootAfterFailedWake(config, woken.error().wrap(tier == SleepTier::kLight ? "resume" : "restore"))) {
       return;
@@ -371,6 +384,30 @@ void VmInstance::wakeNow(uint64_t eventNs) {
   emit("Woken", std::move(annotations));
 }
 
+void VmInstance::explainFailedRestore(const vmm::VmConfig& config, const Error& why) {
+  switch (why.code) {
+    case ErrorCode::kDataLoss: {
+      // Never resumed, never deleted: moved aside for whoever investigates.
+      auto moved = quarantineSnapshot(vmm_->snapshotFiles(config, record().snapshotDir),
+                                      quarantineDirOf(record().runDir), taskId_);
+      emit("Snapshot quarantined; cold booting",
+           {{"reason", why.describe()},
+            {"quarantine", moved.ok() ? moved->string() : "failed: " + moved.error().describe()}});
+      return;
+    }
+    case ErrorCode::kTimeout:
+      emit("Restore timed out (" + why.describe() + "); cold booting",
+           {{"restore_timeout_ms", std::to_string(config.restoreTimeout.count())}});
+      return;
+    case ErrorCode::kNotFound:
+      emit("Snapshot missing (" + why.describe() + "); cold booting");
+      return;
+    default:
+      emit("Snapshot unusable (" + why.describe() + "); cold booting");
+      return;
+  }
+}
+
 bool VmInstance::coldBootAfterFailedWake(const vmm::VmConfig& config, const Error& wakeError) {
   auto fail = [&](const std::string& why) {
     emit("Wake failed: " + why);
@@ -380,6 +417,14 @@ bool VmInstance::coldBootAfterFailedWake(const vmm::VmConfig& config, const Erro
     finishExit(std::move(info));
     return false;
   };
+  // Frames that waited for the old guest (the request that woke it) would
+  // reach the new one before its server listens and be refused (RST): gone,
+  // the client's retransmissions reach the new guest instead.
+  if (tap_) {
+    if (size_t dropped = tap_->discardQueued(); dropped > 0) {
+      spdlog::info("instance {}: {} frames for the lost guest dropped before the cold boot", taskId_, dropped);
+    }
+  }
   auto booted = vmm_->boot(config);
   if (!booted.ok()) return fail(wakeError.describe() + "; cold boot: " + booted.error().describe());
   // A new guest: its workload starts from the beginning, and its agent

@@ -9,6 +9,7 @@
 #include "agent/run_dir.h"
 #include "agent/task_cgroup.h"
 #include "agent/scratch_disk.h"
+#include "common/failpoint.h"
 #include "common/rollback_stack.h"
 #include "agent/vm_instance.h"
 #include "vmm/vmm_process.h"
@@ -205,6 +206,7 @@ Result<std::shared_ptr<VmInstance>> VmInstance::recover(const InstanceRecord& ha
   }
   // The handle is from StartTask; instance.json follows every transition.
   InstanceRecord rec = handle;
+  failpoint("recover-task");
   if (auto disk = loadRecord(handle.runDir); disk.ok()) {
     if (disk->spec.taskId == handle.spec.taskId) {
       rec = *disk;
@@ -293,7 +295,14 @@ Result<void> VmInstance::recoverRunning(InstanceState recorded) {
   OpLock op(*this);
   InstanceRecord r = record();
   Result<void> adopted = makeError(ErrorCode::kNotFound, "no VM process recorded");
-  if (r.vmm.pid != 0) adopted = vmm_->reattach(vmConfig(), r.vmm, /*standby=*/false);
+  // Recorded Waking with a standby: the plugin died restoring into it (a
+  // restore is recorded only once done), so the restore is finished now.
+  const bool restoreCut = recorded == InstanceState::kWaking && r.standby;
+  if (r.vmm.pid != 0) adopted = vmm_->reattach(vmConfig(), r.vmm, /*standby=*/restoreCut);
+  if (adopted.ok() && restoreCut) {
+    wakeNow(monotonicNowNs());
+    return okResult();
+  }
   if (adopted.ok()) {
     if (recorded == InstanceState::kStopping) {
       // The plugin died mid-stop: finish it.
@@ -333,10 +342,27 @@ Result<void> VmInstance::recoverRunning(InstanceState recorded) {
     finishExit(usesAgent() ? exitOfAgentTask() : ExitInfo{});
     return okResult();
   }
-  // The plugin died during a sleep or a wake with the snapshot written:
-  // the VM is asleep; wake it (its BPF state may say WAKING already).
-  bool asleep = snapshotPresent(r.snapshotDir) &&
-                (recorded == InstanceState::kSnapshotting || recorded == InstanceState::kWaking);
+  // The plugin died during a sleep or a wake with the VMM gone: the VM is
+  // asleep if its snapshot is whole; wake it (its BPF state may say WAKING
+  // already). Mid-sleep only the snapshot of that very sleep will do (the
+  // next generation): the previous one's device state is older than the RAM.
+  // Mid-wake the restore checks the snapshot itself (and refuses it if the
+  // guest ran on its RAM already).
+  bool asleep = false;
+  if (recorded == InstanceState::kSnapshotting) {
+    vmm::SnapshotStamp next{taskId_, r.snapshotGeneration + 1};
+    auto whole = vmm::verifySnapshot(r.snapshotDir, next);
+    if (whole.ok()) {
+      std::lock_guard lock(mutex_);
+      record_.snapshotGeneration = next.generation;
+      asleep = true;
+    } else {
+      spdlog::warn("instance {}: no whole snapshot of the interrupted sleep: {}", taskId_,
+                   whole.error().describe());
+    }
+  } else if (recorded == InstanceState::kWaking) {
+    asleep = snapshotPresent(r.snapshotDir);
+  }
   if (asleep) {
     if (recorded == InstanceState::kSnapshotting) S2Z_TRY(transition(&Lifecycle::slept), "adopt");
     wakeNow(monotonicNowNs());

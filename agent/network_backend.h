@@ -34,6 +34,8 @@ class Tap {
   virtual Result<void> divert() = 0;
   virtual void commitDivert() = 0;
   virtual Result<void> revertDivert() = 0;
+  // Drops the frames waiting in our queue (TapDevice::discardQueued).
+  virtual size_t discardQueued() = 0;
 };
 
 class NetworkBackend {

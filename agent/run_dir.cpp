@@ -68,6 +68,10 @@ std::filesystem::path snapshotDirOf(const std::filesystem::path& runDir) {
   return runDir / "snapshot";
 }
 
+std::filesystem::path quarantineDirOf(const std::filesystem::path& runDir) {
+  return runDir.parent_path().parent_path() / "quarantine";
+}
+
 std::filesystem::path qgaSocketOf(const std::filesystem::path& runDir) { return runDir / "qga.sock"; }
 
 std::filesystem::path agentSocketOf(const std::filesystem::path& runDir) {

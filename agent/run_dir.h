@@ -37,6 +37,9 @@ std::filesystem::path tasksDir(const std::filesystem::path& stateDir);
 std::filesystem::path addressesDir(const std::filesystem::path& stateDir);
 std::filesystem::path recordPath(const std::filesystem::path& runDir);
 std::filesystem::path snapshotDirOf(const std::filesystem::path& runDir);
+// <state_dir>/quarantine, for a run dir <state_dir>/tasks/<name>: snapshots
+// refused at restore, kept for inspection (agent/snapshot_quarantine.h).
+std::filesystem::path quarantineDirOf(const std::filesystem::path& runDir);
 std::filesystem::path agentSocketOf(const std::filesystem::path& runDir);
 // The host end of an agent-less guest's qemu-guest-agent port.
 std::filesystem::path qgaSocketOf(const std::filesystem::path& runDir);

@@ -235,4 +235,9 @@ Result<void> TapDevice::revertDivert() {
   return okResult();
 }
 
+size_t TapDevice::discardQueued() {
+  if (!fd_) return 0;
+  return drainFrames(fd_.get()).size();
+}
+
 }  // namespace s2z::agent

@@ -69,6 +69,10 @@ class TapDevice {
   // again. Frames arriving between the read and the close are lost (no VMM
   // involved: microseconds). Fails: kSystem (packet socket).
   Result<void> revertDivert();
+  // Reads and drops every frame waiting in our queue: frames for a guest that
+  // was lost (a cold boot replaces it). Returns how many. No VMM may hold
+  // the queue meanwhile.
+  size_t discardQueued();
 
  private:
   TapDevice(UniqueFd fd, std::string name, uint32_t ifindex)

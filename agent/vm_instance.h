@@ -170,6 +170,9 @@ class VmInstance final : public Instance {
   // A resume or restore failed: boot the guest afresh (and its workload).
   // False when that failed too: the task has exited.
   bool coldBootAfterFailedWake(const vmm::VmConfig& config, const Error& wakeError);
+  // The event for a deep wake whose restore failed; a snapshot that must not
+  // be resumed (kDataLoss) is quarantined first.
+  void explainFailedRestore(const vmm::VmConfig& config, const Error& why);
   void finishExit(ExitInfo info);
   Result<void> persist();
   void syncVmmFields();

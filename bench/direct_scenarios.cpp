@@ -26,6 +26,7 @@ struct DirectVm {
   std::unique_ptr<vmm::Vmm> vmm = vmm::makeVmm(vmm::Hypervisor::kQemu);
   std::optional<agent::TapDevice> tap;
   UniqueFd console;  // the guest console's log file, held like a task's FIFO
+  uint64_t generation = 0;  // of the newest snapshot (its manifest stamp)
   ~DirectVm() {
     if (vmm) (void)vmm->shutdown(0ms);
     if (!tap) {
@@ -38,7 +39,8 @@ struct DirectVm {
 // One round: sleep, optionally drop our tap fd, then request and restore.
 Result<DirectSample> round(const BenchConfig& c, DirectVm& vm, vmm::VmConfig& config,
                            const std::filesystem::path& snapshotDir, bool holdTap) {
-  auto slept = vm.vmm->sleep(snapshotDir);
+  const vmm::SnapshotStamp stamp{"bench", ++vm.generation};
+  auto slept = vm.vmm->sleep(snapshotDir, stamp);
   if (!slept.ok()) return slept.error().wrap("sleep");
   if (!holdTap) vm.tap.reset();  // closes our only fd: the tap loses carrier
   std::this_thread::sleep_for(c.settle);
@@ -58,7 +60,7 @@ Result<DirectSample> round(const BenchConfig& c, DirectVm& vm, vmm::VmConfig& co
       vm.tap = std::move(*again);
       config.tapFd = vm.tap->fd();
     }
-    restored = vm.vmm->restore(config, snapshotDir);
+    restored = vm.vmm->restore(config, snapshotDir, stamp);
     s.restoreMs = std::chrono::duration<double, std::milli>(Clock::now() - r0).count();
   });
   auto after = readRetransmits();

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "common/result.h"
+#include "vmm/snapshot_manifest.h"
 
 namespace s2z::vmm {
 
@@ -71,6 +72,10 @@ struct VmConfig {
   // The cgroup v2 directory every VMM process of this VM joins (Nomad's
   // cgroup for the task); empty: the plugin's own.
   std::filesystem::path cgroup;
+  // The restore watchdog: a restore (VMM start or standby, QMP, loading the
+  // device state, resume) that has not finished by then is killed and fails
+  // with kTimeout; the caller cold boots.
+  std::chrono::milliseconds restoreTimeout{5000};
 };
 
 // Identifies a process across plugin restarts: a pid alone can be reused.
@@ -124,12 +129,15 @@ class Vmm {
   virtual Result<PauseInfo> pause() = 0;
 
   // Deep sleep: pauses the guest (or takes it paused by pause()), writes a
-  // snapshot into snapshotDir atomically (temp name, fsync, rename), lets the
-  // VMM process exit and drops the RAM file's page cache.
+  // snapshot into snapshotDir atomically (temp name, fsync, rename), makes
+  // the guest RAM durable, writes the manifest stamped with `stamp`
+  // (vmm/snapshot_manifest.h), lets the VMM process exit and drops the RAM
+  // file's page cache. Everything durable happens before the exit.
   // Pre: running or paused. On failure the guest is left as it was (a
   // running one resumed, a paused one paused), and the error says why (disk
   // full, VMM error, ...).
-  virtual Result<SnapshotInfo> sleep(const std::filesystem::path& snapshotDir) = 0;
+  virtual Result<SnapshotInfo> sleep(const std::filesystem::path& snapshotDir,
+                                     const SnapshotStamp& stamp) = 0;
 
   // Lets a paused guest run again: the wake from a light sleep, or a sleep
   // cut short (the plugin died between the pause and the VMM's exit, and a
@@ -142,11 +150,19 @@ class Vmm {
   // skips process start-up. Pre: asleep. Backends without standby return ok.
   virtual Result<void> prepareRestore(const VmConfig& config) = 0;
 
-  // Restores the guest from snapshotDir with config.tapFd and resumes it.
-  // Pre: asleep (standby or not). Fails with kNotFound for a missing snapshot,
-  // kVmmError for a corrupt one; on failure no VMM process is left.
-  virtual Result<void> restore(const VmConfig& config,
-                               const std::filesystem::path& snapshotDir) = 0;
+  // Restores the guest from snapshotDir with config.tapFd and resumes it,
+  // once its manifest proves it is `expected` and intact. Pre: asleep
+  // (standby or not). Fails with kNotFound for a missing snapshot, kDataLoss
+  // for one that must not be resumed (corrupt, truncated, stale, foreign),
+  // kTimeout when config.restoreTimeout ran out, kVmmError when the VMM
+  // refused it; on failure no VMM process is left.
+  virtual Result<void> restore(const VmConfig& config, const std::filesystem::path& snapshotDir,
+                               const SnapshotStamp& expected) = 0;
+
+  // The files that make up a snapshot in snapshotDir (the dir itself and
+  // any file outside it, such as QEMU's guest RAM): what a quarantine moves.
+  virtual std::vector<std::filesystem::path> snapshotFiles(
+      const VmConfig& config, const std::filesystem::path& snapshotDir) const = 0;
 
   // Asks the guest to power off, waits up to grace, then kills the VMM
   // (and any standby). Idempotent: ok when nothing runs.

@@ -239,13 +239,39 @@ TEST_CASE("recovery: a plugin that died mid-snapshot leaves a sleeping VM, which
     std::lock_guard lock(h.world->mutex);
     h.world->alivePids.clear();  // the VMM exited after writing the snapshot
   }
+  // What instance.json said when the plugin died: Snapshotting, and the
+  // generation before this sleep's (it is recorded once the sleep is done).
   rec.state = InstanceState::kSnapshotting;
-  REQUIRE(persistRecord(rec).ok());  // what instance.json said when the plugin died
+  REQUIRE(rec.snapshotGeneration == 1);
+  rec.snapshotGeneration = 0;
+  REQUIRE(persistRecord(rec).ok());
   h.makeAgent();
   auto r = h.agent->recover(rec, h.events.sink());
   REQUIRE_MESSAGE(r.ok(), r.error().describe());
   CHECK((*r)->state() == InstanceState::kRunning);
   CHECK(h.events.find("Woken").size() == 1);
+  CHECK((*r)->record().snapshotGeneration == 1);
+}
+
+TEST_CASE("recovery: mid-snapshot with the VMM gone and only the previous sleep's snapshot: never restored") {
+  Harness h;
+  h.makeAgent();
+  auto sleeper = h.startOk(h.spec("task-stale", true, 100ms));
+  REQUIRE(h.events.waitFor("Sleeping", 3s));
+  auto rec = h.abandon(std::move(sleeper));
+  {
+    std::lock_guard lock(h.world->mutex);
+    h.world->alivePids.clear();  // the VMM died before this sleep's snapshot was whole
+  }
+  // The snapshot on disk is generation 1, the previous sleep's: its device
+  // state is older than the RAM the guest ran on since.
+  rec.state = InstanceState::kSnapshotting;
+  REQUIRE(persistRecord(rec).ok());
+  h.makeAgent();
+  auto r = h.agent->recover(rec, h.events.sink());
+  REQUIRE_FALSE(r.ok());
+  CHECK(r.error().code == ErrorCode::kNotFound);
+  CHECK(h.world->count(&testing::FakeWorld::restores) == 0);
 }
 
 TEST_CASE("recovery: a plugin that died mid-snapshot with the VMM alive resumes the guest") {

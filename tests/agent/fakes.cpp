@@ -64,7 +64,8 @@ Result<void> FakeVmm::boot(const vmm::VmConfig& config) {
   return okResult();
 }
 
-Result<vmm::SnapshotInfo> FakeVmm::sleep(const std::filesystem::path& snapshotDir) {
+Result<vmm::SnapshotInfo> FakeVmm::sleep(const std::filesystem::path& snapshotDir,
+                                         const vmm::SnapshotStamp& stamp) {
   if (pid_ == 0 || standby_) return makeError(ErrorCode::kFailedPrecondition, "fake: not running");
   std::string fail;
   bool skipFiles;
@@ -84,6 +85,13 @@ Result<vmm::SnapshotInfo> FakeVmm::sleep(const std::filesystem::path& snapshotDi
   if (!skipFiles) {
     std::filesystem::create_directories(snapshotDir);
     std::ofstream(snapshotDir / "state") << "device state";
+  }
+  // A real manifest (vmm/snapshot_manifest.h) of the fake's state file: the
+  // agent's recovery and this fake's restore check it as a backend would.
+  if (!skipFiles) {
+    auto state = vmm::describeSnapshotFile(snapshotDir, "state", vmm::FileCheck::kContent);
+    if (!state.ok()) return state.error();
+    S2Z_TRY(vmm::writeSnapshotManifest(snapshotDir, {stamp, {*state}}), "fake sleep");
   }
   forget();
   return vmm::SnapshotInfo{snapshotDir, 12, std::chrono::microseconds(3000)};
@@ -114,8 +122,8 @@ Result<void> FakeVmm::prepareRestore(const vmm::VmConfig& config) {
   return okResult();
 }
 
-Result<void> FakeVmm::restore(const vmm::VmConfig& config,
-                              const std::filesystem::path& snapshotDir) {
+Result<void> FakeVmm::restore(const vmm::VmConfig& config, const std::filesystem::path& snapshotDir,
+                              const vmm::SnapshotStamp& expected) {
   if (pid_ != 0 && !standby_) return makeError(ErrorCode::kFailedPrecondition, "fake: running");
   std::error_code ec;
   if (!std::filesystem::exists(snapshotDir / "state", ec)) {
@@ -127,6 +135,10 @@ Result<void> FakeVmm::restore(const vmm::VmConfig& config,
   if (content == "corrupt") {
     forget();  // like a real backend: no VMM left after a failed restore
     return makeError(ErrorCode::kVmmError, "snapshot " + snapshotDir.string() + " is corrupt");
+  }
+  if (auto checked = vmm::verifySnapshot(snapshotDir, expected); !checked.ok()) {
+    forget();
+    return checked.error();
   }
   {
     std::lock_guard lock(world_->mutex);
@@ -307,6 +319,7 @@ class FakeTap : public Tap {
     fd_ = std::move(previous_);
     return okResult();
   }
+  size_t discardQueued() override { return 0; }  // an eventfd holds no frames
 
  private:
   std::shared_ptr<FakeNetwork::State> state_;

@@ -54,11 +54,16 @@ class FakeVmm : public vmm::Vmm {
   vmm::Hypervisor kind() const override { return vmm::Hypervisor::kQemu; }
   Result<void> boot(const vmm::VmConfig& config) override;
   Result<vmm::PauseInfo> pause() override;
-  Result<vmm::SnapshotInfo> sleep(const std::filesystem::path& snapshotDir) override;
+  Result<vmm::SnapshotInfo> sleep(const std::filesystem::path& snapshotDir,
+                                  const vmm::SnapshotStamp& stamp) override;
   Result<void> resume() override;
   Result<void> prepareRestore(const vmm::VmConfig& config) override;
-  Result<void> restore(const vmm::VmConfig& config,
-                       const std::filesystem::path& snapshotDir) override;
+  Result<void> restore(const vmm::VmConfig& config, const std::filesystem::path& snapshotDir,
+                       const vmm::SnapshotStamp& expected) override;
+  std::vector<std::filesystem::path> snapshotFiles(
+      const vmm::VmConfig&, const std::filesystem::path& snapshotDir) const override {
+    return {snapshotDir};
+  }
   Result<void> shutdown(std::chrono::milliseconds grace) override;
   Result<void> signal(int signo) override;
   std::optional<vmm::ProcessIdentity> process() const override;

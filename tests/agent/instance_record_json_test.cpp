@@ -29,6 +29,7 @@ InstanceRecord sampleRecord() {
   r.standby = true;
   r.logHolder = {12300, 987654320000ULL};
   r.snapshotDir = "/var/lib/s2z-kata/tasks/web-1a2b3c4d/snapshot";
+  r.snapshotGeneration = 12;
   r.startedAtUnixNs = 1764000000123456789LL;
   return r;
 }
@@ -67,11 +68,16 @@ void checkEqual(const InstanceRecord& a, const InstanceRecord& b) {
   CHECK(a.logHolder.pid == b.logHolder.pid);
   CHECK(a.logHolder.startTime == b.logHolder.startTime);
   CHECK(a.snapshotDir == b.snapshotDir);
+  CHECK(a.snapshotGeneration == b.snapshotGeneration);
   CHECK(a.startedAtUnixNs == b.startedAtUnixNs);
 }
 
-// A version-5 record as a version-4 plugin wrote it: no sleep tiers.
+// A version-6 record as a version-5 plugin wrote it: no snapshot generation.
+void dropSnapshotGeneration(nlohmann::json& j) { j.erase("snapshotGeneration"); }
+
+// A version-6 record as a version-4 plugin wrote it: no sleep tiers.
 void dropSleepTiers(nlohmann::json& j) {
+  dropSnapshotGeneration(j);
   j["spec"].erase("sleepTier");
   j["spec"].erase("deepSleepAfterMs");
   j["spec"].erase("cgroup");
@@ -228,6 +234,20 @@ TEST_CASE("unknown field is an error naming it") {
   CHECK(out.error().message == "instance record: network.vlan: unknown field");
 }
 
+TEST_CASE("a version 5 record (no snapshot manifests yet) decodes with generation 0: restored unchecked") {
+  auto j = toJson(sampleRecord());
+  j["version"] = 5;
+  dropSnapshotGeneration(j);
+  auto out = instanceRecordFromJson(j);
+  REQUIRE_MESSAGE(out.ok(), out.error().describe());
+  CHECK(out->snapshotGeneration == 0);
+  // ...and a version 6 record must carry it.
+  j["version"] = 6;
+  auto strict = instanceRecordFromJson(j);
+  REQUIRE_FALSE(strict.ok());
+  CHECK(strict.error().message.find("snapshotGeneration: missing") != std::string::npos);
+}
+
 TEST_CASE("mistyped field, bad enum, bad state and bad version are errors") {
   auto base = toJson(sampleRecord());
   {
@@ -253,10 +273,10 @@ TEST_CASE("mistyped field, bad enum, bad state and bad version are errors") {
   }
   {
     auto j = base;
-    j["version"] = 6;
+    j["version"] = 7;
     auto out = instanceRecordFromJson(j);
     REQUIRE_FALSE(out.ok());
-    CHECK(out.error().message.find("version 6 is not supported") != std::string::npos);
+    CHECK(out.error().message.find("version 7 is not supported") != std::string::npos);
   }
   {
     auto out = instanceRecordFromJson(nlohmann::json::array());

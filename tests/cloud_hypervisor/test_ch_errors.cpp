@@ -15,6 +15,8 @@ using namespace s2z::tests::ch;
 namespace fs = std::filesystem;
 
 namespace {
+// Every test here sleeps once, then restores that snapshot.
+const vmm::SnapshotStamp kStamp{"ch-test", 1};
 using Strings = std::vector<std::string>;
 }
 
@@ -26,7 +28,7 @@ TEST_CASE("a 500 on vm.snapshot resumes the VM and quotes the VMM's message") {
   REQUIRE(vmm->boot(config).ok());
   auto id = *vmm->process();
 
-  auto slept = vmm->sleep(env.snapshotDir());
+  auto slept = vmm->sleep(env.snapshotDir(), kStamp);
   REQUIRE_FALSE(slept.ok());
   CHECK(slept.error().code == ErrorCode::kVmmError);
   CHECK(slept.error().message.find("HTTP 500: Error snapshotting VM: No space left on device") !=
@@ -78,14 +80,14 @@ TEST_CASE("a failing restore quotes the VMM and leaves no process; missing snaps
   auto vmm = vmm::makeCloudHypervisorVmm();
   auto config = env.config(tap.fd());
 
-  auto missing = vmm->restore(config, env.snapshotDir());
+  auto missing = vmm->restore(config, env.snapshotDir(), kStamp);
   REQUIRE_FALSE(missing.ok());
   CHECK(missing.error().code == ErrorCode::kNotFound);
   CHECK(env.requests().empty());  // nothing was started
 
   REQUIRE(vmm->boot(config).ok());
-  REQUIRE(vmm->sleep(env.snapshotDir()).ok());
-  auto restored = vmm->restore(config, env.snapshotDir());
+  REQUIRE(vmm->sleep(env.snapshotDir(), kStamp).ok());
+  auto restored = vmm->restore(config, env.snapshotDir(), kStamp);
   REQUIRE_FALSE(restored.ok());
   CHECK(restored.error().code == ErrorCode::kVmmError);
   CHECK(restored.error().message.find("Error restoring VM: invalid snapshot state") !=
@@ -101,7 +103,7 @@ TEST_CASE("fd count mismatches: the client never sends one, the stand-in would r
   auto vmm = vmm::makeCloudHypervisorVmm();
   auto config = env.config(tap.fd());
   REQUIRE(vmm->boot(config).ok());
-  REQUIRE(vmm->sleep(env.snapshotDir()).ok());
+  REQUIRE(vmm->sleep(env.snapshotDir(), kStamp).ok());
   REQUIRE(vmm->prepareRestore(config).ok());  // a VMM with no VM, ready for vm.restore
   vmm::ch::ChApiClient api(env.dir() / "ch-standby.sock");
   auto body = vmm::ch::buildRestoreConfig(env.snapshotDir(), 1, vmm::ch::capabilitiesFor({45, 0, 0}));
@@ -149,9 +151,9 @@ TEST_CASE("v52 without userfaultfd: the OnDemand restore fails, a copy restore i
   auto vmm = vmm::makeCloudHypervisorVmm();
   auto config = env.config(tap.fd());
   REQUIRE(vmm->boot(config).ok());
-  REQUIRE(vmm->sleep(env.snapshotDir()).ok());
+  REQUIRE(vmm->sleep(env.snapshotDir(), kStamp).ok());
   size_t before = env.requests().size();
-  auto restored = vmm->restore(config, env.snapshotDir());
+  auto restored = vmm->restore(config, env.snapshotDir(), kStamp);
   REQUIRE_MESSAGE(restored.ok(), s2z::tests::ch::errText(restored));
   auto reqs = env.requests();
   std::vector<RecordedRequest> tail(reqs.begin() + static_cast<long>(before), reqs.end());
@@ -194,7 +196,7 @@ TEST_CASE("light sleep is vm.pause and vm.resume; going deep from it snapshots t
   CHECK((*api.info())["state"] == "Paused");
 
   // Deeper from light: no second vm.pause, and the failed snapshot does not resume it.
-  auto slept = vmm->sleep(env.snapshotDir());
+  auto slept = vmm->sleep(env.snapshotDir(), kStamp);
   REQUIRE_FALSE(slept.ok());
   auto eps = env.endpoints();
   CHECK(Strings(eps.end() - 2, eps.end()) == Strings{"vm.info", "vm.snapshot"});

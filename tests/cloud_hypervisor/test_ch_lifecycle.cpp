@@ -18,6 +18,8 @@ using namespace s2z::tests::ch;
 namespace fs = std::filesystem;
 
 namespace {
+// Every test here sleeps once, then restores that snapshot.
+const vmm::SnapshotStamp kStamp{"ch-test", 1};
 
 using Strings = std::vector<std::string>;
 
@@ -97,7 +99,7 @@ TEST_CASE("v45: boot, sleep, restore (copy, then vm.resume), shutdown") {
 
   // Sleep: (is it paused already? a light sleep going deeper would be)
   // pause, snapshot into a temp dir, renamed into place, VMM exits.
-  auto slept = vmm->sleep(env.snapshotDir());
+  auto slept = vmm->sleep(env.snapshotDir(), kStamp);
   REQUIRE_MESSAGE(slept.ok(), s2z::tests::ch::errText(slept));
   CHECK(env.endpoints() == Strings{"vmm.ping", "vm.create", "vm.add-net", "vm.boot", "vm.info", "vm.pause",
                                    "vm.snapshot", "vmm.shutdown"});
@@ -117,7 +119,7 @@ TEST_CASE("v45: boot, sleep, restore (copy, then vm.resume), shutdown") {
 
   // Restore: a new VMM, vm.restore with net_fds [net0:1] and exactly one fd
   // (our tap), no OnDemand/resume on v45, so vm.resume follows.
-  auto restored = vmm->restore(config, env.snapshotDir());
+  auto restored = vmm->restore(config, env.snapshotDir(), kStamp);
   REQUIRE_MESSAGE(restored.ok(), s2z::tests::ch::errText(restored));
   reqs = env.requests();
   REQUIRE(reqs.size() == 11);
@@ -158,8 +160,8 @@ TEST_CASE("v52: restore asks for OnDemand memory and resume, no vm.resume after"
   auto vmm = vmm::makeCloudHypervisorVmm();
   auto config = env.config(tap.fd());
   REQUIRE(vmm->boot(config).ok());
-  REQUIRE(vmm->sleep(env.snapshotDir()).ok());
-  auto restored = vmm->restore(config, env.snapshotDir());
+  REQUIRE(vmm->sleep(env.snapshotDir(), kStamp).ok());
+  auto restored = vmm->restore(config, env.snapshotDir(), kStamp);
   REQUIRE_MESSAGE(restored.ok(), s2z::tests::ch::errText(restored));
   auto reqs = env.requests();
   const auto& restore = find(reqs, "vm.restore");
@@ -183,7 +185,7 @@ TEST_CASE("standby: prepareRestore starts a waiting VMM that restore then uses")
   auto vmm = vmm::makeCloudHypervisorVmm();
   auto config = env.config(tap.fd());
   REQUIRE(vmm->boot(config).ok());
-  REQUIRE(vmm->sleep(env.snapshotDir()).ok());
+  REQUIRE(vmm->sleep(env.snapshotDir(), kStamp).ok());
   REQUIRE(vmm->prepareRestore(config).ok());
   CHECK(vmm->standby());
   auto standby = vmm->process();
@@ -191,7 +193,7 @@ TEST_CASE("standby: prepareRestore starts a waiting VMM that restore then uses")
   CHECK(processAlive(*standby));
   size_t before = env.requests().size();
 
-  REQUIRE(vmm->restore(config, env.snapshotDir()).ok());
+  REQUIRE(vmm->restore(config, env.snapshotDir(), kStamp).ok());
   CHECK_FALSE(vmm->standby());
   CHECK(vmm->process()->pid == standby->pid);
   auto eps = env.endpoints();

@@ -72,7 +72,7 @@ struct WakeResult {
   double restoreMs = 0;
 };
 WakeResult wakeWithRequest(Vmm& vmm, const VmNet& net, const VmConfig& cfg,
-                           const std::filesystem::path& snap) {
+                           const std::filesystem::path& snap, const SnapshotStamp& stamp) {
   WakeResult w;
   auto sent = Clock::now();
   auto pending = std::async(std::launch::async, [&] {
@@ -81,7 +81,7 @@ WakeResult wakeWithRequest(Vmm& vmm, const VmNet& net, const VmConfig& cfg,
   });
   std::this_thread::sleep_for(20ms);  // the SYN is now queued in the tap
   auto restoreStart = Clock::now();
-  auto restored = vmm.restore(cfg, snap);
+  auto restored = vmm.restore(cfg, snap, stamp);
   w.restoreMs = msSince(restoreStart);
   CHECK_MESSAGE(restored.ok(), why(restored));
   auto [reply, ms] = pending.get();
@@ -132,6 +132,7 @@ TEST_CASE("qemu: boot, serve, sleep, wake on a queued request, standby, failures
   VmNet net;
   VmConfig cfg = net.config("lifecycle");
   auto snap = net.runDir() / "snapshot";
+  uint64_t generation = 0;  // the manifest stamp of the newest snapshot
   auto vmm = makeVmm(Hypervisor::kQemu);
 
   auto bootStart = Clock::now();
@@ -156,11 +157,12 @@ TEST_CASE("qemu: boot, serve, sleep, wake on a queued request, standby, failures
   CHECK(health.status == 200);
 
   // Sleep: snapshot written, QEMU gone, tap still ours.
-  auto slept = vmm->sleep(snap);
+  auto slept = vmm->sleep(snap, {"lifecycle", ++generation});
   REQUIRE_MESSAGE(slept.ok(), why(slept));
   CHECK(std::filesystem::exists(snap / "state"));
   CHECK_FALSE(std::filesystem::exists(snap / "state.tmp"));
   CHECK(std::filesystem::file_size(snap / "state") == slept->bytes);
+  CHECK(verifySnapshot(snap, {"lifecycle", generation}).ok());  // the manifest pairs state and RAM
   CHECK(slept->bytes > 1000);
   CHECK_FALSE(vmm->process().has_value());
   CHECK_FALSE(alive(firstPid));
@@ -168,7 +170,7 @@ TEST_CASE("qemu: boot, serve, sleep, wake on a queued request, standby, failures
   MESSAGE("snapshot: " << slept->duration.count() / 1000.0 << " ms, " << slept->bytes << " bytes");
 
   {  // restore without standby answers the request sent while asleep
-    auto w = wakeWithRequest(*vmm, net, cfg, snap);
+    auto w = wakeWithRequest(*vmm, net, cfg, snap, {"lifecycle", generation});
     CHECK_MESSAGE(w.reply.status == 200, w.reply.error);
     CHECK(w.reply.body == "3\n");  // the counter continued: guest RAM survived
     MESSAGE("restore without standby: restore() " << w.restoreMs << " ms, request->response "
@@ -176,6 +178,11 @@ TEST_CASE("qemu: boot, serve, sleep, wake on a queued request, standby, failures
     CHECK(vmm->process().has_value());
     CHECK_FALSE(vmm->standby());
     CHECK(counterOf(net) == 4);
+    // The guest runs on its RAM: that snapshot can never be resumed again.
+    auto again = verifySnapshot(snap, {"lifecycle", generation});
+    REQUIRE_FALSE(again.ok());
+    CHECK(again.error().code == ErrorCode::kDataLoss);
+    CHECK(again.error().message.find("guest-ram changed after the snapshot") != std::string::npos);
     // The restored QEMU appended to the console instead of truncating it.
     CHECK(consoleText().find(ready) != std::string::npos);
   }
@@ -186,7 +193,7 @@ TEST_CASE("qemu: boot, serve, sleep, wake on a queued request, standby, failures
     unsigned long expected = 5;
     for (int i = 0; i < 5; ++i) {
       {
-        auto again = vmm->sleep(snap);
+        auto again = vmm->sleep(snap, {"lifecycle", ++generation});
         REQUIRE_MESSAGE(again.ok(), why(again));
         snapshots.push_back(again->duration.count() / 1000.0);
         sizes.push_back(again->bytes);
@@ -196,7 +203,7 @@ TEST_CASE("qemu: boot, serve, sleep, wake on a queued request, standby, failures
       CHECK(vmm->standby());
       REQUIRE(vmm->process().has_value());
       std::this_thread::sleep_for(300ms);  // a standby is started ahead of time
-      auto w = wakeWithRequest(*vmm, net, cfg, snap);
+      auto w = wakeWithRequest(*vmm, net, cfg, snap, {"lifecycle", generation});
       REQUIRE_MESSAGE(w.reply.status == 200, w.reply.error);
       CHECK(w.reply.body == std::to_string(expected++) + "\n");
       CHECK_FALSE(vmm->standby());
@@ -215,7 +222,7 @@ TEST_CASE("qemu: boot, serve, sleep, wake on a queued request, standby, failures
       ScratchMount full(net.runDir() / "full", "size=4k");
       REQUIRE(full.mounted());
       pid_t pid = vmm->process()->pid;
-      auto failed = vmm->sleep(net.runDir() / "full" / "snapshot");
+      auto failed = vmm->sleep(net.runDir() / "full" / "snapshot", {"lifecycle", generation + 1});
       CHECK_FALSE(failed.ok());
       MESSAGE("sleep onto a full disk: " << why(failed));
       CHECK(alive(pid));
@@ -227,7 +234,7 @@ TEST_CASE("qemu: boot, serve, sleep, wake on a queued request, standby, failures
       REQUIRE(ro.mounted());
       ro.remountReadOnly();
       REQUIRE(ro.mounted());
-      auto failed = vmm->sleep(net.runDir() / "ro" / "snapshot");
+      auto failed = vmm->sleep(net.runDir() / "ro" / "snapshot", {"lifecycle", generation + 1});
       CHECK_FALSE(failed.ok());
       CHECK(failed.error().code == ErrorCode::kSystem);
       CHECK(counterOf(net) == expected++);
@@ -262,10 +269,10 @@ TEST_CASE("qemu: boot, serve, sleep, wake on a queued request, standby, failures
       REQUIRE_MESSAGE(resumed.ok(), why(resumed));
       CHECK(counterOf(net) == expected++);
     }
-    auto slept2 = second->sleep(snap);  // proves QMP reconnects after reattach
+    auto slept2 = second->sleep(snap, {"lifecycle", ++generation});  // proves QMP reconnects after reattach
     REQUIRE_MESSAGE(slept2.ok(), why(slept2));
     CHECK_FALSE(alive(id.pid));
-    auto restored = second->restore(cfg, snap);
+    auto restored = second->restore(cfg, snap, {"lifecycle", generation});
     REQUIRE_MESSAGE(restored.ok(), why(restored));
     CHECK(counterOf(net) == expected++);
     vmm = std::move(second);
@@ -295,7 +302,7 @@ TEST_CASE("qemu: restore failures leave no process") {
   auto vmm = makeVmm(Hypervisor::kQemu);
 
   SUBCASE("missing snapshot: kNotFound before anything starts") {
-    auto r = vmm->restore(cfg, snap);
+    auto r = vmm->restore(cfg, snap, {"broken", 0});
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().code == ErrorCode::kNotFound);
     CHECK_FALSE(vmm->process().has_value());
@@ -319,7 +326,7 @@ TEST_CASE("qemu: restore failures leave no process") {
       REQUIRE_MESSAGE(prepared.ok(), why(prepared));
       REQUIRE(vmm->standby());
     }
-    auto r = vmm->restore(cfg, snap);
+    auto r = vmm->restore(cfg, snap, {"broken", 0});
     REQUIRE_FALSE(r.ok());
     CHECK(r.error().code == ErrorCode::kVmmError);
     MESSAGE("corrupt snapshot: " << r.error().describe());

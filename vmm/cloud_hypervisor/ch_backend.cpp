@@ -156,7 +156,8 @@ Result<PauseInfo> CloudHypervisorVmm::pause() {
   return info;
 }
 
-Result<SnapshotInfo> CloudHypervisorVmm::sleep(const std::filesystem::path& snapshotDir) {
+Result<SnapshotInfo> CloudHypervisorVmm::sleep(const std::filesystem::path& snapshotDir,
+                                               const SnapshotStamp& stamp) {
   if (!active_) return noVm("sleep");
   auto start = Clock::now();
   ChApiClient api(active_->socket);
@@ -183,6 +184,10 @@ Result<SnapshotInfo> CloudHypervisorVmm::sleep(const std::filesystem::path& snap
   if (!snap.ok()) {
     removeQuietly(*temp);
     return resumeAfter(snap.error().wrap("snapshot"));
+  }
+  if (auto written = writeManifestFor(*temp, stamp); !written.ok()) {
+    removeQuietly(*temp);
+    return resumeAfter(written.error());
   }
   auto bytes = commitSnapshotDir(*temp, snapshotDir);
   if (!bytes.ok()) {
@@ -254,10 +259,17 @@ Result<ChProcess> CloudHypervisorVmm::takeRestoreVmm(const VmConfig& config) {
 }
 
 Result<void> CloudHypervisorVmm::restore(const VmConfig& config,
-                                         const std::filesystem::path& snapshotDir) {
+                                         const std::filesystem::path& snapshotDir,
+                                         const SnapshotStamp& expected) {
   if (active_) return makeError(ErrorCode::kFailedPrecondition, "restore: VM is running");
   if (config.tapFd < 0) return makeError(ErrorCode::kInvalidArgument, "restore: no tap fd");
   S2Z_TRY(checkSnapshotDir(snapshotDir), "restore");
+  if (auto checked = verifySnapshot(snapshotDir, expected); !checked.ok()) {
+    // Nothing may be left running for a snapshot that will not be resumed.
+    if (standby_) stopProcess(*standby_, kExitWait);
+    standby_.reset();
+    return checked.error().wrap("restore");
+  }
 
   auto vmm = takeRestoreVmm(config);
   if (!vmm.ok()) return vmm.error().wrap("restore");
@@ -281,6 +293,11 @@ Result<void> CloudHypervisorVmm::restore(const VmConfig& config,
                snapshotDir.string());
   active_ = std::move(*vmm);
   return okResult();
+}
+
+std::vector<std::filesystem::path> CloudHypervisorVmm::snapshotFiles(
+    const VmConfig&, const std::filesystem::path& snapshotDir) const {
+  return {snapshotDir};  // memory-ranges is inside it
 }
 
 Result<void> CloudHypervisorVmm::shutdown(std::chrono::milliseconds grace) {

@@ -36,11 +36,14 @@ class CloudHypervisorVmm final : public Vmm {
   Hypervisor kind() const override { return Hypervisor::kCloudHypervisor; }
   Result<void> boot(const VmConfig& config) override;
   Result<PauseInfo> pause() override;
-  Result<SnapshotInfo> sleep(const std::filesystem::path& snapshotDir) override;
+  Result<SnapshotInfo> sleep(const std::filesystem::path& snapshotDir,
+                             const SnapshotStamp& stamp) override;
   Result<void> resume() override;
   Result<void> prepareRestore(const VmConfig& config) override;
-  Result<void> restore(const VmConfig& config,
-                       const std::filesystem::path& snapshotDir) override;
+  Result<void> restore(const VmConfig& config, const std::filesystem::path& snapshotDir,
+                       const SnapshotStamp& expected) override;
+  std::vector<std::filesystem::path> snapshotFiles(
+      const VmConfig& config, const std::filesystem::path& snapshotDir) const override;
   Result<void> shutdown(std::chrono::milliseconds grace) override;
   Result<void> signal(int signo) override;
   std::optional<ProcessIdentity> process() const override;

@@ -68,6 +68,23 @@ Result<uint64_t> commitSnapshotDir(const fs::path& tempDir, const fs::path& fina
   return bytes;
 }
 
+Result<void> writeManifestFor(const fs::path& dir, const SnapshotStamp& stamp) {
+  // Bigger files are guest memory: checksumming them at every restore would
+  // cost more than the restore (snapshot_manifest.h).
+  constexpr uint64_t kContentCheckLimit = 16 << 20;
+  SnapshotManifest manifest{stamp, {}};
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    if (!entry.is_regular_file() || entry.path().filename() == kManifestFile) continue;
+    FileCheck check = entry.file_size() <= kContentCheckLimit ? FileCheck::kContent : FileCheck::kIdentity;
+    auto file = describeSnapshotFile(dir, entry.path().filename(), check);
+    if (!file.ok()) return file.error().wrap("snapshot manifest");
+    manifest.files.push_back(*file);
+  }
+  if (ec) return systemError("list " + dir.string(), ec.value());
+  return writeSnapshotManifest(dir, manifest);
+}
+
 Result<void> checkSnapshotDir(const fs::path& dir) {
   std::error_code ec;
   for (const char* name : {"config.json", "state.json"}) {

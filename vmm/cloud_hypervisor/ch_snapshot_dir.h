@@ -7,6 +7,7 @@
 #include <filesystem>
 
 #include "common/result.h"
+#include "vmm/snapshot_manifest.h"
 
 namespace s2z::vmm::ch {
 
@@ -20,6 +21,10 @@ Result<std::filesystem::path> prepareTempDir(const std::filesystem::path& finalD
 // no config.json/state.json; kSystem on I/O errors.
 Result<uint64_t> commitSnapshotDir(const std::filesystem::path& tempDir,
                                    const std::filesystem::path& finalDir);
+
+// Writes dir's manifest (vmm/snapshot_manifest.h) stamped with stamp: the
+// JSON files checked by content, memory-ranges (guest RAM) by identity.
+Result<void> writeManifestFor(const std::filesystem::path& dir, const SnapshotStamp& stamp);
 
 // kNotFound unless dir holds a snapshot (config.json and state.json).
 Result<void> checkSnapshotDir(const std::filesystem::path& dir);

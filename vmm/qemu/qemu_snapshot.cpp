@@ -12,10 +12,12 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <thread>
 
 #include <spdlog/spdlog.h>
 
+#include "common/failpoint.h"
 #include "vmm/guest_ram_release.h"
 #include "vmm/qemu/qemu_command_line.h"
 #include "vmm/qemu/qemu_vmm.h"
@@ -32,9 +34,9 @@ constexpr char kFdName[] = "s2z-snapshot";
 // The default max-bandwidth (128 MiB/s) throttles even a stopped VM's stream.
 constexpr uint64_t kMaxBandwidth = uint64_t{1} << 40;
 
-Result<void> setIgnoreShared(QmpClient& q) {
+Result<void> setIgnoreShared(QmpClient& q, std::chrono::milliseconds timeout = 10s) {
   nlohmann::json caps = {{"capabilities", {{{"capability", "x-ignore-shared"}, {"state", true}}}}};
-  auto r = q.execute("migrate-set-capabilities", caps);
+  auto r = q.execute("migrate-set-capabilities", caps, timeout);
   if (!r.ok()) return r.error();
   return okResult();
 }
@@ -69,6 +71,32 @@ Result<void> makeSnapshotDir(const std::filesystem::path& dir) {
   return okResult();
 }
 
+// What is left of a deadline for one QMP call; at least 1 ms, so a call made
+// just after the deadline still reports kTimeout rather than blocking.
+std::chrono::milliseconds remaining(Clock::time_point deadline) {
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+  return std::max(left, std::chrono::milliseconds(1));
+}
+
+// The guest RAM's dirty pages on disk, while the VM is still there to resume.
+Result<void> syncGuestRam(const std::filesystem::path& ram) {
+  UniqueFd fd(::open(ram.c_str(), O_RDONLY | O_CLOEXEC));
+  if (!fd) return systemError("open " + ram.string());
+  if (::fdatasync(fd.get()) != 0) return systemError("fdatasync " + ram.string());
+  return okResult();
+}
+
+Result<void> writeManifest(const std::filesystem::path& snapshotDir, const std::filesystem::path& ram,
+                           const SnapshotStamp& stamp) {
+  SnapshotManifest manifest{stamp, {}};
+  auto state = describeSnapshotFile(snapshotDir, kStateFile, FileCheck::kContent);
+  if (!state.ok()) return state.error();
+  auto memory = describeSnapshotFile(snapshotDir, ram, FileCheck::kIdentity);
+  if (!memory.ok()) return memory.error();
+  manifest.files = {*state, *memory};
+  return writeSnapshotManifest(snapshotDir, manifest);
+}
+
 // True once a migration can no longer change anything: never started,
 // completed, failed or cancelled (QEMU's MigrationStatus).
 bool migrationFinished(const std::string& status) {
@@ -78,12 +106,11 @@ bool migrationFinished(const std::string& status) {
 
 }  // namespace
 
-Result<void> QemuVmm::waitMigration(bool incoming, std::chrono::milliseconds timeout) {
-  auto deadline = Clock::now() + timeout;
+Result<void> QemuVmm::waitMigration(bool incoming, Clock::time_point deadline) {
   for (;;) {
     auto q = qmp();
     if (!q.ok()) return q.error();
-    auto info = (*q)->execute("query-migrate", nlohmann::json::object(), 10s);
+    auto info = (*q)->execute("query-migrate", nlohmann::json::object(), remaining(deadline));
     if (!info.ok()) {
       // An incoming QEMU that fails to load the stream exits on its own.
       if (incoming && (info.error().code == ErrorCode::kUnavailable || !process_.running())) {
@@ -104,7 +131,8 @@ Result<void> QemuVmm::waitMigration(bool incoming, std::chrono::milliseconds tim
   }
 }
 
-Result<SnapshotInfo> QemuVmm::sleep(const std::filesystem::path& snapshotDir) {
+Result<SnapshotInfo> QemuVmm::sleep(const std::filesystem::path& snapshotDir,
+                                    const SnapshotStamp& stamp) {
   if (!process_.valid() || standby_) {
     return makeError(ErrorCode::kFailedPrecondition, "sleep: no running vm for " + config_.name);
   }
@@ -152,17 +180,25 @@ Result<SnapshotInfo> QemuVmm::sleep(const std::filesystem::path& snapshotDir) {
   if (auto r = qmp.execute("migrate", {{"uri", std::string("fd:") + kFdName}}); !r.ok()) {
     return resume(r.error(), true);
   }
-  if (auto r = waitMigration(false, 60s); !r.ok()) return resume(r.error(), false);
+  failpoint("snapshot-streaming");
+  if (auto r = waitMigration(false, Clock::now() + 60s); !r.ok()) return resume(r.error(), false);
   auto streamed = Clock::now();
   // Durable before the VM goes away: a failure here still leaves it running.
   if (::fsync(out.get()) != 0) return resume(systemError("fsync " + temp.string()), false);
   struct stat st {};
   ::fstat(out.get(), &st);
   out.reset();
+  failpoint("snapshot-written-not-renamed");
   if (::rename(temp.c_str(), (snapshotDir / kStateFile).c_str()) != 0) {
     return resume(systemError("rename " + temp.string()), false);
   }
   if (auto r = fsyncDir(snapshotDir); !r.ok()) return resume(r.error(), false);
+  // The RAM the state belongs to, durable too, then the manifest that pairs
+  // them. Until the manifest is there the state is not a snapshot: a
+  // restore refuses it, and a failure here still resumes the guest.
+  const auto ram = qemuPaths(config_.runDir).guestRam;
+  if (auto r = syncGuestRam(ram); !r.ok()) return resume(r.error(), false);
+  if (auto r = writeManifest(snapshotDir, ram, stamp); !r.ok()) return resume(r.error(), false);
   auto durable = Clock::now();
 
   // SIGKILL rather than `quit`: after a completed migration QEMU's own
@@ -172,6 +208,7 @@ Result<SnapshotInfo> QemuVmm::sleep(const std::filesystem::path& snapshotDir) {
   qmp_.reset();
   (void)process_.kill();  // reaps
   auto exited = Clock::now();
+  failpoint("vmm-exited");
   auto us = [](Clock::duration d) {
     return std::chrono::duration_cast<std::chrono::microseconds>(d);
   };
@@ -208,7 +245,7 @@ Result<void> QemuVmm::resume() {
   if (!migration.ok()) return migration.error().wrap("resume " + config_.name);
   if (!migrationFinished(migration->value("status", "none"))) {
     if (auto r = qmp.execute("migrate_cancel"); !r.ok()) return r.error().wrap("resume");
-    auto ended = waitMigration(false, 10s);
+    auto ended = waitMigration(false, Clock::now() + 10s);
     if (!ended.ok() && ended.error().code == ErrorCode::kTimeout) return ended.error().wrap("resume");
   }
   if (auto r = qmp.execute("cont"); !r.ok()) return r.error().wrap("resume " + config_.name);
@@ -221,42 +258,80 @@ Result<void> QemuVmm::prepareRestore(const VmConfig& config) {
     if (standby_) return okResult();
     return makeError(ErrorCode::kFailedPrecondition, "prepare restore: vm " + config.name + " is running");
   }
-  S2Z_TRY(launch(config, /*incoming=*/true), "prepare restore " + config.name);
+  // Waiting for the standby's QMP is bounded as a boot's: nobody waits on it yet.
+  S2Z_TRY(launch(config, /*incoming=*/true, Clock::now() + 30s), "prepare restore " + config.name);
   return okResult();
 }
 
-Result<void> QemuVmm::restore(const VmConfig& config, const std::filesystem::path& snapshotDir) {
+Result<void> QemuVmm::restore(const VmConfig& config, const std::filesystem::path& snapshotDir,
+                              const SnapshotStamp& expected) {
+  // The watchdog: everything below, from the QEMU start to `cont`, within
+  // restoreTimeout. Each QMP call gets what is left; at the end the VMM is
+  // killed (SIGKILL also ends a stopped process) and the caller cold boots.
+  const auto deadline = Clock::now() + config.restoreTimeout;
   auto state = snapshotDir / kStateFile;
-  if (!std::filesystem::exists(state)) {
-    return makeError(ErrorCode::kNotFound, "restore " + config.name + ": no snapshot at " + state.string());
-  }
-  if (!std::filesystem::exists(qemuPaths(config.runDir).guestRam)) {
-    return makeError(ErrorCode::kNotFound, "restore " + config.name + ": guest RAM file missing in " +
-                                               config.runDir.string());
-  }
   if (process_.valid() && !standby_) {
     return makeError(ErrorCode::kFailedPrecondition, "restore: vm " + config.name + " is running");
   }
-  UniqueFd in(::open(state.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!in) return systemError("restore: open " + state.string());
-  if (!process_.valid()) S2Z_TRY(launch(config, /*incoming=*/true), "restore " + config.name);
-
   auto fail = [&](const Error& e) -> Error {
     killAndForget();
     return e.wrap("restore " + config.name);
   };
-  auto q = qmp();
-  if (!q.ok()) return fail(q.error());
-  QmpClient& qmp = **q;
-  if (auto r = setIgnoreShared(qmp); !r.ok()) return fail(r.error());
-  if (auto r = qmp.sendFd(kFdName, in.get()); !r.ok()) return fail(r.error());
-  if (auto r = qmp.execute("migrate-incoming", {{"uri", std::string("fd:") + kFdName}}); !r.ok()) {
-    return fail(r.error());
+  // A standby adopted from a plugin that died mid-restore may be past the
+  // load ("paused") or running the guest already: only the rest is done.
+  std::string standbyStatus;
+  if (process_.valid()) {
+    auto q = qmp();
+    if (!q.ok()) return fail(q.error());
+    auto status = (*q)->execute("query-status", nlohmann::json::object(), remaining(deadline));
+    if (!status.ok()) return fail(status.error());
+    standbyStatus = status->value("status", "");
+    if (standbyStatus == "running") {
+      standby_ = false;
+      return okResult();
+    }
   }
-  if (auto r = waitMigration(true, 60s); !r.ok()) return fail(r.error());
-  if (auto r = qmp.execute("cont"); !r.ok()) return fail(r.error());
+  const bool loaded = !standbyStatus.empty() && standbyStatus != "inmigrate";
+  UniqueFd in;
+  if (!loaded) {
+    if (!std::filesystem::exists(state)) {
+      killAndForget();
+      return makeError(ErrorCode::kNotFound, "restore " + config.name + ": no snapshot at " + state.string());
+    }
+    if (auto checked = verifySnapshot(snapshotDir, expected); !checked.ok()) return fail(checked.error());
+    in.reset(::open(state.c_str(), O_RDONLY | O_CLOEXEC));
+    if (!in) return fail(systemError("open " + state.string()));
+  }
+  if (!process_.valid()) S2Z_TRY(launch(config, /*incoming=*/true, deadline), "restore " + config.name);
+  failpoint("restore-started");
+  if (auto r = loadSnapshot(loaded ? -1 : in.get(), deadline); !r.ok()) return fail(r.error());
   standby_ = false;
   return okResult();
+}
+
+Result<void> QemuVmm::loadSnapshot(int stateFd, Clock::time_point deadline) {
+  auto q = qmp();
+  if (!q.ok()) return q.error();
+  QmpClient& qmp = **q;
+  if (stateFd >= 0) {
+    if (auto r = setIgnoreShared(qmp, remaining(deadline)); !r.ok()) return r.error();
+    if (auto r = qmp.sendFd(kFdName, stateFd, remaining(deadline)); !r.ok()) return r.error();
+    if (auto r = qmp.execute("migrate-incoming", {{"uri", std::string("fd:") + kFdName}},
+                             remaining(deadline));
+        !r.ok()) {
+      return r.error();
+    }
+  }
+  S2Z_TRY(waitMigration(true, deadline), "load snapshot");
+  // From `cont` on the guest writes its RAM: this snapshot no longer matches it.
+  S2Z_TRY(markRamInUse(qemuPaths(config_.runDir).guestRam), "restore");
+  if (auto r = qmp.execute("cont", nlohmann::json::object(), remaining(deadline)); !r.ok()) return r.error();
+  return okResult();
+}
+
+std::vector<std::filesystem::path> QemuVmm::snapshotFiles(const VmConfig& config,
+                                                          const std::filesystem::path& snapshotDir) const {
+  return {snapshotDir, qemuPaths(config.runDir).guestRam};
 }
 
 }  // namespace s2z::vmm::qemu

@@ -5,6 +5,7 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <fstream>
 #include <regex>
 #include <thread>
@@ -65,8 +66,24 @@ Result<HypervisorInfo> probeQemu(const std::filesystem::path& binary) {
 }
 
 namespace qemu {
+namespace {
 
-Result<void> QemuVmm::launch(const VmConfig& config, bool incoming) {
+// Allocates the whole file (unwritten extents on ext4/xfs: no data written);
+// a filesystem without fallocate gets a sparse file of the right size.
+Result<void> reserveGuestRam(int fd, uint64_t bytes) {
+  if (::fallocate(fd, 0, 0, static_cast<off_t>(bytes)) == 0) return okResult();
+  if (errno != EOPNOTSUPP) {
+    return systemError(errno == ENOSPC ? "no space for " + std::to_string(bytes >> 20) + " MiB"
+                                       : std::string("fallocate"));
+  }
+  if (::ftruncate(fd, static_cast<off_t>(bytes)) != 0) return systemError("ftruncate");
+  return okResult();
+}
+
+}  // namespace
+
+Result<void> QemuVmm::launch(const VmConfig& config, bool incoming,
+                             std::chrono::steady_clock::time_point deadline) {
   if (process_.valid()) {
     return makeError(ErrorCode::kFailedPrecondition, "a qemu process already runs for this vm");
   }
@@ -90,6 +107,13 @@ Result<void> QemuVmm::launch(const VmConfig& config, bool incoming) {
     // QEMU would create it 0644 (umask): the guest's memory is the owner's only.
     UniqueFd ram(::open(paths.guestRam.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
     if (!ram) return systemError("create " + paths.guestRam.string());
+    // Every block of the guest's RAM is reserved now: a sparse file would let
+    // the guest's first write to a page on a full disk kill QEMU (SIGBUS) and
+    // the guest with it. A full disk is a clear start error instead.
+    if (auto r = reserveGuestRam(ram.get(), config.memoryMib << 20); !r.ok()) {
+      std::filesystem::remove(paths.guestRam, ec);
+      return r.error().wrap("guest RAM file " + paths.guestRam.string());
+    }
   } else if (!std::filesystem::exists(paths.guestRam, ec)) {
     // QEMU would create an empty one and resume a guest with zeroed memory.
     return makeError(ErrorCode::kNotFound, "guest RAM file " + paths.guestRam.string() + " missing");
@@ -119,10 +143,9 @@ Result<void> QemuVmm::launch(const VmConfig& config, bool incoming) {
   spdlog::debug("vmm {}: qemu pid {} started ({})", config.name, process_.identity().pid,
                 incoming ? "waiting for snapshot" : "boot");
 
-  // Under a loaded TCG host QEMU may take a while to create its QMP socket.
-  auto deadline = std::chrono::steady_clock::now() + 30s;
   for (;;) {
-    auto client = QmpClient::connect(paths.qmpSocket, 200ms);
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    auto client = QmpClient::connect(paths.qmpSocket, std::clamp(left, 1ms, 200ms));
     if (client.ok()) {
       qmp_ = std::move(*client);
       return okResult();
@@ -178,7 +201,9 @@ void QemuVmm::killAndForget() {
 }
 
 Result<void> QemuVmm::boot(const VmConfig& config) {
-  S2Z_TRY(launch(config, /*incoming=*/false), "boot " + config.name);
+  // Under a loaded TCG host QEMU may take a while to create its QMP socket.
+  S2Z_TRY(launch(config, /*incoming=*/false, std::chrono::steady_clock::now() + 30s),
+          "boot " + config.name);
   return okResult();
 }
 

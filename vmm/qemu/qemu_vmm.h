@@ -40,10 +40,14 @@ class QemuVmm final : public Vmm {
   Hypervisor kind() const override { return Hypervisor::kQemu; }
   Result<void> boot(const VmConfig& config) override;
   Result<PauseInfo> pause() override;
-  Result<SnapshotInfo> sleep(const std::filesystem::path& snapshotDir) override;
+  Result<SnapshotInfo> sleep(const std::filesystem::path& snapshotDir,
+                             const SnapshotStamp& stamp) override;
   Result<void> resume() override;
   Result<void> prepareRestore(const VmConfig& config) override;
-  Result<void> restore(const VmConfig& config, const std::filesystem::path& snapshotDir) override;
+  Result<void> restore(const VmConfig& config, const std::filesystem::path& snapshotDir,
+                       const SnapshotStamp& expected) override;
+  std::vector<std::filesystem::path> snapshotFiles(
+      const VmConfig& config, const std::filesystem::path& snapshotDir) const override;
   Result<void> shutdown(std::chrono::milliseconds grace) override;
   Result<void> signal(int signo) override;
   std::optional<ProcessIdentity> process() const override;
@@ -54,12 +58,17 @@ class QemuVmm final : public Vmm {
   ExitStatus reapExit() override;
 
  private:
-  // Starts QEMU (incoming: waiting for a snapshot) and waits until QMP answers.
-  // On failure kills it and returns QEMU's own complaint from its log.
-  Result<void> launch(const VmConfig& config, bool incoming);
+  // Starts QEMU (incoming: waiting for a snapshot) and waits until QMP
+  // answers, at most until deadline. On failure kills it and returns QEMU's
+  // own complaint from its log.
+  Result<void> launch(const VmConfig& config, bool incoming,
+                      std::chrono::steady_clock::time_point deadline);
+  // Loads the snapshot (stateFd; -1: loaded already) into the incoming QEMU
+  // and resumes the guest.
+  Result<void> loadSnapshot(int stateFd, std::chrono::steady_clock::time_point deadline);
   // The QMP connection, (re)connected on demand (after reattach).
   Result<QmpClient*> qmp();
-  Result<void> waitMigration(bool incoming, std::chrono::milliseconds timeout);
+  Result<void> waitMigration(bool incoming, std::chrono::steady_clock::time_point deadline);
   // Kills the process (if any) and forgets it and its QMP connection.
   void killAndForget();
   std::string logTail() const;
