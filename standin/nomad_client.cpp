@@ -4,6 +4,7 @@
 
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <fstream>
 
@@ -234,6 +235,18 @@ Result<void> NomadClient::relaunchPlugin() {
   }
   instance_.reset();
   return startLongLived();
+}
+
+void NomadClient::setPluginEnv(const std::string& name, const std::string& value) {
+  auto& env = options_.launch.extraEnv;
+  auto& unset = options_.launch.unsetEnv;
+  unset.erase(std::remove(unset.begin(), unset.end(), name), unset.end());
+  if (value.empty()) {
+    env.erase(name);
+    unset.push_back(name);
+  } else {
+    env[name] = value;
+  }
 }
 
 Result<Capabilities> NomadClient::capabilities() {

@@ -113,6 +113,9 @@ class NomadClient {
   // Re-dispense after a crash/shutdown: new process, SetConfig with
   // nomad_config, Fingerprint and TaskEvents streams. No RecoverTask.
   Result<void> relaunchPlugin();
+  // Sets (value non-empty) or removes an environment variable of the next
+  // launches: a test plugin's failpoint (common/failpoint.h).
+  void setPluginEnv(const std::string& name, const std::string& value);
 
   // Thread-safe snapshots of what was observed (across plugin restarts).
   std::vector<FingerprintRecord> fingerprints() const;
