@@ -106,7 +106,17 @@ ReliabilityEnv::ReliabilityEnv() {
 }
 
 std::unique_ptr<standin::NomadClient> ReliabilityEnv::loadPlugin() const {
+  return load(env_.clientOptions());
+}
+
+std::unique_ptr<standin::NomadClient> ReliabilityEnv::loadFailpointPlugin(const std::string& failpoint) const {
   auto opts = env_.clientOptions();
+  opts.launch.path = S2Z_FAILPOINT_PLUGIN_PATH;
+  if (!failpoint.empty()) opts.launch.extraEnv["S2Z_FAILPOINT"] = failpoint;
+  return load(std::move(opts));
+}
+
+std::unique_ptr<standin::NomadClient> ReliabilityEnv::load(standin::ClientOptions opts) const {
   opts.skipProbeAndValidation = true;
   opts.pluginConfig["subnet"] = prefix_ + "0/24";
   // These cases are about snapshots, restores and standbys: deep sleep, a

@@ -53,8 +53,13 @@ class ReliabilityEnv {
   const std::string& subnetPrefix() const { return prefix_; }
   // The plugin through the stand-in (long-lived launch only), fingerprinted.
   std::unique_ptr<standin::NomadClient> loadPlugin() const;
+  // The same with the failpoint build (s2z-kata-failpoints), failpoint
+  // armed from the start (empty: none; NomadClient::setPluginEnv re-arms).
+  std::unique_ptr<standin::NomadClient> loadFailpointPlugin(const std::string& failpoint) const;
 
  private:
+  std::unique_ptr<standin::NomadClient> load(standin::ClientOptions opts) const;
+
   integration::TestEnv env_;
   std::string prefix_;  // "10.89.N."
 };
