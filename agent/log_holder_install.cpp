@@ -8,6 +8,7 @@
 #include <cstdio>
 
 #include "common/unique_fd.h"
+#include "common/write_all.h"
 
 namespace s2z::agent {
 namespace {
@@ -22,16 +23,6 @@ std::string hashName(std::string_view bytes) {
   char buf[17];
   std::snprintf(buf, sizeof buf, "%016llx", static_cast<unsigned long long>(h));
   return buf;
-}
-
-Result<void> writeAll(int fd, std::string_view bytes, const std::string& what) {
-  while (!bytes.empty()) {
-    ssize_t n = ::write(fd, bytes.data(), bytes.size());
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return systemError("write " + what);
-    bytes.remove_prefix(static_cast<size_t>(n));
-  }
-  return okResult();
 }
 
 }  // namespace

@@ -11,6 +11,7 @@
 #include <sstream>
 
 #include "common/unique_fd.h"
+#include "common/write_all.h"
 
 namespace s2z::vmm {
 namespace fs = std::filesystem;
@@ -70,19 +71,6 @@ uint32_t crcOfText(const std::string& text) {
   return static_cast<uint32_t>(
       ::crc32(::crc32(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(text.data()),
               static_cast<uInt>(text.size())));
-}
-
-Result<void> writeAll(int fd, const std::string& data, const fs::path& path) {
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return systemError("write " + path.string());
-    }
-    done += static_cast<size_t>(n);
-  }
-  return okResult();
 }
 
 SnapshotManifest parse(const nlohmann::json& b) {
@@ -160,7 +148,7 @@ Result<void> writeSnapshotManifest(const fs::path& dir, const SnapshotManifest& 
   };
   UniqueFd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   if (!fd) return fail(systemError("create " + temp.string()));
-  if (auto w = writeAll(fd.get(), text, temp); !w.ok()) return fail(w.error());
+  if (auto w = writeAll(fd.get(), text, temp.string()); !w.ok()) return fail(w.error());
   if (::fsync(fd.get()) != 0) return fail(systemError("fsync " + temp.string()));
   fd.reset();
   if (::rename(temp.c_str(), (dir / kManifestFile).c_str()) != 0) {
