@@ -9,24 +9,12 @@
 
 #include "agent/instance_record_json.h"
 #include "common/unique_fd.h"
+#include "common/write_all.h"
 
 namespace s2z::agent {
 namespace {
 
 constexpr size_t kMaxNameChars = 40;
-
-Result<void> writeAll(int fd, const std::string& data, const std::string& what) {
-  size_t done = 0;
-  while (done < data.size()) {
-    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      return systemError("write " + what);
-    }
-    done += static_cast<size_t>(n);
-  }
-  return okResult();
-}
 
 }  // namespace
 
@@ -90,13 +78,20 @@ Result<void> persistRecord(const InstanceRecord& record) {
   auto target = recordPath(record.runDir);
   auto temp = record.runDir / "instance.json.tmp";
   std::string text = toJson(record).dump(2) + "\n";
+  // On a full disk the write fails: the previous record stays whole and no
+  // half-written temp file is left behind.
+  auto fail = [&](const Error& e) {
+    std::error_code ignored;
+    std::filesystem::remove(temp, ignored);
+    return e.wrap("persist record");
+  };
   UniqueFd fd(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
   if (!fd) return systemError("persist record: open " + temp.string());
-  S2Z_TRY(writeAll(fd.get(), text, temp.string()), "persist record");
-  if (::fsync(fd.get()) != 0) return systemError("persist record: fsync " + temp.string());
+  if (auto w = writeAll(fd.get(), text, temp.string()); !w.ok()) return fail(w.error());
+  if (::fsync(fd.get()) != 0) return fail(systemError("fsync " + temp.string()));
   fd.reset();
   if (::rename(temp.c_str(), target.c_str()) != 0) {
-    return systemError("persist record: rename to " + target.string());
+    return fail(systemError("rename to " + target.string()));
   }
   // The rename itself is durable only once the directory is synced.
   UniqueFd dir(::open(record.runDir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
