@@ -119,7 +119,7 @@ TEST_CASE("qemu command line: microvm, file-backed RAM, tap fd 4, QMP, console")
     CHECK(after(r, "-serial") == "null");
     CHECK_FALSE(has(r, "-chardev"));
     CHECK_FALSE(has(r, "-add-fd"));
-    CHECK(after(r, "-drive") == "file=/images/a,,b.raw,if=none,id=d0,format=raw");
+    CHECK(after(r, "-drive") == "file=/images/a,,b.raw,if=none,id=d0,format=raw,werror=report,rerror=report");
     CHECK(has(r, "virtio-blk-device,drive=d0"));
   }
   SUBCASE("no tap: no NIC") {

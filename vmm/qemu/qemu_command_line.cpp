@@ -10,6 +10,12 @@
 namespace s2z::vmm::qemu {
 namespace {
 
+// A disk write that fails on the host (its file cannot grow: state_dir full)
+// is the guest's I/O error, as a full disk is a container's ENOSPC. QEMU's
+// default (werror=enospc) would stop the whole VM instead, until space came
+// back: a task that stops serving (measured: the disk-full reliability test).
+constexpr char kWritableDiskErrors[] = ",werror=report,rerror=report";
+
 bool hasParam(const std::string& cmdline, const std::string& name) {
   std::istringstream in(cmdline);
   for (std::string tok; in >> tok;) {
@@ -139,19 +145,20 @@ std::vector<std::string> buildQemuArgv(const VmConfig& config, const QemuLaunch&
     }
     if (!config.agent->scratchDisk.empty()) {
       add({"-drive", "file=" + escapeOption(config.agent->scratchDisk.string()) +
-                         ",if=none,id=d1,format=raw",
+                         ",if=none,id=d1,format=raw" + kWritableDiskErrors,
            "-device", std::string("virtio-blk-device,drive=d1,serial=") + kScratchDiskSerial});
     }
     for (size_t i = 0; i < config.agent->volumes.size(); ++i) {
       const auto& v = config.agent->volumes[i];
       const std::string id = "v" + std::to_string(i);
       add({"-drive", "file=" + escapeOption(v.path.string()) + ",if=none,id=" + id + ",format=raw" +
-                         (v.readonly ? ",readonly=on" : ""),
+                         (v.readonly ? ",readonly=on" : kWritableDiskErrors),
            "-device", "virtio-blk-device,drive=" + id + ",serial=" + escapeOption(v.serial)});
     }
     addAgentDevices(a, *config.agent);
   } else if (!config.rootfs.empty()) {
-    add({"-drive", "file=" + escapeOption(config.rootfs.string()) + ",if=none,id=d0,format=raw",
+    add({"-drive", "file=" + escapeOption(config.rootfs.string()) + ",if=none,id=d0,format=raw" +
+                       kWritableDiskErrors,
          "-device", "virtio-blk-device,drive=d0"});
   }
   if (!config.agent && !config.guestAgentSocket.empty()) {

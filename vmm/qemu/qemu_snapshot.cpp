@@ -10,9 +10,11 @@
 // writes to our fd fail the migration, and the VM is resumed.
 #include <fcntl.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <cstring>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -95,6 +97,19 @@ Result<void> writeManifest(const std::filesystem::path& snapshotDir, const std::
   if (!memory.ok()) return memory.error();
   manifest.files = {*state, *memory};
   return writeSnapshotManifest(snapshotDir, manifest);
+}
+
+// QEMU's own message for a stream that hit a full disk is sometimes just
+// "migration failed": say what the filesystem has left when it is nearly full.
+Error withFreeSpace(const Error& e, const std::filesystem::path& dir) {
+  constexpr uint64_t kNearlyFull = 1 << 20;
+  struct statvfs fs {};
+  if (::statvfs(dir.c_str(), &fs) != 0) return e;
+  uint64_t free = static_cast<uint64_t>(fs.f_bavail) * fs.f_frsize;
+  if (free >= kNearlyFull || e.message.find(std::strerror(ENOSPC)) != std::string::npos) return e;
+  return Error{e.code, ENOSPC,
+               e.message + " (" + dir.string() + ": " + std::to_string(free) + " bytes free: " +
+                   std::strerror(ENOSPC) + ")"};
 }
 
 // True once a migration can no longer change anything: never started,
@@ -181,7 +196,9 @@ Result<SnapshotInfo> QemuVmm::sleep(const std::filesystem::path& snapshotDir,
     return resume(r.error(), true);
   }
   failpoint("snapshot-streaming");
-  if (auto r = waitMigration(false, Clock::now() + 60s); !r.ok()) return resume(r.error(), false);
+  if (auto r = waitMigration(false, Clock::now() + 60s); !r.ok()) {
+    return resume(withFreeSpace(r.error(), snapshotDir), false);
+  }
   auto streamed = Clock::now();
   // Durable before the VM goes away: a failure here still leaves it running.
   if (::fsync(out.get()) != 0) return resume(systemError("fsync " + temp.string()), false);
