@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include "agent/boot_gate.h"
+#include "agent/boot_gate.h"
 #include "agent/instance.h"
 #include "common/result.h"
 #include "image/image_store.h"
@@ -30,6 +32,9 @@ struct AgentConfig {
   std::vector<std::string> logHolderCommand;
   // How long a start waits for the client's log collector to open a FIFO.
   std::chrono::milliseconds logReaderWait{10000};
+  // After a cold boot that replaced a lost guest, new connections wait until
+  // it serves (agent/boot_gate.h).
+  BootGateLimits bootGate;
   // image_gc: cached images (<stateDir>/images) no task has used for
   // imageGcDelay are removed; off: kept until removed by hand.
   bool imageGc = true;

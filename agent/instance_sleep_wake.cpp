@@ -425,6 +425,9 @@ bool VmInstance::coldBootAfterFailedWake(const vmm::VmConfig& config, const Erro
       spdlog::info("instance {}: {} frames for the lost guest dropped before the cold boot", taskId_, dropped);
     }
   }
+  // New connections wait (dropped, their port noted) until the new guest
+  // serves; health checks go to the responder meanwhile (agent/boot_gate.h).
+  const bool gated = deps_.kernel && deps_.kernel->setState(ifindex_, bpf::InstanceState::kBooting).ok();
   auto booted = vmm_->boot(config);
   if (!booted.ok()) return fail(wakeError.describe() + "; cold boot: " + booted.error().describe());
   // A new guest: its workload starts from the beginning, and its agent
@@ -436,6 +439,13 @@ bool VmInstance::coldBootAfterFailedWake(const vmm::VmConfig& config, const Erro
       (void)vmm_->shutdown(std::chrono::milliseconds(0));
       return fail("cold boot: " + started.error().describe());
     }
+  }
+  if (gated) {
+    auto gate = waitUntilServing(*deps_.kernel, ifindex_, record().network.address, deps_.bootGate);
+    spdlog::info("instance {}: cold boot: {} after {} ms", taskId_,
+                 gate.port == 0 ? std::string("no client waited")
+                                : "port " + std::to_string(gate.port) + (gate.serving ? " served" : " not served"),
+                 gate.waited.count());
   }
   return true;
 }

@@ -56,6 +56,7 @@ InstanceDeps ScaleToZeroAgent::instanceDeps() {
   d.kickLoop = [kicker = kicker_] { kicker->kick(); };
   d.logHolder.argv = config_.logHolderCommand;
   d.logReaderWait = config_.logReaderWait;
+  d.bootGate = config_.bootGate;
   d.standbys = &standbys_;
   return d;
 }

@@ -42,6 +42,7 @@ struct InstanceDeps {
   std::function<void()> kickLoop;            // the loop re-reads watch fds and pending wakes
   OutputHolderCommand logHolder;             // the task name is appended
   std::chrono::milliseconds logReaderWait{10000};
+  BootGateLimits bootGate;
   StandbyBudget* standbys = nullptr;         // null: no standby VMMs
 };
 

@@ -30,7 +30,7 @@ static __always_inline struct s2z_responder *responder_for(__u32 addr_be) {
   struct s2z_state_value *st = bpf_map_lookup_elem(&s2z_state, ifindex);
   if (!st) return 0;
   __u32 state = st->state;
-  if (state != S2Z_STATE_SLEEPING && state != S2Z_STATE_WAKING) return 0;
+  if (state != S2Z_STATE_SLEEPING && state != S2Z_STATE_WAKING && state != S2Z_STATE_BOOTING) return 0;
   __u32 key = 0;
   struct s2z_responder *r = bpf_map_lookup_elem(&s2z_resp, &key);
   if (!r || r->addr_be == 0) return 0;
@@ -47,7 +47,7 @@ static __always_inline struct s2z_responder *responder_for_hostport(__u32 addr_b
   struct s2z_state_value *st = bpf_map_lookup_elem(&s2z_state, ifindex);
   if (!st) return 0;
   __u32 state = st->state;
-  if (state != S2Z_STATE_SLEEPING && state != S2Z_STATE_WAKING) return 0;
+  if (state != S2Z_STATE_SLEEPING && state != S2Z_STATE_WAKING && state != S2Z_STATE_BOOTING) return 0;
   __u32 zero = 0;
   struct s2z_responder *r = bpf_map_lookup_elem(&s2z_resp, &zero);
   if (!r || r->addr_be == 0) return 0;

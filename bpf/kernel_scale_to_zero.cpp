@@ -124,20 +124,34 @@ Result<void> KernelScaleToZero::setState(uint32_t ifindex, InstanceState state) 
   return okResult();
 }
 
-Result<InstanceState> KernelScaleToZero::state(uint32_t ifindex) const {
+Result<s2z_state_value> KernelScaleToZero::stateValue(uint32_t ifindex) const {
   s2z_state_value st{};
   if (bpf_map_lookup_elem(program_->stateMapFd(), &ifindex, &st) != 0) {
     if (errno == ENOENT)
       return makeError(ErrorCode::kNotFound, "state: " + instanceName(ifindex) + " unknown");
     return systemError("read state of " + instanceName(ifindex));
   }
+  return st;
+}
+
+Result<InstanceState> KernelScaleToZero::state(uint32_t ifindex) const {
+  auto value = stateValue(ifindex);
+  if (!value.ok()) return value.error();
+  const s2z_state_value& st = *value;
   switch (st.state) {
     case S2Z_STATE_RUNNING: return InstanceState::kRunning;
     case S2Z_STATE_SLEEPING: return InstanceState::kSleeping;
     case S2Z_STATE_WAKING: return InstanceState::kWaking;
+    case S2Z_STATE_BOOTING: return InstanceState::kBooting;
   }
   return makeError(ErrorCode::kInternal, "state of " + instanceName(ifindex) + ": unknown value " +
                                              std::to_string(st.state));
+}
+
+Result<uint16_t> KernelScaleToZero::waitingPort(uint32_t ifindex) const {
+  auto value = stateValue(ifindex);
+  if (!value.ok()) return value.error();
+  return static_cast<uint16_t>(value->waiting_port);
 }
 
 Result<InstanceCounters> KernelScaleToZero::counters(uint32_t ifindex) const {

@@ -8,6 +8,7 @@
 #include <memory>
 #include <vector>
 
+#include "bpf/s2z_types.h"
 #include "bpf/scale_to_zero_kernel.h"
 #include "bpf/tc_idle_program.h"
 #include "common/result.h"
@@ -57,6 +58,7 @@ class KernelScaleToZero final : public ScaleToZeroKernel {
   Result<void> setState(uint32_t ifindex, InstanceState state) override;
   Result<InstanceState> state(uint32_t ifindex) const override;
   Result<InstanceCounters> counters(uint32_t ifindex) const override;
+  Result<uint16_t> waitingPort(uint32_t ifindex) const override;
 
   // Thread safety: the methods above may be called from any thread; the
   // two below from one thread at a time (the agent's event loop).
@@ -75,6 +77,8 @@ class KernelScaleToZero final : public ScaleToZeroKernel {
   explicit KernelScaleToZero(std::unique_ptr<TcIdleProgram> program)
       : program_(std::move(program)) {}
   static int onWakeRecord(void* self, void* data, size_t size);
+  // The s2z_state entry; kNotFound for an unknown instance.
+  Result<s2z_state_value> stateValue(uint32_t ifindex) const;
 
   std::unique_ptr<TcIdleProgram> program_;
   ring_buffer* ring_ = nullptr;        // owned; freed in the destructor

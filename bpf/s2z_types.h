@@ -18,6 +18,15 @@
 #define S2Z_STATE_RUNNING 1  /* packets pass and are counted */
 #define S2Z_STATE_SLEEPING 2 /* a counted packet flips it to WAKING + one event */
 #define S2Z_STATE_WAKING 3   /* set by the TC program; nothing more is emitted */
+#define S2Z_STATE_BOOTING 4  /* a cold boot replaces a lost guest: new TCP connections
+                              * (SYN without ACK) are dropped and their port noted,
+                              * until the guest serves (agent/boot_gate.h) */
+
+/* skb->mark of the agent's readiness probe: its SYNs pass a BOOTING instance.
+ * Clear of the marks other host software uses (portmap 0x2000, kube-proxy
+ * 0x4000/0x8000); as any mark, it counts as health traffic only if it
+ * carries every bit of health_check_mark. */
+#define S2Z_BOOT_PROBE_MARK 0x53320000u
 
 /* Pin directory under the caller's pin root; bumped on any layout change. */
 #define S2Z_PIN_LAYOUT "v1"
@@ -29,8 +38,8 @@
 
 /* s2z_state value, key: __u32 ifindex of the host-side tap. */
 struct s2z_state_value {
-  __u32 state; /* S2Z_STATE_*; the TC program compare-and-swaps it */
-  __u32 pad;
+  __u32 state;        /* S2Z_STATE_*; the TC program compare-and-swaps it */
+  __u32 waiting_port; /* BOOTING: TCP port of a dropped SYN (host order), 0 none */
 };
 
 /* s2z_counters value, key: __u32 ifindex. Updated with atomic adds. */

@@ -21,6 +21,7 @@ enum class InstanceState : uint32_t {
   kRunning = 1,   // packets pass and are counted
   kSleeping = 2,  // a real packet flips it to kWaking and emits one wake event
   kWaking = 3,    // set by the kernel (CAS); further packets emit nothing
+  kBooting = 4,   // a cold-booted guest not yet serving: new TCP connections dropped
 };
 
 struct InstanceCounters {
@@ -49,6 +50,9 @@ class ScaleToZeroKernel {
   virtual Result<void> setState(uint32_t ifindex, InstanceState state) = 0;
   virtual Result<InstanceState> state(uint32_t ifindex) const = 0;
   virtual Result<InstanceCounters> counters(uint32_t ifindex) const = 0;
+  // kBooting: the TCP port of the first new connection dropped since the
+  // state was set (host order), 0 while none came.
+  virtual Result<uint16_t> waitingPort(uint32_t ifindex) const = 0;
 
   // Becomes readable when wake events are pending (ring buffer epoll fd).
   virtual int wakeEventFd() const = 0;

@@ -39,9 +39,41 @@ static __always_inline void wake_if_sleeping(struct s2z_state_value *st, __u32 i
   bpf_ringbuf_submit(ev, 0);
 }
 
+#define TC_ACT_SHOT 2
+/* Consumed: to a local sender the same as sent. A local TCP client whose SYN
+ * is SHOT sees a local drop (NET_XMIT_DROP) and retries every 500 ms, timing
+ * out after its syn_retries (~6 s, measured); STOLEN keeps its normal backoff
+ * (1, 3, 7, 15 s), as a remote client has anyway. */
+#define TC_ACT_STOLEN 4
+#define S2Z_ETH_P_IP 0x0800
+#define S2Z_ETH_P_ARP 0x0806
+#define S2Z_IPPROTO_TCP 6
+
+/* BOOTING: a client's new connection (TCP SYN without ACK, IPv4) would meet
+ * the cold-booted guest before its server listens and be refused; dropped
+ * instead, its port noted, so the client's own retransmission arrives once
+ * the agent's probe (S2Z_BOOT_PROBE_MARK) found the port served. Everything
+ * else passes: the guest's own replies, the probe, health checks. */
+static __always_inline int drop_while_booting(struct __sk_buff *skb, struct s2z_state_value *st) {
+  if (st->state != S2Z_STATE_BOOTING || skb->mark == S2Z_BOOT_PROBE_MARK) return 0;
+  void *data = (void *)(long)skb->data;
+  void *end = (void *)(long)skb->data_end;
+  struct ethhdr *eth = data;
+  if ((void *)(eth + 1) > end || eth->h_proto != bpf_htons(S2Z_ETH_P_IP)) return 0;
+  struct iphdr *ip = (void *)(eth + 1);
+  if ((void *)(ip + 1) > end || ip->protocol != S2Z_IPPROTO_TCP || ip->ihl < 5) return 0;
+  /* A later fragment carries no TCP header. */
+  if (ip->frag_off & bpf_htons(0x1fff)) return 0;
+  struct tcphdr *tcp = (void *)ip + ip->ihl * 4;
+  if ((void *)(tcp + 1) > end || !tcp->syn || tcp->ack) return 0;
+  if (st->waiting_port == 0) st->waiting_port = bpf_ntohs(tcp->dest);
+  return 1;
+}
+
 /* Attach point: clsact EGRESS of each task's host-side tap, i.e. traffic
- * heading into the VM. Never drops: while the VM sleeps the frames must
- * queue in the held tap. Unknown ifindex: passed, not counted. */
+ * heading into the VM. Drops nothing but a client's new connection while a
+ * cold-booted guest is not yet serving (BOOTING): while the VM sleeps the
+ * frames must queue in the held tap. Unknown ifindex: passed, not counted. */
 SEC("tc")
 int s2z_tap_egress(struct __sk_buff *skb) {
   __u32 ifindex = skb->ifindex;
@@ -54,6 +86,7 @@ int s2z_tap_egress(struct __sk_buff *skb) {
     __sync_fetch_and_add(&c->health_packets, 1);
     return TC_ACT_OK;
   }
+  if (drop_while_booting(skb, st)) return TC_ACT_STOLEN;
   __u64 now = bpf_ktime_get_ns();
   __sync_fetch_and_add(&c->packets, 1);
   __sync_fetch_and_add(&c->bytes, skb->len);
@@ -61,10 +94,6 @@ int s2z_tap_egress(struct __sk_buff *skb) {
   wake_if_sleeping(st, ifindex, now);
   return TC_ACT_OK;
 }
-
-#define TC_ACT_SHOT 2
-#define S2Z_ETH_P_IP 0x0800
-#define S2Z_ETH_P_ARP 0x0806
 
 /* What a frame on a bridge port is to the instance behind it. */
 #define S2Z_FRAME_OTHER 0     /* flooded there for another port's host */
@@ -124,6 +153,7 @@ int s2z_port_egress(struct __sk_buff *skb) {
     __sync_fetch_and_add(&c->health_packets, 1);
     return TC_ACT_OK;
   }
+  if (drop_while_booting(skb, st)) return TC_ACT_STOLEN;
   /* A unicast ARP probe is the neighbour layer re-checking an address it
    * knows, e.g. after health checks (whose own packets carry the mark, but
    * not the kernel's ARP): neither activity nor a reason to wake. A

@@ -95,6 +95,7 @@ class FakeKernel : public bpf::ScaleToZeroKernel {
   Result<void> setState(uint32_t ifindex, bpf::InstanceState state) override;
   Result<bpf::InstanceState> state(uint32_t ifindex) const override;
   Result<bpf::InstanceCounters> counters(uint32_t ifindex) const override;
+  Result<uint16_t> waitingPort(uint32_t) const override { return uint16_t{0}; }  // no clients here
   int wakeEventFd() const override { return eventFd_.get(); }
   std::vector<bpf::WakeEvent> drainWakeEvents() override;
 
@@ -128,6 +129,7 @@ class KernelRef : public bpf::ScaleToZeroKernel {
   Result<void> setState(uint32_t i, bpf::InstanceState s) override { return k_.setState(i, s); }
   Result<bpf::InstanceState> state(uint32_t i) const override { return k_.state(i); }
   Result<bpf::InstanceCounters> counters(uint32_t i) const override { return k_.counters(i); }
+  Result<uint16_t> waitingPort(uint32_t i) const override { return k_.waitingPort(i); }
   int wakeEventFd() const override { return k_.wakeEventFd(); }
   std::vector<bpf::WakeEvent> drainWakeEvents() override { return k_.drainWakeEvents(); }
 

@@ -85,6 +85,12 @@ std::vector<Case> cases() {
        S2Z_STATE_SLEEPING, 0},
       {"waking: flooded frames still dropped", forOther, S2Z_STATE_WAKING, 0, kShot, 0, 0,
        S2Z_STATE_WAKING, 0},
+      {"booting: a client's SYN to the VM is dropped (stolen), not counted", forVm, S2Z_STATE_BOOTING, 0, 4, 0,
+       0, S2Z_STATE_BOOTING, 0},
+      {"booting: the agent's probe SYN passes", forVm, S2Z_STATE_BOOTING, S2Z_BOOT_PROBE_MARK, kOk, 1, 0,
+       S2Z_STATE_BOOTING, 0},
+      {"booting: a health-marked SYN passes", forVm, S2Z_STATE_BOOTING, kHealthMark, kOk, 0, 1,
+       S2Z_STATE_BOOTING, 0},
   };
 }
 

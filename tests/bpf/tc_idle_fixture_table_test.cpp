@@ -7,8 +7,9 @@
 // state, and the wake records in the ring buffer (count, ifindex, timestamp).
 //
 // The contract the rows pin down (bpf/README.md, tc_idle.bpf.c):
-//  - the classifier never drops (TC_ACT_OK): a sleeping VM's frames wait in
-//    the held tap;
+//  - the classifier drops nothing (TC_ACT_OK) but a client's new connection
+//    while a cold-booted guest does not serve yet (BOOTING, whose port it
+//    notes): a sleeping VM's frames wait in the held tap;
 //  - every frame is activity, whatever its protocol (the program does not
 //    parse the frame): IPv4, IPv6, fragments, ARP, RST/FIN, VLAN, runts.
 //    The tap carries only traffic for the VM (the driver turns IPv6 off on it
@@ -125,6 +126,7 @@ enum class Effect {
   kCounted,  // packets +1, bytes +len, last activity = this run's time, health unchanged
   kHealth,   // health packets +1, everything else unchanged
   kNone,     // no counter changes and no entry created (unregistered tap)
+  kDropped,  // BOOTING: a client's new connection, dropped; no counter changes
 };
 
 enum class Setup {
@@ -146,11 +148,14 @@ struct Row {
   Effect effect;
   uint32_t stateAfter;  // 0 with Effect::kNone: no entry
   int wakeEvents;
+  int waitingPortAfter = -1;  // s2z_state waiting_port after the row; -1: not checked
 };
 
-constexpr uint32_t R = S2Z_STATE_RUNNING, S = S2Z_STATE_SLEEPING, W = S2Z_STATE_WAKING;
+constexpr uint32_t R = S2Z_STATE_RUNNING, S = S2Z_STATE_SLEEPING, W = S2Z_STATE_WAKING,
+                   B = S2Z_STATE_BOOTING;
 constexpr int OK = TC_ACT_OK;
-constexpr Effect C = Effect::kCounted, H = Effect::kHealth, N = Effect::kNone;
+constexpr Effect C = Effect::kCounted, H = Effect::kHealth, N = Effect::kNone, D = Effect::kDropped;
+constexpr int STOLEN = 4;  // TC_ACT_STOLEN
 constexpr Setup _ = Setup::kNone;
 
 const Row kRows[] = {
@@ -226,6 +231,27 @@ const Row kRows[] = {
     {"unregistered: SYN", v4Syn, kKeep, kMark, 0, Setup::kUnregister, OK, N, 0, 0},
     {"unregistered: marked SYN", v4Syn, kKeep, kMark, kMark, Setup::kUnregister, OK, N, 0, 0},
     {"unregistered: ARP request", arpRequest, kKeep, kMark, 0, Setup::kUnregister, OK, N, 0, 0},
+
+    // Booting (a cold boot replaced a lost guest, agent/boot_gate.h): a
+    // client's new connection is dropped and its port noted (the first one
+    // only); everything else passes: the probe, health checks, the guest's
+    // own traffic, established flows.
+    {"booting: v4 SYN dropped, port noted", v4Syn, B, kMark, 0, _, STOLEN, D, B, 0, 8080},
+    {"booting: a SYN to another port keeps the first", [] { return concat({test::ethHeader(ETH_P_IP),
+       test::ipv4Header(IPPROTO_TCP, 20), test::tcpHeader(9090, kSyn)}); }, kKeep, kMark, 0, _, STOLEN, D, B, 0, 8080},
+    {"booting: the agent's probe SYN passes", v4Syn, kKeep, kMark, S2Z_BOOT_PROBE_MARK, _, OK, C, B, 0, 8080},
+    {"booting: health-marked SYN passes (the responder answers those)", v4Syn, kKeep, kMark, kMark, _, OK,
+     H, B, 0, 8080},
+    {"booting: ACK of an established flow passes", [] { return v4Tcp(kAck | kPsh, 100); }, kKeep, kMark, 0,
+     _, OK, C, B, 0, 8080},
+    {"booting: SYN+ACK passes", [] { return v4Tcp(kSyn | kAck); }, kKeep, kMark, 0, _, OK, C, B, 0, 8080},
+    {"booting: UDP passes", [] { return v4Udp(); }, kKeep, kMark, 0, _, OK, C, B, 0, 8080},
+    {"booting: v4 later fragment passes", [] { return v4Fragment(2); }, kKeep, kMark, 0, _, OK, C, B, 0, 8080},
+    {"booting: v6 SYN passes (the tap carries no IPv6 to the guest)", [] { return v6Tcp(kSyn); }, kKeep,
+     kMark, 0, _, OK, C, B, 0, 8080},
+    {"booting: SYN with IP options dropped", v4WithOptions, kKeep, kMark, 0, _, STOLEN, D, B, 0, 8080},
+    {"running again: the same SYN passes and counts; the port is cleared", v4Syn, R, kMark, 0, _, OK, C, R,
+     0, 0},
 };
 
 // ---- the runner ---------------------------------------------------------------
@@ -282,6 +308,11 @@ class Fixture {
     uint32_t lo = kLo;
     s2z_state_value st{state, 0};
     REQUIRE(bpf_map_update_elem(prog_->stateMapFd(), &lo, &st, BPF_EXIST) == 0);
+  }
+  uint32_t waitingPort(uint32_t ifindex) {
+    s2z_state_value st{};
+    if (bpf_map_lookup_elem(prog_->stateMapFd(), &ifindex, &st) != 0) return ~0u;
+    return st.waiting_port;
   }
   bool state(uint32_t ifindex, uint32_t* out) {
     s2z_state_value st{};
@@ -370,15 +401,18 @@ TEST_CASE("tc_idle: fixture table over every kind of frame toward a VM (BPF_PROG
       REQUIRE(fx.state(kLo, &stateAfter));
       CHECK(stateAfter == row.stateAfter);
       const bool counted = row.effect == Effect::kCounted;
+      const bool health = row.effect == Effect::kHealth;
       CHECK(after.packets - before.packets == (counted ? 1u : 0u));
       CHECK(after.bytes - before.bytes == (counted ? frame.size() : 0u));
-      CHECK(after.health_packets - before.health_packets == (counted ? 0u : 1u));
+      CHECK(after.health_packets - before.health_packets == (health ? 1u : 0u));
       if (counted) {
         CHECK(after.last_activity_ns > before.last_activity_ns);
       } else {
         CHECK(after.last_activity_ns == before.last_activity_ns);
       }
     }
+
+    if (row.waitingPortAfter >= 0) CHECK(fx.waitingPort(kLo) == static_cast<uint32_t>(row.waitingPortAfter));
 
     std::vector<s2z_wake_event> events = fx.drainEvents();
     REQUIRE(events.size() >= static_cast<size_t>(filled));
