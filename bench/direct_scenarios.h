@@ -14,6 +14,7 @@ namespace s2z::bench {
 struct DirectSample {
   double requestMs = 0;      // SYN sent -> full response; restore starts right after the SYN
   double restoreMs = 0;      // Vmm::restore duration
+  double verifyMs = 0;       // the snapshot manifest check alone (part of every restore)
   uint64_t synRetrans = 0;
 };
 

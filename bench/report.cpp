@@ -111,6 +111,8 @@ std::string markdownReport(const BenchResults& r, const BenchConfig& c) {
              ratio(unheld, base));
   out += row("wake, tap held (vmm direct, no standby: same path as the row above)", held,
              "{:.1f}", "", ratio(held, base));
+  out += row("of a restore: the snapshot manifest check (CRC-32 of the device state, RAM identity)",
+             summarize(pick(r.direct.held, [](auto& s) { return s.verifyMs; })), "{:.2f}", "", "");
   if (r.agent.agentProblem.empty()) {
     Summary aWake = summarize(pick(r.agent.agentWakes, [](auto& s) { return s.requestMs; }));
     Summary aSyn = summarize(pick(r.agent.agentWakes, [](auto& s) { return s.synRetrans; }));
@@ -227,6 +229,7 @@ std::string jsonReport(const BenchResults& r, const BenchConfig& c) {
   j["direct_unheld_syn_retransmits"] =
       stats(pick(r.direct.unheld, [](auto& s) { return s.synRetrans; }));
   j["direct_restore_ms"] = stats(pick(r.direct.held, [](auto& s) { return s.restoreMs; }));
+  j["snapshot_verify_ms"] = stats(pick(r.direct.held, [](auto& s) { return s.verifyMs; }));
   if (r.tcProblem.empty()) {
     j["tc_cost_ns"] = {{"counted", r.tc.countedNs}, {"health", r.tc.healthNs},
                        {"empty", r.tc.emptyNs}, {"added", r.tc.addedNs()},
