@@ -12,6 +12,7 @@
 #include <sys/statvfs.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <filesystem>
 #include <map>
 #include <thread>
@@ -48,12 +49,15 @@ class SmallFilesystem {
   bool fill(uint64_t leave) {
     if (!filler_) filler_.reset(::open((dir_ / "filler").c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0600));
     if (!filler_) return false;
-    for (int i = 0; i < 5; ++i) {
+    // The plugin may be writing (a snapshot) meanwhile: an allocation that
+    // races it gets ENOSPC and is tried again with what is left.
+    for (int i = 0; i < 20; ++i) {
       uint64_t free = freeBytes();
       if (free <= leave) return true;
       struct stat st {};
       ::fstat(filler_.get(), &st);
-      if (::posix_fallocate(filler_.get(), st.st_size, static_cast<off_t>(free - leave)) != 0) return false;
+      int rc = ::posix_fallocate(filler_.get(), st.st_size, static_cast<off_t>(free - leave));
+      if (rc != 0 && rc != ENOSPC) return false;
     }
     return freeBytes() <= leave;
   }
