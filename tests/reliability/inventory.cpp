@@ -51,24 +51,6 @@ std::vector<std::string> mountsOf(const std::string& root) {
   return out;
 }
 
-std::vector<std::string> addrKeys(const std::string& subnetPrefix) {
-  std::vector<std::string> out;
-  auto r = runCommand({"bpftool", "-j", "map", "dump", "pinned", std::string(kPinRoot) + "/v1/s2z_addr"});
-  auto j = nlohmann::json::parse(r.output, nullptr, false);
-  if (!j.is_array()) return {"(s2z_addr unreadable: " + r.output.substr(0, 200) + ")"};
-  for (const auto& e : j) {
-    if (!e.contains("key") || !e["key"].is_array() || e["key"].size() != 4) continue;
-    std::string addr;
-    for (const auto& b : e["key"]) {
-      if (!addr.empty()) addr += ".";
-      addr += std::to_string(std::stoi(b.get<std::string>(), nullptr, 16));
-    }
-    if (addr.rfind(subnetPrefix, 0) == 0) out.push_back(addr);
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
 std::string join(const std::vector<std::string>& v) {
   std::string s;
   for (const auto& x : v) s += (s.empty() ? "" : ", ") + x;
@@ -82,6 +64,26 @@ std::string join(const std::map<std::string, int>& m) {
 }
 
 }  // namespace
+
+std::vector<std::string> addrMapKeysIn(const std::string& subnetPrefix) {
+  std::vector<std::string> out;
+  auto r = runCommand({"bpftool", "-j", "map", "dump", "pinned", std::string(kPinRoot) + "/v1/s2z_addr"});
+  auto j = nlohmann::json::parse(r.output, nullptr, false);
+  // Not pinned yet (no plugin has run on this host): nothing in any subnet.
+  if (r.exitCode != 0 && !std::filesystem::exists(std::string(kPinRoot) + "/v1/s2z_addr")) return out;
+  if (!j.is_array()) return {"(s2z_addr unreadable: " + r.output.substr(0, 200) + ")"};
+  for (const auto& e : j) {
+    if (!e.contains("key") || !e["key"].is_array() || e["key"].size() != 4) continue;
+    std::string addr;
+    for (const auto& b : e["key"]) {
+      if (!addr.empty()) addr += ".";
+      addr += std::to_string(std::stoi(b.get<std::string>(), nullptr, 16));
+    }
+    if (addr.rfind(subnetPrefix, 0) == 0) out.push_back(addr);
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
 
 Inventory Inventory::take(const integration::TestEnv& env, pid_t pluginPid, const std::string& subnetPrefix) {
   Inventory inv;
@@ -112,7 +114,7 @@ Inventory Inventory::take(const integration::TestEnv& env, pid_t pluginPid, cons
     inv.pins.push_back(it->path().string());
   }
   std::sort(inv.pins.begin(), inv.pins.end());
-  inv.addrMapKeys = addrKeys(subnetPrefix);
+  inv.addrMapKeys = addrMapKeysIn(subnetPrefix);
   inv.stateFiles = env.stateFiles();
   std::sort(inv.stateFiles.begin(), inv.stateFiles.end());
   return inv;

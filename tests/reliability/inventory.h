@@ -40,6 +40,9 @@ struct Inventory {
   std::string summary() const;
 };
 
+// The s2z_addr keys (dotted quads) that start with `subnetPrefix`.
+std::vector<std::string> addrMapKeysIn(const std::string& subnetPrefix);
+
 // Takes inventories until one equals `baseline` (threads and sockets of the
 // gRPC server settle after the last stream ends) or `timeout`; returns the
 // last difference ("" when back at baseline).
