@@ -15,10 +15,10 @@ constexpr size_t kChunkBytes = 256 * 1024;
 
 bool skipped(const std::filesystem::path& relative, const std::vector<std::string>& skip) {
   for (const auto& s : skip) {
+    const std::filesystem::path prefixPath(s);  // its iterators point into it
     auto it = relative.begin();
-    auto sIt = std::filesystem::path(s).begin(), sEnd = std::filesystem::path(s).end();
     bool prefix = true;
-    for (; sIt != sEnd; ++sIt, ++it) {
+    for (auto sIt = prefixPath.begin(); sIt != prefixPath.end(); ++sIt, ++it) {
       if (it == relative.end() || *it != *sIt) {
         prefix = false;
         break;
