@@ -181,7 +181,8 @@ TEST_CASE("plugin config: unknown key is rejected by name") {
 TEST_CASE("plugin config: every key nil, or no bytes at all, gives defaults") {
   msgpack::sbuffer buf;
   msgpack::packer<msgpack::sbuffer> pk(buf);
-  const auto& attrs = pluginConfigSpec().object().attributes();
+  const auto spec = pluginConfigSpec();  // by value: keep it alive while its map is read
+  const auto& attrs = spec.object().attributes();
   pk.pack_map(static_cast<uint32_t>(attrs.size()));
   for (const auto& [k, v] : attrs) {
     pk.pack(k);
