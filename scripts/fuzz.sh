@@ -56,21 +56,23 @@ export UBSAN_OPTIONS="${UBSAN_OPTIONS:-print_stacktrace=1:halt_on_error=1}"
 # finding: every decoder here has limits far below that.
 limits=(-malloc_limit_mb=256 -rss_limit_mb=1024 -timeout=10 ${S2Z_FUZZ_FLAGS:-})
 
-passed=0 failed=0 summary=()
-for t in "${targets[@]}"; do
-  bin="$build/${t}_fuzz"
-  seeds="$repo/fuzz/corpus/$t"
-  work="$build/corpus/$t"
-  artifacts="$build/artifacts/$t/"
-  log="$build/logs/$t.log"
+# One target: replay, then fuzz; prints its summary line and exits 0 (PASS)
+# or 1 (FAIL). Targets run side by side, one per build job: each libFuzzer
+# process uses one core, and each still gets its full $seconds.
+run_target() {
+  local t=$1
+  local bin="$build/${t}_fuzz"
+  local seeds="$repo/fuzz/corpus/$t"
+  local work="$build/corpus/$t"
+  local artifacts="$build/artifacts/$t/"
+  local log="$build/logs/$t.log"
   mkdir -p "$work" "$artifacts" "$(dirname "$log")"
+  local nseeds status=ok why="" execs=0 rate=0
   nseeds=$(find "$seeds" -type f | wc -l)
-  status=ok why=""
   # 1. Replay: every seed and regression input, once.
   if ! "$bin" "${limits[@]}" -runs=0 -artifact_prefix="$artifacts" "$seeds" >"$log" 2>&1; then
     status=FAIL why="a seed crashes (replay)"
   fi
-  execs=0 rate=0
   # 2. Fuzz for $seconds, starting from the seeds and earlier runs' corpus.
   if [ "$status" = ok ] && [ "$seconds" -gt 0 ]; then
     if ! "$bin" "${limits[@]}" -max_total_time="$seconds" -print_final_stats=1 \
@@ -80,19 +82,35 @@ for t in "${targets[@]}"; do
     execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -1)
     rate=$(sed -n 's/^stat::average_exec_per_sec: *//p' "$log" | tail -1)
   fi
+  local corpus line
   corpus=$(find "$work" -type f | wc -l)
   if [ "$status" = ok ]; then
-    passed=$((passed + 1))
     line="fuzz: $t: PASS  $nseeds seeds replayed"
     [ "$seconds" -eq 0 ] || line+=", ${execs:-0} execs in ${seconds} s (${rate:-0}/s), work corpus $corpus"
-  else
-    failed=$((failed + 1))
-    crash=$(ls -t "$artifacts" 2>/dev/null | head -1)
-    line="fuzz: $t: FAIL  $why; input ${artifacts}${crash:-?}; log $log"
-    grep -m1 -E 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error|FUZZ_CHECK' "$log" | sed 's/^/  /' || true
+    echo "$line"
+    return 0
   fi
-  echo "$line"
-  summary+=("$line")
+  local crash
+  crash=$(ls -t "$artifacts" 2>/dev/null | head -1)
+  echo "fuzz: $t: FAIL  $why; input ${artifacts}${crash:-?}; log $log"
+  grep -m1 -E 'ERROR: (AddressSanitizer|LeakSanitizer|libFuzzer)|runtime error|FUZZ_CHECK' "$log" | sed 's/^/  /' || true
+  return 1
+}
+
+results="$build/logs/results"
+rm -rf "$results"
+mkdir -p "$results"
+for t in "${targets[@]}"; do
+  while [ "$(jobs -rp | wc -l)" -ge "$jobs" ]; do wait -n || true; done
+  ( if run_target "$t" >"$results/$t"; then echo PASS >"$results/$t.status"; else echo FAIL >"$results/$t.status"; fi
+    cat "$results/$t" ) &
+done
+wait
+
+passed=0 failed=0 summary=()
+for t in "${targets[@]}"; do
+  summary+=("$(head -1 "$results/$t")")
+  if [ "$(cat "$results/$t.status")" = PASS ]; then passed=$((passed + 1)); else failed=$((failed + 1)); fi
 done
 
 echo
