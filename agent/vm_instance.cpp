@@ -171,10 +171,23 @@ void VmInstance::syncVmmFields() {
 Result<void> VmInstance::persist() {
   syncVmmFields();
   if (destroyed_) return okResult();  // the runDir is gone on purpose
-  std::lock_guard writing(persistMutex_);
-  auto written = persistRecord(record());
-  if (!written.ok()) {
-    spdlog::error("instance {}: {}", taskId_, written.error().describe());
+  bool firstFailure = false, recovered = false;
+  Result<void> written = okResult();
+  {
+    std::lock_guard writing(persistMutex_);
+    written = persistRecord(record());
+    firstFailure = !written.ok() && !persistFailing_;
+    recovered = written.ok() && persistFailing_;
+    persistFailing_ = !written.ok();
+  }
+  if (!written.ok()) spdlog::error("instance {}: {}", taskId_, written.error().describe());
+  if (recovered) spdlog::info("instance {}: instance.json written again", taskId_);
+  // Most writes are not a step that can fail (a wake, a finished sleep): the
+  // task goes on, but a plugin restarted now would recover it from the
+  // previous record. One event per failing stretch, not one per write.
+  if (firstFailure) {
+    emit("Task state not saved: " + written.error().describe(),
+         {{"record", recordPath(record().runDir).string()}});
   }
   return written;
 }

@@ -251,6 +251,9 @@ class VmInstance final : public Instance {
   std::condition_variable workloadExitCv_;  // record_.workloadExit.reported changed
   // Serializes writes of instance.json (the channel's reader thread persists too).
   std::mutex persistMutex_;
+  // The last write of instance.json failed (under persistMutex_): the
+  // operator has had one event about it; the next success clears it.
+  bool persistFailing_ = false;
 
   // Last member: destroyed (joined) first, while everything a job uses exists.
   SerialWorker worker_;

@@ -2,6 +2,7 @@
 // wake, their failure paths and event de-duplication.
 #include <doctest/doctest.h>
 
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <fstream>
@@ -97,6 +98,56 @@ TEST_CASE("a wake event restores the instance with the tap queue held since the 
   // Awake again, it sleeps again after another idle timeout.
   REQUIRE(waitUntil([&] { return h.events.find("Sleeping").size() == 2; }, 3s));
   CHECK(h.world->count(&testing::FakeWorld::sleeps) == 2);
+}
+
+TEST_CASE("an instance.json that cannot be written: one event per failing stretch, the old record stays whole") {
+  Harness h;
+  h.makeAgent();
+  auto inst = h.startOk(h.spec("task-record", true, 100ms));
+  REQUIRE(h.events.waitFor("Sleeping", 3s));
+  const auto runDir = inst->record().runDir;
+  // The temp file's name taken by a directory: the write fails (root ignores
+  // modes, so a read-only run dir would not do).
+  const auto blocker = runDir / "instance.json.tmp";
+  // A write in flight holds that name for a moment: try again until it is ours.
+  auto block = [&] {
+    return waitUntil([&] { std::error_code ec; return std::filesystem::create_directory(blocker, ec); }, 3s);
+  };
+  REQUIRE(block());
+  const auto before = loadRecord(runDir);
+  REQUIRE(before.ok());
+
+  h.kernel.packet(inst->record().network.ifindex);  // wake: its record write fails
+  REQUIRE(h.events.waitFor("Task state not saved", 3s));
+  // It sleeps and wakes on (the guest does not care), writing on every step.
+  size_t sleeps = h.events.find("Sleeping").size();
+  REQUIRE(waitUntil([&] { return h.events.find("Sleeping").size() > sleeps; }, 3s));
+  h.kernel.packet(inst->record().network.ifindex);
+  REQUIRE(waitUntil([&] { return h.events.find("Woken").size() >= 2; }, 3s));
+  auto failed = h.events.find("Task state not saved");
+  CHECK(failed.size() == 1);
+  CHECK(failed[0].message.find("instance.json.tmp") != std::string::npos);
+  CHECK(failed[0].annotations.at("record") == (runDir / "instance.json").string());
+  auto kept = loadRecord(runDir);
+  REQUIRE(kept.ok());  // still whole: the previous record
+  CHECK(kept->state == before->state);
+
+  // Writable again: the next write lands (a rename: a new inode); a new
+  // failure is a new event.
+  auto inode = [&] {
+    struct stat st {};
+    return ::stat(recordPath(runDir).c_str(), &st) == 0 ? st.st_ino : 0;
+  };
+  const auto oldInode = inode();
+  std::filesystem::remove(blocker);
+  h.kernel.packet(inst->record().network.ifindex);
+  REQUIRE(waitUntil([&] { return inode() != oldInode; }, 3s));
+  REQUIRE(loadRecord(runDir).ok());
+  REQUIRE(block());
+  REQUIRE(waitUntil([&] { return isState(inst, InstanceState::kSleeping); }, 3s));
+  h.kernel.packet(inst->record().network.ifindex);
+  REQUIRE(waitUntil([&] { return h.events.find("Task state not saved").size() == 2; }, 3s));
+  std::filesystem::remove(blocker);
 }
 
 TEST_CASE("a failed snapshot leaves the VM running, says why, and retries after idle_timeout") {
