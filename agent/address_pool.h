@@ -17,6 +17,7 @@ struct Lease {
   std::string gateway;   // host side: first host address of the subnet
   int prefixLength = 0;
   std::string netmask;   // dotted form of prefixLength
+  uint32_t mtu = 0;      // the link's, when a network sets one (group: eth0's); 0: 1500
 };
 
 class AddressPool {

@@ -41,7 +41,7 @@ struct GroupSession {
   std::vector<GroupHostPort> hostPorts;
 
   Lease lease() const {
-    return Lease{ipv4.address, ipv4.gateway, ipv4.prefixLength, netmaskOf(ipv4.prefixLength)};
+    return Lease{ipv4.address, ipv4.gateway, ipv4.prefixLength, netmaskOf(ipv4.prefixLength), eth0.mtu};
   }
 };
 

@@ -204,6 +204,10 @@ vmm::VmConfig VmInstance::vmConfig() const {
   c.rootfs = r.spec.rootfs;
   c.cmdline = guestCmdline(r.spec.cmdline, r.network.address + "::" + r.network.gateway + ":" +
                                                 lease_.netmask + "::eth0:off");
+  // The tap has eth0's MTU (group networks); the guest agent applies the same
+  // to the guest's eth0 (guest/agent/network_config.h). A guest without the
+  // agent keeps 1500: ip= has no MTU field.
+  if (r.spec.workload && lease_.mtu != 0 && lease_.mtu != 1500) c.cmdline += " s2z.mtu=" + std::to_string(lease_.mtu);
   c.vcpus = r.spec.vcpus;
   c.memoryMib = r.spec.memoryMib;
   c.tapFd = tap_ ? tap_->fd() : -1;

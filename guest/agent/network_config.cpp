@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <time.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <vector>
 
@@ -19,12 +20,18 @@ std::optional<IpConfig> parseIpParameter(const std::string& cmdline) {
   size_t pos = 0;
   std::string value;
   bool found = false;
+  unsigned long mtu = 0;
   while (pos < cmdline.size()) {  // the last ip= wins, as in the kernel
     size_t end = cmdline.find_first_of(" \n", pos);
     if (end == std::string::npos) end = cmdline.size();
     if (cmdline.compare(pos, 3, "ip=") == 0) {
       value = cmdline.substr(pos + 3, end - pos - 3);
       found = true;
+    } else if (cmdline.compare(pos, 8, "s2z.mtu=") == 0) {
+      std::string digits = cmdline.substr(pos + 8, end - pos - 8);
+      char* rest = nullptr;
+      mtu = std::strtoul(digits.c_str(), &rest, 10);
+      if (digits.empty() || *rest != '\0' || mtu < 68 || mtu > 65535) mtu = 0;  // IPv4's minimum
     }
     pos = end + 1;
   }
@@ -46,6 +53,7 @@ std::optional<IpConfig> parseIpParameter(const std::string& cmdline) {
   config.gateway = fields[2];
   config.netmask = fields[3].empty() ? "255.255.255.0" : fields[3];
   if (fields.size() > 5 && !fields[5].empty()) config.device = fields[5];
+  config.mtu = static_cast<unsigned>(mtu);
   return config;
 }
 
@@ -117,6 +125,14 @@ Result<void> configureInterface(const IpConfig& config) {
   if (!sock) return systemError("socket");
   ifreq ifr{};
   std::strncpy(ifr.ifr_name, dev.c_str(), IFNAMSIZ - 1);
+  if (config.mtu != 0) {
+    // Before the link is up: frames the host's tap cannot take (a CNI
+    // bridge below 1500) would otherwise be dropped there without a word.
+    ifr.ifr_mtu = static_cast<int>(config.mtu);
+    if (::ioctl(sock.get(), SIOCSIFMTU, &ifr) != 0) {
+      return systemError("set mtu " + std::to_string(config.mtu) + " of " + dev);
+    }
+  }
   auto addr = inetAddress(config.address);
   if (!addr.ok()) return addr.error();
   ifr.ifr_addr = *addr;

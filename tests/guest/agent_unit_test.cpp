@@ -74,6 +74,19 @@ TEST_CASE("parseIpParameter: the driver's form, the last ip= wins, dhcp and garb
   CHECK_FALSE(parseIpParameter("vip=10.0.0.2::10.0.0.1:255.0.0.0::eth0:off").has_value());
 }
 
+TEST_CASE("parseIpParameter: s2z.mtu= sets the link's MTU; absent, bad or out of range leaves the device's") {
+  const std::string ip = "ip=172.26.64.5::172.26.64.1:255.255.240.0::eth0:off";
+  CHECK(parseIpParameter(ip)->mtu == 0);
+  CHECK(parseIpParameter("s2z.mtu=1400 " + ip)->mtu == 1400);
+  CHECK(parseIpParameter(ip + " s2z.mtu=9000\n")->mtu == 9000);
+  CHECK(parseIpParameter(ip + " s2z.mtu=68")->mtu == 68);
+  for (const char* bad : {"s2z.mtu=", "s2z.mtu=67", "s2z.mtu=65536", "s2z.mtu=1400x", "s2z.mtu=-1", "xs2z.mtu=1400"}) {
+    CAPTURE(bad);
+    CHECK(parseIpParameter(ip + " " + bad)->mtu == 0);
+  }
+  CHECK_FALSE(parseIpParameter("s2z.mtu=1400").has_value());  // no ip=: nothing to configure
+}
+
 TEST_CASE("lookupUser: names, numbers, groups, unknown users") {
   FakeRoot root;
   auto app = lookupUser(root.path(), "app");
