@@ -15,6 +15,7 @@
 
 #include "tests/cni/nomad_bridge.h"
 #include "tests/cni/stand_in_host.h"
+#include "tests/integration/agent_task_helpers.h"
 #include "tests/integration/test_env.h"
 
 namespace s2z::cni_test {
@@ -37,44 +38,68 @@ std::string netnsState(const CniAlloc& alloc) {
   return out;
 }
 
-TEST_CASE("plugin: a bridge-mode group task gets the alloc's address, serves on host_ip:port, sleeps, wakes, and survives a plugin restart asleep") {
-  REQUIRE(integration::guestAvailable());
+// The stand-in host (the test's netns, with the node address) and a plugin
+// loaded into it for group tasks.
+struct GroupPluginHost {
   TestEnv env;
-  auto host = HostSide::at(env.netnsPath());
-  REQUIRE_MESSAGE(host.ok(), host.error().describe());
-  auto node = host->tool({"ip", "addr", "add", std::string(kNodeAddress) + "/32", "dev", "lo"});
-  REQUIRE_MESSAGE(node.ok(), node.error().describe());
+  HostSide host;
+  std::unique_ptr<standin::NomadClient> client;
   const std::string tag = std::to_string(::getpid());
-  auto a = CniAlloc::add("plugin-alloc-" + tag, "s2zt-plg-a-" + tag, {{28080, 8080, kNodeAddress}},
-                         env.root() + "/cni", *host);
-  REQUIRE_MESSAGE(a.ok(), a.error().describe());
-  CniAlloc& alloc = **a;
-  const std::string cniState = netnsState(alloc);
 
-  auto opts = env.clientOptions();
-  opts.skipProbeAndValidation = true;
-  // Plugins share their pinned BPF maps and wake ring through
-  // /sys/fs/bpf/s2z-kata (one plugin per host); another plugin running on
-  // this machine (a parallel test run) would take this one's wake events.
-  // So this plugin gets a bpffs of its own, in a mount namespace of its own.
-  const std::string wrapper = env.root() + "/s2z-kata-private-bpffs";
-  {
-    std::ofstream out(wrapper);
-    out << "#!/bin/sh\n"
-           "exec unshare --mount --propagation private sh -c "
-           "'mount -t bpf bpf /sys/fs/bpf && exec \"$0\" \"$@\"' "
-        << opts.launch.path << " \"$@\"\n";
+  GroupPluginHost() {
+    REQUIRE(integration::guestAvailable());
+    auto at = HostSide::at(env.netnsPath());
+    REQUIRE_MESSAGE(at.ok(), at.error().describe());
+    host = *at;
+    auto node = host.tool({"ip", "addr", "add", std::string(kNodeAddress) + "/32", "dev", "lo"});
+    REQUIRE_MESSAGE(node.ok(), node.error().describe());
   }
-  REQUIRE(::chmod(wrapper.c_str(), 0755) == 0);
-  opts.launch.path = wrapper;
-  auto loaded = standin::NomadClient::loadPlugin(opts);
-  REQUIRE_MESSAGE(loaded.ok(), loaded.error().describe());
-  standin::NomadClient& c = **loaded;
 
-  auto task = integration::webTask("  scale_to_zero: { enabled: true, idle_timeout: \"3s\" }\n");
+  // After the alloc's netns exists: the plugin's mount namespace is private,
+  // so a netns mounted under /run/netns later would not be seen in it.
+  standin::NomadClient& loadPlugin() {
+    auto opts = env.clientOptions();
+    opts.skipProbeAndValidation = true;
+    // Plugins share their pinned BPF maps and wake ring through
+    // /sys/fs/bpf/s2z-kata (one plugin per host); another plugin running on
+    // this machine (a parallel test run) would take this one's wake events.
+    // So this plugin gets a bpffs of its own, in a mount namespace of its own.
+    const std::string wrapper = env.root() + "/s2z-kata-private-bpffs";
+    {
+      std::ofstream out(wrapper);
+      out << "#!/bin/sh\n"
+             "exec unshare --mount --propagation private sh -c "
+             "'mount -t bpf bpf /sys/fs/bpf && exec \"$0\" \"$@\"' "
+          << opts.launch.path << " \"$@\"\n";
+    }
+    REQUIRE(::chmod(wrapper.c_str(), 0755) == 0);
+    opts.launch.path = wrapper;
+    auto loaded = standin::NomadClient::loadPlugin(opts);
+    REQUIRE_MESSAGE(loaded.ok(), loaded.error().describe());
+    client = std::move(*loaded);
+    return *client;
+  }
+};
+
+// `task` into `alloc`'s group network, port http reachable on the node address.
+standin::TaskFile inGroup(standin::TaskFile task, const CniAlloc& alloc) {
   task.networkMode = "group";
   task.netnsPath = alloc.netnsPath();
   task.ports[0].hostIp = kNodeAddress;
+  return task;
+}
+
+TEST_CASE("plugin: a bridge-mode group task gets the alloc's address, serves on host_ip:port, sleeps, wakes, and survives a plugin restart asleep") {
+  GroupPluginHost g;
+  TestEnv& env = g.env;
+  auto a = CniAlloc::add("plugin-alloc-" + g.tag, "s2zt-plg-a-" + g.tag, {{28080, 8080, kNodeAddress}},
+                         env.root() + "/cni", g.host);
+  REQUIRE_MESSAGE(a.ok(), a.error().describe());
+  CniAlloc& alloc = **a;
+  const std::string cniState = netnsState(alloc);
+  standin::NomadClient& c = g.loadPlugin();
+
+  auto task = inGroup(integration::webTask("  scale_to_zero: { enabled: true, idle_timeout: \"3s\" }\n"), alloc);
   auto started = c.startTask(task);
   REQUIRE_MESSAGE(started.ok(), started.error().describe());
   const standin::StartedTask& t = *started;
@@ -107,6 +132,68 @@ TEST_CASE("plugin: a bridge-mode group task gets the alloc's address, serves on 
   CHECK(netnsState(alloc) == cniState);
   auto checked = alloc.check();
   CHECK_MESSAGE(checked.ok(), checked.error().describe());
+}
+
+TEST_CASE("plugin: a guest-agent task in a bridge network with MTU 1400: the guest's eth0 gets it, serves, sleeps, wakes") {
+  GroupPluginHost g;
+  TestEnv& env = g.env;
+  // A CNI bridge below Ethernet's 1500 (the bridge plugin's "mtu", as an
+  // overlay or a VPN underneath makes operators set): the alloc's eth0 has
+  // 1400, the tap gets it, and ip= cannot tell the guest.
+  auto conflist = nomadBridgeConflist(env.root() + "/cni");
+  conflist["plugins"][1]["mtu"] = 1400;
+  auto a = CniAlloc::addWith(conflist, "plugin-mtu-" + g.tag, "s2zt-plg-m-" + g.tag, {{28080, 8080, kNodeAddress}},
+                             g.host);
+  REQUIRE_MESSAGE(a.ok(), a.error().describe());
+  CniAlloc& alloc = **a;
+  auto eth0 = inNetns(alloc.netnsName(), {"cat", "/sys/class/net/eth0/mtu"});
+  REQUIRE(eth0.ok());
+  REQUIRE(*eth0 == "1400\n");
+  const std::string cniState = netnsState(alloc);
+  standin::NomadClient& c = g.loadPlugin();
+
+  auto task = inGroup(integration::agentTask("python3", {"-u", "-c", integration::kServer}, "",
+                                             "  scale_to_zero: { enabled: true, idle_timeout: \"4s\" }\n"),
+                      alloc);
+  auto started = c.startTask(task);
+  REQUIRE_MESSAGE(started.ok(), started.error().describe());
+  const standin::StartedTask& t = *started;
+  CHECK(t.networkAddr == alloc.address());
+  REQUIRE_MESSAGE(env.waitHttp(kNodeAddress, 28080, 60s), "no answer on host_ip:host_port");
+
+  auto mtu = c.execTask(t.id, {"cat", "/sys/class/net/eth0/mtu"}, 10s);
+  REQUIRE_MESSAGE(mtu.ok(), mtu.error().describe());
+  CHECK(mtu->stdoutText == "1400\n");
+  CHECK(mtu->exitCode == 0);
+  // The guest's stack sizes its datagrams to it: with don't-fragment set
+  // (IP_MTU_DISCOVER = IP_PMTUDISC_DO), 1372 bytes of UDP (1400 on the wire)
+  // go out, 1373 are refused with EMSGSIZE in the guest itself.
+  const std::string send =
+      "import socket, sys\n"
+      "k = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)\n"
+      "k.setsockopt(socket.IPPROTO_IP, 10, 2)\n"
+      "k.connect((sys.argv[1], 9))\n"
+      "for n in (1372, 1373):\n"
+      "    try:\n"
+      "        k.send(b'x' * n); print(n, 'sent')\n"
+      "    except OSError as e:\n"
+      "        print(n, e.strerror)\n";
+  auto sizes = c.execTask(t.id, {"python3", "-c", send, alloc.gateway()}, 15s);
+  REQUIRE_MESSAGE(sizes.ok(), sizes.error().describe());
+  CHECK_MESSAGE(sizes->stdoutText == "1372 sent\n1373 Message too long\n", sizes->stdoutText << sizes->stderrText);
+
+  // Sleeps; a request to host_ip:host_port wakes it and the agent is back.
+  REQUIRE_MESSAGE(c.waitUntil(30s, [&] { return integration::eventsMatching(c, t.allocId, "sleeping") > 0; }),
+                  "no Sleeping event");
+  auto woke = env.httpGet(kNodeAddress, 28080, "/", 10s);
+  CHECK_MESSAGE(woke.status == 200, woke.error);
+  CHECK(c.waitUntil(10s, [&] { return integration::eventsMatching(c, t.allocId, "woken") > 0; }));
+  auto after = c.execTask(t.id, {"cat", "/sys/class/net/eth0/mtu"}, 10s);
+  REQUIRE(after.ok());
+  CHECK(after->stdoutText == "1400\n");
+
+  integration::stopAndDestroy(c, env, t.id, 5s);
+  CHECK(netnsState(alloc) == cniState);
 }
 
 }  // namespace
