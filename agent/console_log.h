@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <filesystem>
+#include <string>
 
 #include "common/result.h"
 #include "common/unique_fd.h"
@@ -23,6 +24,9 @@ class ConsoleLog {
   int fd() const { return fd_.get(); }
   // Cheap when under the limit (one fstat).
   void trim();
+  // The console's last `lines` non-empty lines (from at most its last 4 KiB),
+  // joined by " / " for an error message; "" when empty or unreadable.
+  std::string lastLines(int lines) const;
 
  private:
   ConsoleLog(std::filesystem::path path, UniqueFd fd, uint64_t limit)

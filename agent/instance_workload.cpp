@@ -51,7 +51,14 @@ pb::Request startRequest(const WorkloadSpec& w) {
 
 Result<void> VmInstance::startWorkload() {
   auto hello = channel_->connect(kBootHelloTimeout);
-  if (!hello.ok()) return hello.error().wrap("guest agent");
+  if (!hello.ok()) {
+    // What the guest kernel said last is usually why (a panic, a missing
+    // device, an agent that exited): the operator sees it in the event.
+    std::string console = console_ ? console_->lastLines(3) : "";
+    Error e = hello.error().wrap("guest agent");
+    if (!console.empty()) e.message += "; the guest console ends with: " + console;
+    return e;
+  }
   spdlog::info("instance {}: guest agent {} (protocol {})", taskId_, hello->agent_version(),
                hello->protocol_version());
   // Before the workload: its configuration and secrets are there when it starts.
