@@ -9,7 +9,7 @@
 #
 # Usage: scripts/sanitize.sh [--ctest] [asan|tsan]...   (default: both)
 #   full run: ASan+UBSan over the ctest labels unit and integration (a whole
-#             second build, ~25 min on 2 cores, then ~12 min of tests), TSan
+#             second build, ~28 min on 2 cores, then ~8 min of tests), TSan
 #             over agent_unit_tests.
 #   --ctest   as the ctest sanitizer_smoke runs it in CI: skipped (exit 77)
 #             unless CI=true or S2Z_SANITIZE_SMOKE=1, and bounded to fit the
