@@ -7,7 +7,9 @@
 #include <cstdint>
 #include <filesystem>
 #include <string>
+#include <vector>
 
+#include "agent/ipv4_route.h"
 #include "common/result.h"
 
 namespace s2z::agent {
@@ -18,6 +20,7 @@ struct Lease {
   int prefixLength = 0;
   std::string netmask;   // dotted form of prefixLength
   uint32_t mtu = 0;      // the link's, when a network sets one (group: eth0's); 0: 1500
+  std::vector<Ipv4Route> routes{};  // the link's others (group: eth0's); host mode: none
 };
 
 class AddressPool {

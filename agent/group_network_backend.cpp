@@ -41,7 +41,8 @@ struct GroupSession {
   std::vector<GroupHostPort> hostPorts;
 
   Lease lease() const {
-    return Lease{ipv4.address, ipv4.gateway, ipv4.prefixLength, netmaskOf(ipv4.prefixLength), eth0.mtu};
+    return Lease{ipv4.address, ipv4.gateway, ipv4.prefixLength, netmaskOf(ipv4.prefixLength),
+                 eth0.mtu, ipv4.routes};
   }
 };
 
@@ -102,6 +103,12 @@ Result<GroupSession> openSession(const std::string& taskId, const GroupNetworkSp
   auto ipv4 = s.netns->run([&] { return queryIpv4(s.eth0.ifindex); });
   if (!ipv4.ok()) return ipv4.error().wrap(where);
   s.ipv4 = *ipv4;
+  if (s.ipv4.routes.size() > kMaxGuestRoutes) {
+    return makeError(ErrorCode::kFailedPrecondition,
+                     where + " has " + std::to_string(s.ipv4.routes.size()) +
+                         " routes besides the default one; a guest is told at most " +
+                         std::to_string(kMaxGuestRoutes) + " (on its kernel command line)");
+  }
   // Only a veth has a host end where health marks are still visible (a
   // macvlan's IFLA_LINK names its parent, which sees no frame for it).
   if (s.eth0.kind != "veth" || s.eth0.peerIfindex == 0 || !s.eth0.peerInOtherNamespace) {

@@ -2,6 +2,7 @@
 
 #include <arpa/inet.h>
 #include <linux/if_link.h>
+#include <linux/rtnetlink.h>
 #include <net/if.h>
 #include <sys/socket.h>
 
@@ -89,21 +90,30 @@ Result<Ipv4Facts> queryIpv4(uint32_t ifindex) {
   rtmsg rt{};
   rt.rtm_family = AF_INET;
   NetlinkMessage routes(RTM_GETROUTE, NLM_F_DUMP, &rt, sizeof rt);
+  std::vector<Ipv4Route> viaGateway;
   S2Z_TRY(nl->dump(routes, "list routes", [&](const nlmsghdr* h) {
     const auto* m = static_cast<const rtmsg*>(NLMSG_DATA(h));
-    if (h->nlmsg_type != RTM_NEWROUTE || m->rtm_dst_len != 0 || m->rtm_table != RT_TABLE_MAIN) return;
-    std::string gateway;
+    if (h->nlmsg_type != RTM_NEWROUTE || m->rtm_table != RT_TABLE_MAIN || m->rtm_type != RTN_UNICAST) return;
+    Ipv4Route route{"0.0.0.0", m->rtm_dst_len, ""};
     uint32_t oif = 0;
     forEachAttribute(h, sizeof(rtmsg), [&](const rtattr* a) {
       if (a->rta_type == RTA_OIF) oif = *static_cast<const uint32_t*>(RTA_DATA(a));
-      if (a->rta_type == RTA_GATEWAY && RTA_PAYLOAD(a) == 4) {
+      if ((a->rta_type == RTA_GATEWAY || a->rta_type == RTA_DST) && RTA_PAYLOAD(a) == 4) {
         char text[INET_ADDRSTRLEN] = {};
         ::inet_ntop(AF_INET, RTA_DATA(a), text, sizeof text);
-        gateway = text;
+        (a->rta_type == RTA_GATEWAY ? route.gateway : route.destination) = text;
       }
     });
-    if (oif == ifindex && facts.gateway.empty()) facts.gateway = gateway;
+    if (oif != ifindex) return;
+    if (m->rtm_dst_len == 0) {
+      if (facts.gateway.empty()) facts.gateway = route.gateway;
+      return;
+    }
+    // The guest's kernel makes the connected route from address and netmask.
+    if (m->rtm_protocol == RTPROT_KERNEL) return;
+    (route.gateway.empty() ? facts.routes : viaGateway).push_back(std::move(route));
   }), "query IPv4 of " + std::to_string(ifindex));
+  facts.routes.insert(facts.routes.end(), viaGateway.begin(), viaGateway.end());
   return facts;
 }
 

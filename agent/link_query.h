@@ -1,12 +1,14 @@
 // What the group-network plumbing reads from (and sets on) a network
 // namespace's links: the CNI-made eth0's MAC, MTU, IPv4 address, default
-// gateway and its veth peer. Everything acts on the calling thread's
+// gateway, other routes and its veth peer. Everything acts on the calling thread's
 // network namespace (run it inside NetnsHandle::run for an alloc's).
 #pragma once
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
+#include "agent/ipv4_route.h"
 #include "common/result.h"
 
 namespace s2z::agent {
@@ -28,6 +30,10 @@ struct Ipv4Facts {
   std::string address;   // dotted
   int prefixLength = 0;
   std::string gateway;   // of the main table's default route via the link; "" if none
+  // The main table's other unicast routes via the link, on-link ones first
+  // (a gateway route may need one to reach its gateway); the kernel's own
+  // route to the connected subnet is not among them.
+  std::vector<Ipv4Route> routes;
 };
 
 // Link facts of `name`. Fails: kNotFound if absent, kSystem otherwise.
@@ -35,8 +41,8 @@ Result<LinkFacts> queryLink(const std::string& name);
 // The same by index.
 Result<LinkFacts> queryLink(uint32_t ifindex);
 
-// The first IPv4 address on ifindex and the default route's gateway through
-// it. Fails: kNotFound if the link has no IPv4 address.
+// The first IPv4 address on ifindex, the default route's gateway through it
+// and its other routes. Fails: kNotFound if the link has no IPv4 address.
 Result<Ipv4Facts> queryIpv4(uint32_t ifindex);
 
 // Sets the link's MTU. Fails: kSystem (kNotFound if absent).

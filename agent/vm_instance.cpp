@@ -66,6 +66,16 @@ std::string guestCmdline(const std::string& user, const std::string& ipParam) {
   return out;
 }
 
+std::string guestAgentNetworkParams(const Lease& lease) {
+  std::string out;
+  if (lease.mtu != 0 && lease.mtu != 1500) out += " s2z.mtu=" + std::to_string(lease.mtu);
+  for (const auto& route : lease.routes) {
+    out += " s2z.route=" + route.destination + "/" + std::to_string(route.prefixLength);
+    if (!route.gateway.empty()) out += "," + route.gateway;
+  }
+  return out;
+}
+
 VmInstance::OpLock::~OpLock() {
   if (!lock_.owns_lock()) return;
   instance_.syncVmmFields();
@@ -205,9 +215,10 @@ vmm::VmConfig VmInstance::vmConfig() const {
   c.cmdline = guestCmdline(r.spec.cmdline, r.network.address + "::" + r.network.gateway + ":" +
                                                 lease_.netmask + "::eth0:off");
   // The tap has eth0's MTU (group networks); the guest agent applies the same
-  // to the guest's eth0 (guest/agent/network_config.h). A guest without the
-  // agent keeps 1500: ip= has no MTU field.
-  if (r.spec.workload && lease_.mtu != 0 && lease_.mtu != 1500) c.cmdline += " s2z.mtu=" + std::to_string(lease_.mtu);
+  // to the guest's eth0, and eth0's other routes (guest/agent/network_config.h).
+  // A guest without the agent keeps 1500 and ip='s two routes: ip= has no
+  // field for either.
+  if (r.spec.workload) c.cmdline += guestAgentNetworkParams(lease_);
   c.vcpus = r.spec.vcpus;
   c.memoryMib = r.spec.memoryMib;
   c.tapFd = tap_ ? tap_->fd() : -1;

@@ -272,6 +272,11 @@ inline constexpr std::chrono::milliseconds kPowerOffWait{5000};
 // "ip=<ipParam>" (the kernel's static address configuration).
 std::string guestCmdline(const std::string& user, const std::string& ipParam);
 
+// What ip= cannot say, for the guest agent (guest/agent/network_config.h):
+// " s2z.mtu=<bytes>" unless the link has Ethernet's 1500, and
+// " s2z.route=<dst>/<len>[,<gateway>]" per route of the lease.
+std::string guestAgentNetworkParams(const Lease& lease);
+
 // The virtio-blk serial of the task's index-th volume, and the disks of all.
 std::string volumeSerial(size_t index);
 std::vector<vmm::VmConfig::AgentDevices::Volume> volumeDisks(const std::vector<VolumeSpec>& volumes);

@@ -16,11 +16,41 @@
 
 namespace s2z::guest {
 
+namespace {
+
+std::string dottedNetmask(unsigned prefix) {
+  in_addr mask{htonl(prefix == 0 ? 0 : ~uint32_t{0} << (32 - prefix))};
+  char text[INET_ADDRSTRLEN] = {};
+  ::inet_ntop(AF_INET, &mask, text, sizeof text);
+  return text;
+}
+
+// "<dst>/<len>" or "<dst>/<len>,<gateway>".
+std::optional<IpRoute> parseRoute(const std::string& text) {
+  size_t slash = text.find('/'), comma = text.find(',');
+  if (slash == std::string::npos) return std::nullopt;
+  std::string dst = text.substr(0, slash);
+  std::string len = text.substr(slash + 1, comma == std::string::npos ? std::string::npos : comma - slash - 1);
+  std::string gateway = comma == std::string::npos ? "" : text.substr(comma + 1);
+  char* rest = nullptr;
+  unsigned long prefix = std::strtoul(len.c_str(), &rest, 10);
+  in_addr d{}, g{};
+  if (len.empty() || *rest != '\0' || prefix < 1 || prefix > 32 || ::inet_pton(AF_INET, dst.c_str(), &d) != 1) {
+    return std::nullopt;
+  }
+  if (comma != std::string::npos && ::inet_pton(AF_INET, gateway.c_str(), &g) != 1) return std::nullopt;
+  if ((ntohl(d.s_addr) & ~(~uint32_t{0} << (32 - prefix))) != 0) return std::nullopt;
+  return IpRoute{dst, dottedNetmask(static_cast<unsigned>(prefix)), gateway};
+}
+
+}  // namespace
+
 std::optional<IpConfig> parseIpParameter(const std::string& cmdline) {
   size_t pos = 0;
   std::string value;
   bool found = false;
   unsigned long mtu = 0;
+  std::vector<IpRoute> routes;
   while (pos < cmdline.size()) {  // the last ip= wins, as in the kernel
     size_t end = cmdline.find_first_of(" \n", pos);
     if (end == std::string::npos) end = cmdline.size();
@@ -32,6 +62,8 @@ std::optional<IpConfig> parseIpParameter(const std::string& cmdline) {
       char* rest = nullptr;
       mtu = std::strtoul(digits.c_str(), &rest, 10);
       if (digits.empty() || *rest != '\0' || mtu < 68 || mtu > 65535) mtu = 0;  // IPv4's minimum
+    } else if (cmdline.compare(pos, 10, "s2z.route=") == 0) {
+      if (auto route = parseRoute(cmdline.substr(pos + 10, end - pos - 10))) routes.push_back(*route);
     }
     pos = end + 1;
   }
@@ -54,6 +86,7 @@ std::optional<IpConfig> parseIpParameter(const std::string& cmdline) {
   config.netmask = fields[3].empty() ? "255.255.255.0" : fields[3];
   if (fields.size() > 5 && !fields[5].empty()) config.device = fields[5];
   config.mtu = static_cast<unsigned>(mtu);
+  config.routes = std::move(routes);
   return config;
 }
 
@@ -94,7 +127,7 @@ Result<void> addRoute(int sock, const std::string& device, const std::string& ds
     if (!g.ok()) return g.error();
     rt.rt_gateway = *g;
     rt.rt_flags |= RTF_GATEWAY;
-  } else {
+  } else if (mask == "255.255.255.255") {
     rt.rt_flags |= RTF_HOST;
   }
   std::string dev = device;  // rt_dev is a non-const char*
@@ -142,9 +175,13 @@ Result<void> configureInterface(const IpConfig& config) {
   ifr.ifr_netmask = *mask;
   if (::ioctl(sock.get(), SIOCSIFNETMASK, &ifr) != 0) return systemError("set netmask of " + dev);
   S2Z_TRY(setUp(sock.get(), dev), "configure " + dev);
-  if (config.gateway.empty()) return okResult();
-  S2Z_TRY(addRoute(sock.get(), dev, config.gateway, "255.255.255.255", ""), "configure " + dev);
-  S2Z_TRY(addRoute(sock.get(), dev, "0.0.0.0", "0.0.0.0", config.gateway), "configure " + dev);
+  if (!config.gateway.empty()) {
+    S2Z_TRY(addRoute(sock.get(), dev, config.gateway, "255.255.255.255", ""), "configure " + dev);
+    S2Z_TRY(addRoute(sock.get(), dev, "0.0.0.0", "0.0.0.0", config.gateway), "configure " + dev);
+  }
+  for (const auto& route : config.routes) {
+    S2Z_TRY(addRoute(sock.get(), dev, route.destination, route.netmask, route.gateway), "configure " + dev);
+  }
   return okResult();
 }
 

@@ -50,6 +50,16 @@ TEST_CASE("names: sanitized task name plus a stable hash; taps fit IFNAMSIZ") {
   CHECK(tapNameFor("anything at all").size() == 11);
 }
 
+TEST_CASE("guest agent's network parameters: the MTU unless 1500, each route with its gateway if it has one") {
+  Lease lease{"172.26.64.5", "172.26.64.1", 20, "255.255.240.0"};
+  CHECK(guestAgentNetworkParams(lease) == "");
+  lease.mtu = 1500;
+  CHECK(guestAgentNetworkParams(lease) == "");
+  lease.mtu = 1400;
+  lease.routes = {{"10.1.0.0", 16, ""}, {"192.0.2.0", 24, "172.26.64.9"}};
+  CHECK(guestAgentNetworkParams(lease) == " s2z.mtu=1400 s2z.route=10.1.0.0/16 s2z.route=192.0.2.0/24,172.26.64.9");
+}
+
 TEST_CASE("guest command line: console=ttyS0 unless the user names a console; ip= last") {
   CHECK(guestCmdline("", "A") == "console=ttyS0 ip=A");
   CHECK(guestCmdline("quiet", "A") == "quiet console=ttyS0 ip=A");

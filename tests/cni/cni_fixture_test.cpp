@@ -61,6 +61,7 @@ TEST_CASE("cni fixture: Nomad's bridge network from the client's conflist, two a
   CHECK(ipv4->address == allocA.address());
   CHECK(ipv4->prefixLength == 20);
   CHECK(ipv4->gateway == "172.26.64.1");
+  CHECK(ipv4->routes.empty());  // Nomad's conflist routes 0.0.0.0/0 only
 
   // portmap: node address + host port reaches the alloc's `to` port.
   TinyServer server(allocA.netnsPath(), 8080, "hello from A\n");

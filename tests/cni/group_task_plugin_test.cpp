@@ -24,6 +24,8 @@ namespace {
 using namespace std::chrono_literals;
 using integration::TestEnv;
 
+bool contains(const std::string& text, const std::string& what) { return text.find(what) != std::string::npos; }
+
 // What CNI made in the alloc's netns (see group_network_test.cpp).
 std::string netnsState(const CniAlloc& alloc) {
   std::string out;
@@ -134,14 +136,28 @@ TEST_CASE("plugin: a bridge-mode group task gets the alloc's address, serves on 
   CHECK_MESSAGE(checked.ok(), checked.error().describe());
 }
 
-TEST_CASE("plugin: a guest-agent task in a bridge network with MTU 1400: the guest's eth0 gets it, serves, sleeps, wakes") {
+// The guest's IPv4 routing table, one "<dst>/<len>[ via <gateway>]" a line,
+// read from /proc/net/route (the guest image has python, not iproute2).
+constexpr char kPrintRoutes[] =
+    "import socket, struct\n"
+    "dotted = lambda h: socket.inet_ntoa(struct.pack('<I', int(h, 16)))\n"
+    "for f in [l.split() for l in open('/proc/net/route').readlines()[1:]]:\n"
+    "    route = dotted(f[1]) + '/' + str(bin(int(f[7], 16)).count('1'))\n"
+    "    print(route + (' via ' + dotted(f[2]) if int(f[3], 16) & 2 else ''))\n";
+
+TEST_CASE("plugin: a guest-agent task in a bridge network with MTU 1400 and extra routes: the guest's eth0 gets "
+          "them, serves, sleeps, wakes") {
   GroupPluginHost g;
   TestEnv& env = g.env;
   // A CNI bridge below Ethernet's 1500 (the bridge plugin's "mtu", as an
   // overlay or a VPN underneath makes operators set): the alloc's eth0 has
-  // 1400, the tap gets it, and ip= cannot tell the guest.
+  // 1400, the tap gets it, and ip= cannot tell the guest. host-local's
+  // "routes" beyond the default one (one via the bridge, one via another
+  // router on the subnet): ip= cannot carry those either.
   auto conflist = nomadBridgeConflist(env.root() + "/cni");
   conflist["plugins"][1]["mtu"] = 1400;
+  conflist["plugins"][1]["ipam"]["routes"].push_back({{"dst", "10.123.0.0/16"}});
+  conflist["plugins"][1]["ipam"]["routes"].push_back({{"dst", "192.0.2.0/24"}, {"gw", "172.26.64.254"}});
   auto a = CniAlloc::addWith(conflist, "plugin-mtu-" + g.tag, "s2zt-plg-m-" + g.tag, {{28080, 8080, kNodeAddress}},
                              g.host);
   REQUIRE_MESSAGE(a.ok(), a.error().describe());
@@ -149,6 +165,10 @@ TEST_CASE("plugin: a guest-agent task in a bridge network with MTU 1400: the gue
   auto eth0 = inNetns(alloc.netnsName(), {"cat", "/sys/class/net/eth0/mtu"});
   REQUIRE(eth0.ok());
   REQUIRE(*eth0 == "1400\n");
+  auto cniRoutes = inNetns(alloc.netnsName(), {"ip", "-4", "route", "show", "dev", "eth0"});
+  REQUIRE(cniRoutes.ok());
+  REQUIRE_MESSAGE(contains(*cniRoutes, "10.123.0.0/16 via 172.26.64.1"), *cniRoutes);
+  REQUIRE_MESSAGE(contains(*cniRoutes, "192.0.2.0/24 via 172.26.64.254"), *cniRoutes);
   const std::string cniState = netnsState(alloc);
   standin::NomadClient& c = g.loadPlugin();
 
@@ -181,6 +201,12 @@ TEST_CASE("plugin: a guest-agent task in a bridge network with MTU 1400: the gue
   auto sizes = c.execTask(t.id, {"python3", "-c", send, alloc.gateway()}, 15s);
   REQUIRE_MESSAGE(sizes.ok(), sizes.error().describe());
   CHECK_MESSAGE(sizes->stdoutText == "1372 sent\n1373 Message too long\n", sizes->stdoutText << sizes->stderrText);
+  // eth0's routes, as CNI made them, are the guest's too.
+  auto routes = c.execTask(t.id, {"python3", "-c", kPrintRoutes}, 15s);
+  REQUIRE_MESSAGE(routes.ok(), routes.error().describe());
+  CHECK_MESSAGE(contains(routes->stdoutText, "0.0.0.0/0 via " + alloc.gateway() + "\n"), routes->stdoutText);
+  CHECK_MESSAGE(contains(routes->stdoutText, "10.123.0.0/16 via 172.26.64.1\n"), routes->stdoutText);
+  CHECK_MESSAGE(contains(routes->stdoutText, "192.0.2.0/24 via 172.26.64.254\n"), routes->stdoutText);
 
   // Sleeps; a request to host_ip:host_port wakes it and the agent is back.
   REQUIRE_MESSAGE(c.waitUntil(30s, [&] { return integration::eventsMatching(c, t.allocId, "sleeping") > 0; }),

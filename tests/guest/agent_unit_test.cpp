@@ -87,6 +87,26 @@ TEST_CASE("parseIpParameter: s2z.mtu= sets the link's MTU; absent, bad or out of
   CHECK_FALSE(parseIpParameter("s2z.mtu=1400").has_value());  // no ip=: nothing to configure
 }
 
+TEST_CASE("parseIpParameter: each s2z.route= adds a route, in order; malformed ones are ignored") {
+  const std::string ip = "ip=172.26.64.5::172.26.64.1:255.255.240.0::eth0:off";
+  CHECK(parseIpParameter(ip)->routes.empty());
+  auto c = parseIpParameter(ip + " s2z.route=10.1.0.0/16 s2z.mtu=1400 s2z.route=192.0.2.0/24,172.26.64.9 "
+                                 "s2z.route=198.51.100.7/32,172.26.64.1\n");
+  REQUIRE(c.has_value());
+  CHECK(c->mtu == 1400);
+  CHECK(c->routes == std::vector<IpRoute>{{"10.1.0.0", "255.255.0.0", ""},
+                                          {"192.0.2.0", "255.255.255.0", "172.26.64.9"},
+                                          {"198.51.100.7", "255.255.255.255", "172.26.64.1"}});
+  CHECK(parseIpParameter(ip + " s2z.route=0.0.0.0/1")->routes == std::vector<IpRoute>{{"0.0.0.0", "128.0.0.0", ""}});
+  for (const char* bad : {"s2z.route=", "s2z.route=10.1.0.0", "s2z.route=10.1.0.0/", "s2z.route=10.1.0.0/0",
+                          "s2z.route=10.1.0.0/33", "s2z.route=10.1.0.0/16x", "s2z.route=10.1.0.1/16",
+                          "s2z.route=10.1.0.0/16,", "s2z.route=10.1.0.0/16,gw", "s2z.route=fd00::/8",
+                          "xs2z.route=10.1.0.0/16"}) {
+    CAPTURE(bad);
+    CHECK(parseIpParameter(ip + " " + bad)->routes.empty());
+  }
+}
+
 TEST_CASE("lookupUser: names, numbers, groups, unknown users") {
   FakeRoot root;
   auto app = lookupUser(root.path(), "app");
