@@ -272,6 +272,7 @@ void VmInstance::sleepDeeper() {
   }
   if (!transition(&Lifecycle::beginDeepen).ok()) return;
   (void)persist();
+  failpoint("deepen-started");
   uint64_t lightForNs = monotonicNowNs() - sleptAtNs_;
   auto snap = writeSnapshot(/*cancelIfWaking=*/true);
   if (!snap.ok()) {

@@ -355,6 +355,10 @@ Result<void> VmInstance::recoverRunning(InstanceState recorded) {
     if (whole.ok()) {
       std::lock_guard lock(mutex_);
       record_.snapshotGeneration = next.generation;
+      // Asleep deep, whatever tier it slept in before: a light sleep that
+      // was going deeper left a paused VMM only until this snapshot was
+      // durable, and waking it by resume would find none (and cold boot).
+      record_.sleepingTier = SleepTier::kDeep;
       asleep = true;
     } else {
       spdlog::warn("instance {}: no whole snapshot of the interrupted sleep: {}", taskId_,

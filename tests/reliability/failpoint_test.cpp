@@ -20,6 +20,7 @@ using namespace std::chrono_literals;
 namespace {
 
 constexpr int kRunning = 2;  // agent::InstanceState
+constexpr int kSnapshotting = 3;
 constexpr int kSleeping = 4;
 
 // Where the failpoint sits (the plugin dies there):
@@ -144,4 +145,54 @@ TEST_CASE("plugin SIGKILLed at each failpoint: the new plugin recovers the task 
     ++passed;
   }
   MESSAGE("failpoints: " << passed << " of " << std::size(kPoints) + 1 << " recovered");
+}
+
+// Issue 11: a light sleep going deep (deep_sleep_after) writes its snapshot
+// from a paused VMM. One task through every point of that path, the plugin
+// dying at each in turn: the guest resumes or wakes from the new snapshot,
+// never an older one, and serves; then it sleeps lightly and goes deep again
+// to meet the next point.
+TEST_CASE("plugin SIGKILLed while a light sleep goes deep: the new plugin recovers the task, its guest state intact") {
+  REQUIRE(integration::agentGuestAvailable());
+  constexpr const char* kDemotionPoints[] = {
+      "deepen-started",                // Snapshotting recorded, the guest paused, nothing written
+      "snapshot-streaming",            // device state half-written
+      "snapshot-written-not-renamed",  // written and fsynced, not renamed
+      "vmm-exited",                    // snapshot durable, VMM gone, Sleeping (deep) not recorded
+  };
+  ReliabilityEnv renv;
+  auto& env = renv.env();
+  auto client = renv.loadFailpointPlugin(kDemotionPoints[0]);
+  NomadClient& c = *client;
+  StartedTask t = startCheckedServer(c, env, "1s", "sleep: \"light\", deep_sleep_after: \"2s\"");
+  auto before = checkReply(env.httpGet(t.networkAddr, 8080, "/", 30s));
+  REQUIRE_MESSAGE(before.ok, before.why);
+  int passed = 0;
+  for (size_t i = 0; i < std::size(kDemotionPoints); ++i) {
+    const std::string name = kDemotionPoints[i];
+    CAPTURE(name);
+    REQUIRE_MESSAGE(waitPluginDeath(c, 60s), "the plugin did not reach failpoint " << name << "\n"
+                                                                                   << describeEvents(c, t.allocId));
+    auto atCrash = readTaskRecord(env);
+    REQUIRE(atCrash.has_value());
+    CHECK_MESSAGE(atCrash->state == kSnapshotting, "record state at the crash " << atCrash->state);
+    auto sleeps = eventsStarting(c, t.allocId, "Sleeping");
+    REQUIRE(!sleeps.empty());
+    CHECK(sleeps.back().annotations["tier"] == "light");  // it died going deeper, after a light sleep
+    relaunchAndRecover(c, t, i + 1 < std::size(kDemotionPoints) ? kDemotionPoints[i + 1] : "");
+    auto after = checkReply(env.httpGet(t.networkAddr, 8080, "/", 60s));
+    CHECK_MESSAGE(after.ok, after.why);
+    CHECK_MESSAGE(after.counter > before.counter, "guest counter " << before.counter << " -> " << after.counter);
+    checkSettled(c, env, t);
+    MESSAGE("demotion failpoint " << name << ": recovered after light sleep " << sleeps.size() << ", guest counter "
+                                  << before.counter << " -> " << after.counter);
+    before = after;
+    ++passed;
+  }
+  CHECK(eventsStarting(c, t.allocId, "Sleeping deeper").empty());  // every demotion died
+  MESSAGE("demotion failpoints: " << passed << " of " << std::size(kDemotionPoints) << " recovered\n"
+                                  << describeEvents(c, t.allocId));
+  REQUIRE(c.stopTask(t.id, 10s).ok());
+  integration::waitExit(c, t.id);
+  integration::destroyAndCheckClean(c, env, t.id);
 }

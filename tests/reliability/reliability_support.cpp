@@ -195,10 +195,11 @@ std::optional<pid_t> liveVmmPid(const integration::TestEnv& env) {
 }
 
 standin::StartedTask startCheckedServer(standin::NomadClient& c, const integration::TestEnv& env,
-                                        const std::string& idleTimeout) {
+                                        const std::string& idleTimeout, const std::string& moreScaleToZero) {
   auto started = c.startTask(integration::agentTask(
       "python3", {"-u", "-c", kCheckedServer}, "",
-      "  scale_to_zero: { enabled: true, idle_timeout: \"" + idleTimeout + "\" }\n"));
+      "  scale_to_zero: { enabled: true, idle_timeout: \"" + idleTimeout + "\"" +
+          (moreScaleToZero.empty() ? "" : ", " + moreScaleToZero) + " }\n"));
   REQUIRE_MESSAGE(started.ok(), started.error().describe());
   REQUIRE_MESSAGE(env.waitHttp(started->networkAddr, 8080, 90s),
                   "stdout: " << c.taskStdout(started->id) << "\nstderr: " << c.taskStderr(started->id));

@@ -83,8 +83,9 @@ bool isQemu(pid_t pid);
 std::optional<pid_t> liveVmmPid(const integration::TestEnv& env);
 
 // Starts kCheckedServer as a scale-to-zero task and waits for its first answer.
+// `moreScaleToZero`: further fields of its scale_to_zero block ("sleep: ...").
 standin::StartedTask startCheckedServer(standin::NomadClient& c, const integration::TestEnv& env,
-                                        const std::string& idleTimeout);
+                                        const std::string& idleTimeout, const std::string& moreScaleToZero = "");
 
 // Events of the allocation whose message starts with `prefix` (case-sensitive).
 std::vector<standin::TaskEventRecord> eventsStarting(const standin::NomadClient& c,
