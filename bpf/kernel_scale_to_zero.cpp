@@ -3,6 +3,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <arpa/inet.h>
+#include <net/if.h>
 
 #include <cstring>
 #include <utility>
@@ -62,8 +63,29 @@ Result<void> KernelScaleToZero::setHealthMark(uint32_t mark) {
   return okResult();
 }
 
+Result<void> KernelScaleToZero::checkAddressFree(uint32_t vmAddrBe, uint32_t ifindex) const {
+  uint32_t owner = 0;
+  if (vmAddrBe == 0 || bpf_map_lookup_elem(program_->addrMapFd(), &vmAddrBe, &owner) != 0 || owner == ifindex)
+    return okResult();
+  // An entry whose instance is gone (a plugin killed before it removed it)
+  // is stale: replacing it harms nobody. A live one belongs to a VM in
+  // another network namespace with the same address, and sharing it would
+  // send that VM's health checks to whichever registered last.
+  s2z_state_value st{};
+  char name[IF_NAMESIZE] = {};
+  if (bpf_map_lookup_elem(program_->stateMapFd(), &owner, &st) != 0 || ::if_indextoname(owner, name) == nullptr)
+    return okResult();
+  char text[INET_ADDRSTRLEN] = {};
+  ::inet_ntop(AF_INET, &vmAddrBe, text, sizeof text);
+  return makeError(ErrorCode::kAlreadyExists,
+                   std::string("VM address ") + text + " is already another task's (interface " + name +
+                       "): are two networks' subnets overlapping?");
+}
+
 Result<void> KernelScaleToZero::addInstance(uint32_t ifindex, uint32_t vmAddrBe) {
   const std::string ctx = "add " + instanceName(ifindex);
+  // Before anything is registered: a refused instance leaves no entries.
+  S2Z_TRY(checkAddressFree(vmAddrBe, ifindex), ctx);
   s2z_state_value st{};
   st.state = S2Z_STATE_RUNNING;
   S2Z_TRY(insertIfAbsent(program_->stateMapFd(), &ifindex, &st, "s2z_state"), ctx);

@@ -42,7 +42,9 @@ class KernelScaleToZero final : public ScaleToZeroKernel {
   // end of an alloc veth on Nomad's bridge) gets s2z_port_egress, which
   // counts only frames addressed to vmAddrBe. An existing registration keeps its
   // state and counters, so recovery may call this again. vmAddrBe 0: no
-  // address (no connect redirect). Fails naming the tap.
+  // address (no connect redirect). Fails naming the tap; kAlreadyExists when
+  // vmAddrBe is a live instance's on another interface (a stale entry, whose
+  // interface or registration is gone, is replaced).
   Result<void> addInstance(uint32_t ifindex, uint32_t vmAddrBe) override;
   // Detaches from the tap (ok if the tap is gone) and deletes the entries.
   Result<void> removeInstance(uint32_t ifindex, uint32_t vmAddrBe) override;
@@ -79,6 +81,8 @@ class KernelScaleToZero final : public ScaleToZeroKernel {
   static int onWakeRecord(void* self, void* data, size_t size);
   // The s2z_state entry; kNotFound for an unknown instance.
   Result<s2z_state_value> stateValue(uint32_t ifindex) const;
+  // Ok unless vmAddrBe is registered to a live instance other than ifindex.
+  Result<void> checkAddressFree(uint32_t vmAddrBe, uint32_t ifindex) const;
 
   std::unique_ptr<TcIdleProgram> program_;
   ring_buffer* ring_ = nullptr;        // owned; freed in the destructor
