@@ -42,6 +42,9 @@ struct AgentConfig {
   // At most this many deep-sleeping tasks keep a standby VMM (the most
   // recently slept); 0: none, a deep-sleeping task holds no process.
   unsigned standbyVmms = 0;
+  // Refused snapshots kept in <stateDir>/quarantine, newest first
+  // (agent/snapshot_quarantine.h).
+  unsigned quarantineKept = 4;
 };
 
 struct AgentStatus {

@@ -390,7 +390,7 @@ void VmInstance::explainFailedRestore(const vmm::VmConfig& config, const Error& 
     case ErrorCode::kDataLoss: {
       // Never resumed, never deleted: moved aside for whoever investigates.
       auto moved = quarantineSnapshot(vmm_->snapshotFiles(config, record().snapshotDir),
-                                      quarantineDirOf(record().runDir), taskId_);
+                                      quarantineDirOf(record().runDir), taskId_, deps_.quarantineKept);
       emit("Snapshot quarantined; cold booting",
            {{"reason", why.describe()},
             {"quarantine", moved.ok() ? moved->string() : "failed: " + moved.error().describe()}});

@@ -58,6 +58,7 @@ InstanceDeps ScaleToZeroAgent::instanceDeps() {
   d.logReaderWait = config_.logReaderWait;
   d.bootGate = config_.bootGate;
   d.standbys = &standbys_;
+  d.quarantineKept = config_.quarantineKept;
   return d;
 }
 

@@ -20,34 +20,38 @@ Result<void> makeOwnerOnlyDir(const fs::path& dir) {
   return systemError("create " + dir.string());
 }
 
-// UTC, sortable, unique enough with the task hash and a counter.
+// UTC to the nanosecond, so names sort by time: pruning by name must never
+// take a newer entry for an older one (with whole seconds, a name freed by
+// pruning could be reused within the same second and sort first).
 std::string entryName(const std::string& taskId) {
   auto now = std::chrono::system_clock::now();
   std::time_t t = std::chrono::system_clock::to_time_t(now);
+  auto ns = std::chrono::duration_cast<std::chrono::nanoseconds>(now.time_since_epoch()).count() % 1000000000;
   std::tm utc{};
   gmtime_r(&t, &utc);
-  char stamp[32];
-  std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%SZ", &utc);
+  char stamp[48];
+  size_t n = std::strftime(stamp, sizeof stamp, "%Y%m%dT%H%M%S", &utc);
+  std::snprintf(stamp + n, sizeof stamp - n, ".%09lldZ", static_cast<long long>(ns));
   return std::string(stamp) + "-" + taskIdHash(taskId);
 }
 
-void pruneOldest(const fs::path& root) {
+void pruneOldest(const fs::path& root, size_t kept) {
   std::error_code ec;
   std::vector<fs::path> entries;
   for (const auto& e : fs::directory_iterator(root, ec)) entries.push_back(e.path());
-  if (entries.size() <= kQuarantineKept) return;
+  if (entries.size() <= kept) return;
   std::sort(entries.begin(), entries.end());  // names start with the time
-  for (size_t i = 0; i + kQuarantineKept < entries.size(); ++i) {
+  for (size_t i = 0; i + kept < entries.size(); ++i) {
     fs::remove_all(entries[i], ec);
-    spdlog::info("quarantine: removed {} (only the newest {} are kept){}", entries[i].string(),
-                 kQuarantineKept, ec ? ": " + ec.message() : "");
+    spdlog::info("quarantine: removed {} (only the newest {} are kept){}", entries[i].string(), kept,
+                 ec ? ": " + ec.message() : "");
   }
 }
 
 }  // namespace
 
 Result<fs::path> quarantineSnapshot(const std::vector<fs::path>& files, const fs::path& quarantineRoot,
-                                    const std::string& taskId) {
+                                    const std::string& taskId, size_t kept) {
   S2Z_TRY(makeOwnerOnlyDir(quarantineRoot), "quarantine");
   fs::path entry = quarantineRoot / entryName(taskId);
   for (int n = 1; ::mkdir(entry.c_str(), 0700) != 0; ++n) {
@@ -61,7 +65,7 @@ Result<fs::path> quarantineSnapshot(const std::vector<fs::path>& files, const fs
     if (ec) return systemError("quarantine: move " + file.string() + " to " + entry.string(), ec.value());
   }
   spdlog::warn("instance {}: snapshot quarantined in {}", taskId, entry.string());
-  pruneOldest(quarantineRoot);
+  pruneOldest(quarantineRoot, std::max<size_t>(kept, 1));
   return entry;
 }
 

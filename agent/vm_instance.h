@@ -44,6 +44,7 @@ struct InstanceDeps {
   std::chrono::milliseconds logReaderWait{10000};
   BootGateLimits bootGate;
   StandbyBudget* standbys = nullptr;         // null: no standby VMMs
+  unsigned quarantineKept = 4;               // AgentConfig::quarantineKept
 };
 
 // Outcome of a loop-thread call that needs the instance's operation lock.

@@ -57,6 +57,7 @@ hclspec::Spec pluginConfigSpec() {
   a["sleep"] = withDefault("sleep", "string", quoted("light"));
   a["deep_sleep_after"] = withDefault("deep_sleep_after", "string", quoted("30m"));
   a["standby_vmms"] = withDefault("standby_vmms", "number", "0");
+  a["quarantine_kept"] = withDefault("quarantine_kept", "number", "4");
   a["health_check_mark"] = withDefault("health_check_mark", "number", "0");
   a["health_check_cgroup"] = attr("string");
   a["kata_config"] = attr("string");

@@ -26,6 +26,7 @@ agent::AgentConfig agentConfigFrom(const PluginConfig& c) {
   out.imageGc = c.imageGc.enabled;
   out.imageGcDelay = c.imageGc.delay;
   out.standbyVmms = c.standbyVmms;
+  out.quarantineKept = c.quarantineKept;
   return out;
 }
 

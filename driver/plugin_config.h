@@ -51,6 +51,8 @@ struct PluginConfig {
   agent::SleepTier sleep = agent::SleepTier::kLight;
   std::chrono::milliseconds deepSleepAfter{30 * 60 * 1000};
   unsigned standbyVmms = 0;
+  // Snapshots a restore refused, kept in <state_dir>/quarantine (newest).
+  unsigned quarantineKept = 4;
   uint32_t healthCheckMark = 0;      // 0: no health filtering
   std::string healthCheckCgroup;     // cgroup v2 path of the health checker
   std::filesystem::path kataConfig;  // Kata configuration.toml with defaults; empty: none

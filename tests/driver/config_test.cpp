@@ -64,6 +64,7 @@ TEST_CASE("plugin config: empty block decodes to the documented defaults") {
   CHECK(c->sleep == agent::SleepTier::kLight);
   CHECK(c->deepSleepAfter == 30min);
   CHECK(c->standbyVmms == 0u);
+  CHECK(c->quarantineKept == 4u);
   CHECK(c->healthCheckMark == 0);
   CHECK(c->kernel.empty());
   CHECK(c->kataConfig.empty());
@@ -82,6 +83,7 @@ TEST_CASE("plugin config: every key decodes") {
                    {"sleep", "deep"},
                    {"deep_sleep_after", "2h"},
                    {"standby_vmms", 3},
+                   {"quarantine_kept", 10},
                    {"health_check_mark", 0x4000},
                    {"health_check_cgroup", "system.slice/nomad.service"},
                    {"kata_config", "/etc/kata/configuration-clh.toml"}});
@@ -98,6 +100,7 @@ TEST_CASE("plugin config: every key decodes") {
   CHECK(c->sleep == agent::SleepTier::kDeep);
   CHECK(c->deepSleepAfter == 120min);
   CHECK(c->standbyVmms == 3u);
+  CHECK(c->quarantineKept == 10u);
   CHECK(c->healthCheckMark == 0x4000);
   CHECK(c->healthCheckCgroup == "system.slice/nomad.service");
   CHECK(c->kataConfig == "/etc/kata/configuration-clh.toml");
@@ -115,6 +118,8 @@ TEST_CASE("plugin config: bad values name the key") {
   expectInvalid(plugin({{"deep_sleep_after", "soon"}}), "config key \"deep_sleep_after\"");
   expectInvalid(plugin({{"standby_vmms", -1}}), "config key \"standby_vmms\"");
   expectInvalid(plugin({{"standby_vmms", "two"}}), "config key \"standby_vmms\"");
+  expectInvalid(plugin({{"quarantine_kept", 0}}), "config key \"quarantine_kept\"");
+  expectInvalid(plugin({{"quarantine_kept", 1025}}), "config key \"quarantine_kept\"");
   expectInvalid(plugin({{"subnet", "10.89.0.0"}}), "config key \"subnet\"");
   expectInvalid(plugin({{"subnet", "10.89.0.0/30"}}), "config key \"subnet\"");
   expectInvalid(plugin({{"subnet", "10.89.0.0/33"}}), "config key \"subnet\"");
