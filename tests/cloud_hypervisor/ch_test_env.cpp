@@ -11,6 +11,7 @@
 #include <atomic>
 #include <cstring>
 #include <fstream>
+#include <sstream>
 #include <thread>
 
 #include "vmm/vmm_process.h"
@@ -65,20 +66,29 @@ NetnsTap::~NetnsTap() {
   run("ip netns del " + netns_);
 }
 
-ChTestEnv::ChTestEnv(const std::string& version, const std::vector<std::string>& extraArgs) {
+ChTestEnv::ChTestEnv(const std::string& version, const std::vector<std::string>& extraArgs)
+    : version_(version) {
   char tmpl[] = "/tmp/s2zt-ch-XXXXXX";
   REQUIRE(::mkdtemp(tmpl) != nullptr);
   dir_ = tmpl;
-  std::ofstream script(binary());
-  script << "#!/bin/sh\nexec '" << S2Z_FAKE_CH << "' --fake-version " << version
+  setFakeArgs(extraArgs);
+  const auto log = dir_ / "console.log";
+  console_.reset(::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
+  REQUIRE(console_.valid());
+}
+
+void ChTestEnv::setFakeArgs(const std::vector<std::string>& extraArgs) {
+  // Written aside and renamed: a VMM starting meanwhile never runs half a script.
+  const auto temp = dir_ / "cloud-hypervisor.new";
+  std::ofstream script(temp);
+  script << "#!/bin/sh\nexec '" << S2Z_FAKE_CH << "' --fake-version " << version_
          << " --fake-record '" << (dir_ / "requests.jsonl").string() << "'";
   for (const auto& a : extraArgs) script << " " << a;
   script << " \"$@\"\n";
   script.close();
-  fs::permissions(binary(), fs::perms::owner_all);
-  const auto log = dir_ / "console.log";
-  console_.reset(::open(log.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600));
-  REQUIRE(console_.valid());
+  REQUIRE(script.good());
+  fs::permissions(temp, fs::perms::owner_all);
+  fs::rename(temp, binary());
 }
 
 ChTestEnv::~ChTestEnv() {
@@ -131,6 +141,27 @@ bool processAlive(const vmm::ProcessIdentity& id) {
   std::string pid, comm, state;
   stat >> pid >> comm >> state;
   return state != "Z";
+}
+
+std::vector<pid_t> childProcesses() {
+  std::vector<pid_t> out;
+  const pid_t self = ::getpid();
+  std::error_code ec;
+  for (const auto& entry : fs::directory_iterator("/proc", ec)) {
+    const std::string name = entry.path().filename();
+    if (name.find_first_not_of("0123456789") != std::string::npos) continue;
+    std::ifstream in(entry.path() / "stat");
+    std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    // "pid (comm) state ppid ...": comm may hold spaces and parentheses.
+    size_t close = stat.rfind(')');
+    if (close == std::string::npos) continue;
+    std::istringstream rest(stat.substr(close + 1));
+    std::string state;
+    pid_t ppid = 0;
+    rest >> state >> ppid;
+    if (ppid == self) out.push_back(static_cast<pid_t>(std::stol(name)));
+  }
+  return out;
 }
 
 }  // namespace s2z::tests::ch

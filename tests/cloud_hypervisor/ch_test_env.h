@@ -37,6 +37,10 @@ class ChTestEnv {
   explicit ChTestEnv(const std::string& version, const std::vector<std::string>& extraArgs = {});
   ~ChTestEnv();
 
+  // Rewrites the wrapper: VMMs started from now on get these fake options
+  // instead (e.g. none, to show that a backend recovers from a bad VMM).
+  void setFakeArgs(const std::vector<std::string>& extraArgs);
+
   const std::filesystem::path& dir() const { return dir_; }
   std::filesystem::path binary() const { return dir_ / "cloud-hypervisor"; }
   std::filesystem::path snapshotDir() const { return dir_ / "snapshot"; }
@@ -49,11 +53,15 @@ class ChTestEnv {
   std::vector<std::string> endpoints() const;  // just the endpoint names
 
  private:
+  std::string version_;
   std::filesystem::path dir_;
   UniqueFd console_;  // write end of dir_/console.log, passed as the console fd
 };
 
 // True while a process with this identity is alive (and not a zombie).
 bool processAlive(const vmm::ProcessIdentity& id);
+
+// This test process's children, zombies included (from /proc/*/stat).
+std::vector<pid_t> childProcesses();
 
 }  // namespace s2z::tests::ch

@@ -9,12 +9,20 @@
 //   --fake-power-button exits|stays|ignored
 //                              after vm.power-button the guest powers off and
 //                              the VMM exits (default) or stays, or nothing happens
+//   --fake-hang EP             a request to EP that would succeed is recorded
+//                              and never answered: the VMM hangs mid-operation
+//                              until killed (repeatable)
+//   --fake-listen-delay MS     the API socket appears only after MS ms (a slow
+//                              or stuck VMM start)
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <chrono>
 #include <cstdio>
 #include <cstring>
+#include <set>
 #include <string>
+#include <thread>
 
 #include "tests/cloud_hypervisor/ch_api_standin.h"
 
@@ -46,6 +54,8 @@ int main(int argc, char** argv) {
   bool userfaultfd = true;
   auto powerButton = StandinVm::PowerButton::kGuestOffVmmExits;
   std::vector<std::pair<std::string, InjectedFailure>> failures;
+  std::set<std::string> hangs;
+  unsigned listenDelayMs = 0;
   for (int i = 1; i < argc; ++i) {
     std::string arg = argv[i];
     auto next = [&]() -> std::string { return i + 1 < argc ? argv[++i] : ""; };
@@ -65,6 +75,10 @@ int main(int argc, char** argv) {
       else if (v == "stays") powerButton = StandinVm::PowerButton::kGuestOffVmmStays;
       else if (v == "ignored") powerButton = StandinVm::PowerButton::kIgnored;
       else return usage("--fake-power-button exits|stays|ignored");
+    } else if (arg == "--fake-hang") {
+      hangs.insert(next());
+    } else if (arg == "--fake-listen-delay") {
+      listenDelayMs = static_cast<unsigned>(std::stoul(next()));
     } else if (arg == "--fake-record") {
       record = next();
     } else if (arg == "--fake-fail") {
@@ -88,6 +102,7 @@ int main(int argc, char** argv) {
   auto parsed = s2z::vmm::ch::parseChVersion(version);
   if (!parsed.ok()) return usage(parsed.error().message);
 
+  std::this_thread::sleep_for(std::chrono::milliseconds(listenDelayMs));
   auto standin = ChApiStandin::listen(socket, *parsed);
   if (!standin.ok()) return usage(standin.error().describe());
   for (auto& [ep, f] : failures) (*standin)->vm().inject(ep, f);
@@ -95,6 +110,10 @@ int main(int argc, char** argv) {
   (*standin)->vm().setPowerButton(powerButton);
   auto served = (*standin)->serve([&](const RecordedRequest& r) {
     if (!record.empty()) appendLine(record, r.toJson().dump());
+    // Called before the answer is written: the client waits for good.
+    if (hangs.count(r.endpoint) != 0 && r.status < 400) {
+      for (;;) ::pause();
+    }
   });
   if (!served.ok()) return usage(served.error().describe());
   return 0;

@@ -2,9 +2,11 @@
 
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/time.h>
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "common/unique_fd.h"
@@ -22,7 +24,11 @@ int msLeft(Clock::time_point deadline) {
   return left.count() < 0 ? 0 : static_cast<int>(left.count());
 }
 
-Result<UniqueFd> connectTo(const std::filesystem::path& path) {
+// Connects within the deadline. A VMM that is hung or stopped (SIGSTOP) but
+// still listening lets connections queue until its backlog is full; the next
+// blocking connect() would then wait for an accept() that never comes.
+// SO_SNDTIMEO bounds that wait (the kernel returns EAGAIN when it ends).
+Result<UniqueFd> connectTo(const std::filesystem::path& path, Clock::time_point deadline) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
   if (path.native().size() >= sizeof addr.sun_path) {
@@ -31,7 +37,16 @@ Result<UniqueFd> connectTo(const std::filesystem::path& path) {
   std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd) return systemError("socket");
+  const int ms = std::max(msLeft(deadline), 1);  // 0 would mean "no limit"
+  timeval tv{ms / 1000, (ms % 1000) * 1000};
+  if (::setsockopt(fd.get(), SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv) != 0) {
+    return systemError("set the connect timeout");
+  }
   if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    if (errno == EAGAIN || errno == EINPROGRESS) {
+      return Error{ErrorCode::kTimeout, errno,
+                   "timed out connecting to " + path.string() + " (the VMM accepts nothing)"};
+    }
     Error e = systemError("connect " + path.string());
     e.code = ErrorCode::kUnavailable;  // not listening yet, or gone
     return e;
@@ -121,7 +136,7 @@ Result<HttpMessage> ChApiClient::send(std::string_view method, std::string_view 
   }
   std::string context = std::string(method) + " " + std::string(endpoint);
   auto deadline = Clock::now() + timeout_;
-  auto conn = connectTo(socket_);
+  auto conn = connectTo(socket_, deadline);
   if (!conn.ok()) return conn.error().wrap(context);
   std::string request = formatRequest(method, endpoint, body ? body->dump() : std::string());
   S2Z_TRY(sendAll(conn->get(), request, fds, deadline), context);

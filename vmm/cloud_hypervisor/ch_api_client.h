@@ -29,9 +29,12 @@ class ChApiClient {
                        std::chrono::milliseconds timeout = std::chrono::seconds(30))
       : socket_(std::move(socket)), timeout_(timeout) {}
 
-  // Sends one request and returns the response, whatever its status.
+  // Sends one request and returns the response, whatever its status. The
+  // whole exchange, connect included, ends within the client's timeout.
   // kUnavailable when the socket cannot be connected (VMM not listening yet)
-  // or closes before answering; kTimeout; kInvalidArgument on bad framing.
+  // or closes before answering; kTimeout when the timeout runs out (also
+  // while a hung VMM's full backlog holds the connect); kInvalidArgument on
+  // bad framing.
   Result<HttpMessage> send(std::string_view method, std::string_view endpoint,
                            const nlohmann::json* body, std::span<const int> fds = {});
 

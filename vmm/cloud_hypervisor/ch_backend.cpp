@@ -8,6 +8,7 @@
 #include <thread>
 
 #include "vmm/cloud_hypervisor/ch_json.h"
+#include "vmm/cloud_hypervisor/ch_restore_watchdog.h"
 #include "vmm/cloud_hypervisor/ch_snapshot_dir.h"
 #include "vmm/cloud_hypervisor/ch_vmm.h"
 
@@ -32,6 +33,37 @@ void stopProcess(ChProcess& vmm, std::chrono::milliseconds wait) {
   vmm.process.reap();
   std::error_code ec;
   std::filesystem::remove(vmm.socket, ec);
+}
+
+// A VMM that did not answer in time: SIGKILL (which also ends a stopped
+// process), reaped; asking it to exit would only wait for it again.
+void killProcess(ChProcess& vmm) {
+  if (!vmm.process.valid()) return;
+  const auto pid = vmm.process.identity().pid;
+  if (auto killed = vmm.process.kill(); !killed.ok()) {
+    spdlog::error("cloud-hypervisor pid {}: {}", pid, killed.error().describe());
+  }
+  std::error_code ec;
+  std::filesystem::remove(vmm.socket, ec);
+}
+
+// A VMM whose restore failed is not reused. One that timed out is killed;
+// one that answered is asked to exit (its log then ends cleanly) with what
+// is left of the watchdog, and killed if that is not enough.
+void retire(ChProcess& vmm, const RestoreWatchdog& watchdog, const Error& why) {
+  if (!vmm.process.valid()) return;
+  if (why.code == ErrorCode::kTimeout || watchdog.expired()) {
+    spdlog::warn("cloud-hypervisor: restore watchdog kills pid {}: {}",
+                 vmm.process.identity().pid, why.describe());
+    killProcess(vmm);
+    return;
+  }
+  if (vmm.process.running()) {
+    ChApiClient api(vmm.socket, std::min(watchdog.left(), std::chrono::milliseconds(1000)));
+    (void)api.shutdownVmm();  // may close without answering: the exit is what counts
+    (void)vmm.process.waitExit(watchdog.left());
+  }
+  killProcess(vmm);  // reaps one that exited; kills one that did not
 }
 
 // After vm.power-button: true once the guest has powered off within grace.
@@ -64,8 +96,8 @@ std::string logTail(const std::filesystem::path& log) {
 
 }  // namespace
 
-Result<ChProcess> CloudHypervisorVmm::launch(const VmConfig& config,
-                                             const std::string& socketName) {
+Result<ChProcess> CloudHypervisorVmm::launch(const VmConfig& config, const std::string& socketName,
+                                             Clock::time_point deadline) {
   ChProcess vmm;
   vmm.socket = config.runDir / socketName;
   std::error_code ec;
@@ -81,9 +113,11 @@ Result<ChProcess> CloudHypervisorVmm::launch(const VmConfig& config,
   if (!spawned.ok()) return spawned.error().wrap("start cloud-hypervisor");
   vmm.process = std::move(*spawned);
 
-  ChApiClient api(vmm.socket, std::chrono::milliseconds(1000));
-  auto deadline = Clock::now() + kApiWait;
   while (true) {
+    // Each ping gets at most kPingWait, and never more than is left.
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
+    ChApiClient api(vmm.socket,
+                    std::clamp(left, std::chrono::milliseconds(1), kPingWait));
     auto ping = api.ping();
     if (ping.ok()) {
       auto version = parseChVersion(ping->version);
@@ -103,7 +137,14 @@ Result<ChProcess> CloudHypervisorVmm::launch(const VmConfig& config,
       return makeError(ErrorCode::kVmmError, "cloud-hypervisor exited before its API answered: " +
                                                  logTail(opts.logPath));
     }
-    if (ping.error().code != ErrorCode::kUnavailable || Clock::now() >= deadline) {
+    if (ping.error().code == ErrorCode::kTimeout || Clock::now() >= deadline) {
+      // It never answered: it would not answer vmm.shutdown either.
+      spdlog::warn("cloud-hypervisor pid {}: API not answering in time ({}); killed",
+                   vmm.process.identity().pid, ping.error().describe());
+      killProcess(vmm);
+      return ping.error().wrap("wait for the cloud-hypervisor API");
+    }
+    if (ping.error().code != ErrorCode::kUnavailable) {
       stopProcess(vmm, kExitWait);
       return ping.error().wrap("wait for the cloud-hypervisor API");
     }
@@ -123,7 +164,7 @@ Result<void> CloudHypervisorVmm::boot(const VmConfig& config) {
                      "boot: the guest agent (task config \"command\") runs on qemu only; the "
                      "cloud-hypervisor backend does not attach its channel yet");
   }
-  auto vmm = launch(config, "ch.sock");
+  auto vmm = launch(config, "ch.sock", Clock::now() + kApiWait);
   if (!vmm.ok()) return vmm.error().wrap("boot");
 
   ChApiClient api(vmm->socket);
@@ -228,7 +269,7 @@ Result<void> CloudHypervisorVmm::prepareRestore(const VmConfig& config) {
   if (standby_ && standby_->process.running()) return okResult();
   if (standby_) stopProcess(*standby_, kExitWait);
   standby_.reset();
-  auto vmm = launch(config, "ch-standby.sock");
+  auto vmm = launch(config, "ch-standby.sock", Clock::now() + kApiWait);
   if (!vmm.ok()) return vmm.error().wrap("prepare restore");
   standby_ = std::move(*vmm);
   return okResult();
@@ -236,31 +277,44 @@ Result<void> CloudHypervisorVmm::prepareRestore(const VmConfig& config) {
 
 Result<void> CloudHypervisorVmm::restoreInto(ChProcess& vmm, const VmConfig& config,
                                              const std::filesystem::path& snapshotDir,
-                                             bool onDemand) {
+                                             bool onDemand, const RestoreWatchdog& watchdog) {
   ChCapabilities caps = capabilitiesFor(vmm.version);
   if (!caps.netFdsOnRestore) {
     return makeError(ErrorCode::kFailedPrecondition,
                      "cloud-hypervisor " + vmm.version.str() + " cannot take tap fds on restore");
   }
   caps.onDemandRestore = caps.onDemandRestore && onDemand;
-  ChApiClient api(vmm.socket);
+  const char* step = caps.onDemandRestore ? "vm.restore (on demand)" : "vm.restore (copy)";
   int fds[1] = {config.tapFd};
-  S2Z_TRY(api.restore(buildRestoreConfig(snapshotDir, 1, caps), fds), "restore");
-  if (!caps.resumeOnRestore) S2Z_TRY(api.resume(), "resume");
+  // A fresh client per call: each gets what is left of the watchdog.
+  auto restored = ChApiClient(vmm.socket, watchdog.left())
+                      .restore(buildRestoreConfig(snapshotDir, 1, caps), fds);
+  if (!restored.ok()) return watchdog.verdict(restored.error(), step).wrap("restore");
+  if (!caps.resumeOnRestore) {
+    auto resumed = ChApiClient(vmm.socket, watchdog.left()).resume();
+    if (!resumed.ok()) return watchdog.verdict(resumed.error(), "vm.resume").wrap("resume");
+  }
   return okResult();
 }
 
-Result<ChProcess> CloudHypervisorVmm::takeRestoreVmm(const VmConfig& config) {
+Result<ChProcess> CloudHypervisorVmm::takeRestoreVmm(const VmConfig& config,
+                                                     Clock::time_point deadline) {
   std::optional<ChProcess> standby = std::move(standby_);
   standby_.reset();
   if (standby && standby->process.running()) return std::move(*standby);
-  if (standby) stopProcess(*standby, kExitWait);
-  return launch(config, "ch.sock");
+  if (standby) stopProcess(*standby, kExitWait);  // exited: only reaped
+  return launch(config, "ch.sock", deadline);
 }
 
 Result<void> CloudHypervisorVmm::restore(const VmConfig& config,
                                          const std::filesystem::path& snapshotDir,
                                          const SnapshotStamp& expected) {
+  // The watchdog: everything below, from the VMM start (or the standby)
+  // through vm.restore, the copy retry and vm.resume, within
+  // restoreTimeout; each step gets what is left. On expiry the VMM is
+  // killed (SIGKILL also ends a stopped one) and reaped: kTimeout, and the
+  // caller cold boots.
+  const RestoreWatchdog watchdog(config.restoreTimeout);
   if (active_) return makeError(ErrorCode::kFailedPrecondition, "restore: VM is running");
   if (config.tapFd < 0) return makeError(ErrorCode::kInvalidArgument, "restore: no tap fd");
   S2Z_TRY(checkSnapshotDir(snapshotDir), "restore");
@@ -271,22 +325,28 @@ Result<void> CloudHypervisorVmm::restore(const VmConfig& config,
     return checked.error().wrap("restore");
   }
 
-  auto vmm = takeRestoreVmm(config);
-  if (!vmm.ok()) return vmm.error().wrap("restore");
-  auto restored = restoreInto(*vmm, config, snapshotDir, true);
-  if (!restored.ok() && capabilitiesFor(vmm->version).onDemandRestore) {
+  auto vmm = takeRestoreVmm(config, watchdog.deadline());
+  if (!vmm.ok()) {
+    return watchdog.verdict(vmm.error(), "the cloud-hypervisor start").wrap("restore");
+  }
+  auto restored = restoreInto(*vmm, config, snapshotDir, true, watchdog);
+  if (!restored.ok() && restored.error().code != ErrorCode::kTimeout &&
+      capabilitiesFor(vmm->version).onDemandRestore) {
     // OnDemand is strict (no userfaultfd: it fails rather than copying), and
     // a VMM whose restore failed is not reused: retry the copy restore in a
-    // fresh one.
+    // fresh one, within what is left of the same watchdog.
     spdlog::warn("cloud-hypervisor: on-demand restore failed ({}); retrying with copy",
                  restored.error().describe());
-    stopProcess(*vmm, kExitWait);
-    vmm = launch(config, "ch.sock");
-    if (!vmm.ok()) return vmm.error().wrap("restore (copy retry)");
-    restored = restoreInto(*vmm, config, snapshotDir, false);
+    retire(*vmm, watchdog, restored.error());
+    vmm = launch(config, "ch.sock", watchdog.deadline());
+    if (!vmm.ok()) {
+      return watchdog.verdict(vmm.error(), "the copy retry's cloud-hypervisor start")
+          .wrap("restore (copy retry)");
+    }
+    restored = restoreInto(*vmm, config, snapshotDir, false, watchdog);
   }
   if (!restored.ok()) {
-    stopProcess(*vmm, kExitWait);
+    retire(*vmm, watchdog, restored.error());
     return restored.error().wrap("restore " + snapshotDir.string());
   }
   spdlog::info("cloud-hypervisor {}: restored {} from {}", vmm->version.str(), config.name,

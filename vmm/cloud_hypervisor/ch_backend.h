@@ -4,7 +4,9 @@
 // Sleep: vm.pause, vm.snapshot into a temp dir, fsync, rename, vmm.shutdown.
 // Resume (after a sleep cut short by the plugin's death): vm.resume if paused.
 // Restore: a fresh VMM (or the standby one), vm.restore with net_fds and the
-// tap fd, vm.resume unless the VMM resumed itself.
+// tap fd, vm.resume unless the VMM resumed itself; all of it, the copy retry
+// after a failed on-demand restore included, within config.restoreTimeout
+// (ch_restore_watchdog.h), else the VMM is killed and restore is kTimeout.
 // Shutdown: vm.power-button, wait up to the grace for the VMM to exit with its
 // guest, then vm.shutdown, vmm.shutdown and finally SIGKILL.
 // Not thread-safe: the agent serializes calls per instance.
@@ -15,6 +17,7 @@
 #include <optional>
 
 #include "vmm/cloud_hypervisor/ch_api_client.h"
+#include "vmm/cloud_hypervisor/ch_restore_watchdog.h"
 #include "vmm/cloud_hypervisor/ch_version.h"
 #include "vmm/vmm.h"
 #include "vmm/vmm_process.h"
@@ -53,21 +56,32 @@ class CloudHypervisorVmm final : public Vmm {
   int exitFd() const override;
   ExitStatus reapExit() override;
 
-  // How long to wait for the API socket after spawning.
+  // How long boot and prepareRestore wait for the API socket after spawning
+  // (a restore waits only as long as its watchdog has left).
   static constexpr std::chrono::milliseconds kApiWait{10000};
+  // How long one vmm.ping of that wait may take.
+  static constexpr std::chrono::milliseconds kPingWait{1000};
   // How long vmm.shutdown may take before the process is killed.
   static constexpr std::chrono::milliseconds kExitWait{5000};
 
  private:
-  // Spawns a VMM for config and waits until vmm.ping answers. The VMM gets no
-  // inherited fds: the tap fd travels over the API socket.
-  Result<ChProcess> launch(const VmConfig& config, const std::string& socketName);
+  using Clock = std::chrono::steady_clock;
+
+  // Spawns a VMM for config and waits until vmm.ping answers, at the latest
+  // by deadline; one that has not answered by then is killed and reaped. The
+  // VMM gets no inherited fds: the tap fd travels over the API socket.
+  Result<ChProcess> launch(const VmConfig& config, const std::string& socketName,
+                           Clock::time_point deadline);
   // Restores into vmm (which has no VM yet); on success the VM runs.
   // onDemand=false forces the copy restore even where OnDemand is supported.
+  // Each call gets what is left of watchdog; kTimeout (naming the call) once
+  // it has run out. vmm is left for the caller to retire.
   Result<void> restoreInto(ChProcess& vmm, const VmConfig& config,
-                           const std::filesystem::path& snapshotDir, bool onDemand);
-  // A VMM for restore: the standby one if it is alive, else a new one.
-  Result<ChProcess> takeRestoreVmm(const VmConfig& config);
+                           const std::filesystem::path& snapshotDir, bool onDemand,
+                           const RestoreWatchdog& watchdog);
+  // A VMM for restore: the standby one if it is alive, else a new one
+  // started by deadline.
+  Result<ChProcess> takeRestoreVmm(const VmConfig& config, Clock::time_point deadline);
 
   std::optional<ChProcess> active_;   // runs the guest
   std::optional<ChProcess> standby_;  // asleep: waits for vm.restore
