@@ -1,6 +1,7 @@
 // Crafted frames for BPF_PROG_TEST_RUN, as a tap egress classifier sees
-// them: Ethernet + IPv4/IPv6 + TCP/UDP/ICMP, fragments, ARP, VLAN. Plain
-// structs and byte arrays; checksums are left zero (nothing checks them).
+// them: Ethernet + IPv4/IPv6 + TCP/UDP/ICMP, IPv6 extension headers,
+// fragments, ARP, VLAN. Plain structs and byte arrays; checksums are left
+// zero (nothing checks them).
 #pragma once
 
 #include <arpa/inet.h>
@@ -94,6 +95,35 @@ inline Bytes ipv6FragmentHeader(uint8_t nextHeader, uint16_t offset, bool more) 
   h[3] = static_cast<uint8_t>(offFlags);
   h[4] = 0xab;  // identification
   h[7] = 0x01;
+  return h;
+}
+
+// IPv6 hop-by-hop or destination options header (RFC 8200 4.3, 4.6) of
+// `length` bytes (a multiple of 8, at least 8): next header, hdr ext len in
+// 8-byte units after the first 8, then padding options (PadN, or Pad1 for a
+// single byte) to the end.
+inline Bytes ipv6OptionsHeader(uint8_t nextHeader, size_t length) {
+  Bytes h(length, 0);
+  h[0] = nextHeader;
+  h[1] = static_cast<uint8_t>(length / 8 - 1);
+  const size_t pad = length - 2;
+  if (pad >= 2) {
+    h[2] = 1;  // PadN
+    h[3] = static_cast<uint8_t>(pad - 2);
+  }  // else a single Pad1: the zero byte already there
+  return h;
+}
+
+// IPv6 routing header, type 2 (RFC 6275 6.4): one address, segments left 1,
+// 24 bytes (hdr ext len 2).
+inline Bytes ipv6RoutingHeader(uint8_t nextHeader) {
+  Bytes h(24, 0);
+  h[0] = nextHeader;
+  h[1] = 2;  // (24 - 8) / 8
+  h[2] = 2;  // routing type
+  h[3] = 1;  // segments left
+  const uint8_t home[16] = {0xfd, 0x89, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3};
+  std::memcpy(&h[8], home, 16);
   return h;
 }
 

@@ -11,7 +11,8 @@
 //    while a cold-booted guest does not serve yet (BOOTING, whose port it
 //    notes): a sleeping VM's frames wait in the held tap;
 //  - every frame is activity, whatever its protocol (the program does not
-//    parse the frame): IPv4, IPv6, fragments, ARP, RST/FIN, VLAN, runts.
+//    parse the frame): IPv4, IPv6 (also after extension headers, even one
+//    whose length runs past the frame), fragments, ARP, RST/FIN, VLAN, runts.
 //    The tap carries only traffic for the VM (the driver turns IPv6 off on it
 //    and installs a permanent neighbour, so the host sends nothing on its
 //    own); an ARP request or a FIN toward a sleeping VM is real traffic;
@@ -110,6 +111,46 @@ Bytes v6Fragment(bool first) {
   return concat({test::ethHeader(ETH_P_IPV6), test::ipv6Header(IPPROTO_FRAGMENT, 8 + body.size()),
                  test::ipv6FragmentHeader(IPPROTO_UDP, first ? 0 : 154, first), body});
 }
+// IPv6 whose TCP/UDP header follows extension headers. The program reads
+// nothing of an IPv6 frame past its EtherType (the tap carries no IPv6 to
+// the guest, see the top; only IPv4 SYNs are held while BOOTING), so each of
+// these is activity like any other frame, a sleeping VM's wake, a health
+// packet when marked, and never a BOOTING drop; no header length, true or
+// false, can lead it past the end of the frame.
+Bytes v6After(uint8_t firstHeader, const Bytes& extensions, const Bytes& upper) {
+  return concat({test::ethHeader(ETH_P_IPV6),
+                 test::ipv6Header(firstHeader, extensions.size() + upper.size()), extensions,
+                 upper});
+}
+Bytes v6Syn() { return test::tcpHeader(8080, kSyn); }
+Bytes v6HopByHopSyn() {
+  return v6After(IPPROTO_HOPOPTS, test::ipv6OptionsHeader(IPPROTO_TCP, 8), v6Syn());
+}
+Bytes v6RoutingSyn() {
+  return v6After(IPPROTO_ROUTING, test::ipv6RoutingHeader(IPPROTO_TCP), v6Syn());
+}
+Bytes v6DestOptsUdp() {
+  return v6After(IPPROTO_DSTOPTS, test::ipv6OptionsHeader(IPPROTO_UDP, 16),
+                 concat({test::udpHeader(53, 33000, 16), Bytes(16, 'd')}));
+}
+Bytes v6ChainSyn() {  // hop-by-hop, then destination options, then TCP
+  return v6After(IPPROTO_HOPOPTS,
+                 concat({test::ipv6OptionsHeader(IPPROTO_DSTOPTS, 8),
+                         test::ipv6OptionsHeader(IPPROTO_TCP, 16)}),
+                 v6Syn());
+}
+// A hop-by-hop header claiming 2048 bytes (hdr ext len 255) in a frame that
+// holds 8 of them and a TCP SYN: a parser that trusted it would read past
+// the frame (the verifier would refuse it) or take the SYN for options.
+Bytes v6OverlongExtSyn() {
+  Bytes hbh = test::ipv6OptionsHeader(IPPROTO_TCP, 8);
+  hbh[1] = 255;
+  return v6After(IPPROTO_HOPOPTS, hbh, v6Syn());
+}
+// An atomic fragment (offset 0, no more fragments; RFC 6946) around a SYN.
+Bytes v6FragmentSyn() {
+  return v6After(IPPROTO_FRAGMENT, test::ipv6FragmentHeader(IPPROTO_TCP, 0, false), v6Syn());
+}
 Bytes arpRequest() { return test::arpFrame(1); }
 Bytes arpReply() { return test::arpFrame(2); }
 Bytes vlanTagged() {  // 802.1Q VLAN 7 around an IPv4 SYN
@@ -179,6 +220,13 @@ const Row kRows[] = {
     {"v6 neighbour solicitation", v6NeighbourSolicitation, kKeep, kMark, 0, _, OK, C, R, 0},
     {"v6 first fragment", [] { return v6Fragment(true); }, kKeep, kMark, 0, _, OK, C, R, 0},
     {"v6 later fragment", [] { return v6Fragment(false); }, kKeep, kMark, 0, _, OK, C, R, 0},
+    {"v6 hop-by-hop, then TCP SYN", v6HopByHopSyn, kKeep, kMark, 0, _, OK, C, R, 0},
+    {"v6 routing header, then TCP SYN", v6RoutingSyn, kKeep, kMark, 0, _, OK, C, R, 0},
+    {"v6 destination options, then UDP", v6DestOptsUdp, kKeep, kMark, 0, _, OK, C, R, 0},
+    {"v6 hop-by-hop + destination options, then TCP SYN", v6ChainSyn, kKeep, kMark, 0, _, OK, C, R, 0},
+    {"v6 extension header claiming 2048 bytes in an 82-byte frame", v6OverlongExtSyn, kKeep, kMark, 0, _,
+     OK, C, R, 0},
+    {"v6 fragment header, then TCP SYN", v6FragmentSyn, kKeep, kMark, 0, _, OK, C, R, 0},
     {"ARP request", arpRequest, kKeep, kMark, 0, _, OK, C, R, 0},
     {"ARP reply", arpReply, kKeep, kMark, 0, _, OK, C, R, 0},
     {"802.1Q-tagged v4 SYN", vlanTagged, kKeep, kMark, 0, _, OK, C, R, 0},
@@ -192,6 +240,12 @@ const Row kRows[] = {
     {"health: final ACK, mask among other mark bits", [] { return v4Tcp(kAck); }, kKeep, kMark,
      kMark | 0x3, _, OK, H, R, 0},
     {"health: v6 SYN marked", [] { return v6Tcp(kSyn); }, kKeep, kMark, kMark, _, OK, H, R, 0},
+    {"health: v6 hop-by-hop SYN marked", v6HopByHopSyn, kKeep, kMark, kMark, _, OK, H, R, 0},
+    {"health: v6 routing-header SYN marked", v6RoutingSyn, kKeep, kMark, kMark, _, OK, H, R, 0},
+    {"health: v6 destination-options UDP marked", v6DestOptsUdp, kKeep, kMark, kMark, _, OK, H, R, 0},
+    {"health: v6 two-header chain SYN marked", v6ChainSyn, kKeep, kMark, kMark, _, OK, H, R, 0},
+    {"health: v6 overlong extension header marked", v6OverlongExtSyn, kKeep, kMark, kMark, _, OK, H, R, 0},
+    {"health: v6 fragment-header SYN marked", v6FragmentSyn, kKeep, kMark, kMark, _, OK, H, R, 0},
     {"health: v4 fragment marked", [] { return v4Fragment(1); }, kKeep, kMark, kMark, _, OK, H, R, 0},
     {"health: multi-bit mask, all its bits", v4Syn, kKeep, kWideMark, kWideMark, _, OK, H, R, 0},
     {"health: multi-bit mask, mark 0xffffffff", v4Syn, kKeep, kWideMark, 0xffffffff, _, OK, H, R, 0},
@@ -216,6 +270,23 @@ const Row kRows[] = {
     {"asleep again: next sleep's first SYN wakes", v4Syn, S, kMark, 0, _, OK, C, W, 1},
     {"asleep: ARP request wakes", arpRequest, S, kMark, 0, _, OK, C, W, 1},
     {"asleep: v6 SYN wakes", [] { return v6Tcp(kSyn); }, S, kMark, 0, _, OK, C, W, 1},
+    {"asleep: v6 hop-by-hop SYN wakes", v6HopByHopSyn, S, kMark, 0, _, OK, C, W, 1},
+    {"asleep: v6 routing-header SYN wakes", v6RoutingSyn, S, kMark, 0, _, OK, C, W, 1},
+    {"asleep: v6 destination-options UDP wakes", v6DestOptsUdp, S, kMark, 0, _, OK, C, W, 1},
+    {"asleep: v6 two-header chain SYN wakes", v6ChainSyn, S, kMark, 0, _, OK, C, W, 1},
+    {"asleep: v6 overlong extension header wakes", v6OverlongExtSyn, S, kMark, 0, _, OK, C, W, 1},
+    {"asleep: v6 fragment-header SYN wakes", v6FragmentSyn, S, kMark, 0, _, OK, C, W, 1},
+    {"asleep: v6 hop-by-hop SYN marked stays asleep", v6HopByHopSyn, S, kMark, kMark, _, OK, H, S, 0},
+    {"asleep: v6 routing-header SYN marked stays asleep", v6RoutingSyn, kKeep, kMark, kMark, _, OK, H, S,
+     0},
+    {"asleep: v6 destination-options UDP marked stays asleep", v6DestOptsUdp, kKeep, kMark, kMark, _, OK,
+     H, S, 0},
+    {"asleep: v6 two-header chain SYN marked stays asleep", v6ChainSyn, kKeep, kMark, kMark, _, OK, H, S,
+     0},
+    {"asleep: v6 overlong extension header marked stays asleep", v6OverlongExtSyn, kKeep, kMark, kMark, _,
+     OK, H, S, 0},
+    {"asleep: v6 fragment-header SYN marked stays asleep", v6FragmentSyn, kKeep, kMark, kMark, _, OK, H,
+     S, 0},
     {"asleep: v4 later fragment wakes", [] { return v4Fragment(2); }, S, kMark, 0, _, OK, C, W, 1},
     {"asleep: RST wakes", [] { return v4Tcp(kRst); }, S, kMark, 0, _, OK, C, W, 1},
     {"asleep: FIN+ACK wakes", [] { return v4Tcp(kFin | kAck); }, S, kMark, 0, _, OK, C, W, 1},
@@ -249,6 +320,15 @@ const Row kRows[] = {
     {"booting: v4 later fragment passes", [] { return v4Fragment(2); }, kKeep, kMark, 0, _, OK, C, B, 0, 8080},
     {"booting: v6 SYN passes (the tap carries no IPv6 to the guest)", [] { return v6Tcp(kSyn); }, kKeep,
      kMark, 0, _, OK, C, B, 0, 8080},
+    {"booting: v6 hop-by-hop SYN passes", v6HopByHopSyn, kKeep, kMark, 0, _, OK, C, B, 0, 8080},
+    {"booting: v6 routing-header SYN passes", v6RoutingSyn, kKeep, kMark, 0, _, OK, C, B, 0, 8080},
+    {"booting: v6 destination-options UDP passes", v6DestOptsUdp, kKeep, kMark, 0, _, OK, C, B, 0, 8080},
+    {"booting: v6 two-header chain SYN passes", v6ChainSyn, kKeep, kMark, 0, _, OK, C, B, 0, 8080},
+    {"booting: v6 overlong extension header passes", v6OverlongExtSyn, kKeep, kMark, 0, _, OK, C, B, 0,
+     8080},
+    {"booting: v6 fragment-header SYN passes", v6FragmentSyn, kKeep, kMark, 0, _, OK, C, B, 0, 8080},
+    {"booting: v6 hop-by-hop SYN marked: a health packet", v6HopByHopSyn, kKeep, kMark, kMark, _, OK, H, B,
+     0, 8080},
     {"booting: SYN with IP options dropped", v4WithOptions, kKeep, kMark, 0, _, STOLEN, D, B, 0, 8080},
     {"running again: the same SYN passes and counts; the port is cleared", v4Syn, R, kMark, 0, _, OK, C, R,
      0, 0},
