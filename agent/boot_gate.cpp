@@ -43,7 +43,8 @@ bool probeAccepts(const std::string& address, uint16_t port) {
 }  // namespace
 
 BootGateOutcome waitUntilServing(const bpf::ScaleToZeroKernel& kernel, uint32_t ifindex,
-                                 const std::string& guestAddress, const BootGateLimits& limits) {
+                                 const std::string& guestAddress, const BootGateLimits& limits,
+                                 const std::atomic<bool>& giveWay) {
   BootGateOutcome out;
   const auto start = Clock::now();
   auto done = [&] {
@@ -51,6 +52,7 @@ BootGateOutcome waitUntilServing(const bpf::ScaleToZeroKernel& kernel, uint32_t 
     return out;
   };
   while (out.port == 0) {
+    if ((out.gaveWay = giveWay.load())) return done();
     auto port = kernel.waitingPort(ifindex);
     if (!port.ok()) return done();
     out.port = *port;
@@ -60,6 +62,7 @@ BootGateOutcome waitUntilServing(const bpf::ScaleToZeroKernel& kernel, uint32_t 
   }
   const auto serveDeadline = Clock::now() + limits.serveWait;
   while (!(out.serving = probeAccepts(guestAddress, out.port))) {
+    if ((out.gaveWay = giveWay.load())) break;
     if (Clock::now() >= serveDeadline) {
       spdlog::warn("boot gate: {}:{} not served after {} ms; letting connections through", guestAddress,
                    out.port, limits.serveWait.count());

@@ -13,6 +13,7 @@
 // first, Linux defaults) gets through to a listening server.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <string>
@@ -32,13 +33,17 @@ struct BootGateLimits {
 struct BootGateOutcome {
   uint16_t port = 0;     // the port a client waited for; 0: none came
   bool serving = false;  // the guest accepted a connection on it
+  bool gaveWay = false;  // `giveWay` was set: opened early
   std::chrono::milliseconds waited{0};
 };
 
 // Holds new connections (the caller set kBooting before the boot) until the
-// guest serves the port a client waits for, or the limits run out. Never
-// fails: a gate that cannot tell just opens (the caller sets kRunning).
+// guest serves the port a client waits for, or the limits run out, or
+// `giveWay` turns true (a StopTask waits for the instance: a stopped task has
+// no client to wait for, and it must not wait up to 40 s for the gate).
+// Never fails: a gate that cannot tell just opens (the caller sets kRunning).
 BootGateOutcome waitUntilServing(const bpf::ScaleToZeroKernel& kernel, uint32_t ifindex,
-                                 const std::string& guestAddress, const BootGateLimits& limits);
+                                 const std::string& guestAddress, const BootGateLimits& limits,
+                                 const std::atomic<bool>& giveWay);
 
 }  // namespace s2z::agent

@@ -442,11 +442,12 @@ bool VmInstance::coldBootAfterFailedWake(const vmm::VmConfig& config, const Erro
     }
   }
   if (gated) {
-    auto gate = waitUntilServing(*deps_.kernel, ifindex_, record().network.address, deps_.bootGate);
-    spdlog::info("instance {}: cold boot: {} after {} ms", taskId_,
+    auto gate = waitUntilServing(*deps_.kernel, ifindex_, record().network.address, deps_.bootGate,
+                                 stopRequested_);
+    spdlog::info("instance {}: cold boot: {} after {} ms{}", taskId_,
                  gate.port == 0 ? std::string("no client waited")
                                 : "port " + std::to_string(gate.port) + (gate.serving ? " served" : " not served"),
-                 gate.waited.count());
+                 gate.waited.count(), gate.gaveWay ? " (the gate gave way to a stop)" : "");
   }
   return true;
 }

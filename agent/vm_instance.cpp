@@ -322,6 +322,7 @@ LoopCall VmInstance::handleVmmExit() {
 }
 
 Result<void> VmInstance::stop(std::chrono::milliseconds timeout, int signo) {
+  stopRequested_ = true;  // before waiting: a boot gate holding the lock gives way
   OpLock op(*this);
   if (state() == InstanceState::kExited) return okResult();
   // Apps expect a graceful shutdown: wake a sleeping workload to get it.

@@ -237,6 +237,9 @@ class VmInstance final : public Instance {
   // CLOCK_MONOTONIC when the last sleep (or failed demotion) finished; read
   // by the loop's idle check.
   std::atomic<uint64_t> sleptAtNs_{0};
+  // Set by stop() before it waits for the op lock: a cold boot's gate
+  // (agent/boot_gate.h) holding the lock opens instead of waiting on.
+  std::atomic<bool> stopRequested_{false};
   bool qemuGuestAgentAbsent_ = false;  // it did not answer after a wake: not asked again
 
   // mutex_ guards the fields below; held only briefly (never across VMM calls).

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <csignal>
 #include <fstream>
 
 #include "agent/instance_record_json.h"
@@ -198,6 +199,22 @@ TEST_CASE("a missing snapshot is reported, then the instance cold-boots instead 
   auto woken = h.events.find("Woken");
   REQUIRE(woken.size() == 1);
   CHECK(woken[0].annotations.at("cold_boot") == "true");
+}
+
+TEST_CASE("a stop during a cold boot's gate does not wait for the gate") {
+  Harness h;
+  h.config.bootGate.clientWait = 20s;  // no client comes here: the gate would hold this long
+  h.makeAgent();
+  auto inst = h.startOk(h.spec("task-gate", true, 100ms));
+  REQUIRE(h.events.waitFor("Sleeping", 3s));
+  std::filesystem::remove_all(inst->record().snapshotDir);
+  h.kernel.packet(inst->record().network.ifindex);
+  // The replacement guest is booted: the wake job now holds the gate.
+  REQUIRE(waitUntil([&] { return h.world->count(&testing::FakeWorld::boots) == 2; }, 3s));
+  auto start = std::chrono::steady_clock::now();
+  REQUIRE(inst->stop(1s, SIGTERM).ok());
+  CHECK(std::chrono::steady_clock::now() - start < 2s);
+  CHECK(inst->state() == InstanceState::kExited);
 }
 
 TEST_CASE("a corrupt snapshot is reported as unusable, then the instance cold-boots") {
