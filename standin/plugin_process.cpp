@@ -62,6 +62,11 @@ std::vector<int> parseVersions(const std::string& list) {
   };
   if (netnsFd >= 0 && setns(netnsFd, CLONE_NEWNET) != 0) fail();
   if (dup2(nullFd, 0) < 0 || dup2(outW, 1) < 0 || dup2(errW, 2) < 0) fail();
+  // go-plugin starts the plugin with exec.Cmd and no ExtraFiles, and Go
+  // opens every fd close-on-exec: the plugin gets stdin, stdout and stderr
+  // and nothing else. So here too, whatever this process holds (a test's
+  // taps, sockets, another plugin's pipes) is closed at the exec.
+  if (close_range(3, ~0U, CLOSE_RANGE_CLOEXEC) != 0) fail();
   // Reset the signal mask and dispositions the exec'd program inherits.
   sigset_t none;
   sigemptyset(&none);
