@@ -10,7 +10,6 @@
 #include <unistd.h>
 
 #include <cstdlib>
-#include <fstream>
 #include <iostream>
 #include <sstream>
 #include <string>
@@ -91,16 +90,7 @@ Result<Row> measure(agent::Agent& agent, const agent::InstanceSpec& spec, const 
 }
 
 agent::InstanceSpec taskSpec(const std::filesystem::path& stateDir, const std::string& id, agent::SleepTier tier) {
-  agent::InstanceSpec spec;
-  spec.taskId = id;
-  spec.name = "web";
-  spec.binary = "/usr/bin/qemu-system-x86_64";
-  spec.kernel = agent::testing::guestDir() / "vmlinuz";
-  spec.initrd = agent::testing::guestDir() / "initrd.img";
-  spec.cmdline = "console=ttyS0 quiet panic=-1";
-  spec.memoryMib = 256;
-  spec.stdoutPath = stateDir / (id + ".console");
-  std::ofstream(spec.stdoutPath, std::ios::app).close();
+  auto spec = agent::testing::testGuestSpec(stateDir, id);
   spec.scaleToZero = true;
   spec.idleTimeout = kIdle;
   spec.sleepTier = tier;

@@ -112,6 +112,20 @@ std::filesystem::path guestDir() {
   return S2Z_GUEST_DIR;
 }
 
+InstanceSpec testGuestSpec(const std::filesystem::path& stateDir, const std::string& taskId) {
+  InstanceSpec spec;
+  spec.taskId = taskId;
+  spec.name = "web";
+  spec.binary = "/usr/bin/qemu-system-x86_64";
+  spec.kernel = guestDir() / "vmlinuz";
+  spec.initrd = guestDir() / "initrd.img";
+  spec.cmdline = "console=ttyS0 quiet panic=-1";
+  spec.memoryMib = 256;
+  spec.stdoutPath = stateDir / (taskId + ".console");
+  std::ofstream(spec.stdoutPath, std::ios::app).close();
+  return spec;
+}
+
 bool guestAvailable() {
   return std::filesystem::exists(guestDir() / "vmlinuz") &&
          std::filesystem::exists(guestDir() / "initrd.img");

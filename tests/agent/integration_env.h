@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "agent/instance.h"
 #include "common/unique_fd.h"
 
 namespace s2z::agent::testing {
@@ -73,6 +74,9 @@ class IntegrationEnv {
 
 std::filesystem::path guestDir();
 bool guestAvailable();
+// A task of the test guest (256 MiB, serves HTTP on 8080) named "web", its
+// console in <stateDir>/<taskId>.console (created); no scale to zero.
+InstanceSpec testGuestSpec(const std::filesystem::path& stateDir, const std::string& taskId);
 // True while /proc/<pid> exists with the given start time (field 22).
 bool processAlive(pid_t pid, uint64_t startTime);
 

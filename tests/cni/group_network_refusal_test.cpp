@@ -6,8 +6,6 @@
 // nothing is left in the netns.
 #include <doctest/doctest.h>
 
-#include <fstream>
-
 #include "agent/agent.h"
 #include "tests/agent/agent_test_support.h"
 #include "tests/agent/integration_env.h"
@@ -50,14 +48,7 @@ TEST_CASE("group network: a macvlan CNI network (no host veth) is refused at sta
   auto made = agent::makeAgent(config);
   REQUIRE_MESSAGE(made.ok(), made.error().describe());
 
-  agent::InstanceSpec spec;
-  spec.taskId = "mac-web-" + tag;
-  spec.name = "web";
-  spec.binary = "/usr/bin/qemu-system-x86_64";
-  spec.kernel = agent::testing::guestDir() / "vmlinuz";
-  spec.initrd = agent::testing::guestDir() / "initrd.img";
-  spec.stdoutPath = env.stateDir() / "web.console";
-  std::ofstream(spec.stdoutPath, std::ios::app).close();
+  auto spec = agent::testing::testGuestSpec(env.stateDir(), "mac-web-" + tag);
   spec.scaleToZero = true;
   spec.group.netnsPath = (*a)->netnsPath();
   agent::testing::EventLog events;

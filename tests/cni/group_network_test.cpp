@@ -9,7 +9,6 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
-#include <fstream>
 #include <thread>
 
 #include "agent/agent.h"
@@ -96,16 +95,7 @@ void groupTaskScenario(agent::SleepTier tier) {
   std::unique_ptr<agent::Agent> agentPtr = std::move(*made);
   REQUIRE_MESSAGE(agentPtr->status().scaleToZeroReady, agentPtr->status().problem);
 
-  agent::InstanceSpec spec;
-  spec.taskId = "grp-web-" + tag;
-  spec.name = "web";
-  spec.binary = "/usr/bin/qemu-system-x86_64";
-  spec.kernel = agent::testing::guestDir() / "vmlinuz";
-  spec.initrd = agent::testing::guestDir() / "initrd.img";
-  spec.cmdline = "console=ttyS0 quiet panic=-1";
-  spec.memoryMib = 256;
-  spec.stdoutPath = env.stateDir() / "web.console";
-  std::ofstream(spec.stdoutPath, std::ios::app).close();
+  auto spec = agent::testing::testGuestSpec(env.stateDir(), "grp-web-" + tag);
   spec.scaleToZero = true;
   spec.idleTimeout = kIdle;
   spec.sleepTier = tier;
