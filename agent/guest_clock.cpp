@@ -5,15 +5,10 @@
 
 #include <cmath>
 
+#include "agent/clock_setting_policy.h"
+
 namespace s2z::agent {
 namespace {
-
-// Right after a restore the guest's round trips are the slowest (a cold
-// TCG translation cache, the workload answering the request that woke it),
-// so the first setting may be off by a round trip's asymmetry: it is
-// repeated with a corrected lead while the error is larger than this.
-constexpr int kMaxClockAttempts = 3;
-constexpr double kGoodEnoughMs = 2.0;
 
 double realtimeMs() {
   timespec ts{};
@@ -54,13 +49,13 @@ Result<Setting> setGuestClock(GuestChannel& channel, double leadMs,
 Result<ClockCorrection> correctGuestClock(GuestChannel& channel, std::chrono::milliseconds timeout) {
   ClockCorrection out;
   double leadMs = 0;
-  for (int attempt = 0; attempt < kMaxClockAttempts; ++attempt) {
+  for (int attempt = 0; attempt < kClockSetAttempts; ++attempt) {
     auto setting = setGuestClock(channel, leadMs, timeout);
     if (!setting.ok()) return setting.error();
     if (attempt == 0) out.offsetBeforeMs = setting->lagMs;
     out.errorAfterMs = setting->errorMs;
     out.uncertaintyMs = setting->halfTripMs;
-    if (std::fabs(setting->errorMs) <= kGoodEnoughMs) break;
+    if (std::fabs(setting->errorMs) <= kClockGoodEnoughMs) break;
     leadMs -= setting->errorMs;
   }
   return out;

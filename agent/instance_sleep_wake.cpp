@@ -6,6 +6,7 @@
 
 #include <cstdio>
 
+#include "agent/event_numbers.h"
 #include "agent/process_usage.h"
 #include "agent/qemu_guest_agent.h"
 #include "agent/run_dir.h"
@@ -21,18 +22,6 @@ constexpr uint64_t kTaskDirSyncIntervalNs = 1'000'000'000;
 std::string seconds(uint64_t ns) {
   char buf[32];
   std::snprintf(buf, sizeof buf, "%.1fs", static_cast<double>(ns) / 1e9);
-  return buf;
-}
-
-std::string mebibytes(uint64_t bytes) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f", static_cast<double>(bytes) / (1024.0 * 1024.0));
-  return buf;
-}
-
-std::string millis(double ms) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f", ms);
   return buf;
 }
 

@@ -1,10 +1,10 @@
 // VmInstance and the guest agent: starting the workload, its signals, its
 // graceful stop, its exit, and the guest's clock after a wake.
 #include <csignal>
-#include <cstdio>
 
 #include <spdlog/spdlog.h>
 
+#include "agent/event_numbers.h"
 #include "agent/guest_clock.h"
 #include "agent/run_dir.h"
 #include "agent/vm_instance.h"
@@ -19,12 +19,6 @@ constexpr std::chrono::milliseconds kWakeHelloTimeout{5000};
 constexpr std::chrono::milliseconds kCallTimeout{10000};
 // After SIGKILL the workload is gone as soon as the guest kernel runs.
 constexpr std::chrono::milliseconds kKillWait{5000};
-
-std::string millis(double ms) {
-  char buf[32];
-  std::snprintf(buf, sizeof buf, "%.1f", ms);
-  return buf;
-}
 
 pb::Request startRequest(const WorkloadSpec& w) {
   pb::Request request;

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "agent/clock_setting_policy.h"
 #include "agent/unix_connect.h"
 
 namespace s2z::agent {
@@ -22,8 +23,6 @@ using Clock = std::chrono::steady_clock;
 
 constexpr std::chrono::milliseconds kSyncRetry{100};
 constexpr char kDelimiter = '\xff';
-constexpr int kMaxAttempts = 3;
-constexpr double kGoodEnoughMs = 2.0;
 
 int64_t realtimeNs() {
   timespec ts{};
@@ -151,7 +150,7 @@ Result<ClockCorrection> correctClockWithQemuGuestAgent(const std::filesystem::pa
   // The hwclock step may fail after the clock was set: guest-get-time judges.
   int64_t leadNs = before->halfTripNs;
   Result<json> set = json();
-  for (int attempt = 0; attempt < kMaxAttempts; ++attempt) {
+  for (int attempt = 0; attempt < kClockSetAttempts; ++attempt) {
     int64_t sent = realtimeNs();
     set = qga.execute({{"execute", "guest-set-time"}, {"arguments", {{"time", sent + leadNs}}}});
     auto after = qga.guestTime();
@@ -159,7 +158,7 @@ Result<ClockCorrection> correctClockWithQemuGuestAgent(const std::filesystem::pa
     int64_t errorNs = after->guestNs - after->hostMiddleNs;
     out.errorAfterMs = static_cast<double>(errorNs) / 1e6;
     out.uncertaintyMs = static_cast<double>(after->halfTripNs) / 1e6;
-    if (std::fabs(out.errorAfterMs) <= kGoodEnoughMs) break;
+    if (std::fabs(out.errorAfterMs) <= kClockGoodEnoughMs) break;
     leadNs -= errorNs;
   }
   if (std::fabs(out.errorAfterMs) > 100 && std::fabs(out.errorAfterMs) > std::fabs(out.offsetBeforeMs) / 2) {

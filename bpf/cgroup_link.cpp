@@ -10,6 +10,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "bpf/libbpf_error.h"
 #include "common/unique_fd.h"
 
 namespace s2z::bpf {
@@ -22,10 +23,6 @@ struct LinkDeleter {
 };
 // Destroying a pinned link only closes our fd; the pin keeps it attached.
 using LinkPtr = std::unique_ptr<bpf_link, LinkDeleter>;
-
-Error libbpfError(const std::string& what, int err) {
-  return systemError(what, err < 0 ? -err : err);
-}
 
 Result<void> attachAndPin(bpf_program* prog, int cgroupFd, const fs::path& pinPath) {
   LinkPtr link(bpf_program__attach_cgroup(prog, cgroupFd));

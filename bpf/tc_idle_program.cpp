@@ -4,6 +4,7 @@
 #include <bpf/libbpf.h>
 #include <net/if.h>
 
+#include "bpf/libbpf_error.h"
 #include "bpf/libbpf_log.h"
 #include "bpf/map_pins.h"
 #include "bpf/s2z_types.h"
@@ -15,10 +16,6 @@ namespace {
 // Our slot in the clsact egress chain; fixed so re-attaching replaces.
 constexpr uint32_t kTcHandle = 0x5332;   // "S2"
 constexpr uint32_t kTcPriority = 0x5a;
-
-Error libbpfError(const std::string& what, int err) {
-  return systemError(what, err < 0 ? -err : err);
-}
 
 bpf_tc_hook egressHook(uint32_t ifindex) {
   bpf_tc_hook hook{};

@@ -24,15 +24,9 @@ namespace s2z::standin {
 
 namespace {
 
-constexpr auto kUnaryTimeout = std::chrono::seconds(30);
-
 std::string defaultDataDir() {
   static std::atomic<int> counter{0};
   return "/tmp/s2z-standin-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
-}
-
-void withDeadline(grpc::ClientContext& ctx, std::chrono::milliseconds d) {
-  ctx.set_deadline(std::chrono::system_clock::now() + d);
 }
 
 // Keeps one server stream open for the instance's lifetime, re-opening it

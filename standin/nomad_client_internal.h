@@ -2,16 +2,26 @@
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <memory>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <grpcpp/client_context.h>
 
 #include "standin/log_collector.h"
 #include "standin/nomad_client.h"
 #include "standin/template_render.h"
 
 namespace s2z::standin {
+
+// The deadline of a unary call that should answer at once.
+inline constexpr auto kUnaryTimeout = std::chrono::seconds(30);
+
+inline void withDeadline(grpc::ClientContext& ctx, std::chrono::milliseconds d) {
+  ctx.set_deadline(std::chrono::system_clock::now() + d);
+}
 
 // What the stand-in keeps per task (like the client's task runner + logmon).
 struct NomadClient::TaskRecord {

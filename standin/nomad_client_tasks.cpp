@@ -20,13 +20,8 @@ namespace s2z::standin {
 
 namespace {
 
-constexpr auto kUnaryTimeout = std::chrono::seconds(30);
 // StartTask boots a VM; under TCG that takes seconds, give it room.
 constexpr auto kStartTimeout = std::chrono::minutes(3);
-
-void withDeadline(grpc::ClientContext& ctx, std::chrono::milliseconds d) {
-  ctx.set_deadline(std::chrono::system_clock::now() + d);
-}
 
 StartedTask toStartedTask(const drivers::TaskConfig& cfg, const drivers::StartTaskResponse& resp,
                           const AllocLayout& layout) {

@@ -8,7 +8,7 @@ namespace s2z::standin {
 
 namespace {
 
-Error invalid(const std::string& message) {
+Error taskFileError(const std::string& message) {
   return makeError(ErrorCode::kInvalidArgument, "task file: " + message);
 }
 
@@ -17,16 +17,16 @@ Result<T> scalar(const YAML::Node& node, const std::string& key) {
   try {
     return node.as<T>();
   } catch (const YAML::Exception& e) {
-    return invalid("\"" + key + "\": " + e.what());
+    return taskFileError("\"" + key + "\": " + e.what());
   }
 }
 
 Result<void> checkKeys(const YAML::Node& node, const std::set<std::string>& allowed,
                        const std::string& where) {
-  if (!node.IsMap()) return invalid(where + " must be a map");
+  if (!node.IsMap()) return taskFileError(where + " must be a map");
   for (const auto& kv : node) {
     auto key = kv.first.as<std::string>();
-    if (!allowed.count(key)) return invalid("unknown key \"" + key + "\" in " + where);
+    if (!allowed.count(key)) return taskFileError("unknown key \"" + key + "\" in " + where);
   }
   return okResult();
 }
@@ -52,11 +52,11 @@ Result<void> parseResources(const YAML::Node& node, TaskFile& t) {
 }
 
 Result<void> parsePorts(const YAML::Node& node, TaskFile& t) {
-  if (!node.IsSequence()) return invalid("ports must be a list");
+  if (!node.IsSequence()) return taskFileError("ports must be a list");
   for (const auto& p : node) {
     S2Z_TRY(checkKeys(p, {"label", "value", "to", "host_ip"}, "ports[]"), "ports");
     PortSpec port;
-    if (!p["label"]) return invalid("ports[]: label is required");
+    if (!p["label"]) return taskFileError("ports[]: label is required");
     port.label = p["label"].as<std::string>();
     if (p["value"]) {
       auto v = scalar<int>(p["value"], "ports.value");
@@ -91,7 +91,7 @@ Result<TaskFile> TaskFile::fromNode(const YAML::Node& root) {
   if (root["resources"]) S2Z_TRY(parseResources(root["resources"], t), "task");
   if (root["ports"]) S2Z_TRY(parsePorts(root["ports"], t), "task");
   if (root["env"]) {
-    if (!root["env"].IsMap()) return invalid("env must be a map");
+    if (!root["env"].IsMap()) return taskFileError("env must be a map");
     for (const auto& kv : root["env"]) {
       t.env[kv.first.as<std::string>()] = kv.second.as<std::string>();
     }
@@ -102,38 +102,38 @@ Result<TaskFile> TaskFile::fromNode(const YAML::Node& root) {
     if (n["mode"]) t.networkMode = n["mode"].as<std::string>();
     if (n["path"]) t.netnsPath = n["path"].as<std::string>();
     if (t.networkMode != "host" && t.networkMode != "group") {
-      return invalid("network.mode must be host or group");
+      return taskFileError("network.mode must be host or group");
     }
   }
   if (root["template"]) {
     const YAML::Node& list = root["template"];
-    if (!list.IsSequence()) return invalid("template must be a list");
+    if (!list.IsSequence()) return taskFileError("template must be a list");
     for (const auto& n : list) {
       S2Z_TRY(checkKeys(n, {"destination", "data", "change_mode", "change_signal", "perms"},
                         "template"),
               "task");
       TemplateSpec spec;
-      if (!n["destination"]) return invalid("template needs destination");
+      if (!n["destination"]) return taskFileError("template needs destination");
       spec.destination = n["destination"].as<std::string>();
       if (n["data"]) spec.data = n["data"].as<std::string>();
       if (n["change_mode"]) spec.changeMode = n["change_mode"].as<std::string>();
       if (n["change_signal"]) spec.changeSignal = n["change_signal"].as<std::string>();
       if (n["perms"]) spec.perms = std::stoul(n["perms"].as<std::string>(), nullptr, 8);
       if (spec.changeMode != "restart" && spec.changeMode != "signal" && spec.changeMode != "noop") {
-        return invalid("template change_mode must be restart, signal or noop");
+        return taskFileError("template change_mode must be restart, signal or noop");
       }
       if (spec.changeMode == "signal" && spec.changeSignal.empty()) {
-        return invalid("template change_mode signal needs change_signal");
+        return taskFileError("template change_mode signal needs change_signal");
       }
       t.templates.push_back(spec);
     }
   }
   if (root["mounts"]) {
     const YAML::Node& list = root["mounts"];
-    if (!list.IsSequence()) return invalid("mounts must be a list");
+    if (!list.IsSequence()) return taskFileError("mounts must be a list");
     for (const auto& n : list) {
       S2Z_TRY(checkKeys(n, {"host_path", "task_path", "readonly"}, "mounts"), "task");
-      if (!n["host_path"] || !n["task_path"]) return invalid("a mount needs host_path and task_path");
+      if (!n["host_path"] || !n["task_path"]) return taskFileError("a mount needs host_path and task_path");
       MountSpec m;
       m.hostPath = n["host_path"].as<std::string>();
       m.taskPath = n["task_path"].as<std::string>();
@@ -159,7 +159,7 @@ Result<TaskFile> TaskFile::parse(const std::string& yamlText) {
   try {
     root = YAML::Load(yamlText);
   } catch (const YAML::Exception& e) {
-    return invalid(std::string("YAML: ") + e.what());
+    return taskFileError(std::string("YAML: ") + e.what());
   }
   return fromNode(root);
 }

@@ -1,7 +1,5 @@
 #include "tests/agent/guest_scenarios.h"
 
-#include <fstream>
-
 namespace s2z::agent::testing {
 
 using namespace std::chrono_literals;
@@ -19,18 +17,9 @@ AgentConfig guestAgentConfig(const IntegrationEnv& env, unsigned standbyVmms) {
 }
 
 InstanceSpec testGuestSpec(const IntegrationEnv& env, const std::string& taskId, SleepTier tier) {
-  InstanceSpec s;
-  s.taskId = taskId;
-  s.name = "web";
-  s.binary = "/usr/bin/qemu-system-x86_64";
-  s.kernel = guestDir() / "vmlinuz";
-  s.initrd = guestDir() / "initrd.img";
-  s.cmdline = "console=ttyS0 quiet panic=-1";
-  s.memoryMib = 256;
   // A plain file stands in for the stdout FIFO (task_output_test covers the
   // FIFO reader); like Nomad's FIFO it exists before the start.
-  s.stdoutPath = env.stateDir() / (taskId + ".console");
-  std::ofstream(s.stdoutPath, std::ios::app).close();
+  InstanceSpec s = testGuestSpec(env.stateDir(), taskId);
   s.scaleToZero = true;
   s.idleTimeout = kGuestIdle;
   s.sleepTier = tier;

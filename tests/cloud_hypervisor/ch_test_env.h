@@ -58,6 +58,9 @@ class ChTestEnv {
   UniqueFd console_;  // write end of dir_/console.log, passed as the console fd
 };
 
+// The stamp every test snapshot carries (task "ch-test", generation 1).
+inline const vmm::SnapshotStamp kStamp{"ch-test", 1};
+
 // True while a process with this identity is alive (and not a zombie).
 bool processAlive(const vmm::ProcessIdentity& id);
 

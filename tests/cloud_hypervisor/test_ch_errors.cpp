@@ -15,8 +15,6 @@ using namespace s2z::tests::ch;
 namespace fs = std::filesystem;
 
 namespace {
-// Every test here sleeps once, then restores that snapshot.
-const vmm::SnapshotStamp kStamp{"ch-test", 1};
 using Strings = std::vector<std::string>;
 }
 

@@ -23,7 +23,6 @@ using std::chrono::milliseconds;
 
 namespace {
 
-const vmm::SnapshotStamp kStamp{"ch-test", 1};
 using Strings = std::vector<std::string>;
 using Clock = std::chrono::steady_clock;
 

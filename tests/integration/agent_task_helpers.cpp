@@ -7,9 +7,10 @@ namespace s2z::integration {
 using namespace s2z::standin;
 using namespace std::chrono_literals;
 
-std::unique_ptr<NomadClient> loadPlugin(const TestEnv& env) {
+std::unique_ptr<NomadClient> loadPlugin(const TestEnv& env, std::chrono::milliseconds logCollectorDelay) {
   auto opts = env.clientOptions();
   opts.skipProbeAndValidation = true;
+  opts.logCollectorDelay = logCollectorDelay;
   auto loaded = NomadClient::loadPlugin(opts);
   REQUIRE_MESSAGE(loaded.ok(), loaded.error().describe());
   return std::move(*loaded);

@@ -1,5 +1,5 @@
 // Helpers shared by the guest-agent integration tests (workload_test.cpp,
-// exec_test.cpp): loading the plugin, a python3 HTTP workload, waiting for
+// exec_test.cpp, task_logs_test.cpp): loading the plugin, a python3 HTTP workload, waiting for
 // output and exits, and checking that a destroyed task leaves nothing.
 #pragma once
 
@@ -12,7 +12,10 @@
 
 namespace s2z::integration {
 
-std::unique_ptr<standin::NomadClient> loadPlugin(const TestEnv& env);
+// The long-lived plugin only (no probe and validation run: faster), its
+// log collector starting `logCollectorDelay` after each task, as Nomad's may.
+std::unique_ptr<standin::NomadClient> loadPlugin(
+    const TestEnv& env, std::chrono::milliseconds logCollectorDelay = std::chrono::milliseconds(0));
 
 // Waits up to 20 s for `text` in the task's stdout (or stderr) FIFO.
 bool outputHas(standin::NomadClient& c, const std::string& taskId, const std::string& text,

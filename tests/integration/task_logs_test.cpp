@@ -13,6 +13,7 @@
 #include <fstream>
 #include <vector>
 
+#include "tests/integration/agent_task_helpers.h"
 #include "tests/integration/test_env.h"
 
 using namespace s2z;
@@ -47,17 +48,6 @@ bool arrives(NomadClient& c, const StartedTask& t, const std::string& text) {
     MESSAGE("stdout so far (last 600 bytes): " << all.substr(all.size() > 600 ? all.size() - 600 : 0));
   }
   return seen;
-}
-
-// The long-lived plugin only (faster), with the log collector as Nomad's.
-std::unique_ptr<NomadClient> loadPlugin(const TestEnv& env,
-                                        std::chrono::milliseconds logCollectorDelay = 0ms) {
-  auto opts = env.clientOptions();
-  opts.skipProbeAndValidation = true;
-  opts.logCollectorDelay = logCollectorDelay;
-  auto loaded = NomadClient::loadPlugin(opts);
-  REQUIRE_MESSAGE(loaded.ok(), loaded.error().describe());
-  return std::move(*loaded);
 }
 
 // The test guest with scale to zero after 3 s idle (in the plugin's default

@@ -19,10 +19,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr int kRunning = 2;  // agent::InstanceState
-constexpr int kSnapshotting = 3;
-constexpr int kSleeping = 4;
-
 // Where the failpoint sits (the plugin dies there):
 struct Point {
   const char* name;
@@ -56,7 +52,7 @@ void checkSettled(NomadClient& c, const integration::TestEnv& env, const Started
   bool settled = c.waitUntil(30s, [&] {
     auto r = readTaskRecord(env);
     state = r ? r->state : 0;
-    return state == kRunning || state == kSleeping;
+    return state == kStateRunning || state == kStateSleeping;
   });
   CHECK_MESSAGE(settled, "record state " << state << "\n" << describeEvents(c, t.allocId));
   CHECK_MESSAGE(qemuPids(env).size() <= 1, "two VMMs for one task: " << env.describePids());
@@ -175,7 +171,7 @@ TEST_CASE("plugin SIGKILLed while a light sleep goes deep: the new plugin recove
                                                                                    << describeEvents(c, t.allocId));
     auto atCrash = readTaskRecord(env);
     REQUIRE(atCrash.has_value());
-    CHECK_MESSAGE(atCrash->state == kSnapshotting, "record state at the crash " << atCrash->state);
+    CHECK_MESSAGE(atCrash->state == kStateSnapshotting, "record state at the crash " << atCrash->state);
     auto sleeps = eventsStarting(c, t.allocId, "Sleeping");
     REQUIRE(!sleeps.empty());
     CHECK(sleeps.back().annotations["tier"] == "light");  // it died going deeper, after a light sleep

@@ -64,6 +64,13 @@ class ReliabilityEnv {
   std::string prefix_;  // "10.89.N."
 };
 
+// agent::InstanceState as instance.json stores it. These tests read the
+// file as an operator would, without the agent's headers.
+inline constexpr int kStateRunning = 2;
+inline constexpr int kStateSnapshotting = 3;
+inline constexpr int kStateSleeping = 4;
+inline constexpr int kStateWaking = 5;
+
 // The one task's instance.json under state_dir/tasks/*/.
 struct TaskRecord {
   int state = 0;       // agent::InstanceState: 2 running, 3 snapshotting, 4 sleeping, 5 waking

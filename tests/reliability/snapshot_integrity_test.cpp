@@ -25,12 +25,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-constexpr int kSleeping = 4;  // agent::InstanceState
-
 bool asleepWithStandby(NomadClient& c, const integration::TestEnv& env) {
   return c.waitUntil(60s, [&] {
     auto r = readTaskRecord(env);
-    return r && r->state == kSleeping && r->standby && liveVmmPid(env).has_value();
+    return r && r->state == kStateSleeping && r->standby && liveVmmPid(env).has_value();
   });
 }
 

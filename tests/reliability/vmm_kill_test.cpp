@@ -34,8 +34,6 @@ using namespace std::chrono_literals;
 
 namespace {
 
-constexpr int kSleeping = 4;  // agent::InstanceState
-constexpr int kWaking = 5;
 // What VmInstance::exitOfAgentTask reports when the VM ends before its guest
 // agent reported the workload's exit (agent/instance_workload.cpp).
 constexpr char kAgentVmGone[] = "the VM exited before its guest agent reported the workload's end";
@@ -205,7 +203,7 @@ TEST_CASE("VMM killed while asleep (the standby) and during a restore: the wake 
   auto standbyUp = [&] {
     return c.waitUntil(30s, [&] {
       auto r = readTaskRecord(f.env);
-      return r && r->state == kSleeping && r->standby && liveVmmPid(f.env).has_value();
+      return r && r->state == kStateSleeping && r->standby && liveVmmPid(f.env).has_value();
     });
   };
   auto first = checkReply(f.env.httpGet(t.networkAddr, 8080, "/", 30s));
@@ -238,7 +236,7 @@ TEST_CASE("VMM killed while asleep (the standby) and during a restore: the wake 
   auto pending = std::async(std::launch::async, [&] { return f.env.httpGet(t.networkAddr, 8080, "/", 120s); });
   bool waking = c.waitUntil(30s, [&] {
     auto r = readTaskRecord(f.env);
-    return r && r->state == kWaking;
+    return r && r->state == kStateWaking;
   });
   std::this_thread::sleep_for(300ms);
   kill(standby, SIGKILL);
