@@ -1,21 +1,18 @@
 #!/usr/bin/env bash
 # Runs the tests again in sanitizer builds (issue 13, case 10). Two trees:
 # - build-asan/ (ASan + UBSan): every host target instrumented, the plugin
-#   binary included, so the end-to-end tests drive a sanitized s2z-kata;
+#   binary included, so the end-to-end tests drive a sanitized s2z-kata; the
+#   whole unit and integration suite (ctest labels unit and integration) runs
+#   in it;
 # - build-tsan/ (TSan): the agent's unit tests (the instance state machine,
 #   its timers, the wake path and the guest channel on several threads).
 # Any ASan, LSan, UBSan or TSan report fails the test that caused it; the
 # suppressions are in tests/sanitizers/, each with its reason.
 #
 # Usage: scripts/sanitize.sh [--ctest] [asan|tsan]...   (default: both)
-#   full run: ASan+UBSan over the ctest labels unit and integration (a whole
-#             second build, ~28 min on 2 cores, then ~8 min of tests), TSan
-#             over agent_unit_tests.
-#   --ctest   as the ctest sanitizer_smoke runs it in CI: skipped (exit 77)
-#             unless CI=true or S2Z_SANITIZE_SMOKE=1, and bounded to fit the
-#             CI budget: both trees build only the layers below the driver
-#             (agent, vmm, bpf, image, guestlink, common) and run their unit
-#             tests.
+#   --ctest   as the ctest entry `sanitizers` runs it: skipped (exit 77)
+#             unless CI=true or S2Z_SANITIZE_CTEST=1, since it is a second
+#             and a third build (~16 min on 2 cores) and ~10 min of tests.
 # Env: S2Z_JOBS (build jobs). Needs root for the integration label, and the
 # guest caches scripts/test.sh makes.
 set -euo pipefail
@@ -23,21 +20,15 @@ repo=$(cd "$(dirname "$0")/.." && pwd)
 jobs="${S2Z_JOBS:-$(nproc)}"
 supp="$repo/tests/sanitizers"
 
-smoke=0
 if [ "${1:-}" = "--ctest" ]; then
   shift
-  smoke=1
-  if [ "${CI:-}" != "true" ] && [ "${S2Z_SANITIZE_SMOKE:-}" != "1" ]; then
-    echo "sanitizer_smoke: skipped (runs in CI, or with S2Z_SANITIZE_SMOKE=1; scripts/sanitize.sh runs the whole suite)"
+  if [ "${CI:-}" != "true" ] && [ "${S2Z_SANITIZE_CTEST:-}" != "1" ]; then
+    echo "sanitizers: skipped (runs in CI, or with S2Z_SANITIZE_CTEST=1, or as scripts/sanitize.sh)"
     exit 77
   fi
 fi
 kinds=("$@")
 [ ${#kinds[@]} -gt 0 ] || kinds=(asan tsan)
-
-# The unit tests of the layers below the driver: what CI can afford to build twice more.
-smoke_asan_tests=(agent_unit_tests vmm_unit_tests guestlink_tests guest_agent_unit_tests bpf_prog_tests)
-smoke_asan_ctest='^(agent_unit_tests|vmm_unit_tests|guestlink_tests|guest_agent_unit|bpf_prog_tests)$'
 
 # -O1 -g1: the sanitizers' usual optimisation; line tables for the reports
 # at a fraction of full debug info's compile time.
@@ -61,13 +52,8 @@ for kind in "${kinds[@]}"; do
   case "$kind" in
     asan)
       configure "$repo/build-asan" "address,undefined"
-      if [ $smoke -eq 1 ]; then
-        ninja -C "$repo/build-asan" -j "$jobs" "${smoke_asan_tests[@]}"
-        (cd "$repo/build-asan" && ctest --output-on-failure --timeout 600 -R "$smoke_asan_ctest") || status=1
-      else
-        ninja -C "$repo/build-asan" -j "$jobs"
-        (cd "$repo/build-asan" && ctest --output-on-failure --timeout 900 -L 'unit|integration') || status=1
-      fi
+      ninja -C "$repo/build-asan" -j "$jobs"
+      (cd "$repo/build-asan" && ctest --output-on-failure --timeout 900 -L 'unit|integration') || status=1
       ;;
     tsan)
       configure "$repo/build-tsan" "thread"
