@@ -8,7 +8,6 @@
 #include <array>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <sstream>
 
 #include "common/unique_fd.h"
 #include "common/write_all.h"
@@ -18,6 +17,9 @@ namespace fs = std::filesystem;
 namespace {
 
 constexpr int kFormat = 1;
+// The parser's depth of a file entry's fields: document 0, "manifest" 1,
+// "files" 2, an entry 3, its fields 4.
+constexpr int kMaxDepth = 4;
 constexpr char kManifestTemp[] = "manifest.json.tmp";
 
 Error dataLoss(const fs::path& dir, const std::string& why) {
@@ -98,6 +100,9 @@ Result<void> checkFile(const fs::path& dir, const ManifestFile& f) {
   if (::stat(path.c_str(), &st) != 0) {
     return dataLoss(dir, f.path.string() + " is missing (" + std::strerror(errno) + ")");
   }
+  // Only what a snapshot writes: a regular file (a device or FIFO named by
+  // a damaged manifest would be read forever).
+  if (!S_ISREG(st.st_mode)) return dataLoss(dir, f.path.string() + " is not a regular file");
   auto size = static_cast<uint64_t>(st.st_size);
   if (size != f.size) {
     return dataLoss(dir, f.path.string() + " is " + std::to_string(size) + " bytes, the manifest says " +
@@ -137,9 +142,7 @@ Result<ManifestFile> describeSnapshotFile(const fs::path& dir, const fs::path& p
 }
 
 Result<void> writeSnapshotManifest(const fs::path& dir, const SnapshotManifest& manifest) {
-  nlohmann::json b = body(manifest);
-  nlohmann::json doc = {{"manifest", b}, {"crc32", crcOfText(b.dump())}};
-  std::string text = doc.dump(2) + "\n";
+  std::string text = encodeSnapshotManifest(manifest);
   fs::path temp = dir / kManifestTemp;
   auto fail = [&](const Error& e) -> Error {
     std::error_code ignored;
@@ -159,6 +162,43 @@ Result<void> writeSnapshotManifest(const fs::path& dir, const SnapshotManifest& 
   return okResult();
 }
 
+std::string encodeSnapshotManifest(const SnapshotManifest& manifest) {
+  nlohmann::json b = body(manifest);
+  nlohmann::json doc = {{"manifest", b}, {"crc32", crcOfText(b.dump())}};
+  return doc.dump(2) + "\n";
+}
+
+Result<SnapshotManifest> decodeSnapshotManifest(std::string_view text) {
+  auto refuse = [](const std::string& why) { return makeError(ErrorCode::kDataLoss, "manifest.json " + why); };
+  if (text.size() > kManifestMaxBytes) {
+    return refuse("is larger than any manifest (over " + std::to_string(kManifestMaxBytes) + " bytes)");
+  }
+  // Anything deeper than a file entry's fields is dropped while parsing
+  // (never built), then refused.
+  bool tooDeep = false;
+  nlohmann::json::parser_callback_t keepShallow = [&](int depth, nlohmann::json::parse_event_t, nlohmann::json&) {
+    if (depth > kMaxDepth) tooDeep = true;
+    return depth <= kMaxDepth;
+  };
+  auto doc = nlohmann::json::parse(text, keepShallow, /*allow_exceptions=*/false);
+  if (doc.is_discarded() || tooDeep || !doc.is_object() || !doc.contains("manifest") || !doc.contains("crc32")) {
+    return refuse("does not parse");
+  }
+  const nlohmann::json& b = doc["manifest"];
+  if (!doc["crc32"].is_number_unsigned() || crcOfText(b.dump()) != doc["crc32"].get<uint64_t>()) {
+    return refuse("is corrupt (checksum differs)");
+  }
+  const auto format = b.is_object() ? b.find("format") : b.end();
+  if (format == b.end() || !format->is_number_integer() || format->get<int64_t>() != kFormat) {
+    return refuse("has an unknown format");
+  }
+  try {
+    return parse(b);
+  } catch (const nlohmann::json::exception& e) {
+    return refuse(std::string("has a bad field: ") + e.what());
+  }
+}
+
 Result<SnapshotManifest> readSnapshotManifest(const fs::path& dir) {
   fs::path path = dir / kManifestFile;
   std::ifstream in(path);
@@ -166,24 +206,13 @@ Result<SnapshotManifest> readSnapshotManifest(const fs::path& dir) {
     if (errno == ENOENT) return makeError(ErrorCode::kNotFound, "no manifest in " + dir.string());
     return systemError("open " + path.string());
   }
-  std::stringstream text;
-  text << in.rdbuf();
-  auto doc = nlohmann::json::parse(text.str(), nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded() || !doc.is_object() || !doc.contains("manifest") || !doc.contains("crc32")) {
-    return dataLoss(dir, "manifest.json does not parse");
-  }
-  const nlohmann::json& b = doc["manifest"];
-  if (!doc["crc32"].is_number_unsigned() || crcOfText(b.dump()) != doc["crc32"].get<uint32_t>()) {
-    return dataLoss(dir, "manifest.json is corrupt (checksum differs)");
-  }
-  if (!b.is_object() || b.value("format", 0) != kFormat) {
-    return dataLoss(dir, "manifest.json has an unknown format");
-  }
-  try {
-    return parse(b);
-  } catch (const nlohmann::json::exception& e) {
-    return dataLoss(dir, std::string("manifest.json: ") + e.what());
-  }
+  // One byte more than a manifest may have, so a longer file is refused whole.
+  std::string text(kManifestMaxBytes + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
+  text.resize(static_cast<size_t>(in.gcount()));
+  auto manifest = decodeSnapshotManifest(text);
+  if (!manifest.ok()) return dataLoss(dir, manifest.error().message);
+  return manifest;
 }
 
 Result<void> verifySnapshot(const fs::path& dir, const SnapshotStamp& expected) {

@@ -20,10 +20,12 @@
 // - The manifest itself carries a CRC-32 of its own fields.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <filesystem>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/result.h"
@@ -59,6 +61,16 @@ constexpr char kManifestFile[] = "manifest.json";
 enum class FileCheck { kContent, kIdentity };
 Result<ManifestFile> describeSnapshotFile(const std::filesystem::path& dir,
                                           const std::filesystem::path& path, FileCheck check);
+
+// manifest.json's text for a manifest, its own checksum included; and back.
+// Decoding fails with kDataLoss and the reason ("does not parse", "is
+// corrupt", "has an unknown format", a missing or mistyped field) for any
+// text that is not a whole, intact manifest of this format; a manifest is a
+// few hundred bytes, so text over kManifestMaxBytes or nested deeper than
+// the format is refused before it is parsed further.
+constexpr size_t kManifestMaxBytes = 64 * 1024;
+std::string encodeSnapshotManifest(const SnapshotManifest& manifest);
+Result<SnapshotManifest> decodeSnapshotManifest(std::string_view text);
 
 // Writes dir/manifest.json durably: a temp file, fsync, rename, fsync of dir.
 // On failure (disk full, ...) no manifest.json.tmp is left behind.

@@ -10,6 +10,8 @@
 #include <string>
 
 #include <doctest/doctest.h>
+#include <nlohmann/json.hpp>
+#include <zlib.h>
 
 #include "vmm/snapshot_manifest.h"
 
@@ -55,6 +57,22 @@ const SnapshotStamp kStamp{"alloc-1/web/0", 7};
 
 std::string refusal(const fs::path& dir, const SnapshotStamp& expected) {
   auto r = verifySnapshot(dir, expected);
+  if (r.ok()) return "accepted";
+  CHECK(r.error().code == ErrorCode::kDataLoss);
+  return r.error().describe();
+}
+
+// manifest.json around `body` with a checksum that matches it, as a writer
+// with a bug (or a hand edit with the checksum redone) would leave it.
+std::string withValidChecksum(const nlohmann::json& body) {
+  std::string text = body.dump();
+  auto crc = ::crc32(::crc32(0L, Z_NULL, 0), reinterpret_cast<const Bytef*>(text.data()),
+                     static_cast<uInt>(text.size()));
+  return nlohmann::json{{"manifest", body}, {"crc32", crc}}.dump();
+}
+
+std::string decodeRefusal(const std::string& text) {
+  auto r = decodeSnapshotManifest(text);
   if (r.ok()) return "accepted";
   CHECK(r.error().code == ErrorCode::kDataLoss);
   return r.error().describe();
@@ -130,6 +148,62 @@ TEST_CASE("snapshot manifest: an intact snapshot passes; each kind of damage is 
     CHECK(r.error().code == ErrorCode::kNotFound);
     CHECK(verifySnapshot(s.dir, {kStamp.owner, 0}).ok());
   }
+}
+
+TEST_CASE("snapshot manifest text: what is encoded decodes the same; every malformed text is refused, never thrown") {
+  SnapshotManifest m{kStamp, {{"snapshot/state", 60000, 0x1234u, 0, 0}, {"/run/x/guest-ram", 1 << 28, {}, 42, -5}}};
+  auto back = decodeSnapshotManifest(encodeSnapshotManifest(m));
+  REQUIRE(back.ok());
+  CHECK(back->stamp.owner == m.stamp.owner);
+  CHECK(back->stamp.generation == m.stamp.generation);
+  REQUIRE(back->files.size() == 2);
+  CHECK(back->files[0].crc32 == m.files[0].crc32);
+  CHECK(back->files[1].path == m.files[1].path);
+  CHECK(back->files[1].ctimeNs == -5);
+
+  const nlohmann::json good = nlohmann::json::parse(encodeSnapshotManifest(m))["manifest"];
+  CHECK(decodeRefusal(withValidChecksum(good)) == "accepted");
+  SUBCASE("a format that is not the number 1 (it was an uncaught exception: the plugin died)") {
+    for (const nlohmann::json& format : {nlohmann::json("1"), nlohmann::json(2), nlohmann::json(nullptr)}) {
+      auto body = good;
+      body["format"] = format;
+      CHECK(decodeRefusal(withValidChecksum(body)).find("unknown format") != std::string::npos);
+    }
+    CHECK(decodeRefusal(withValidChecksum(nlohmann::json::array({1, 2}))).find("unknown format") !=
+          std::string::npos);
+  }
+  SUBCASE("fields of the wrong type or missing") {
+    auto body = good;
+    body["generation"] = "7";
+    CHECK(decodeRefusal(withValidChecksum(body)).find("bad field") != std::string::npos);
+    body = good;
+    body["files"][0].erase("size");
+    CHECK(decodeRefusal(withValidChecksum(body)).find("bad field") != std::string::npos);
+  }
+  SUBCASE("nested deeper than the format: dropped while parsing, refused") {
+    auto body = good;
+    body["files"][0]["path"] = nlohmann::json::parse(std::string(2000, '[') + std::string(2000, ']'));
+    CHECK(decodeRefusal(withValidChecksum(body)).find("does not parse") != std::string::npos);
+  }
+  SUBCASE("a checksum beyond 32 bits whose low bits match") {
+    auto doc = nlohmann::json::parse(withValidChecksum(good));
+    doc["crc32"] = doc["crc32"].get<uint64_t>() + (uint64_t{1} << 32);
+    CHECK(decodeRefusal(doc.dump()).find("is corrupt") != std::string::npos);
+  }
+  SUBCASE("larger than any manifest, empty, not JSON") {
+    CHECK(decodeRefusal(std::string(kManifestMaxBytes + 1, ' ')).find("larger than any manifest") !=
+          std::string::npos);
+    CHECK(decodeRefusal("").find("does not parse") != std::string::npos);
+    CHECK(decodeRefusal("{\"manifest\": ").find("does not parse") != std::string::npos);
+  }
+}
+
+TEST_CASE("snapshot manifest: a file that is not a regular file is refused, not read") {
+  SnapshotFiles s;
+  REQUIRE(s.write(kStamp).ok());
+  fs::remove(s.dir / "state");
+  REQUIRE(::mkfifo((s.dir / "state").c_str(), 0600) == 0);  // reading it would block for ever
+  CHECK(refusal(s.dir, kStamp).find("state is not a regular file") != std::string::npos);
 }
 
 TEST_CASE("snapshot manifest: a full disk fails the write and leaves no partial file") {
