@@ -15,6 +15,7 @@
 #include "bpf/map_pins.h"
 #include "bpf/s2z_types.h"
 #include "bpf/s2z_types_check.h"
+#include "bpf/wake_record.h"
 
 namespace s2z::bpf {
 namespace {
@@ -201,12 +202,10 @@ std::vector<WakeEvent> KernelScaleToZero::drainWakeEvents() {
 }
 
 int KernelScaleToZero::onWakeRecord(void* self, void* data, size_t size) {
-  if (size < sizeof(s2z_wake_event)) return 0;  // not ours; skip
-  s2z_wake_event ev{};
-  std::memcpy(&ev, data, sizeof(ev));
-  static_cast<KernelScaleToZero*>(self)->draining_.push_back(
-      WakeEvent{ev.ifindex, ev.timestamp_ns});
-  return 0;
+  if (auto event = decodeWakeRecord(data, size)) {
+    static_cast<KernelScaleToZero*>(self)->draining_.push_back(*event);
+  }
+  return 0;  // go on with the next record either way
 }
 
 Result<void> KernelScaleToZero::removePins(const std::filesystem::path& pinRoot) {
