@@ -15,11 +15,13 @@
 #include <vector>
 
 #include "agent/instance_record_json.h"
+#include "bpf/wake_record.h"
 #include "driver/plugin_config.h"
 #include "driver/task_config.h"
 #include "driver/task_state.h"
 #include "guestlink/frame_codec.h"
 #include "vmm/cloud_hypervisor/ch_http.h"
+#include "vmm/snapshot_manifest.h"
 
 namespace {
 
@@ -43,6 +45,10 @@ bool valid(const std::string& target, const std::string& bytes) {
                                         : s2z::vmm::ch::HttpParser::Kind::kResponse);
     return p.feed(std::string_view(bytes).substr(1)).ok() && p.finish().ok();
   }
+  if (target == "snapshot_manifest") {
+    return s2z::vmm::decodeSnapshotManifest(bytes.substr(1)).ok();  // byte 0 = 0: the text as it is
+  }
+  if (target == "wake_record") return bytes.size() == 17 && s2z::bpf::decodeWakeRecord(bytes.data() + 1, 16);
   return true;  // guestlink_frame: made by encodeFrame
 }
 
@@ -172,6 +178,11 @@ s2z::agent::InstanceRecord record(bool workload) {
 // The same record as an older plugin wrote it.
 json asVersion(json j, int version) {
   j["version"] = version;
+  if (version < 6) j.erase("snapshotGeneration");
+  if (version < 5) {
+    j.erase("sleepingTier");
+    for (const char* key : {"sleepTier", "deepSleepAfterMs", "cgroup", "group"}) j["spec"].erase(key);
+  }
   if (version < 4 && j["spec"]["workload"].is_object()) {
     j["spec"]["workload"].erase("readonlyRoot");
     j["spec"]["workload"].erase("stopSignal");
@@ -193,8 +204,11 @@ json asVersion(json j, int version) {
 void instanceRecordSeeds() {
   json plain = s2z::agent::toJson(record(false));
   json agentTask = s2z::agent::toJson(record(true));
-  write("instance_record", "v4-kernel.json", plain.dump());
-  write("instance_record", "v4-workload.json", agentTask.dump(2));
+  write("instance_record", "v6-kernel.json", plain.dump());
+  write("instance_record", "v6-workload.json", agentTask.dump(2));
+  write("instance_record", "v5-kernel.json", asVersion(plain, 5).dump());
+  write("instance_record", "v4-kernel.json", asVersion(plain, 4).dump());
+  write("instance_record", "v4-workload.json", asVersion(agentTask, 4).dump(2));
   write("instance_record", "v3-workload.json", asVersion(agentTask, 3).dump());
   write("instance_record", "v2-kernel.json", asVersion(plain, 2).dump());
   write("instance_record", "v1-kernel.json", asVersion(plain, 1).dump());
@@ -280,6 +294,31 @@ void chHttpSeeds() {
             "Content-Type: application/json\r\nContent-Length: 2\r\n\r\n{}");
 }
 
+void snapshotManifestSeeds() {
+  // Byte 0 = 0: manifest.json's text as the plugin writes it.
+  using s2z::vmm::ManifestFile;
+  s2z::vmm::SnapshotManifest qemu{{"3f0c7a2e-alloc/web/0", 4},
+                                  {ManifestFile{"state", 57344, 0x8e1f03aau, 0, 0},
+                                   ManifestFile{"/var/lib/s2z-kata/tasks/3f0c/guest-ram", 268435456, {}, 1835021,
+                                                1733450000123456789}}};
+  s2z::vmm::SnapshotManifest ch{{"alloc/api/1", 1},
+                                {ManifestFile{"config.json", 3120, 0x1234abcdu, 0, 0},
+                                 ManifestFile{"state.json", 40960, 0x0badf00du, 0, 0},
+                                 ManifestFile{"memory-ranges", 134217728, {}, 77, 1733450000000000000}}};
+  write("snapshot_manifest", "qemu", std::string(1, '\0') + s2z::vmm::encodeSnapshotManifest(qemu));
+  write("snapshot_manifest", "cloud-hypervisor", std::string(1, '\0') + s2z::vmm::encodeSnapshotManifest(ch));
+}
+
+void wakeRecordSeeds() {
+  // A length byte, then struct s2z_wake_event: ifindex, pad, timestamp (ns).
+  s2z_wake_event ev{};
+  ev.ifindex = 7;
+  ev.timestamp_ns = 123456789012345ull;
+  std::string record(1, static_cast<char>(sizeof ev));
+  record.append(reinterpret_cast<const char*>(&ev), sizeof ev);
+  write("wake_record", "one", record);
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -293,6 +332,8 @@ int main(int argc, char** argv) {
   instanceRecordSeeds();
   guestlinkSeeds();
   chHttpSeeds();
+  snapshotManifestSeeds();
+  wakeRecordSeeds();
   std::cout << "seeds written under " << root << "\n";
   return invalid == 0 ? 0 : 1;
 }

@@ -8,6 +8,7 @@
 # Usage: scripts/fuzz.sh [--ctest] [seconds] [target...]
 #   seconds   per target (default $S2Z_FUZZ_SECONDS or 60; 0: replay only)
 #   target    plugin_config task_config instance_record ch_http guestlink_frame
+#             snapshot_manifest wake_record
 #   --ctest   as the ctest fuzz_smoke runs it: skipped (exit 77) unless
 #             CI=true or S2Z_FUZZ=1, so a developer's plain `ctest` stays fast
 # Env: S2Z_FUZZ_BUILD_DIR (default build-fuzz), S2Z_JOBS (build jobs),
@@ -18,7 +19,7 @@ set -euo pipefail
 repo=$(cd "$(dirname "$0")/.." && pwd)
 build="${S2Z_FUZZ_BUILD_DIR:-$repo/build-fuzz}"
 jobs="${S2Z_JOBS:-$(nproc)}"
-all_targets=(plugin_config task_config instance_record ch_http guestlink_frame)
+all_targets=(plugin_config task_config instance_record ch_http guestlink_frame snapshot_manifest wake_record)
 
 if [ "${1:-}" = "--ctest" ]; then
   shift
