@@ -217,6 +217,9 @@ void PluginProcess::readStderr() {
     std::lock_guard lock(mu_);
     stderrLines_.push_back(std::move(entry));
   });
+  std::lock_guard lock(mu_);
+  stderrClosed_ = true;
+  cv_.notify_all();
 }
 
 std::vector<std::string> PluginProcess::stdoutLines() const {
@@ -276,8 +279,12 @@ Result<int> PluginProcess::waitExit(std::chrono::milliseconds timeout) {
     r = waitpid(pid_, &status, 0);
   } while (r < 0 && errno == EINTR);
   if (r < 0) return systemError("waitpid plugin");
-  std::lock_guard lock(mu_);
+  std::unique_lock lock(mu_);
   waitStatus_ = status;
+  // What the plugin wrote before it exited is read before its exit is
+  // reported, as Go's exec.Cmd.Wait finishes copying a child's output first.
+  // Bounded: a child of the plugin (a VMM) may hold the pipes open.
+  cv_.wait_for(lock, kOutputDrainWait, [&] { return stdoutClosed_ && stderrClosed_; });
   return status;
 }
 

@@ -24,6 +24,10 @@
 
 namespace s2z::standin {
 
+// How long waitExit waits, after the exit, for the plugin's output pipes to
+// close.
+inline constexpr std::chrono::milliseconds kOutputDrainWait{1000};
+
 struct LaunchOptions {
   std::string path;
   std::vector<std::string> args;
@@ -68,6 +72,8 @@ class PluginProcess {
   int nonJsonLineCount() const;
 
   // Waits until the plugin exits; returns its wait status (as from waitpid).
+  // By then its stdout and stderr are read to the end (or for at most
+  // kOutputDrainWait more, when a child of the plugin keeps them open).
   // Fails with kTimeout if it is still running after `timeout`.
   Result<int> waitExit(std::chrono::milliseconds timeout);
   bool running();
@@ -96,6 +102,7 @@ class PluginProcess {
   std::vector<std::string> stdoutLines_;
   bool stdoutClosed_ = false;
   std::vector<HclogLine> stderrLines_;
+  bool stderrClosed_ = false;
   std::optional<int> waitStatus_;
 
   std::thread stdoutThread_;
