@@ -26,6 +26,8 @@ namespace {
 // (client/allocrunner/networking_bridge_linux.go); CNI networks get the same.
 constexpr const char* kAllocInterface = "eth0";
 
+std::string kindOf(const LinkFacts& link) { return link.kind.empty() ? "device" : link.kind; }
+
 std::string netmaskOf(int prefix) {
   uint32_t mask = prefix <= 0 ? 0 : htonl(~uint32_t{0} << (32 - prefix));
   return formatIpv4(mask);
@@ -37,7 +39,10 @@ struct GroupSession {
   std::shared_ptr<const NetnsHandle> netns;
   LinkFacts eth0;
   Ipv4Facts ipv4;
-  uint32_t hostIfindex = 0;  // the host end of eth0's veth, in the plugin's netns
+  // The host end of eth0's veth, in the plugin's netns; 0 when there is none
+  // (join.healthChecksVisible is false).
+  uint32_t hostIfindex = 0;
+  GroupJoin join;
   std::vector<GroupHostPort> hostPorts;
 
   Lease lease() const {
@@ -56,7 +61,8 @@ class GroupTap : public Tap {
   int fd() const override { return device_.fd(); }
   const std::string& name() const override { return device_.name(); }
   // The instance's key in the BPF maps: the host end of the alloc veth (the
-  // tap's own ifindex is in the alloc's netns and means nothing here).
+  // tap's own ifindex is in the alloc's netns and means nothing here); 0
+  // when eth0 has no host end, and the task then has no BPF registration.
   uint32_t ifindex() const override { return hostIfindex_; }
   Result<void> destroy() override { return device_.destroy(); }
   Result<void> divert() override {
@@ -109,22 +115,32 @@ Result<GroupSession> openSession(const std::string& taskId, const GroupNetworkSp
                          " routes besides the default one; a guest is told at most " +
                          std::to_string(kMaxGuestRoutes) + " (on its kernel command line)");
   }
-  // Only a veth has a host end where health marks are still visible (a
-  // macvlan's IFLA_LINK names its parent, which sees no frame for it).
-  if (s.eth0.kind != "veth" || s.eth0.peerIfindex == 0 || !s.eth0.peerInOtherNamespace) {
+  // The guest ARPs for its gateway through eth0: a device that does no ARP
+  // (ipvlan l3/l3s drops it on the way out) cannot carry its traffic.
+  if (s.eth0.noArp) {
     return makeError(ErrorCode::kFailedPrecondition,
-                     where + " is a " + (s.eth0.kind.empty() ? "device" : s.eth0.kind) +
-                         ", not a veth whose peer is outside the netns (a macvlan or ipvlan CNI "
-                         "network?): scale to zero in a group network needs the bridge plugin's "
-                         "layout, where the veth's host end sees health-check marks");
+                     where + " is a " + kindOf(s.eth0) +
+                         " that does no ARP (an ipvlan in mode l3 or l3s?): a VM joined to it could "
+                         "not resolve its gateway; use a bridge, macvlan or ipvlan l2 network");
   }
-  // The peer's index is in its own netns: it must be a veth of ours whose
-  // peer is eth0.
-  auto host = queryLink(s.eth0.peerIfindex);
-  if (!host.ok() || host->kind != "veth" || host->peerIfindex != s.eth0.ifindex ||
-      !host->peerInOtherNamespace) {
-    return makeError(ErrorCode::kFailedPrecondition,
-                     "the veth peer of " + where + " is not in the plugin's network namespace");
+  // Only a veth has a host end where health marks are still visible (a
+  // macvlan's IFLA_LINK names its parent, which sees other devices' frames
+  // too, and the mark is scrubbed once a frame enters the netns). The peer's
+  // index is in its own netns: it must be a veth of ours whose peer is eth0.
+  std::string noHostEnd;
+  if (s.eth0.kind != "veth" || s.eth0.peerIfindex == 0 || !s.eth0.peerInOtherNamespace) {
+    noHostEnd = where + " is a " + kindOf(s.eth0) + ", not a veth with its other end outside the netns";
+  } else if (auto host = queryLink(s.eth0.peerIfindex);
+             !host.ok() || host->kind != "veth" || host->peerIfindex != s.eth0.ifindex ||
+             !host->peerInOtherNamespace) {
+    noHostEnd = "the veth peer of " + where + " is not in the plugin's network namespace";
+  }
+  if (!noHostEnd.empty()) {
+    s.join.healthChecksVisible = false;
+    s.join.why = noHostEnd +
+                 ": no device the plugin sees carries the task's traffic with health-check marks "
+                 "intact, so a health check could not be told from a request; the task stays awake";
+    return s;
   }
   s.hostIfindex = s.eth0.peerIfindex;
   return s;
@@ -135,7 +151,7 @@ class GroupNetworkBackend final : public NetworkBackend {
   GroupNetworkBackend(std::unique_ptr<NetworkBackend> host, bpf::KernelScaleToZero* kernel)
       : host_(std::move(host)), kernel_(kernel) {}
 
-  Result<void> joinGroup(const std::string& taskId, GroupNetworkSpec& group) override {
+  Result<GroupJoin> joinGroup(const std::string& taskId, GroupNetworkSpec& group) override {
     auto session = openSession(taskId, group);
     if (!session.ok()) return session.error().wrap("group network");
     // Joined before (a plugin restart): CNI's length is the recorded one.
@@ -144,9 +160,11 @@ class GroupNetworkBackend final : public NetworkBackend {
     spdlog::info("group network: task {} joins {}: {}/{} via {}, mac {}, mtu {}, host veth ifindex {}",
                  taskId, group.netnsPath.string(), session->ipv4.address, session->ipv4.prefixLength,
                  session->ipv4.gateway, session->eth0.mac, session->eth0.mtu, session->hostIfindex);
+    if (!session->join.healthChecksVisible) spdlog::warn("group network: task {}: {}", taskId, session->join.why);
+    GroupJoin join = session->join;
     std::lock_guard lock(mutex_);
     sessions_[taskId] = std::make_shared<GroupSession>(std::move(*session));
-    return okResult();
+    return join;
   }
 
   Result<Lease> allocateAddress(const std::string& owner) override {
@@ -225,7 +243,7 @@ class GroupNetworkBackend final : public NetworkBackend {
       return in.ok() ? out.error().wrap(tapName + " -> eth0") : in.error().wrap("eth0 -> " + tapName);
     });
     if (!joined.ok()) return joined.error().wrap("group network in " + s->netns->path().string());
-    if (kernel_) {
+    if (kernel_ && s->hostIfindex != 0) {
       for (const auto& p : s->hostPorts) {
         auto addr = parseIpv4(p.hostIp);
         if (!addr.ok() || *addr == 0 || p.port == 0) continue;
@@ -238,7 +256,7 @@ class GroupNetworkBackend final : public NetworkBackend {
     auto s = byTap(tapName);
     if (!s) return host_->unplumb(tapName, lease);
     Result<void> first;
-    if (kernel_) {
+    if (kernel_ && s->hostIfindex != 0) {
       for (const auto& p : s->hostPorts) {
         auto addr = parseIpv4(p.hostIp);
         if (!addr.ok() || *addr == 0 || p.port == 0) continue;

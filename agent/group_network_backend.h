@@ -20,9 +20,11 @@
 //   hooks, so a check with address_mode = "host" is answered while it
 //   sleeps.
 //
-// Needs eth0 to be a veth whose peer lives in the plugin's network
-// namespace (the bridge plugin's layout); macvlan/ipvlan CNI networks are
-// refused at joinGroup with a message that says so.
+// Scale to zero needs eth0 to be a veth whose peer lives in the plugin's
+// network namespace (the bridge plugin's layout). A macvlan or ipvlan (l2)
+// eth0 is joined the same way, but joinGroup says the task cannot sleep
+// there (GroupJoin): no device of the plugin's netns carries its frames with
+// their marks. An eth0 that does no ARP (ipvlan l3/l3s) is refused.
 #pragma once
 
 #include <map>

@@ -32,4 +32,16 @@ struct GroupNetworkSpec {
   bool enabled() const { return !netnsPath.empty(); }
 };
 
+// What joining an alloc's netns means for the task's scale to zero.
+struct GroupJoin {
+  // The bridge plugin's layout: eth0 is a veth whose host end, in the
+  // plugin's netns, sees every frame with its health-check mark intact, so
+  // the task can sleep. A macvlan or ipvlan eth0 has no such end (the mark is
+  // scrubbed when a frame enters the netns, and the parent link sees other
+  // devices' traffic too): the VM joins eth0 the same way but never sleeps,
+  // since nothing could tell a health check from a request that must wake it.
+  bool healthChecksVisible = true;
+  std::string why;  // when !healthChecksVisible: for the task's event
+};
+
 }  // namespace s2z::agent

@@ -132,7 +132,16 @@ Result<std::shared_ptr<VmInstance>> VmInstance::start(const AgentConfig& config,
 
   // Stage: Nomad's group network, if any: the calls below act in the alloc's
   // netns and the address is eth0's (agent/group_network_backend.h).
-  if (spec.group.enabled()) S2Z_TRY(net.joinGroup(spec.taskId, rec.spec.group), where);
+  std::string stayAwake;  // why a task that asked to scale to zero cannot
+  if (spec.group.enabled()) {
+    auto joined = net.joinGroup(spec.taskId, rec.spec.group);
+    if (!joined.ok()) return joined.error().wrap(where);
+    if (!joined->healthChecksVisible) {
+      if (spec.scaleToZero) stayAwake = joined->why;
+      rec.spec.scaleToZero = false;  // recorded: a recovered task stays awake too
+      deps.kernel = nullptr;  // no device of ours carries its frames: nothing to count
+    }
+  }
 
   // Stage: lease an address.
   auto lease = net.allocateAddress(spec.taskId);
@@ -195,6 +204,7 @@ Result<std::shared_ptr<VmInstance>> VmInstance::start(const AgentConfig& config,
     S2Z_TRY(instance->persist(), where + ": persist");
   }
   undo.commit();
+  if (!stayAwake.empty()) instance->emit("Scale to zero off: " + stayAwake, {{"scale_to_zero", "off"}});
   return instance;
 }
 
@@ -221,7 +231,11 @@ Result<std::shared_ptr<VmInstance>> VmInstance::recover(const InstanceRecord& ha
   killStrayVmms(rec);
   // A group-network task's tap and address live in the alloc's netns: join
   // it again before looking for them.
-  if (live && rec.spec.group.enabled()) S2Z_TRY(deps.network->joinGroup(rec.spec.taskId, rec.spec.group), where);
+  if (live && rec.spec.group.enabled()) {
+    auto joined = deps.network->joinGroup(rec.spec.taskId, rec.spec.group);
+    if (!joined.ok()) return joined.error().wrap(where);
+    if (!joined->healthChecksVisible) deps.kernel = nullptr;  // as at start
+  }
 
   std::unique_ptr<Tap> tap;
   // A live VMM (or standby) holds the VM's queue: hold the same file again,

@@ -31,7 +31,9 @@ Result<LinkFacts> queryLink(uint32_t ifindex) {
   auto done = nl->dump(msg, "get link " + std::to_string(ifindex), [&](const nlmsghdr* h) {
     if (h->nlmsg_type != RTM_NEWLINK) return;
     seen = true;
-    facts.ifindex = static_cast<uint32_t>(static_cast<const ifinfomsg*>(NLMSG_DATA(h))->ifi_index);
+    const auto* info = static_cast<const ifinfomsg*>(NLMSG_DATA(h));
+    facts.ifindex = static_cast<uint32_t>(info->ifi_index);
+    facts.noArp = (info->ifi_flags & IFF_NOARP) != 0;
     forEachAttribute(h, sizeof(ifinfomsg), [&](const rtattr* a) {
       switch (a->rta_type) {
         case IFLA_ADDRESS:

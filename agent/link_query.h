@@ -23,6 +23,9 @@ struct LinkFacts {
   uint32_t peerIfindex = 0;
   bool peerInOtherNamespace = false;  // IFLA_LINK_NETNSID present
   bool hasMaster = false;             // IFLA_MASTER present (a bridge port)
+  // IFF_NOARP: the device neither sends nor answers ARP (an ipvlan in l3 or
+  // l3s mode); a guest bridged to it could not resolve its gateway.
+  bool noArp = false;
   std::string kind;                   // IFLA_INFO_KIND: "veth", "macvlan", "tun"...
 };
 

@@ -69,9 +69,11 @@ class NetworkBackend {
   // network namespace group.netnsPath (agent/group_network_backend.h).
   // Call before allocateAddress/reclaimAddress. The binding ends with
   // releaseAddress. Fills in what it learns of the netns for the record
-  // (group.eth0TxQueueLen). Fails: kFailedPrecondition where unsupported
-  // (this default), kNotFound/kInvalidArgument naming the netns or eth0.
-  virtual Result<void> joinGroup(const std::string& taskId, GroupNetworkSpec& group) {
+  // (group.eth0TxQueueLen) and says whether the task can sleep there.
+  // Fails: kFailedPrecondition where unsupported (this default) or when eth0
+  // cannot carry the VM's traffic, kNotFound/kInvalidArgument naming the
+  // netns or eth0.
+  virtual Result<GroupJoin> joinGroup(const std::string& taskId, GroupNetworkSpec& group) {
     (void)taskId;
     (void)group;
     return makeError(ErrorCode::kFailedPrecondition, "group networking is not supported here");

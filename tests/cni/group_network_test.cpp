@@ -31,8 +31,6 @@ using agent::testing::waitUntil;
 
 constexpr int kTo = 8080;          // the task's `to` port (the test guest serves 8080)
 constexpr int kHostPort = 28080;   // the allocated host port
-// Not 0x2000: portmap masquerades packets with that bit (CNI-HOSTPORT-MASQ).
-constexpr uint32_t kHealthMark = 0x40000;
 constexpr auto kIdle = 3s;
 
 uint64_t attr(const std::shared_ptr<agent::Instance>& i, const std::string& key) {
@@ -42,24 +40,7 @@ uint64_t attr(const std::shared_ptr<agent::Instance>& i, const std::string& key)
 
 size_t count(const EventLog& log, const std::string& prefix) { return log.find(prefix).size(); }
 
-int counterOf(const agent::testing::HttpResult& r) { return r.status == 200 ? std::stoi(r.body) : -1; }
-
-// What CNI made in the alloc's netns, as text: links (without the tap),
-// addresses, routes and eth0's qdiscs.
-std::string netnsState(const CniAlloc& alloc) {
-  std::string out;
-  for (const auto& argv : std::vector<std::vector<std::string>>{
-           {"ip", "-d", "link", "show", "dev", "eth0"},
-           {"ip", "-o", "link", "show"},
-           {"ip", "addr", "show"},
-           {"ip", "route", "show", "table", "all"},
-           {"tc", "qdisc", "show", "dev", "eth0"},
-           {"tc", "filter", "show", "dev", "eth0", "ingress"}}) {
-    auto text = inNetns(alloc.netnsName(), argv);
-    out += text.ok() ? *text : "(" + text.error().describe() + ")\n";
-  }
-  return out;
-}
+int counterOf(const agent::testing::HttpResult& r) { return guestCounter(r.status, r.body); }
 
 // The whole scenario for one sleep tier: light (the paused VMM keeps its tap
 // queue) or deep (snapshot, the VMM exits, frames wait in the queue the tap

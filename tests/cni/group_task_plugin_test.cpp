@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <fstream>
 #include <cctype>
+#include <thread>
 
 #include "tests/cni/nomad_bridge.h"
 #include "tests/cni/stand_in_host.h"
@@ -25,20 +26,6 @@ using namespace std::chrono_literals;
 using integration::TestEnv;
 
 bool contains(const std::string& text, const std::string& what) { return text.find(what) != std::string::npos; }
-
-// What CNI made in the alloc's netns (see group_network_test.cpp).
-std::string netnsState(const CniAlloc& alloc) {
-  std::string out;
-  for (const auto& argv : std::vector<std::vector<std::string>>{{"ip", "-d", "link", "show", "dev", "eth0"},
-                                                                {"ip", "-o", "link", "show"},
-                                                                {"ip", "addr", "show"},
-                                                                {"ip", "route", "show", "table", "all"},
-                                                                {"tc", "qdisc", "show", "dev", "eth0"}}) {
-    auto text = inNetns(alloc.netnsName(), argv);
-    out += text.ok() ? *text : "(" + text.error().describe() + ")\n";
-  }
-  return out;
-}
 
 // The stand-in host (the test's netns, with the node address) and a plugin
 // loaded into it for group tasks.
@@ -134,6 +121,42 @@ TEST_CASE("plugin: a bridge-mode group task gets the alloc's address, serves on 
   CHECK(netnsState(alloc) == cniState);
   auto checked = alloc.check();
   CHECK_MESSAGE(checked.ok(), checked.error().describe());
+}
+
+TEST_CASE("plugin: a task asking to scale to zero on a macvlan network (no host veth) runs awake, and the client's "
+          "task events say why") {
+  GroupPluginHost g;
+  TestEnv& env = g.env;
+  REQUIRE(addMacvlanParent(g.host).ok());
+  auto a = CniAlloc::addWith(macvlanConflist(env.root() + "/cni"), "plugin-mac-" + g.tag, "s2zt-plg-mac-" + g.tag, {},
+                             g.host);
+  REQUIRE_MESSAGE(a.ok(), a.error().describe());
+  CniAlloc& alloc = **a;
+  const std::string cniState = netnsState(alloc);
+  standin::NomadClient& c = g.loadPlugin();
+
+  auto task = inGroup(integration::webTask("  scale_to_zero: { enabled: true, idle_timeout: \"2s\" }\n"), alloc);
+  auto started = c.startTask(task);
+  REQUIRE_MESSAGE(started.ok(), started.error().describe());
+  const standin::StartedTask& t = *started;
+  CHECK(t.networkAddr == alloc.address());
+  REQUIRE_MESSAGE(env.waitHttp(alloc.address(), 8080, 60s), "no answer on the alloc's address");
+  REQUIRE(c.waitUntil(10s, [&] { return integration::eventsMatching(c, t.allocId, "scale to zero off") == 1; }));
+  for (const auto& e : c.events()) {
+    if (e.allocId == t.allocId && contains(e.message, "Scale to zero off")) {
+      MESSAGE(e.message);
+      CHECK(contains(e.message, "macvlan"));
+      CHECK(e.annotations.at("scale_to_zero") == "off");
+    }
+  }
+  // Idle for more than twice its timeout: never asleep, still serving.
+  std::this_thread::sleep_for(5s);
+  CHECK(integration::eventsMatching(c, t.allocId, "sleeping") == 0);
+  auto still = env.httpGet(alloc.address(), 8080, "/", 5s);
+  CHECK_MESSAGE(still.status == 200, still.error);
+
+  integration::stopAndDestroy(c, env, t.id, 5s);
+  CHECK(netnsState(alloc) == cniState);
 }
 
 // The guest's IPv4 routing table, one "<dst>/<len>[ via <gateway>]" a line,

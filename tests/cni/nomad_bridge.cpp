@@ -1,5 +1,8 @@
 #include "tests/cni/nomad_bridge.h"
 
+#include <chrono>
+#include <thread>
+
 #include "tests/cni/cni_plugin_runner.h"
 
 namespace s2z::cni_test {
@@ -70,6 +73,54 @@ Result<std::string> inNetns(const std::string& netnsName, const std::vector<std:
   std::vector<std::string> full = {"ip", "netns", "exec", netnsName};
   full.insert(full.end(), argv.begin(), argv.end());
   return runTool(full);
+}
+
+Result<void> addMacvlanParent(const HostSide& host) {
+  for (const auto& argv : std::vector<std::vector<std::string>>{
+           {"ip", "link", "add", "s2zmparent", "type", "veth", "peer", "name", "s2zmpeer"},
+           {"ip", "addr", "add", std::string(kMacvlanGateway) + "/24", "dev", "s2zmpeer"},
+           {"ip", "link", "set", "s2zmparent", "up"},
+           {"ip", "link", "set", "s2zmpeer", "up"}}) {
+    auto done = host.tool(argv);
+    if (!done.ok()) return done.error().wrap("macvlan parent");
+  }
+  return okResult();
+}
+
+nlohmann::json macvlanConflist(const std::string& dataDir) {
+  using nlohmann::json;
+  return {{"cniVersion", "0.4.0"},
+          {"name", "macnet"},
+          {"plugins", json::array({json{{"type", "macvlan"},
+                                        {"master", "s2zmparent"},
+                                        {"mode", "bridge"},
+                                        {"ipam",
+                                         {{"type", "host-local"},
+                                          {"ranges", json::array({json::array({json{{"subnet", "192.168.77.0/24"}}})})},
+                                          {"routes", json::array({json{{"dst", "0.0.0.0/0"}}})},
+                                          {"dataDir", dataDir}}}}})}};
+}
+
+std::string netnsState(const CniAlloc& alloc) {
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  for (;;) {
+    auto addrs = inNetns(alloc.netnsName(), {"ip", "addr", "show"});
+    if (!addrs.ok() || addrs->find("tentative") == std::string::npos) break;
+    if (std::chrono::steady_clock::now() >= deadline) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  std::string out;
+  for (const auto& argv : std::vector<std::vector<std::string>>{
+           {"ip", "-d", "link", "show", "dev", "eth0"},
+           {"ip", "-o", "link", "show"},
+           {"ip", "addr", "show"},
+           {"ip", "route", "show", "table", "all"},
+           {"tc", "qdisc", "show", "dev", "eth0"},
+           {"tc", "filter", "show", "dev", "eth0", "ingress"}}) {
+    auto text = inNetns(alloc.netnsName(), argv);
+    out += text.ok() ? *text : "(" + text.error().describe() + ")\n";
+  }
+  return out;
 }
 
 Result<std::unique_ptr<CniAlloc>> CniAlloc::add(const std::string& allocId, const std::string& netnsName,

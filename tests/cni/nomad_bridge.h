@@ -58,6 +58,16 @@ class HostSide {
 // -j ACCEPT), idempotent, as the client does before every CNI ADD.
 Result<void> ensureNomadAdminChain(const HostSide& host);
 
+// A cni/<name> network of Debian's macvlan plugin (bridge mode), the kind
+// with no host veth: its parent is one end of a veth pair made on `host`
+// (s2zmparent); the other end (s2zmpeer) holds kMacvlanGateway, so the host
+// side reaches an alloc through the parent like a host on its segment.
+// Addresses from 192.168.77.0/24 (host-local, state in dataDir), a default
+// route via kMacvlanGateway.
+inline constexpr const char* kMacvlanGateway = "192.168.77.1";
+Result<void> addMacvlanParent(const HostSide& host);
+nlohmann::json macvlanConflist(const std::string& dataDir);
+
 // One allocation's network: its netns /run/netns/<name> and the CNI result.
 // The destructor runs CNI DEL (reverse order, cached result) and deletes the
 // netns, also when a test fails.
@@ -114,5 +124,12 @@ class CniAlloc {
 // Text of a command's output in the alloc's netns ("ip -d addr", "tc qdisc"),
 // for the "left as CNI made it" comparisons.
 Result<std::string> inNetns(const std::string& netnsName, const std::vector<std::string>& argv);
+
+// What CNI made in the alloc's netns, as text: eth0 in detail, the links
+// (a task's tap among them while it runs), addresses, routes and eth0's
+// qdiscs and ingress filters. Waits (up to 10 s) until no address is
+// "tentative": IPv6 duplicate address detection of eth0's link-local
+// address takes a second or two after CNI ADD.
+std::string netnsState(const CniAlloc& alloc);
 
 }  // namespace s2z::cni_test

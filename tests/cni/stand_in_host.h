@@ -18,6 +18,13 @@ namespace s2z::cni_test {
 // stand-in host netns's loopback).
 inline constexpr const char* kNodeAddress = "198.51.100.10";
 
+// The health-check mark of the CNI tests' agents. Not 0x2000: portmap
+// masquerades packets with that bit (CNI-HOSTPORT-MASQ).
+inline constexpr uint32_t kHealthMark = 0x40000;
+
+// The test guest's /counter reply as a number; -1 unless a 200.
+inline int guestCounter(int status, const std::string& body) { return status == 200 ? std::stoi(body) : -1; }
+
 // Adds kNodeAddress/32 to lo in the calling thread's netns.
 Result<void> addNodeAddress();
 
