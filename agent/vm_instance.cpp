@@ -214,11 +214,13 @@ vmm::VmConfig VmInstance::vmConfig() const {
   c.rootfs = r.spec.rootfs;
   c.cmdline = guestCmdline(r.spec.cmdline, r.network.address + "::" + r.network.gateway + ":" +
                                                 lease_.netmask + "::eth0:off");
-  // The tap has eth0's MTU (group networks); the guest agent applies the same
-  // to the guest's eth0, and eth0's other routes (guest/agent/network_config.h).
-  // A guest without the agent keeps 1500 and ip='s two routes: ip= has no
-  // field for either.
+  // The tap has eth0's MTU (group networks). The NIC tells the guest the
+  // same (virtio-net's MTU feature), so its eth0 starts at it with or without
+  // the agent; the guest agent sets it as well and adds eth0's other routes
+  // (guest/agent/network_config.h). A guest without the agent gets only
+  // ip='s two routes: ip= has no field for more.
   if (r.spec.workload) c.cmdline += guestAgentNetworkParams(lease_);
+  if (lease_.mtu != 0 && lease_.mtu != 1500) c.mtu = lease_.mtu;
   c.vcpus = r.spec.vcpus;
   c.memoryMib = r.spec.memoryMib;
   c.tapFd = tap_ ? tap_->fd() : -1;

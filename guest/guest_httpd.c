@@ -9,19 +9,22 @@
 //
 // HTTP/1.1, one request per connection (Connection: close), single-threaded.
 // Port: argv[1], else "s2z.port=" on /proc/cmdline, else 8080.
-// Prints "s2z-guest: ready <addr>:<port>" on stdout (the console) once listening,
+// Prints "s2z-guest: ready <addr>:<port> mtu <bytes>" on stdout (the console)
+// once listening (the MTU of that address's interface, as the NIC told it),
 // and "s2z-guest: counter <n>" for every /counter request, which tests and
 // humans watch for on the serial console.
 #define _GNU_SOURCE
 #include <arpa/inet.h>
 #include <errno.h>
 #include <ifaddrs.h>
+#include <net/if.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -45,15 +48,22 @@ static int portFromCmdline(void) {
   return 0;
 }
 
-// The first non-loopback IPv4 address, for the ready line only.
-static void firstAddress(char* out, size_t len) {
+// The first non-loopback IPv4 address and its interface's MTU (0 if
+// unknown), for the ready line only.
+static void firstAddress(char* out, size_t len, int* mtu) {
   snprintf(out, len, "0.0.0.0");
+  *mtu = 0;
   struct ifaddrs* list = NULL;
   if (getifaddrs(&list) != 0) return;
   for (struct ifaddrs* it = list; it != NULL; it = it->ifa_next) {
     if (it->ifa_addr == NULL || it->ifa_addr->sa_family != AF_INET) continue;
     if (strcmp(it->ifa_name, "lo") == 0) continue;
     inet_ntop(AF_INET, &((struct sockaddr_in*)it->ifa_addr)->sin_addr, out, len);
+    struct ifreq req = {0};
+    snprintf(req.ifr_name, sizeof(req.ifr_name), "%s", it->ifa_name);
+    int s = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (s >= 0 && ioctl(s, SIOCGIFMTU, &req) == 0) *mtu = req.ifr_mtu;
+    if (s >= 0) close(s);
     break;
   }
   freeifaddrs(list);
@@ -146,8 +156,9 @@ int main(int argc, char** argv) {
     return 1;
   }
   char ip[INET_ADDRSTRLEN];
-  firstAddress(ip, sizeof(ip));
-  printf("s2z-guest: ready %s:%d\n", ip, port);
+  int mtu;
+  firstAddress(ip, sizeof(ip), &mtu);
+  printf("s2z-guest: ready %s:%d mtu %d\n", ip, port, mtu);
   fflush(stdout);
 
   unsigned long counter = 0;

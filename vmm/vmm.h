@@ -41,6 +41,9 @@ struct VmConfig {
   int tapFd = -1;                     // borrowed; the caller keeps it open
   std::string tapName;                // informational (logs, CH net id)
   std::string mac;                    // "52:54:00:xx:xx:xx"
+  // The NIC's MTU as the guest is told it (virtio-net's VIRTIO_NET_F_MTU:
+  // the guest driver starts eth0 at it, agent or not); 0: not told, 1500.
+  uint32_t mtu = 0;
   // Serial console output: a write end (a task's stdout FIFO, or a file),
   // borrowed like tapFd; -1: discard. Passed as an fd, never as a path: a VMM
   // that opened a FIFO by name would block in open() once its reader is gone.

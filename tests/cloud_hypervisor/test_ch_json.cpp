@@ -64,6 +64,10 @@ TEST_CASE("NetConfig carries no fds in JSON, one queue pair per fd") {
   CHECK(net["mac"] == "52:54:00:12:34:56");
   CHECK(net["num_queues"] == 2);
   CHECK_FALSE(net.contains("fds"));
+  CHECK_FALSE(net.contains("mtu"));  // 0: the guest is not told, 1500
+  auto smaller = buildNetConfig("52:54:00:12:34:56", 1400);
+  CHECK(validateBody("NetConfig", smaller, kV45).ok());
+  CHECK(smaller["mtu"] == 1400);
 
   auto withFds = net;
   withFds["fds"] = {4};

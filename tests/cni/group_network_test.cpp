@@ -9,6 +9,8 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <fstream>
+#include <iterator>
 #include <thread>
 
 #include "agent/agent.h"
@@ -183,6 +185,56 @@ TEST_CASE("group network, light sleep: a VM task on Nomad's bridge sleeps, healt
 
 TEST_CASE("group network, deep sleep: the same with a snapshot, frames waiting in the tap inside the netns") {
   groupTaskScenario(agent::SleepTier::kDeep);
+}
+
+// The bridge plugin's "mtu": eth0, the bridge and the veths at 1400. A
+// guest without the agent cannot be told on its command line (ip= has no
+// field); the NIC tells it (virtio-net's MTU feature).
+TEST_CASE("group network: an agent-less guest on a bridge network with MTU 1400 starts its eth0 at 1400") {
+  if (!agent::testing::guestAvailable()) {
+    FAIL("test guest missing in " << agent::testing::guestDir() << " (run scripts/build-guest.sh)");
+  }
+  IntegrationEnv env("grpmtu");
+  const std::string tag = std::to_string(::getpid());
+  auto conflist = nomadBridgeConflist(env.stateDir().string() + "/cni");
+  conflist["plugins"][1]["mtu"] = 1400;
+  auto a = CniAlloc::addWith(conflist, "mtu-" + tag, "s2zt-mtu-" + tag, {});
+  REQUIRE_MESSAGE(a.ok(), a.error().describe());
+  auto eth0 = inNetns((*a)->netnsName(), {"cat", "/sys/class/net/eth0/mtu"});
+  REQUIRE(eth0.ok());
+  REQUIRE(*eth0 == "1400\n");
+
+  agent::AgentConfig config;
+  config.stateDir = env.stateDir();
+  config.subnet = "10.89.0.0/24";
+  config.bpfPinRoot = env.pinRoot();
+  auto made = agent::makeAgent(config);
+  REQUIRE_MESSAGE(made.ok(), made.error().describe());
+  auto spec = agent::testing::testGuestSpec(env.stateDir(), "mtu-web-" + tag);
+  spec.group.netnsPath = (*a)->netnsPath();
+  EventLog events;
+  auto started = (*made)->start(spec, events.sink());
+  REQUIRE_MESSAGE(started.ok(), started.error().describe());
+  auto inst = std::move(*started);
+
+  // The test guest's console line names its address and its eth0's MTU.
+  const std::string ready = "s2z-guest: ready " + (*a)->address() + ":8080 mtu ";
+  std::string console;
+  REQUIRE_MESSAGE(waitUntil(
+                      [&] {
+                        std::ifstream in(spec.stdoutPath);
+                        console.assign(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+                        return console.find(ready) != std::string::npos;
+                      },
+                      60s),
+                  console);
+  CHECK_MESSAGE(std::stoi(console.substr(console.find(ready) + ready.size())) == 1400, console);
+  REQUIRE_MESSAGE(waitUntil([&] { return httpGet((*a)->address(), kTo, "/", 1s).status == 200; }, 30s),
+                  "guest never answered HTTP on its alloc address");
+
+  REQUIRE(inst->stop(2s, 0).ok());
+  CHECK(inst->destroy().ok());
+  (*made)->forget(spec.taskId);
 }
 
 }  // namespace

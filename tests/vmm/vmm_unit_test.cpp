@@ -122,6 +122,13 @@ TEST_CASE("qemu command line: microvm, file-backed RAM, tap fd 4, QMP, console")
     CHECK(after(r, "-drive") == "file=/images/a,,b.raw,if=none,id=d0,format=raw,werror=report,rerror=report");
     CHECK(has(r, "virtio-blk-device,drive=d0"));
   }
+  SUBCASE("an MTU other than 1500: the NIC tells the guest (a restore's NIC the same)") {
+    c.mtu = 1400;
+    for (bool incoming : {false, true}) {
+      auto r = qemu::buildQemuArgv(c, {incoming, 0});
+      CHECK(has(r, "virtio-net-device,netdev=n0,mac=52:54:00:aa:bb:cc,host_mtu=1400"));
+    }
+  }
   SUBCASE("no tap: no NIC") {
     c.tapFd = -1;
     auto r = qemu::buildQemuArgv(c, {false, 0});

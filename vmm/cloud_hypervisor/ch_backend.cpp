@@ -170,7 +170,7 @@ Result<void> CloudHypervisorVmm::boot(const VmConfig& config) {
   ChApiClient api(vmm->socket);
   auto steps = [&]() -> Result<void> {
     S2Z_TRY(api.createVm(buildVmConfig(config)), "create");
-    S2Z_TRY(api.addNet(buildNetConfig(config.mac), config.tapFd), "add net");
+    S2Z_TRY(api.addNet(buildNetConfig(config.mac, config.mtu), config.tapFd), "add net");
     S2Z_TRY(api.boot(), "start");
     return okResult();
   }();

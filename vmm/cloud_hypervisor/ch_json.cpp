@@ -31,9 +31,10 @@ json buildVmConfig(const VmConfig& config) {
   return vm;
 }
 
-json buildNetConfig(const std::string& mac) {
+json buildNetConfig(const std::string& mac, uint32_t mtu) {
   json net = {{"id", kNetId}, {"num_queues", kNetQueuesPerFd}};
   if (!mac.empty()) net["mac"] = mac;
+  if (mtu != 0) net["mtu"] = mtu;
   return net;
 }
 

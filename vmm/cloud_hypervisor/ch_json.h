@@ -32,8 +32,9 @@ std::string fileUrl(const std::filesystem::path& dir);
 // vm.add-net, because fds are never taken from JSON.
 nlohmann::json buildVmConfig(const VmConfig& config);
 
-// NetConfig for vm.add-net: id, mac, num_queues (no fds: SCM_RIGHTS carries them).
-nlohmann::json buildNetConfig(const std::string& mac);
+// NetConfig for vm.add-net: id, mac, num_queues (no fds: SCM_RIGHTS carries
+// them) and, unless 0, the MTU the guest is told (VmConfig::mtu).
+nlohmann::json buildNetConfig(const std::string& mac, uint32_t mtu = 0);
 
 // VmSnapshotConfig for vm.snapshot.
 nlohmann::json buildSnapshotConfig(const std::filesystem::path& dir);

@@ -171,6 +171,7 @@ std::vector<std::string> buildQemuArgv(const VmConfig& config, const QemuLaunch&
   if (config.tapFd >= 0) {
     std::string nic = "virtio-net-device,netdev=n0";
     if (!config.mac.empty()) nic += ",mac=" + config.mac;
+    if (config.mtu != 0) nic += ",host_mtu=" + std::to_string(config.mtu);
     add({"-netdev", "tap,id=n0,fd=" + std::to_string(kTapChildFd), "-device", nic});
   }
   add({"-qmp", "unix:" + socketPath(paths.qmpSocket) + ",server=on,wait=off"});
