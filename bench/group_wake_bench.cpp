@@ -7,9 +7,25 @@
 // host_ip:host_port (portmap) in the group network, to the VM's address in
 // host networking. Prints a markdown table. Run as root; everything happens
 // in namespaces it creates and removes (the CNI tests' fixture).
+//
+// A third pair of rows measures the routed alternative for Consul Connect
+// (agent/README.md, "Consul Connect") before it is built: the VM on a
+// routed /30 inside the alloc's netns, behind a Connect sidecar there. It
+// is laid out with what exists: a second agent whose threads live in the
+// alloc's netns runs the task with host networking, which in that netns is
+// exactly the routed layout (the tap and its /30 gateway in the netns, the
+// BPF classifier on the tap). socat plays the sidecar (Envoy's inbound
+// listener on alloc_ip:21000 forwarding to local_service_address = the
+// VM); the timed GET goes from the stand-in host to the sidecar, so a wake
+// is started by the sidecar's connection to the sleeping VM.
+#include <fcntl.h>
+#include <sched.h>
+#include <signal.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <functional>
 #include <iostream>
 #include <sstream>
 #include <string>
@@ -20,6 +36,9 @@
 #include <spdlog/spdlog.h>
 
 #include "agent/agent.h"
+#include "agent/netns.h"
+#include "bpf/kernel_scale_to_zero.h"
+#include "common/unique_fd.h"
 #include "bench/event_log.h"
 #include "bench/stats.h"
 #include "tests/agent/integration_env.h"
@@ -36,6 +55,13 @@ using cni_test::kNodeAddress;
 constexpr int kTo = 8080;         // the test guest serves 8080
 constexpr int kHostPort = 28080;  // the allocated host port
 constexpr auto kIdle = 2s;
+constexpr int kSidecarPort = 21000;                    // the sidecar's inbound listener
+constexpr const char* kRoutedSubnet = "169.254.254.0/30";  // the tap holds .1, the VM .2
+constexpr const char* kRoutedVm = "169.254.254.2";
+
+// One GET to address:port from wherever the rows' client stands.
+using Getter = std::function<agent::testing::HttpResult(const std::string& address, int port)>;
+agent::testing::HttpResult directGet(const std::string& address, int port) { return httpGet(address, port, "/", 10s); }
 
 struct Row {
   std::string network, tier;
@@ -44,10 +70,10 @@ struct Row {
   std::vector<std::string> failures;
 };
 
-bool waitHttp(const std::string& address, int port, std::chrono::seconds timeout) {
+bool waitHttp(const Getter& get, const std::string& address, int port, std::chrono::seconds timeout) {
   auto deadline = std::chrono::steady_clock::now() + timeout;
   while (std::chrono::steady_clock::now() < deadline) {
-    if (httpGet(address, port, "/", 1s).status == 200) return true;
+    if (get(address, port).status == 200) return true;
     std::this_thread::sleep_for(100ms);
   }
   return false;
@@ -55,7 +81,7 @@ bool waitHttp(const std::string& address, int port, std::chrono::seconds timeout
 
 // Boots `spec`, then `cycles` times: sleep, one timed request to address:port.
 Result<Row> measure(agent::Agent& agent, const agent::InstanceSpec& spec, const std::string& address, int port,
-                    unsigned cycles) {
+                    unsigned cycles, const Getter& get = directGet) {
   Row row;
   EventLog events;
   auto started = agent.start(spec, events.sink());
@@ -63,7 +89,7 @@ Result<Row> measure(agent::Agent& agent, const agent::InstanceSpec& spec, const 
   auto inst = *started;
   const std::string target = address.empty() ? inst->record().network.address : address;
   size_t from = 0;
-  if (!waitHttp(target, port, 60s)) {
+  if (!waitHttp(get, target, port, 60s)) {
     row.failures.push_back("never served on " + target + ":" + std::to_string(port));
     cycles = 0;
   }
@@ -72,7 +98,7 @@ Result<Row> measure(agent::Agent& agent, const agent::InstanceSpec& spec, const 
       row.failures.push_back("no Sleeping event in cycle " + std::to_string(i + 1));
       break;
     }
-    auto r = httpGet(target, port, "/", 10s);
+    auto r = get(target, port);
     auto woken = events.waitFor("Woken", from, 5s, &from);
     row.retransmits += r.retransmits;
     if (r.status != 200) {
@@ -95,6 +121,71 @@ agent::InstanceSpec taskSpec(const std::filesystem::path& stateDir, const std::s
   spec.idleTimeout = kIdle;
   spec.sleepTier = tier;
   return spec;
+}
+
+// socat as the Connect sidecar, in the calling thread's netns: it listens
+// on listen:21000 and forwards each connection to the VM's 8080, as Envoy's
+// public listener forwards to local_service_address. Ended with the object.
+class SidecarProxy {
+ public:
+  explicit SidecarProxy(const std::string& listen) {
+    const std::string from = "TCP-LISTEN:" + std::to_string(kSidecarPort) + ",bind=" + listen + ",fork,reuseaddr";
+    const std::string to = std::string("TCP:") + kRoutedVm + ":" + std::to_string(kTo);
+    pid_ = ::fork();
+    if (pid_ == 0) {
+      ::execl("/usr/bin/socat", "socat", from.c_str(), to.c_str(), static_cast<char*>(nullptr));
+      ::_exit(127);
+    }
+  }
+  ~SidecarProxy() {
+    if (pid_ <= 0) return;
+    ::kill(pid_, SIGTERM);
+    ::waitpid(pid_, nullptr, 0);
+  }
+  SidecarProxy(const SidecarProxy&) = delete;
+  SidecarProxy& operator=(const SidecarProxy&) = delete;
+  bool running() const { return pid_ > 0; }
+
+ private:
+  pid_t pid_ = -1;
+};
+
+// The routed rows, on a thread inside the alloc's netns (see the top of the
+// file); `fromHost` makes the timed requests from the stand-in host.
+Result<std::vector<Row>> measureRouted(const agent::testing::IntegrationEnv& env, const std::string& allocAddress,
+                                       const std::string& tag, unsigned cycles, const Getter& fromHost) {
+  agent::AgentConfig config;
+  config.stateDir = env.stateDir() / "routed";
+  config.subnet = kRoutedSubnet;
+  config.idlePollInterval = 50ms;
+  config.bpfPinRoot = env.pinRoot() / "routed";
+  std::vector<Row> rows;
+  {
+    auto made = agent::makeAgent(config);
+    if (!made.ok()) return made.error().wrap("routed agent");
+    SidecarProxy sidecar(allocAddress);
+    if (!sidecar.running()) return makeError(ErrorCode::kSystem, "socat did not start");
+    for (auto tier : {agent::SleepTier::kLight, agent::SleepTier::kDeep}) {
+      auto spec = taskSpec(env.stateDir(), std::string("bench-routed-") + agent::sleepTierName(tier) + "-" + tag, tier);
+      // A request's SYN retransmits include the sidecar's connection to the
+      // VM (counted in the alloc's netns, where this thread is): its SYN
+      // must wait in the tap, not be lost, while the VM wakes.
+      Getter throughSidecar = [&](const std::string& address, int port) {
+        auto before = agent::testing::tcpRetransCounters();
+        auto r = fromHost(address, port);
+        auto after = agent::testing::tcpRetransCounters();
+        r.retransmits += static_cast<unsigned>(after.synRetrans - before.synRetrans);
+        return r;
+      };
+      auto row = measure(**made, spec, allocAddress, kSidecarPort, cycles, throughSidecar);
+      if (!row.ok()) return row.error();
+      row->network = "routed prototype (sidecar on alloc_ip:21000 → VM)";
+      row->tier = agent::sleepTierName(tier);
+      rows.push_back(std::move(*row));
+    }
+  }
+  (void)bpf::KernelScaleToZero::removePins(config.bpfPinRoot);
+  return rows;
 }
 
 std::string ms(double v) {
@@ -149,6 +240,32 @@ int run(unsigned cycles) {
       rows.push_back(std::move(*row));
     }
   }
+  // The routed rows: the client stays in the stand-in host's netns.
+  auto allocNs = agent::NetnsHandle::open((*alloc)->netnsPath());
+  UniqueFd hostNs(::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC));
+  if (!allocNs.ok() || !hostNs) {
+    std::cerr << "s2z-group-bench: cannot open the alloc's or the host's netns\n";
+    return 1;
+  }
+  Getter fromHost = [&](const std::string& address, int port) {
+    agent::testing::HttpResult r;
+    std::thread client([&] {
+      if (::setns(hostNs.get(), CLONE_NEWNET) == 0) {
+        r = httpGet(address, port, "/", 10s);
+      } else {
+        r.error = "setns to the stand-in host";
+      }
+    });
+    client.join();
+    return r;
+  };
+  auto routed = allocNs->run([&] { return measureRouted(env, (*alloc)->address(), tag, cycles, fromHost); });
+  if (!routed.ok()) {
+    std::cerr << "s2z-group-bench: " << routed.error().describe() << "\n";
+    return 1;
+  }
+  for (auto& row : *routed) rows.push_back(std::move(row));
+
   std::cout << "| network | tier | wakes answered | wake median / p95 (ms, connect → full response) | agent wake_ms "
                "median | SYN/TCP retransmits |\n|---|---|---|---|---|---|\n";
   bool failed = false;

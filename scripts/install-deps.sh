@@ -29,6 +29,8 @@ packages=(
   docker-registry apache2-utils openssl libcap2-bin
   # benchmark plots (s2z-wake-bench --plot)
   gnuplot-nox
+  # the Consul Connect sidecar's stand-in in s2z-group-bench's routed rows (a TCP proxy)
+  socat
 )
 
 missing=()
