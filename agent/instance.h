@@ -94,6 +94,9 @@ struct InstanceSpec {
   // before it goes deep (0: it never does).
   SleepTier sleepTier = SleepTier::kLight;
   std::chrono::milliseconds deepSleepAfter{30 * 60 * 1000};
+  // Whether a light sleep leaves the guest's RAM in the host's page cache
+  // (wakes fastest) or drops it (the task holds only its paused VMM).
+  vmm::LightSleepCache lightSleepCache = vmm::LightSleepCache::kKeep;
   // Set: the guest is our agent's (kernel+initrd with guest/agent as PID 1),
   // rootfs is the read-only root it stacks a per-task writable disk on, the
   // workload's stdout/stderr go to stdoutPath/stderrPath and the kernel

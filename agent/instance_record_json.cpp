@@ -72,6 +72,7 @@ json specJson(const InstanceSpec& s) {
       {"idleTimeoutMs", static_cast<int64_t>(s.idleTimeout.count())},
       {"sleepTier", static_cast<int>(s.sleepTier)},
       {"deepSleepAfterMs", static_cast<int64_t>(s.deepSleepAfter.count())},
+      {"lightSleepCache", s.lightSleepCache == vmm::LightSleepCache::kDrop ? "drop" : "keep"},
       {"cgroup", s.cgroup.string()},
       {"group", groupJson(s.group)},
       {"workload", workloadJson(s.workload)},
@@ -338,7 +339,11 @@ void readSpec(ObjectReader& r, InstanceSpec& s, int64_t version) {
   }
   s.sleepTier = static_cast<SleepTier>(tier);
   s.deepSleepAfter = std::chrono::milliseconds(deepAfterMs);
+  std::string lightCache = "keep";  // before version 7, every light sleep kept it
+  if (version >= 7) r.string("lightSleepCache", lightCache);
   if (!r.error().empty()) return;
+  if (lightCache == "drop") s.lightSleepCache = vmm::LightSleepCache::kDrop;
+  else if (lightCache != "keep") r.fail(r.name("lightSleepCache"), "unknown value \"" + lightCache + "\"");
   if (hypervisor == "qemu") s.hypervisor = vmm::Hypervisor::kQemu;
   else if (hypervisor == "cloud-hypervisor") s.hypervisor = vmm::Hypervisor::kCloudHypervisor;
   else r.fail(r.name("hypervisor"), "unknown value \"" + hypervisor + "\"");

@@ -18,7 +18,7 @@
 
 namespace s2z::agent {
 
-inline constexpr int kInstanceRecordVersion = 6;
+inline constexpr int kInstanceRecordVersion = 7;
 
 // Encodes every field of the record (plus "version").
 nlohmann::json toJson(const InstanceRecord& record);

@@ -179,7 +179,7 @@ void VmInstance::asleepIn(SleepTier tier) {
 void VmInstance::lightSleep(uint64_t idleNs) {
   // No queue switch: the paused VMM keeps its tap queue and reads nothing
   // from it, so frames wait there for the resume.
-  auto paused = vmm_->pause();
+  auto paused = vmm_->pause(record_.spec.lightSleepCache);
   if (!paused.ok()) {
     sleepFailed(paused.error());
     return;

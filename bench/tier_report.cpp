@@ -88,7 +88,7 @@ Result<void> plotTiers(const TierResults& r, const Summary& coldBootMs, const st
       "set terminal pngcairo size 1200,480 font 'sans,10'; set output '{}';"
       "set multiplot layout 1,2 title 's2z-kata sleep tiers (QEMU, TCG, one 256 MiB task)';"
       "set style data histograms; set style histogram clustered gap 1; set style fill solid 0.8 border -1;"
-      "set boxwidth 0.9; set grid ytics; set key top left;"
+      "set boxwidth 0.9; set grid ytics; set key top left; set xtics rotate by -20;"
       "set title 'wake: request sent -> full response'; set ylabel 'ms (log scale)'; set logscale y;"
       "plot '{}' using 2:xtic(1) title 'median', '' using 3 title 'p95';"
       "unset logscale y; set key top right; set title 'host memory held per sleeping task'; set ylabel 'MiB';"

@@ -30,14 +30,17 @@ namespace fs = std::filesystem;
 
 struct TierSetup {
   const char* name;
+  const char* idTag;  // in the tasks' ids
   agent::SleepTier tier;
   bool standby;  // standby_vmms covers every task of the tier
+  vmm::LightSleepCache cache = vmm::LightSleepCache::kKeep;
 };
 
 constexpr TierSetup kTiers[] = {
-    {"light", agent::SleepTier::kLight, false},
-    {"deep", agent::SleepTier::kDeep, false},
-    {"deep + standby", agent::SleepTier::kDeep, true},
+    {"light", "light", agent::SleepTier::kLight, false},
+    {"light, cache dropped", "light-drop", agent::SleepTier::kLight, false, vmm::LightSleepCache::kDrop},
+    {"deep", "deep", agent::SleepTier::kDeep, false},
+    {"deep + standby", "sdeep", agent::SleepTier::kDeep, true},
 };
 
 double annotation(const agent::InstanceEvent& e, const std::string& key) {
@@ -106,6 +109,7 @@ Result<std::unique_ptr<BenchTask>> startTask(const BenchConfig& c, agent::Agent&
   task->logs = std::move(*logs);
   agent::InstanceSpec spec = guestSpec(c, id, true, task->logs);
   spec.sleepTier = tier.tier;
+  spec.lightSleepCache = tier.cache;
   spec.memoryMib = memoryMib;
   auto started = agent.start(spec, task->events.sink());
   if (!started.ok()) return started.error().wrap("start " + id);
@@ -115,9 +119,7 @@ Result<std::unique_ptr<BenchTask>> startTask(const BenchConfig& c, agent::Agent&
 
 Result<void> wakeCycles(const BenchConfig& c, agent::Agent& agent, const TierSetup& tier, TierResult& out,
                         TierResults& all) {
-  auto task = startTask(c, agent, tier, std::string("tier-") + (tier.standby ? "s" : "") +
-                                                   agent::sleepTierName(tier.tier),
-                        256);
+  auto task = startTask(c, agent, tier, std::string("tier-") + tier.idTag, 256);
   if (!task.ok()) return task.error();
   BenchTask& t = **task;
   if (!waitForHttp(t.address(), c.guestPort, 90s, "/")) {

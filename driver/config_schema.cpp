@@ -56,6 +56,7 @@ hclspec::Spec pluginConfigSpec() {
   a["idle_timeout"] = withDefault("idle_timeout", "string", quoted("5m"));
   a["sleep"] = withDefault("sleep", "string", quoted("light"));
   a["deep_sleep_after"] = withDefault("deep_sleep_after", "string", quoted("30m"));
+  a["light_sleep_cache"] = withDefault("light_sleep_cache", "string", quoted("keep"));
   a["standby_vmms"] = withDefault("standby_vmms", "number", "0");
   a["quarantine_kept"] = withDefault("quarantine_kept", "number", "4");
   a["health_check_mark"] = withDefault("health_check_mark", "number", "0");
@@ -97,7 +98,8 @@ hclspec::Spec taskConfigSpec() {
                                                {"wake_to_stop", withDefault("wake_to_stop", "bool", "true")},
                                                {"script_checks", withDefault("script_checks", "string", quoted("pass"))},
                                                {"sleep", attr("string")},
-                                               {"deep_sleep_after", attr("string")}});
+                                               {"deep_sleep_after", attr("string")},
+                                               {"light_sleep_cache", attr("string")}});
   return spec;
 }
 

@@ -15,6 +15,12 @@ std::optional<agent::SleepTier> parseSleepTier(std::string_view name) {
   if (name == "deep") return agent::SleepTier::kDeep;
   return std::nullopt;
 }
+
+std::optional<vmm::LightSleepCache> parseLightSleepCache(std::string_view name) {
+  if (name == "keep") return vmm::LightSleepCache::kKeep;
+  if (name == "drop") return vmm::LightSleepCache::kDrop;
+  return std::nullopt;
+}
 namespace {
 
 Error keyError(std::string_view key, std::string_view what) {
@@ -148,6 +154,15 @@ Result<PluginConfig> decodePluginConfig(std::string_view msgpack) {
     config.sleep = *parsed;
   }
   S2Z_READ(root.duration("deep_sleep_after"), config.deepSleepAfter);
+  std::optional<std::string> lightCache;
+  S2Z_READ(root.string("light_sleep_cache"), lightCache);
+  if (lightCache) {
+    auto parsed = parseLightSleepCache(*lightCache);
+    if (!parsed) {
+      return keyError("light_sleep_cache", fmt::format("must be \"keep\" or \"drop\", not \"{}\"", *lightCache));
+    }
+    config.lightSleepCache = *parsed;
+  }
   std::optional<int64_t> standbys;
   S2Z_READ(root.integer("standby_vmms", 0, 4096), standbys);
   if (standbys) config.standbyVmms = static_cast<unsigned>(*standbys);

@@ -37,6 +37,15 @@ Result<ScaleToZeroConfig> decodeScaleToZero(ConfigObject& block) {
     out.sleep = *parsed;
   }
   S2Z_READ(block.duration("deep_sleep_after"), out.deepSleepAfter);
+  std::optional<std::string> lightCache;
+  S2Z_READ(block.string("light_sleep_cache"), lightCache);
+  if (lightCache) {
+    auto parsed = parseLightSleepCache(*lightCache);
+    if (!parsed) {
+      return block.keyError("light_sleep_cache", "must be \"keep\" or \"drop\", not \"" + *lightCache + "\"");
+    }
+    out.lightSleepCache = *parsed;
+  }
   auto unknown = block.rejectUnknownKeys();
   if (!unknown.ok()) return unknown.error();
   return out;

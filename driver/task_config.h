@@ -32,6 +32,7 @@ struct ScaleToZeroConfig {
   // nullopt: the plugin's `sleep` / `deep_sleep_after`.
   std::optional<agent::SleepTier> sleep;
   std::optional<std::chrono::milliseconds> deepSleepAfter;
+  std::optional<vmm::LightSleepCache> lightSleepCache;  // nullopt: the plugin's
 };
 
 // auth { username, password }: registry credentials for the task's image.

@@ -220,6 +220,7 @@ Result<agent::InstanceSpec> resolveInstanceSpec(const ResolveInputs& in) {
                                                   : plugin.idleTimeout;
   spec.sleepTier = task.scaleToZero.sleep.value_or(plugin.sleep);
   spec.deepSleepAfter = task.scaleToZero.deepSleepAfter.value_or(plugin.deepSleepAfter);
+  spec.lightSleepCache = task.scaleToZero.lightSleepCache.value_or(plugin.lightSleepCache);
   auto group = groupNetworkFor(nomad);
   if (!group.ok()) return group.error();
   spec.group = std::move(*group);

@@ -163,6 +163,7 @@ s2z::agent::InstanceRecord record(bool workload) {
     w.stopSignal = 2;
     r.spec.workload = w;
     r.spec.rootfs = "/var/lib/s2z-kata/images/sha256-ab.ext4";
+    r.spec.lightSleepCache = s2z::vmm::LightSleepCache::kDrop;
   }
   r.network = {"s2z-web", 17, "10.89.0.2", "10.89.0.1", 24, "52:54:00:12:34:56"};
   r.runDir = "/var/lib/s2z-kata/run/web-f3a1";
@@ -178,6 +179,7 @@ s2z::agent::InstanceRecord record(bool workload) {
 // The same record as an older plugin wrote it.
 json asVersion(json j, int version) {
   j["version"] = version;
+  if (version < 7) j["spec"].erase("lightSleepCache");
   if (version < 6) j.erase("snapshotGeneration");
   if (version < 5) {
     j.erase("sleepingTier");
@@ -204,8 +206,10 @@ json asVersion(json j, int version) {
 void instanceRecordSeeds() {
   json plain = s2z::agent::toJson(record(false));
   json agentTask = s2z::agent::toJson(record(true));
-  write("instance_record", "v6-kernel.json", plain.dump());
-  write("instance_record", "v6-workload.json", agentTask.dump(2));
+  write("instance_record", "v7-kernel.json", plain.dump());
+  write("instance_record", "v7-workload.json", agentTask.dump(2));
+  write("instance_record", "v6-kernel.json", asVersion(plain, 6).dump());
+  write("instance_record", "v6-workload.json", asVersion(agentTask, 6).dump(2));
   write("instance_record", "v5-kernel.json", asVersion(plain, 5).dump());
   write("instance_record", "v4-kernel.json", asVersion(plain, 4).dump());
   write("instance_record", "v4-workload.json", asVersion(agentTask, 4).dump(2));

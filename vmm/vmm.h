@@ -94,6 +94,16 @@ struct SnapshotInfo {
   uint64_t ramCacheDropped = 0;       // bytes of the RAM file dropped from the page cache after
 };
 
+// What a light sleep does with the guest RAM it pages out of the VMM.
+enum class LightSleepCache {
+  // Left in the host's page cache, clean: the kernel reclaims it first under
+  // pressure, and a wake maps it back with minor faults (fastest wake).
+  kKeep,
+  // Dropped from the page cache as well: the task holds only its paused
+  // VMM, and a wake reads the guest's working set back from disk.
+  kDrop,
+};
+
 // A light sleep: the guest paused, its RAM pushed out of host memory.
 struct PauseInfo {
   uint64_t unmappedBytes = 0;             // guest RAM the VMM no longer maps
@@ -127,9 +137,10 @@ class Vmm {
   // reclaims first, vmm/guest_ram_release.h); the VMM process stays, so
   // resume() wakes it with its translation cache and devices warm. A paused
   // VMM reads nothing from its tap: frames wait in the tap queue.
+  // `cache` says whether the paged-out RAM may stay in the page cache.
   // Pre: running. On failure the guest runs on. Backends whose RAM is not a
   // file release what they can (unmappedBytes says how much).
-  virtual Result<PauseInfo> pause() = 0;
+  virtual Result<PauseInfo> pause(LightSleepCache cache) = 0;
 
   // Deep sleep: pauses the guest (or takes it paused by pause()), writes a
   // snapshot into snapshotDir atomically (temp name, fsync, rename), makes

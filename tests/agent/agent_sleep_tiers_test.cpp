@@ -193,6 +193,44 @@ TEST_CASE("tiers: light sleep pauses the VMM and releases its RAM; a request res
   CHECK_FALSE(testing::processAlive(handle.vmm.pid, handle.vmm.startTime));
 }
 
+TEST_CASE("tiers: light sleep with light_sleep_cache = drop leaves none of the guest's RAM in the page cache; a request resumes it from disk") {
+  if (!testing::guestAvailable()) {
+    FAIL("test guest missing in " << testing::guestDir() << " (run scripts/build-guest.sh)");
+  }
+  IntegrationEnv env("tld");
+  EventLog events;
+  auto made = makeAgent(testing::guestAgentConfig(env, 0));
+  REQUIRE_MESSAGE(made.ok(), made.error().describe());
+  InstanceSpec spec = testing::testGuestSpec(env, "it-tld", SleepTier::kLight);
+  spec.deepSleepAfter = 0ms;  // stays light
+  spec.lightSleepCache = vmm::LightSleepCache::kDrop;
+  Guest guest = startGuest(**made, spec, events);
+  const uint64_t cachedRunning = guestRamCached(guest.handle);
+  const uint64_t rssRunning = rssOf(guest.handle.vmm.pid);
+
+  REQUIRE(waitSleeps(events, 1));
+  CHECK(annotation(events, "Sleeping", "tier") == "light");
+  // The paused VMM is the task's only memory: out of it, and out of the cache.
+  CHECK(testing::processAlive(guest.handle.vmm.pid, guest.handle.vmm.startTime));
+  const uint64_t rssAsleep = rssOf(guest.handle.vmm.pid);
+  const uint64_t cachedAsleep = guestRamCached(guest.inst->record());
+  CHECK(rssAsleep + 32 * 1024 * 1024 < rssRunning);
+  CHECK(cachedRunning > 32 * 1024 * 1024);
+  CHECK(cachedAsleep < 4 * 1024 * 1024);
+  CHECK(std::stod(annotation(events, "Sleeping", "ram_cached_mib")) < 4);
+  MESSAGE("light sleep, cache dropped: VMM RSS " << rssRunning / kMiB << " -> " << rssAsleep / kMiB
+          << " MiB, guest RAM cached " << cachedRunning / kMiB << " -> " << cachedAsleep / kMiB << " MiB, pause "
+          << annotation(events, "Sleeping", "pause_ms") << " ms");
+
+  // The wake maps the guest's working set back from the file: answered,
+  // RAM intact, no SYN retransmit.
+  expectWake(guest.vm, guest.counter, "light wake, cache dropped");
+  REQUIRE(waitUntil([&] { return !events.find("Woken").empty(); }, 5s));
+  CHECK(annotation(events, "Woken", "tier") == "light");
+  REQUIRE(guest.inst->stop(2s, 0).ok());
+  CHECK(guest.inst->destroy().ok());
+}
+
 TEST_CASE("tiers: light goes deep after deep_sleep_after; no process and no page cache left; requests during the demotion and after a restart are answered") {
   if (!testing::guestAvailable()) {
     FAIL("test guest missing in " << testing::guestDir() << " (run scripts/build-guest.sh)");

@@ -62,6 +62,25 @@ TEST_CASE("light sleep pauses the VMM (no snapshot, no standby) and a packet res
   CHECK(inst->record().vmm.pid == rec.vmm.pid);
 }
 
+TEST_CASE("light_sleep_cache: the VMM is told to keep or drop the page cache, and the event says what is left") {
+  for (auto cache : {vmm::LightSleepCache::kKeep, vmm::LightSleepCache::kDrop}) {
+    Harness h;
+    h.makeAgent();
+    auto spec = h.spec("task-cache", true, 100ms);
+    spec.sleepTier = SleepTier::kLight;
+    spec.lightSleepCache = cache;
+    auto inst = h.startOk(spec);
+    REQUIRE(h.events.waitFor("Sleeping", 3s));
+    {
+      std::lock_guard lock(h.world->mutex);
+      REQUIRE(h.world->pauseCaches.size() == 1);
+      CHECK(h.world->pauseCaches[0] == cache);
+    }
+    CHECK(h.events.find("Sleeping").back().annotations.at("ram_cached_mib") ==
+          (cache == vmm::LightSleepCache::kKeep ? "64.0" : "0.0"));
+  }
+}
+
 TEST_CASE("a failed pause leaves the VM running and says why") {
   Harness h;
   h.makeAgent();

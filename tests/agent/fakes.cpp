@@ -97,12 +97,14 @@ Result<vmm::SnapshotInfo> FakeVmm::sleep(const std::filesystem::path& snapshotDi
   return vmm::SnapshotInfo{snapshotDir, 12, std::chrono::microseconds(3000)};
 }
 
-Result<vmm::PauseInfo> FakeVmm::pause() {
+Result<vmm::PauseInfo> FakeVmm::pause(vmm::LightSleepCache cache) {
   if (pid_ == 0 || standby_) return makeError(ErrorCode::kFailedPrecondition, "fake: not running");
   std::lock_guard lock(world_->mutex);
   ++world_->pauses;
+  world_->pauseCaches.push_back(cache);
   if (!world_->failPause.empty()) return makeError(ErrorCode::kVmmError, world_->failPause);
-  return vmm::PauseInfo{64 << 20, 64 << 20, std::chrono::microseconds(2000)};
+  const uint64_t cached = cache == vmm::LightSleepCache::kKeep ? 64 << 20 : 0;
+  return vmm::PauseInfo{64 << 20, cached, std::chrono::microseconds(2000)};
 }
 
 Result<void> FakeVmm::resume() {

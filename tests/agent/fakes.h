@@ -27,6 +27,7 @@ struct FakeWorld {
   int boots = 0, sleeps = 0, restores = 0, standbys = 0, shutdowns = 0, reattaches = 0;
   int resumes = 0;  // resume() calls on a running fake
   int pauses = 0;   // light sleeps
+  std::vector<vmm::LightSleepCache> pauseCaches;  // what each pause was asked to do with the cache
   std::string failPause;                // non-empty: pause fails with this
   std::vector<int> bootTapFds, restoreTapFds;
   std::vector<std::string> bootCmdlines;
@@ -53,7 +54,7 @@ class FakeVmm : public vmm::Vmm {
 
   vmm::Hypervisor kind() const override { return vmm::Hypervisor::kQemu; }
   Result<void> boot(const vmm::VmConfig& config) override;
-  Result<vmm::PauseInfo> pause() override;
+  Result<vmm::PauseInfo> pause(vmm::LightSleepCache cache) override;
   Result<vmm::SnapshotInfo> sleep(const std::filesystem::path& snapshotDir,
                                   const vmm::SnapshotStamp& stamp) override;
   Result<void> resume() override;

@@ -72,10 +72,16 @@ void checkEqual(const InstanceRecord& a, const InstanceRecord& b) {
   CHECK(a.startedAtUnixNs == b.startedAtUnixNs);
 }
 
-// A version-6 record as a version-5 plugin wrote it: no snapshot generation.
-void dropSnapshotGeneration(nlohmann::json& j) { j.erase("snapshotGeneration"); }
+// A version-7 record as a version-6 plugin wrote it: no light sleep cache.
+void dropLightSleepCache(nlohmann::json& j) { j["spec"].erase("lightSleepCache"); }
 
-// A version-6 record as a version-4 plugin wrote it: no sleep tiers.
+// ... as a version-5 plugin wrote it: no snapshot generation either.
+void dropSnapshotGeneration(nlohmann::json& j) {
+  dropLightSleepCache(j);
+  j.erase("snapshotGeneration");
+}
+
+// ... as a version-4 plugin wrote it: no sleep tiers.
 void dropSleepTiers(nlohmann::json& j) {
   dropSnapshotGeneration(j);
   j["spec"].erase("sleepTier");
@@ -211,6 +217,27 @@ TEST_CASE("sleep tiers round trip; a version 4 record slept deep and never chang
   CHECK(refused.error().message == "instance record: sleepingTier: out of range");
 }
 
+TEST_CASE("the light sleep's page cache round trips; a version 6 record keeps it; an unknown value is refused") {
+  InstanceRecord in = sampleRecord();
+  in.spec.lightSleepCache = vmm::LightSleepCache::kDrop;
+  auto out = instanceRecordFromJson(nlohmann::json::parse(toJson(in).dump()));
+  REQUIRE_MESSAGE(out.ok(), out.error().describe());
+  CHECK(out->spec.lightSleepCache == vmm::LightSleepCache::kDrop);
+
+  auto v6 = toJson(in);
+  v6["version"] = 6;
+  dropLightSleepCache(v6);
+  auto old = instanceRecordFromJson(v6);
+  REQUIRE_MESSAGE(old.ok(), old.error().describe());
+  CHECK(old->spec.lightSleepCache == vmm::LightSleepCache::kKeep);
+
+  auto bad = toJson(in);
+  bad["spec"]["lightSleepCache"] = "evict";
+  auto refused = instanceRecordFromJson(bad);
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().message.find("spec.lightSleepCache: unknown value \"evict\"") != std::string::npos);
+}
+
 TEST_CASE("default record round trips too") {
   auto out = instanceRecordFromJson(toJson(InstanceRecord{}));
   REQUIRE_MESSAGE(out.ok(), out.error().describe());
@@ -273,10 +300,10 @@ TEST_CASE("mistyped field, bad enum, bad state and bad version are errors") {
   }
   {
     auto j = base;
-    j["version"] = 7;
+    j["version"] = 8;
     auto out = instanceRecordFromJson(j);
     REQUIRE_FALSE(out.ok());
-    CHECK(out.error().message.find("version 7 is not supported") != std::string::npos);
+    CHECK(out.error().message.find("version 8 is not supported") != std::string::npos);
   }
   {
     auto out = instanceRecordFromJson(nlohmann::json::array());

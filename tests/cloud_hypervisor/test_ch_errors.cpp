@@ -187,7 +187,7 @@ TEST_CASE("light sleep is vm.pause and vm.resume; going deep from it snapshots t
   REQUIRE(vmm->boot(config).ok());
   vmm::ch::ChApiClient api(env.dir() / "ch.sock");
 
-  auto paused = vmm->pause();
+  auto paused = vmm->pause(vmm::LightSleepCache::kKeep);
   REQUIRE_MESSAGE(paused.ok(), paused.error().describe());
   CHECK(paused->unmappedBytes == 0);  // shared anonymous RAM: nothing to page out without swap
   CHECK(env.endpoints().back() == "vm.pause");

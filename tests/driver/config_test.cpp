@@ -82,6 +82,7 @@ TEST_CASE("plugin config: every key decodes") {
                    {"idle_timeout", "1h30m"},
                    {"sleep", "deep"},
                    {"deep_sleep_after", "2h"},
+                   {"light_sleep_cache", "drop"},
                    {"standby_vmms", 3},
                    {"quarantine_kept", 10},
                    {"health_check_mark", 0x4000},
@@ -99,6 +100,7 @@ TEST_CASE("plugin config: every key decodes") {
   CHECK(c->idleTimeout == 90min);
   CHECK(c->sleep == agent::SleepTier::kDeep);
   CHECK(c->deepSleepAfter == 120min);
+  CHECK(c->lightSleepCache == vmm::LightSleepCache::kDrop);
   CHECK(c->standbyVmms == 3u);
   CHECK(c->quarantineKept == 10u);
   CHECK(c->healthCheckMark == 0x4000);
@@ -116,6 +118,8 @@ TEST_CASE("plugin config: bad values name the key") {
   expectInvalid(plugin({{"sleep", "hibernate"}}),
                 "config key \"sleep\": must be \"light\" or \"deep\", not \"hibernate\"");
   expectInvalid(plugin({{"deep_sleep_after", "soon"}}), "config key \"deep_sleep_after\"");
+  expectInvalid(plugin({{"light_sleep_cache", "evict"}}),
+                "config key \"light_sleep_cache\": must be \"keep\" or \"drop\", not \"evict\"");
   expectInvalid(plugin({{"standby_vmms", -1}}), "config key \"standby_vmms\"");
   expectInvalid(plugin({{"standby_vmms", "two"}}), "config key \"standby_vmms\"");
   expectInvalid(plugin({{"quarantine_kept", 0}}), "config key \"quarantine_kept\"");
@@ -251,10 +255,15 @@ TEST_CASE("task config: command, args and working_dir for the guest agent") {
   CHECK_FALSE(defaults->scaleToZero.scriptChecksWake);
   CHECK_FALSE(defaults->scaleToZero.sleep);  // the plugin's
   CHECK_FALSE(defaults->scaleToZero.deepSleepAfter);
-  auto tiers = task({{"command", "sh"}, {"scale_to_zero", {{"sleep", "deep"}, {"deep_sleep_after", "10m"}}}});
+  CHECK_FALSE(defaults->scaleToZero.lightSleepCache);
+  auto tiers = task({{"command", "sh"},
+                     {"scale_to_zero", {{"sleep", "deep"}, {"deep_sleep_after", "10m"}, {"light_sleep_cache", "drop"}}}});
   REQUIRE_MESSAGE(tiers.ok(), tiers.error().describe());
   CHECK(tiers->scaleToZero.sleep == agent::SleepTier::kDeep);
   CHECK(tiers->scaleToZero.deepSleepAfter == 10min);
+  CHECK(tiers->scaleToZero.lightSleepCache == vmm::LightSleepCache::kDrop);
+  expectInvalid(task({{"command", "sh"}, {"scale_to_zero", {{"light_sleep_cache", "yes"}}}}),
+                "config key \"scale_to_zero.light_sleep_cache\": must be \"keep\" or \"drop\", not \"yes\"");
   expectInvalid(task({{"command", "sh"}, {"scale_to_zero", {{"sleep", "Light"}}}}),
                 "config key \"scale_to_zero.sleep\": must be \"light\" or \"deep\", not \"Light\"");
   expectInvalid(task({{"command", "sh"}, {"scale_to_zero", {{"deep_sleep_after", "-1m"}}}}),

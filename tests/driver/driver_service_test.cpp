@@ -125,7 +125,16 @@ TEST_CASE("StartTask: relative rootfs resolves in the task dir; scale_to_zero of
   CHECK(spec.idleTimeout == 5min);  // the plugin's idle_timeout
   CHECK(spec.sleepTier == agent::SleepTier::kLight);  // the plugin's sleep
   CHECK(spec.deepSleepAfter == 30min);
+  CHECK(spec.lightSleepCache == vmm::LightSleepCache::kKeep);  // the plugin's light_sleep_cache
   CHECK(spec.vcpus == 1);
+}
+
+TEST_CASE("StartTask: scale_to_zero.light_sleep_cache overrides the plugin's") {
+  DriverFixture f;
+  auto config = webTaskConfig();
+  config["scale_to_zero"]["light_sleep_cache"] = "drop";
+  startWeb(f, config);
+  CHECK(f.agentState->started.at(0).lightSleepCache == vmm::LightSleepCache::kDrop);
 }
 
 TEST_CASE("StartTask with command: the agent guest by default, the workload from command/args and Nomad's user, env and dns") {

@@ -50,7 +50,7 @@ TEST_CASE("plugin schema: public key names and well-formed defaults") {
   REQUIRE(spec.block_case() == hclspec::Spec::kObject);
   CHECK(keysOf(spec) == std::set<std::string>{"hypervisor", "qemu_path", "cloud_hypervisor_path",
                                               "accelerator", "state_dir", "kernel", "initrd",
-                                              "agent_kernel", "agent_initrd", "subnet", "idle_timeout", "sleep", "deep_sleep_after", "standby_vmms", "quarantine_kept", "health_check_mark",
+                                              "agent_kernel", "agent_initrd", "subnet", "idle_timeout", "sleep", "deep_sleep_after", "light_sleep_cache", "standby_vmms", "quarantine_kept", "health_check_mark",
                                               "health_check_cgroup", "kata_config", "registry_tls_verify",
                                               "registry_certs_dir", "auth", "image_gc"});
   checkObject(spec.object());
@@ -69,7 +69,7 @@ TEST_CASE("task schema: public key names and the scale_to_zero block") {
   const auto& block = spec.object().attributes().at("scale_to_zero").block_value();
   std::set<std::string> inner;
   for (const auto& [k, v] : block.nested().object().attributes()) inner.insert(k);
-  CHECK(inner == std::set<std::string>{"enabled", "idle_timeout", "wake_to_stop", "script_checks", "sleep", "deep_sleep_after"});
+  CHECK(inner == std::set<std::string>{"enabled", "idle_timeout", "wake_to_stop", "script_checks", "sleep", "deep_sleep_after", "light_sleep_cache"});
   checkObject(spec.object());
 }
 

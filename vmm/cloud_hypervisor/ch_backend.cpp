@@ -186,8 +186,9 @@ Result<void> CloudHypervisorVmm::boot(const VmConfig& config) {
 
 // Light sleep is vm.pause: the VMM stops its vCPUs and, with them, stops
 // taking frames from the tap. Its RAM is shared anonymous memory (no file to
-// write it back to), which without swap stays resident: unmappedBytes 0.
-Result<PauseInfo> CloudHypervisorVmm::pause() {
+// write it back to), which without swap stays resident: unmappedBytes 0,
+// and LightSleepCache has nothing to act on.
+Result<PauseInfo> CloudHypervisorVmm::pause(LightSleepCache) {
   if (!active_) return noVm("pause");
   auto start = Clock::now();
   ChApiClient api(active_->socket);

@@ -38,7 +38,7 @@ class CloudHypervisorVmm final : public Vmm {
 
   Hypervisor kind() const override { return Hypervisor::kCloudHypervisor; }
   Result<void> boot(const VmConfig& config) override;
-  Result<PauseInfo> pause() override;
+  Result<PauseInfo> pause(LightSleepCache cache) override;
   Result<SnapshotInfo> sleep(const std::filesystem::path& snapshotDir,
                              const SnapshotStamp& stamp) override;
   Result<void> resume() override;

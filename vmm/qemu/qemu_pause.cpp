@@ -2,7 +2,8 @@
 // receive side (it accepts nothing while the VM is not running), so frames for
 // the guest wait in the tap queue the QEMU process still holds; `cont` (resume())
 // lets the guest take them. The guest RAM file is then written back and paged
-// out of the VMM, clean and reclaimable (vmm/guest_ram_release.h).
+// out of the VMM, clean and reclaimable, and with LightSleepCache::kDrop
+// dropped from the page cache too (vmm/guest_ram_release.h).
 #include <spdlog/spdlog.h>
 
 #include "vmm/guest_ram_release.h"
@@ -11,7 +12,7 @@
 
 namespace s2z::vmm::qemu {
 
-Result<PauseInfo> QemuVmm::pause() {
+Result<PauseInfo> QemuVmm::pause(LightSleepCache cache) {
   if (!process_.valid() || standby_) {
     return makeError(ErrorCode::kFailedPrecondition, "pause: no running vm for " + config_.name);
   }
@@ -30,11 +31,22 @@ Result<PauseInfo> QemuVmm::pause() {
     }
     return released.error().wrap("pause " + config_.name);
   }
+  uint64_t cached = released->cachedAfter;
+  if (cache == LightSleepCache::kDrop) {
+    // After the pageout: the cache drop skips pages the VMM still maps. A
+    // failed drop still leaves a paused guest, whose RAM is merely cached.
+    auto dropped = dropGuestRamCache(qemuPaths(config_.runDir).guestRam);
+    if (dropped.ok()) {
+      cached = dropped->cachedAfter;
+    } else {
+      spdlog::warn("vmm {}: paused, but its RAM stays in the page cache: {}", config_.name,
+                   dropped.error().describe());
+    }
+  }
   auto took = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
   spdlog::info("vmm {}: paused; {} KiB of guest RAM paged out of it, {} KiB left in the page cache, "
-               "clean, in {} us", config_.name, released->unmapped() / 1024, released->cachedAfter / 1024,
-               took.count());
-  return PauseInfo{released->unmapped(), released->cachedAfter, took};
+               "clean, in {} us", config_.name, released->unmapped() / 1024, cached / 1024, took.count());
+  return PauseInfo{released->unmapped(), cached, took};
 }
 
 }  // namespace s2z::vmm::qemu

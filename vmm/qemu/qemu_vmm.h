@@ -39,7 +39,7 @@ class QemuVmm final : public Vmm {
 
   Hypervisor kind() const override { return Hypervisor::kQemu; }
   Result<void> boot(const VmConfig& config) override;
-  Result<PauseInfo> pause() override;
+  Result<PauseInfo> pause(LightSleepCache cache) override;
   Result<SnapshotInfo> sleep(const std::filesystem::path& snapshotDir,
                              const SnapshotStamp& stamp) override;
   Result<void> resume() override;
