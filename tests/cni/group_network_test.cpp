@@ -66,14 +66,7 @@ void groupTaskScenario(agent::SleepTier tier) {
   CniAlloc& allocB = **b;
   const std::string cniState = netnsState(allocA);
 
-  agent::AgentConfig config;
-  config.stateDir = env.stateDir();
-  config.subnet = "10.89.0.0/24";
-  config.healthCheckMark = kHealthMark;
-  config.healthCheckCgroup = env.cgroupRel();
-  config.idlePollInterval = 50ms;
-  config.bpfPinRoot = env.pinRoot();
-  auto made = agent::makeAgent(config);
+  auto made = agent::makeAgent(cniAgentConfig(env));
   REQUIRE_MESSAGE(made.ok(), made.error().describe());
   std::unique_ptr<agent::Agent> agentPtr = std::move(*made);
   REQUIRE_MESSAGE(agentPtr->status().scaleToZeroReady, agentPtr->status().problem);
@@ -204,11 +197,7 @@ TEST_CASE("group network: an agent-less guest on a bridge network with MTU 1400 
   REQUIRE(eth0.ok());
   REQUIRE(*eth0 == "1400\n");
 
-  agent::AgentConfig config;
-  config.stateDir = env.stateDir();
-  config.subnet = "10.89.0.0/24";
-  config.bpfPinRoot = env.pinRoot();
-  auto made = agent::makeAgent(config);
+  auto made = agent::makeAgent(cniAgentConfig(env));
   REQUIRE_MESSAGE(made.ok(), made.error().describe());
   auto spec = agent::testing::testGuestSpec(env.stateDir(), "mtu-web-" + tag);
   spec.group.netnsPath = (*a)->netnsPath();

@@ -31,14 +31,7 @@ constexpr int kPort = 8080;  // the test guest serves 8080
 constexpr auto kIdleTimeout = 2s;
 
 std::unique_ptr<agent::Agent> makeTestAgent(const agent::testing::IntegrationEnv& env) {
-  agent::AgentConfig config;
-  config.stateDir = env.stateDir();
-  config.subnet = "10.89.0.0/24";
-  config.healthCheckMark = kHealthMark;
-  config.healthCheckCgroup = env.cgroupRel();
-  config.idlePollInterval = 50ms;
-  config.bpfPinRoot = env.pinRoot();
-  auto made = agent::makeAgent(config);
+  auto made = agent::makeAgent(cniAgentConfig(env));
   REQUIRE_MESSAGE(made.ok(), made.error().describe());
   // Scale to zero works on this host: the task below stays awake because of
   // its network alone.

@@ -12,6 +12,17 @@
 
 namespace s2z::cni_test {
 
+agent::AgentConfig cniAgentConfig(const agent::testing::IntegrationEnv& env) {
+  agent::AgentConfig config;
+  config.stateDir = env.stateDir();
+  config.subnet = "10.89.0.0/24";
+  config.healthCheckMark = kHealthMark;
+  config.healthCheckCgroup = env.cgroupRel();
+  config.idlePollInterval = std::chrono::milliseconds(50);
+  config.bpfPinRoot = env.pinRoot();
+  return config;
+}
+
 Result<void> addNodeAddress() {
   // On loopback (this kernel has no dummy devices): a local address all the
   // same, which is what portmap's "--dst-type LOCAL" DNAT matches.

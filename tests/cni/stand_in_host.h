@@ -9,7 +9,9 @@
 #include <string>
 #include <thread>
 
+#include "agent/agent.h"
 #include "common/result.h"
+#include "tests/agent/integration_env.h"
 #include "common/unique_fd.h"
 
 namespace s2z::cni_test {
@@ -21,6 +23,11 @@ inline constexpr const char* kNodeAddress = "198.51.100.10";
 // The health-check mark of the CNI tests' agents. Not 0x2000: portmap
 // masquerades packets with that bit (CNI-HOSTPORT-MASQ).
 inline constexpr uint32_t kHealthMark = 0x40000;
+
+// The agent config of the CNI tests: env's state dir, BPF pins and health
+// cgroup (its checks marked kHealthMark), host subnet 10.89.0.0/24, idle
+// polled every 50 ms.
+agent::AgentConfig cniAgentConfig(const agent::testing::IntegrationEnv& env);
 
 // The test guest's /counter reply as a number; -1 unless a 200.
 inline int guestCounter(int status, const std::string& body) { return status == 200 ? std::stoi(body) : -1; }
