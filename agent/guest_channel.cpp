@@ -10,7 +10,7 @@
 
 #include <spdlog/spdlog.h>
 
-#include "agent/unix_connect.h"
+#include "common/unix_socket.h"
 
 namespace s2z::agent {
 namespace {

@@ -13,7 +13,7 @@
 #include <nlohmann/json.hpp>
 
 #include "agent/clock_setting_policy.h"
-#include "agent/unix_connect.h"
+#include "common/unix_socket.h"
 
 namespace s2z::agent {
 namespace {

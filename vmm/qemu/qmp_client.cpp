@@ -9,6 +9,8 @@
 #include <cstring>
 #include <thread>
 
+#include "common/unix_socket.h"
+
 namespace s2z::vmm::qemu {
 namespace {
 
@@ -17,27 +19,6 @@ using Clock = std::chrono::steady_clock;
 int msLeft(Clock::time_point deadline) {
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
   return static_cast<int>(std::max<int64_t>(0, left.count()));
-}
-
-// A unix socket path must fit sun_path (108 bytes); a longer one is reached
-// through the directory's fd in /proc/self/fd, which is short.
-Result<UniqueFd> connectUnix(const std::filesystem::path& socket) {
-  UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
-  if (!fd) return systemError("socket");
-  UniqueFd dir;
-  std::string path = socket.string();
-  sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.size() >= sizeof(addr.sun_path)) {
-    dir.reset(::open(socket.parent_path().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
-    if (!dir) return systemError("open " + socket.parent_path().string());
-    path = "/proc/self/fd/" + std::to_string(dir.get()) + "/" + socket.filename().string();
-  }
-  std::memcpy(addr.sun_path, path.c_str(), path.size() + 1);
-  if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) != 0) {
-    return systemError("connect " + socket.string());
-  }
-  return fd;
 }
 
 }  // namespace
