@@ -183,7 +183,7 @@ std::vector<pid_t> qemuPids(const integration::TestEnv& env) {
     // A VM, not the fingerprint's `qemu-system-x86_64 --version` probe.
     std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
     std::string cmd((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (cmd.find("qmp.sock") != std::string::npos) out.push_back(pid);
+    if (cmd.find("memory-backend-file") != std::string::npos) out.push_back(pid);
   }
   return out;
 }

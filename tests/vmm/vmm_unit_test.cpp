@@ -82,7 +82,10 @@ TEST_CASE("qemu command line: microvm, file-backed RAM, tap fd 4, QMP, console")
   CHECK(after(argv, "-initrd") == "/guest/initrd.img");
   CHECK(after(argv, "-netdev") == "tap,id=n0,fd=4");
   CHECK(after(argv, "-device") == "virtio-net-device,netdev=n0,mac=52:54:00:aa:bb:cc");
-  CHECK(after(argv, "-qmp") == "unix:/var/lib/s2z/run/t1/qmp.sock,server=on,wait=off");
+  // QMP listens on a socket the plugin bound and passed as fd 8.
+  CHECK(has(argv, "socket,id=qmp,fd=8,server=on,wait=off"));
+  CHECK(after(argv, "-mon") == "chardev=qmp,mode=control");
+  CHECK_FALSE(has(argv, "-qmp"));
   CHECK_FALSE(has(argv, "-incoming"));
   CHECK_FALSE(has(argv, "-S"));
   std::string append = after(argv, "-append");
@@ -117,7 +120,7 @@ TEST_CASE("qemu command line: microvm, file-backed RAM, tap fd 4, QMP, console")
     c.rootfs = "/images/a,b.raw";
     auto r = qemu::buildQemuArgv(c, {false, 0});
     CHECK(after(r, "-serial") == "null");
-    CHECK_FALSE(has(r, "-chardev"));
+    CHECK(std::count(r.begin(), r.end(), "-chardev") == 1);  // QMP's only
     CHECK_FALSE(has(r, "-add-fd"));
     CHECK(after(r, "-drive") == "file=/images/a,,b.raw,if=none,id=d0,format=raw,werror=report,rerror=report");
     CHECK(has(r, "virtio-blk-device,drive=d0"));
@@ -134,10 +137,11 @@ TEST_CASE("qemu command line: microvm, file-backed RAM, tap fd 4, QMP, console")
     auto r = qemu::buildQemuArgv(c, {false, 0});
     CHECK_FALSE(has(r, "-netdev"));
   }
-  SUBCASE("a run dir too long for a socket address gets a relative QMP path") {
+  SUBCASE("a run dir too long for a socket address gets a relative socket path") {
     c.runDir = "/" + std::string(120, 'x');
+    c.guestAgentSocket = c.runDir / "qga.sock";
     auto r = qemu::buildQemuArgv(c, {false, 0});
-    CHECK(after(r, "-qmp") == "unix:qmp.sock,server=on,wait=off");
+    CHECK(has(r, "socket,id=qga,path=qga.sock,server=on,wait=off"));
   }
 }
 

@@ -174,7 +174,8 @@ std::vector<std::string> buildQemuArgv(const VmConfig& config, const QemuLaunch&
     if (config.mtu != 0) nic += ",host_mtu=" + std::to_string(config.mtu);
     add({"-netdev", "tap,id=n0,fd=" + std::to_string(kTapChildFd), "-device", nic});
   }
-  add({"-qmp", "unix:" + socketPath(paths.qmpSocket) + ",server=on,wait=off"});
+  add({"-chardev", "socket,id=qmp,fd=" + std::to_string(kQmpChildFd) + ",server=on,wait=off",
+       "-mon", "chardev=qmp,mode=control"});
   if (launch.incoming) add({"-S", "-incoming", "defer"});
   return a;
 }

@@ -22,6 +22,10 @@ inline constexpr int kStdoutChildFd = 6;
 inline constexpr int kStdoutFdSet = 2;
 inline constexpr int kStderrChildFd = 7;
 inline constexpr int kStderrFdSet = 3;
+// QMP's listening socket, bound by the plugin at qmpSocket before the start
+// and inherited as child fd 8: the plugin connects at once and the greeting
+// comes when QEMU is ready, instead of polling for the path to appear.
+inline constexpr int kQmpChildFd = 8;
 // Serials by which the guest agent tells its disks apart (device order is
 // not stable on virtio-mmio).
 inline constexpr const char* kRootDiskSerial = "s2z-root";

@@ -3,6 +3,7 @@
 #include "vmm/qemu/qemu_vmm.h"
 
 #include <fcntl.h>
+#include <poll.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -12,6 +13,7 @@
 
 #include <spdlog/spdlog.h>
 
+#include "common/unix_socket.h"
 #include "vmm/qemu/qemu_command_line.h"
 
 namespace s2z::vmm {
@@ -130,6 +132,9 @@ Result<void> QemuVmm::launch(const VmConfig& config, bool incoming,
   if (config.agent && config.agent->stderrFd >= 0) {
     opts.fds.push_back({config.agent->stderrFd, kStderrChildFd});
   }
+  auto qmpListener = listenUnix(paths.qmpSocket, 1);
+  if (!qmpListener.ok()) return qmpListener.error().wrap("qmp socket");
+  opts.fds.push_back({qmpListener->get(), kQmpChildFd});
   opts.logPath = paths.log;
   opts.workDir = config.runDir;  // the QMP path may be relative to it
   opts.cgroup = config.cgroup;
@@ -143,27 +148,47 @@ Result<void> QemuVmm::launch(const VmConfig& config, bool incoming,
   spdlog::debug("vmm {}: qemu pid {} started ({})", config.name, process_.identity().pid,
                 incoming ? "waiting for snapshot" : "boot");
 
-  for (;;) {
-    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    auto client = QmpClient::connect(paths.qmpSocket, std::clamp(left, 1ms, 200ms));
-    if (client.ok()) {
-      qmp_ = std::move(*client);
-      return okResult();
-    }
-    if (!process_.running()) {
-      ExitStatus st = process_.reap();
-      qmp_.reset();
-      return makeError(ErrorCode::kVmmError, "qemu exited during start (status " +
-                                                 std::to_string(st.exitCode) + "): " + logTail());
-    }
-    ErrorCode code = client.error().code;
-    bool transient = code == ErrorCode::kTimeout || code == ErrorCode::kUnavailable;
-    if (!transient || std::chrono::steady_clock::now() > deadline) {
-      Error e = client.error().wrap("qemu started but QMP is not reachable");
-      killAndForget();
-      return e;
-    }
+  // QEMU holds the only listening end now: if it dies before accepting, the
+  // connection queued below is reset and its pidfd turns readable.
+  qmpListener->reset();
+  auto connected = awaitQmp(paths.qmpSocket, deadline);
+  if (!connected.ok()) {
+    killAndForget();
+    return connected.error();
   }
+  qmp_ = std::move(*connected);
+  return okResult();
+}
+
+Result<QmpClient> QemuVmm::awaitQmp(const std::filesystem::path& socket,
+                                    std::chrono::steady_clock::time_point deadline) {
+  auto fd = connectUnix(socket);  // queued in the backlog until QEMU accepts
+  if (!fd.ok()) return fd.error().wrap("qmp");
+  pollfd waits[2] = {{fd->get(), POLLIN, 0}, {process_.exitFd(), POLLIN, 0}};
+  int ready = 0;
+  do {
+    auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+    ready = ::poll(waits, 2, static_cast<int>(std::max<int64_t>(left.count(), 0)));
+  } while (ready < 0 && errno == EINTR);
+  if (ready < 0) return systemError("qmp: poll");
+  if (ready == 0) {
+    return makeError(ErrorCode::kTimeout, "qemu started but sent no QMP greeting in time: " + logTail());
+  }
+  auto exitedDuringStart = [&] {
+    ExitStatus st = process_.reap();
+    return makeError(ErrorCode::kVmmError,
+                     "qemu exited during start (status " + std::to_string(st.exitCode) + "): " + logTail());
+  };
+  if ((waits[1].revents & POLLIN) && !(waits[0].revents & POLLIN)) return exitedDuringStart();
+  auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
+  auto client = QmpClient::fromConnectedFd(std::move(*fd), std::max(left, std::chrono::milliseconds(1)));
+  if (client.ok()) return client;
+  // QEMU greets before it loads the kernel, so a start that fails (no kernel,
+  // a bad device) closes the connection mid-handshake; its exit follows.
+  if (client.error().code == ErrorCode::kUnavailable && process_.waitExit(std::chrono::seconds(2))) {
+    return exitedDuringStart();
+  }
+  return client.error().wrap("qemu started but QMP is not usable");
 }
 
 Result<QmpClient*> QemuVmm::qmp() {

@@ -63,6 +63,10 @@ class QemuVmm final : public Vmm {
   // own complaint from its log.
   Result<void> launch(const VmConfig& config, bool incoming,
                       std::chrono::steady_clock::time_point deadline);
+  // Connects to the QMP socket QEMU inherited and waits for its greeting, or
+  // its exit, until deadline.
+  Result<QmpClient> awaitQmp(const std::filesystem::path& socket,
+                             std::chrono::steady_clock::time_point deadline);
   // Loads the snapshot (stateFd; -1: loaded already) into the incoming QEMU
   // and resumes the guest.
   Result<void> loadSnapshot(int stateFd, std::chrono::steady_clock::time_point deadline);
