@@ -319,10 +319,20 @@ Result<void> QemuVmm::restore(const VmConfig& config, const std::filesystem::pat
     in.reset(::open(state.c_str(), O_RDONLY | O_CLOEXEC));
     if (!in) return fail(systemError("open " + state.string()));
   }
-  if (!process_.valid()) S2Z_TRY(launch(config, /*incoming=*/true, deadline), "restore " + config.name);
+  const bool spawned = !process_.valid();
+  auto verified = Clock::now();
+  if (spawned) S2Z_TRY(launch(config, /*incoming=*/true, deadline), "restore " + config.name);
+  auto ready = Clock::now();
   failpoint("restore-started");
   if (auto r = loadSnapshot(loaded ? -1 : in.get(), deadline); !r.ok()) return fail(r.error());
   standby_ = false;
+  auto resumed = Clock::now();
+  auto us = [](Clock::duration d) {
+    return std::chrono::duration_cast<std::chrono::microseconds>(d).count();
+  };
+  spdlog::info("vmm {}: restored in {} us ({} {} us, load and cont {} us)", config.name,
+               us(resumed - (deadline - config.restoreTimeout)),
+               spawned ? "qemu start to QMP" : "standby", us(ready - verified), us(resumed - ready));
   return okResult();
 }
 
