@@ -72,7 +72,7 @@ json specJson(const InstanceSpec& s) {
       {"idleTimeoutMs", static_cast<int64_t>(s.idleTimeout.count())},
       {"sleepTier", static_cast<int>(s.sleepTier)},
       {"deepSleepAfterMs", static_cast<int64_t>(s.deepSleepAfter.count())},
-      {"lightSleepCache", s.lightSleepCache == vmm::LightSleepCache::kDrop ? "drop" : "keep"},
+      {"lightSleepCache", vmm::lightSleepCacheName(s.lightSleepCache)},
       {"cgroup", s.cgroup.string()},
       {"group", groupJson(s.group)},
       {"workload", workloadJson(s.workload)},
@@ -342,8 +342,11 @@ void readSpec(ObjectReader& r, InstanceSpec& s, int64_t version) {
   std::string lightCache = "keep";  // before version 7, every light sleep kept it
   if (version >= 7) r.string("lightSleepCache", lightCache);
   if (!r.error().empty()) return;
-  if (lightCache == "drop") s.lightSleepCache = vmm::LightSleepCache::kDrop;
-  else if (lightCache != "keep") r.fail(r.name("lightSleepCache"), "unknown value \"" + lightCache + "\"");
+  if (auto cache = vmm::parseLightSleepCache(lightCache)) {
+    s.lightSleepCache = *cache;
+  } else {
+    r.fail(r.name("lightSleepCache"), "unknown value \"" + lightCache + "\"");
+  }
   if (hypervisor == "qemu") s.hypervisor = vmm::Hypervisor::kQemu;
   else if (hypervisor == "cloud-hypervisor") s.hypervisor = vmm::Hypervisor::kCloudHypervisor;
   else r.fail(r.name("hypervisor"), "unknown value \"" + hypervisor + "\"");

@@ -16,11 +16,6 @@ std::optional<agent::SleepTier> parseSleepTier(std::string_view name) {
   return std::nullopt;
 }
 
-std::optional<vmm::LightSleepCache> parseLightSleepCache(std::string_view name) {
-  if (name == "keep") return vmm::LightSleepCache::kKeep;
-  if (name == "drop") return vmm::LightSleepCache::kDrop;
-  return std::nullopt;
-}
 namespace {
 
 Error keyError(std::string_view key, std::string_view what) {
@@ -157,9 +152,9 @@ Result<PluginConfig> decodePluginConfig(std::string_view msgpack) {
   std::optional<std::string> lightCache;
   S2Z_READ(root.string("light_sleep_cache"), lightCache);
   if (lightCache) {
-    auto parsed = parseLightSleepCache(*lightCache);
+    auto parsed = vmm::parseLightSleepCache(*lightCache);
     if (!parsed) {
-      return keyError("light_sleep_cache", fmt::format("must be \"keep\" or \"drop\", not \"{}\"", *lightCache));
+      return keyError("light_sleep_cache", fmt::format("must be {}, not \"{}\"", kLightSleepCacheValues, *lightCache));
     }
     config.lightSleepCache = *parsed;
   }

@@ -31,8 +31,8 @@ struct ImageGcConfig {
 
 // "light" / "deep" (task and plugin `sleep`); nullopt for anything else.
 std::optional<agent::SleepTier> parseSleepTier(std::string_view name);
-// "keep" / "drop" (task and plugin `light_sleep_cache`); nullopt otherwise.
-std::optional<vmm::LightSleepCache> parseLightSleepCache(std::string_view name);
+// What task and plugin `light_sleep_cache` accept (vmm::parseLightSleepCache).
+inline constexpr const char* kLightSleepCacheValues = "\"keep\", \"drop\" or \"mapped\"";
 
 struct PluginConfig {
   vmm::Hypervisor hypervisor = vmm::Hypervisor::kQemu;
@@ -52,8 +52,9 @@ struct PluginConfig {
   // (0: never), and how many deep sleepers keep a standby VMM host-wide.
   agent::SleepTier sleep = agent::SleepTier::kLight;
   std::chrono::milliseconds deepSleepAfter{30 * 60 * 1000};
-  // What a light sleep does with the guest's RAM once it is out of the VMM:
-  // "keep" it in the page cache (the fastest wake) or "drop" it.
+  // What a light sleep does with the guest's RAM once written back: "keep"
+  // it in the page cache, "drop" it, or leave it "mapped" in the VMM (the
+  // fastest wake); vmm::LightSleepCache.
   vmm::LightSleepCache lightSleepCache = vmm::LightSleepCache::kKeep;
   unsigned standbyVmms = 0;
   // Snapshots a restore refused, kept in <state_dir>/quarantine (newest).

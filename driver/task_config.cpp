@@ -40,9 +40,10 @@ Result<ScaleToZeroConfig> decodeScaleToZero(ConfigObject& block) {
   std::optional<std::string> lightCache;
   S2Z_READ(block.string("light_sleep_cache"), lightCache);
   if (lightCache) {
-    auto parsed = parseLightSleepCache(*lightCache);
+    auto parsed = vmm::parseLightSleepCache(*lightCache);
     if (!parsed) {
-      return block.keyError("light_sleep_cache", "must be \"keep\" or \"drop\", not \"" + *lightCache + "\"");
+      return block.keyError("light_sleep_cache",
+                            std::string("must be ") + kLightSleepCacheValues + ", not \"" + *lightCache + "\"");
     }
     out.lightSleepCache = *parsed;
   }

@@ -94,7 +94,8 @@ Result<uint64_t> cachedBytes(int fd) {
   return pages * static_cast<uint64_t>(page);
 }
 
-Result<RamRelease> pageOutGuestRam(int pidfd, pid_t pid, const std::filesystem::path& ramFile) {
+Result<RamRelease> releaseGuestRam(int pidfd, pid_t pid, const std::filesystem::path& ramFile,
+                                   RamAdvice advice) {
   auto fd = openRam(ramFile);
   if (!fd.ok()) return fd.error();
   RamRelease r;
@@ -106,9 +107,11 @@ Result<RamRelease> pageOutGuestRam(int pidfd, pid_t pid, const std::filesystem::
   if (ranges->empty()) {
     return makeError(ErrorCode::kVmmError, "the VMM has no mapping of " + ramFile.string());
   }
-  // One call pages out every range; it returns the bytes it advised.
-  long advised = ::syscall(SYS_process_madvise, pidfd, ranges->data(), ranges->size(), MADV_PAGEOUT, 0U);
-  if (advised < 0) return systemError("process_madvise(MADV_PAGEOUT) on the VMM's guest RAM");
+  if (advice == RamAdvice::kPageOut) {
+    // One call pages out every range; it returns the bytes it advised.
+    long advised = ::syscall(SYS_process_madvise, pidfd, ranges->data(), ranges->size(), MADV_PAGEOUT, 0U);
+    if (advised < 0) return systemError("process_madvise(MADV_PAGEOUT) on the VMM's guest RAM");
+  }
   r.mappedAfter = rssFileBytes(pid);
   r.cachedAfter = cachedOrZero(fd->get());
   return r;

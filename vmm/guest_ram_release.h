@@ -39,11 +39,23 @@ struct RamRelease {
   uint64_t unmapped() const { return mappedBefore > mappedAfter ? mappedBefore - mappedAfter : 0; }
 };
 
+// What happens to the VMM's mapping of the RAM once it is written back.
+enum class RamAdvice {
+  kPageOut,  // MADV_PAGEOUT: unmapped, left in the page cache clean
+  // Nothing: left mapped, clean, so reclaim can still take it without I/O
+  // (it unmaps clean file pages under pressure); a resumed guest reads it
+  // without a fault and faults only on its first write to a page (write-back
+  // made the pages read-only). Not MADV_COLD, which would have kept it mapped
+  // but first in line for reclaim: on this kernel it unmapped all 126 MiB of
+  // QEMU's mapping (agent/README.md, "Sleep tiers").
+  kKeepMapped,
+};
+
 // A paused VMM (pidfd, pid) keeps running but its mapping of ramFile is
-// written back and paged out: the pages leave the VMM and stay in the page
-// cache clean (see above). The guest must not run meanwhile (its new writes
-// would just be dirty again).
-Result<RamRelease> pageOutGuestRam(int pidfd, pid_t pid, const std::filesystem::path& ramFile);
+// written back and advised as `advice` says (see above). The guest must not
+// run meanwhile (its new writes would just be dirty again).
+Result<RamRelease> releaseGuestRam(int pidfd, pid_t pid, const std::filesystem::path& ramFile,
+                                   RamAdvice advice);
 
 // After the VMM exited: the RAM file is made durable and its page cache
 // dropped, so a deep-sleeping task holds no host memory.

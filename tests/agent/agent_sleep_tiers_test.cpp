@@ -10,7 +10,9 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <fstream>
 #include <future>
+#include <sstream>
 #include <set>
 #include <thread>
 
@@ -57,6 +59,32 @@ uint64_t rssOf(pid_t pid) {
 }
 
 constexpr double kMiB = 1024.0 * 1024.0;
+
+// The VMM's mapping of its guest RAM file as /proc/<pid>/smaps counts it.
+struct RamMapping {
+  uint64_t rss = 0, dirty = 0;  // bytes
+};
+RamMapping guestRamMapping(pid_t pid, const std::filesystem::path& ram) {
+  std::ifstream smaps("/proc/" + std::to_string(pid) + "/smaps");
+  RamMapping m;
+  bool inRam = false;
+  for (std::string line; std::getline(smaps, line);) {
+    // A mapping's header line ends in its path; its fields are "Name: N kB".
+    if (line.find(" kB") == std::string::npos) {
+      inRam = line.size() >= ram.string().size() &&
+              line.compare(line.size() - ram.string().size(), std::string::npos, ram.string()) == 0;
+      continue;
+    }
+    if (!inRam) continue;
+    std::istringstream fields(line);
+    std::string name;
+    uint64_t kib = 0;
+    fields >> name >> kib;
+    if (name == "Rss:") m.rss += kib << 10;
+    if (name == "Shared_Dirty:" || name == "Private_Dirty:") m.dirty += kib << 10;
+  }
+  return m;
+}
 
 // A started test guest that answered, with its first counter value.
 struct Guest {
@@ -225,6 +253,41 @@ TEST_CASE("tiers: light sleep with light_sleep_cache = drop leaves none of the g
   // The wake maps the guest's working set back from the file: answered,
   // RAM intact, no SYN retransmit.
   expectWake(guest.vm, guest.counter, "light wake, cache dropped");
+  REQUIRE(waitUntil([&] { return !events.find("Woken").empty(); }, 5s));
+  CHECK(annotation(events, "Woken", "tier") == "light");
+  REQUIRE(guest.inst->stop(2s, 0).ok());
+  CHECK(guest.inst->destroy().ok());
+}
+
+TEST_CASE("tiers: light sleep with light_sleep_cache = mapped leaves the guest's RAM mapped in the VMM, written back; a request resumes it") {
+  if (!testing::guestAvailable()) {
+    FAIL("test guest missing in " << testing::guestDir() << " (run scripts/build-guest.sh)");
+  }
+  IntegrationEnv env("tlm");
+  EventLog events;
+  auto made = makeAgent(testing::guestAgentConfig(env, 0));
+  REQUIRE_MESSAGE(made.ok(), made.error().describe());
+  InstanceSpec spec = testing::testGuestSpec(env, "it-tlm", SleepTier::kLight);
+  spec.deepSleepAfter = 0ms;  // stays light
+  spec.lightSleepCache = vmm::LightSleepCache::kMapped;
+  Guest guest = startGuest(**made, spec, events);
+  const auto ram = guest.handle.runDir / "guest-ram";
+  const RamMapping running = guestRamMapping(guest.handle.vmm.pid, ram);
+
+  REQUIRE(waitSleeps(events, 1));
+  CHECK(annotation(events, "Sleeping", "tier") == "light");
+  CHECK(testing::processAlive(guest.handle.vmm.pid, guest.handle.vmm.startTime));
+  // Still mapped, but clean: the kernel can reclaim it without writing.
+  const RamMapping asleep = guestRamMapping(guest.handle.vmm.pid, ram);
+  CHECK(running.rss > 32 * 1024 * 1024);
+  CHECK(running.dirty > 0);
+  CHECK(asleep.rss > 32 * 1024 * 1024);
+  CHECK(asleep.dirty == 0);
+  MESSAGE("light sleep, kept mapped: guest RAM mapped " << running.rss / kMiB << " -> " << asleep.rss / kMiB
+          << " MiB, dirty " << running.dirty / kMiB << " -> " << asleep.dirty / kMiB << " MiB, pause "
+          << annotation(events, "Sleeping", "pause_ms") << " ms");
+
+  expectWake(guest.vm, guest.counter, "light wake, kept mapped");
   REQUIRE(waitUntil([&] { return !events.find("Woken").empty(); }, 5s));
   CHECK(annotation(events, "Woken", "tier") == "light");
   REQUIRE(guest.inst->stop(2s, 0).ok());

@@ -62,8 +62,8 @@ TEST_CASE("light sleep pauses the VMM (no snapshot, no standby) and a packet res
   CHECK(inst->record().vmm.pid == rec.vmm.pid);
 }
 
-TEST_CASE("light_sleep_cache: the VMM is told to keep or drop the page cache, and the event says what is left") {
-  for (auto cache : {vmm::LightSleepCache::kKeep, vmm::LightSleepCache::kDrop}) {
+TEST_CASE("light_sleep_cache: the VMM is told to keep, drop or keep mapped the guest's RAM, and the event says what is left") {
+  for (auto cache : {vmm::LightSleepCache::kKeep, vmm::LightSleepCache::kDrop, vmm::LightSleepCache::kMapped}) {
     Harness h;
     h.makeAgent();
     auto spec = h.spec("task-cache", true, 100ms);
@@ -76,8 +76,9 @@ TEST_CASE("light_sleep_cache: the VMM is told to keep or drop the page cache, an
       REQUIRE(h.world->pauseCaches.size() == 1);
       CHECK(h.world->pauseCaches[0] == cache);
     }
-    CHECK(h.events.find("Sleeping").back().annotations.at("ram_cached_mib") ==
-          (cache == vmm::LightSleepCache::kKeep ? "64.0" : "0.0"));
+    auto sleeping = h.events.find("Sleeping").back();
+    CHECK(sleeping.annotations.at("ram_cached_mib") == (cache == vmm::LightSleepCache::kDrop ? "0.0" : "64.0"));
+    CHECK(sleeping.annotations.at("ram_unmapped_mib") == (cache == vmm::LightSleepCache::kMapped ? "0.0" : "64.0"));
   }
 }
 

@@ -103,8 +103,9 @@ Result<vmm::PauseInfo> FakeVmm::pause(vmm::LightSleepCache cache) {
   ++world_->pauses;
   world_->pauseCaches.push_back(cache);
   if (!world_->failPause.empty()) return makeError(ErrorCode::kVmmError, world_->failPause);
-  const uint64_t cached = cache == vmm::LightSleepCache::kKeep ? 64 << 20 : 0;
-  return vmm::PauseInfo{64 << 20, cached, std::chrono::microseconds(2000)};
+  const uint64_t cached = cache == vmm::LightSleepCache::kDrop ? 0 : 64 << 20;
+  const uint64_t unmapped = cache == vmm::LightSleepCache::kMapped ? 0 : 64 << 20;
+  return vmm::PauseInfo{unmapped, cached, std::chrono::microseconds(2000)};
 }
 
 Result<void> FakeVmm::resume() {

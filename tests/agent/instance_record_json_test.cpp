@@ -219,10 +219,13 @@ TEST_CASE("sleep tiers round trip; a version 4 record slept deep and never chang
 
 TEST_CASE("the light sleep's page cache round trips; a version 6 record keeps it; an unknown value is refused") {
   InstanceRecord in = sampleRecord();
+  for (auto cache : {vmm::LightSleepCache::kKeep, vmm::LightSleepCache::kDrop, vmm::LightSleepCache::kMapped}) {
+    in.spec.lightSleepCache = cache;
+    auto out = instanceRecordFromJson(nlohmann::json::parse(toJson(in).dump()));
+    REQUIRE_MESSAGE(out.ok(), out.error().describe());
+    CHECK(out->spec.lightSleepCache == cache);
+  }
   in.spec.lightSleepCache = vmm::LightSleepCache::kDrop;
-  auto out = instanceRecordFromJson(nlohmann::json::parse(toJson(in).dump()));
-  REQUIRE_MESSAGE(out.ok(), out.error().describe());
-  CHECK(out->spec.lightSleepCache == vmm::LightSleepCache::kDrop);
 
   auto v6 = toJson(in);
   v6["version"] = 6;

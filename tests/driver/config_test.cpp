@@ -119,7 +119,7 @@ TEST_CASE("plugin config: bad values name the key") {
                 "config key \"sleep\": must be \"light\" or \"deep\", not \"hibernate\"");
   expectInvalid(plugin({{"deep_sleep_after", "soon"}}), "config key \"deep_sleep_after\"");
   expectInvalid(plugin({{"light_sleep_cache", "evict"}}),
-                "config key \"light_sleep_cache\": must be \"keep\" or \"drop\", not \"evict\"");
+                "config key \"light_sleep_cache\": must be \"keep\", \"drop\" or \"mapped\", not \"evict\"");
   expectInvalid(plugin({{"standby_vmms", -1}}), "config key \"standby_vmms\"");
   expectInvalid(plugin({{"standby_vmms", "two"}}), "config key \"standby_vmms\"");
   expectInvalid(plugin({{"quarantine_kept", 0}}), "config key \"quarantine_kept\"");
@@ -262,8 +262,11 @@ TEST_CASE("task config: command, args and working_dir for the guest agent") {
   CHECK(tiers->scaleToZero.sleep == agent::SleepTier::kDeep);
   CHECK(tiers->scaleToZero.deepSleepAfter == 10min);
   CHECK(tiers->scaleToZero.lightSleepCache == vmm::LightSleepCache::kDrop);
+  auto mapped = task({{"command", "sh"}, {"scale_to_zero", {{"light_sleep_cache", "mapped"}}}});
+  REQUIRE_MESSAGE(mapped.ok(), mapped.error().describe());
+  CHECK(mapped->scaleToZero.lightSleepCache == vmm::LightSleepCache::kMapped);
   expectInvalid(task({{"command", "sh"}, {"scale_to_zero", {{"light_sleep_cache", "yes"}}}}),
-                "config key \"scale_to_zero.light_sleep_cache\": must be \"keep\" or \"drop\", not \"yes\"");
+                "config key \"scale_to_zero.light_sleep_cache\": must be \"keep\", \"drop\" or \"mapped\", not \"yes\"");
   expectInvalid(task({{"command", "sh"}, {"scale_to_zero", {{"sleep", "Light"}}}}),
                 "config key \"scale_to_zero.sleep\": must be \"light\" or \"deep\", not \"Light\"");
   expectInvalid(task({{"command", "sh"}, {"scale_to_zero", {{"deep_sleep_after", "-1m"}}}}),

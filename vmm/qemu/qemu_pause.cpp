@@ -3,7 +3,8 @@
 // the guest wait in the tap queue the QEMU process still holds; `cont` (resume())
 // lets the guest take them. The guest RAM file is then written back and paged
 // out of the VMM, clean and reclaimable, and with LightSleepCache::kDrop
-// dropped from the page cache too (vmm/guest_ram_release.h).
+// dropped from the page cache too; with kMapped it stays mapped, clean
+// (vmm/guest_ram_release.h).
 #include <spdlog/spdlog.h>
 
 #include "vmm/guest_ram_release.h"
@@ -21,8 +22,9 @@ Result<PauseInfo> QemuVmm::pause(LightSleepCache cache) {
   QmpClient& qmp = **q;
   auto started = std::chrono::steady_clock::now();
   if (auto r = qmp.execute("stop"); !r.ok()) return r.error().wrap("pause " + config_.name);
-  auto released = pageOutGuestRam(process_.exitFd(), process_.identity().pid,
-                                  qemuPaths(config_.runDir).guestRam);
+  auto released = releaseGuestRam(process_.exitFd(), process_.identity().pid,
+                                  qemuPaths(config_.runDir).guestRam,
+                                  cache == LightSleepCache::kMapped ? RamAdvice::kKeepMapped : RamAdvice::kPageOut);
   if (!released.ok()) {
     // A guest whose memory could not be paged out still runs: a light
     // sleep that releases nothing is no sleep.
@@ -44,8 +46,9 @@ Result<PauseInfo> QemuVmm::pause(LightSleepCache cache) {
     }
   }
   auto took = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
-  spdlog::info("vmm {}: paused; {} KiB of guest RAM paged out of it, {} KiB left in the page cache, "
-               "clean, in {} us", config_.name, released->unmapped() / 1024, cached / 1024, took.count());
+  spdlog::info("vmm {}: paused; guest RAM written back, {} KiB of it unmapped, {} KiB in the page cache "
+               "({}), in {} us", config_.name, released->unmapped() / 1024, cached / 1024,
+               lightSleepCacheName(cache), took.count());
   return PauseInfo{released->unmapped(), cached, took};
 }
 
