@@ -39,6 +39,7 @@ struct TierSetup {
 constexpr TierSetup kTiers[] = {
     {"light", "light", agent::SleepTier::kLight, false},
     {"light, cache dropped", "light-drop", agent::SleepTier::kLight, false, vmm::LightSleepCache::kDrop},
+    {"light, kept mapped", "light-mapped", agent::SleepTier::kLight, false, vmm::LightSleepCache::kMapped},
     {"deep", "deep", agent::SleepTier::kDeep, false},
     {"deep + standby", "sdeep", agent::SleepTier::kDeep, true},
 };
