@@ -136,7 +136,7 @@ Result<void> QemuVmm::launch(const VmConfig& config, bool incoming,
   if (!qmpListener.ok()) return qmpListener.error().wrap("qmp socket");
   opts.fds.push_back({qmpListener->get(), kQmpChildFd});
   opts.logPath = paths.log;
-  opts.workDir = config.runDir;  // the QMP path may be relative to it
+  opts.workDir = config.runDir;  // socket paths in the argv may be relative to it
   opts.cgroup = config.cgroup;
   logOffset_ = std::filesystem::exists(paths.log, ec) ? std::filesystem::file_size(paths.log, ec) : 0;
 
@@ -162,8 +162,17 @@ Result<void> QemuVmm::launch(const VmConfig& config, bool incoming,
 
 Result<QmpClient> QemuVmm::awaitQmp(const std::filesystem::path& socket,
                                     std::chrono::steady_clock::time_point deadline) {
+  auto exitedDuringStart = [&] {
+    ExitStatus st = process_.reap();
+    return makeError(ErrorCode::kVmmError,
+                     "qemu exited during start (status " + std::to_string(st.exitCode) + "): " + logTail());
+  };
   auto fd = connectUnix(socket);  // queued in the backlog until QEMU accepts
-  if (!fd.ok()) return fd.error().wrap("qmp");
+  if (!fd.ok()) {
+    // Refused: the listening socket is gone, so QEMU is, or is about to be.
+    if (process_.waitExit(std::chrono::seconds(2))) return exitedDuringStart();
+    return fd.error().wrap("qmp");
+  }
   pollfd waits[2] = {{fd->get(), POLLIN, 0}, {process_.exitFd(), POLLIN, 0}};
   int ready = 0;
   do {
@@ -174,11 +183,6 @@ Result<QmpClient> QemuVmm::awaitQmp(const std::filesystem::path& socket,
   if (ready == 0) {
     return makeError(ErrorCode::kTimeout, "qemu started but sent no QMP greeting in time: " + logTail());
   }
-  auto exitedDuringStart = [&] {
-    ExitStatus st = process_.reap();
-    return makeError(ErrorCode::kVmmError,
-                     "qemu exited during start (status " + std::to_string(st.exitCode) + "): " + logTail());
-  };
   if ((waits[1].revents & POLLIN) && !(waits[0].revents & POLLIN)) return exitedDuringStart();
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
   auto client = QmpClient::fromConnectedFd(std::move(*fd), std::max(left, std::chrono::milliseconds(1)));
