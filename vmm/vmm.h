@@ -13,10 +13,10 @@
 #include <memory>
 #include <optional>
 #include <string>
-#include <string_view>
 #include <vector>
 
 #include "common/result.h"
+#include "vmm/light_sleep_cache.h"
 #include "vmm/snapshot_manifest.h"
 
 namespace s2z::vmm {
@@ -94,24 +94,6 @@ struct SnapshotInfo {
   std::chrono::microseconds duration{0};  // pause -> VMM exited
   uint64_t ramCacheDropped = 0;       // bytes of the RAM file dropped from the page cache after
 };
-
-// What a light sleep does with the guest RAM, once written back to its file.
-enum class LightSleepCache {
-  // Paged out of the VMM and left in the host's page cache, clean: the
-  // kernel reclaims it first under pressure, and a wake maps it back with
-  // minor faults.
-  kKeep,
-  // Paged out and dropped from the page cache as well: the task holds only
-  // its paused VMM, and a wake reads the guest's working set back from disk.
-  kDrop,
-  // Left mapped in the VMM, clean (reclaim can still take it without I/O):
-  // a wake finds the guest's pages where it left them (the fastest wake),
-  // but the VMM's RSS still counts them.
-  kMapped,
-};
-
-const char* lightSleepCacheName(LightSleepCache c);  // "keep" / "drop" / "mapped"
-std::optional<LightSleepCache> parseLightSleepCache(std::string_view name);
 
 // A light sleep: the guest paused, its RAM pushed out of host memory.
 struct PauseInfo {

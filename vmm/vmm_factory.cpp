@@ -21,22 +21,6 @@ const char* acceleratorName(Accelerator a) {
   return "unknown";
 }
 
-const char* lightSleepCacheName(LightSleepCache c) {
-  switch (c) {
-    case LightSleepCache::kKeep: return "keep";
-    case LightSleepCache::kDrop: return "drop";
-    case LightSleepCache::kMapped: return "mapped";
-  }
-  return "unknown";
-}
-
-std::optional<LightSleepCache> parseLightSleepCache(std::string_view name) {
-  for (auto c : {LightSleepCache::kKeep, LightSleepCache::kDrop, LightSleepCache::kMapped}) {
-    if (name == lightSleepCacheName(c)) return c;
-  }
-  return std::nullopt;
-}
-
 std::unique_ptr<Vmm> makeVmm(Hypervisor kind) {
   switch (kind) {
     case Hypervisor::kQemu: return makeQemuVmm();
