@@ -1,5 +1,5 @@
 // Pushing a guest's RAM out of host memory while it sleeps. Guest RAM is a
-// shared file in the run dir (QEMU memory-backend-file,share=on), so once its
+// shared file in the run dir (vmm/guest_ram_file.h), so once its
 // dirty pages are written back the kernel can drop them like any clean file
 // page, and the guest faults them back in from the file when it runs again.
 //

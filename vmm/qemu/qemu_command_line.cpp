@@ -7,6 +7,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "vmm/guest_ram_file.h"
+
 namespace s2z::vmm::qemu {
 namespace {
 
@@ -78,7 +80,7 @@ void addAgentDevices(std::vector<std::string>& a, const VmConfig::AgentDevices& 
 }  // namespace
 
 QemuPaths qemuPaths(const std::filesystem::path& runDir) {
-  return {runDir / "qmp.sock", runDir / "guest-ram", runDir / "qemu.log"};
+  return {runDir / "qmp.sock", guestRamPath(runDir), runDir / "qemu.log"};
 }
 
 std::string guestCmdline(const VmConfig& config, uint64_t tscKhz) {

@@ -20,6 +20,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/failpoint.h"
+#include "vmm/guest_ram_file.h"
 #include "vmm/guest_ram_release.h"
 #include "vmm/qemu/qemu_command_line.h"
 #include "vmm/qemu/qemu_vmm.h"
@@ -78,14 +79,6 @@ Result<void> makeSnapshotDir(const std::filesystem::path& dir) {
 std::chrono::milliseconds remaining(Clock::time_point deadline) {
   auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now());
   return std::max(left, std::chrono::milliseconds(1));
-}
-
-// The guest RAM's dirty pages on disk, while the VM is still there to resume.
-Result<void> syncGuestRam(const std::filesystem::path& ram) {
-  UniqueFd fd(::open(ram.c_str(), O_RDONLY | O_CLOEXEC));
-  if (!fd) return systemError("open " + ram.string());
-  if (::fdatasync(fd.get()) != 0) return systemError("fdatasync " + ram.string());
-  return okResult();
 }
 
 Result<void> writeManifest(const std::filesystem::path& snapshotDir, const std::filesystem::path& ram,

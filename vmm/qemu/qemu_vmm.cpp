@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/unix_socket.h"
+#include "vmm/guest_ram_file.h"
 #include "vmm/qemu/qemu_command_line.h"
 
 namespace s2z::vmm {
@@ -68,21 +69,6 @@ Result<HypervisorInfo> probeQemu(const std::filesystem::path& binary) {
 }
 
 namespace qemu {
-namespace {
-
-// Allocates the whole file (unwritten extents on ext4/xfs: no data written);
-// a filesystem without fallocate gets a sparse file of the right size.
-Result<void> reserveGuestRam(int fd, uint64_t bytes) {
-  if (::fallocate(fd, 0, 0, static_cast<off_t>(bytes)) == 0) return okResult();
-  if (errno != EOPNOTSUPP) {
-    return systemError(errno == ENOSPC ? "no space for " + std::to_string(bytes >> 20) + " MiB"
-                                       : std::string("fallocate"));
-  }
-  if (::ftruncate(fd, static_cast<off_t>(bytes)) != 0) return systemError("ftruncate");
-  return okResult();
-}
-
-}  // namespace
 
 Result<void> QemuVmm::launch(const VmConfig& config, bool incoming,
                              std::chrono::steady_clock::time_point deadline) {
@@ -105,17 +91,7 @@ Result<void> QemuVmm::launch(const VmConfig& config, bool incoming,
   if (config.agent) std::filesystem::remove(config.agent->socket, ec);
   // A fresh boot starts from empty RAM; a restore needs the RAM file as sleep left it.
   if (!incoming) {
-    std::filesystem::remove(paths.guestRam, ec);
-    // QEMU would create it 0644 (umask): the guest's memory is the owner's only.
-    UniqueFd ram(::open(paths.guestRam.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
-    if (!ram) return systemError("create " + paths.guestRam.string());
-    // Every block of the guest's RAM is reserved now: a sparse file would let
-    // the guest's first write to a page on a full disk kill QEMU (SIGBUS) and
-    // the guest with it. A full disk is a clear start error instead.
-    if (auto r = reserveGuestRam(ram.get(), config.memoryMib << 20); !r.ok()) {
-      std::filesystem::remove(paths.guestRam, ec);
-      return r.error().wrap("guest RAM file " + paths.guestRam.string());
-    }
+    S2Z_TRY(createGuestRamFile(paths.guestRam, config.memoryMib << 20), "boot");
   } else if (!std::filesystem::exists(paths.guestRam, ec)) {
     // QEMU would create an empty one and resume a guest with zeroed memory.
     return makeError(ErrorCode::kNotFound, "guest RAM file " + paths.guestRam.string() + " missing");
