@@ -7,16 +7,17 @@
 // - Device state files (QEMU's ~60 KB migration stream, Cloud Hypervisor's
 //   config/state JSON) are checksummed in full (CRC-32): a few hundred
 //   microseconds per restore.
-// - Guest RAM (QEMU's guest-ram in the run dir, CH's memory-ranges) is
-//   hundreds of MiB that a deep sleep has dropped from the page cache;
-//   reading it all back to checksum it would cost more than the restore
-//   itself. It is bound by identity instead: size, inode and ctime. The ctime
-//   moves on any write to the file (a guest writing through its shared
-//   mapping, a copy over it, a truncation) and on markRamInUse(), which the
-//   restore calls before the guest runs again. So a RAM file that ran past
-//   its snapshot, or one from another task or another sleep, no longer
-//   matches. Linux 6.13+ gives ctime fine-grained values once it has been
-//   read (multigrain timestamps), so two changes a tick apart still differ.
+// - Guest RAM (the run dir's guest-ram, or the memory-ranges dump of a Cloud
+//   Hypervisor snapshot an older plugin took of anonymous RAM) is hundreds of
+//   MiB that a deep sleep has dropped from the page cache; reading it all back
+//   to checksum it would cost more than the restore itself. It is bound by
+//   identity instead: size, inode and ctime. The ctime moves on any write to
+//   the file (a guest writing through its shared mapping, a copy over it, a
+//   truncation) and on markRamInUse(), which the restore calls before the
+//   guest runs again. So a RAM file that ran past its snapshot, or one from
+//   another task or another sleep, no longer matches. Linux 6.13+ gives ctime
+//   fine-grained values once it has been read (multigrain timestamps), so two
+//   changes a tick apart still differ.
 // - The manifest itself carries a CRC-32 of its own fields.
 #pragma once
 
@@ -41,7 +42,7 @@ struct SnapshotStamp {
 };
 
 struct ManifestFile {
-  // Relative to the snapshot dir, or absolute (QEMU's guest-ram lives in the run dir).
+  // Relative to the snapshot dir, or absolute (guest-ram lives in the run dir).
   std::filesystem::path path;
   uint64_t size = 0;
   std::optional<uint32_t> crc32;  // files checked by content

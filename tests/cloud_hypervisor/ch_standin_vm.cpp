@@ -113,6 +113,16 @@ StandinReply StandinVm::dispatch(const std::string& endpoint, const json& body, 
         !body["serial"].contains("file")) {
       return reply(400, "serial mode File needs a file");
     }
+    // Memory size 0 means "the zones are the memory" (MissingMemoryZones
+    // otherwise); zones beside a size are refused.
+    const json memory = body.value("memory", json::object());
+    const bool zones = !memory.value("zones", json::array()).empty();
+    if (memory.value("size", uint64_t{1}) == 0 && !zones) {
+      return reply(400, "Error creating VM: memory size 0 needs memory zones");
+    }
+    if (memory.value("size", uint64_t{0}) != 0 && zones) {
+      return reply(400, "Error creating VM: memory zones need memory size 0");
+    }
     config_ = body;
     state_ = VmState::kCreated;
     return reply(204);
@@ -153,12 +163,22 @@ StandinReply StandinVm::transition(const std::string& endpoint) {
   if (state_ == VmState::kNone) return reply(404, endpoint + ": VM is not created");
   for (const auto& m : kMoves) {
     if (endpoint == m.endpoint && state_ == m.from) {
+      StandinReply error;
+      if (endpoint == "vm.boot" && !mapRam(error, "Error booting VM")) return error;
       state_ = m.to;
       if (endpoint == "vm.boot") writeSerial("fake cloud-hypervisor: guest booted");
+      if (state_ == VmState::kRunning) ram_.touch(endpoint == "vm.boot");
       return reply(204);
     }
   }
   return reply(405, endpoint + ": not allowed while the VM is " + vmStateName(state_));
+}
+
+bool StandinVm::mapRam(StandinReply& error, const char* what) {
+  auto mapped = ram_.map(config_.value("memory", json::object()));
+  if (mapped.ok()) return true;
+  error = reply(500, std::string(what) + ": " + mapped.error().describe());
+  return false;
 }
 
 void StandinVm::writeSerial(const std::string& line) const {
@@ -202,11 +222,15 @@ StandinReply StandinVm::snapshot(const json& body) {
   if (!fs::is_directory(*dir, ec)) {
     return reply(500, "vm.snapshot: " + dir->string() + " is not a directory");
   }
-  uint64_t memBytes = config_["memory"].value("size", uint64_t{1} << 20);
   bool ok = writeFile(*dir / "config.json", config_.dump()) &&
             writeFile(*dir / "state.json", json{{"standin", version_.str()}}.dump());
-  std::ofstream(*dir / "memory-ranges", std::ios::trunc).close();
-  fs::resize_file(*dir / "memory-ranges", memBytes, ec);  // sparse: a full RAM dump's size
+  // RAM in a named file mapped shared is persisted already: no dump of it,
+  // and no memory-ranges at all when that is all of it.
+  uint64_t memBytes = StandinRam::bytesToDump(config_["memory"]);
+  if (memBytes > 0) {
+    std::ofstream(*dir / "memory-ranges", std::ios::trunc).close();
+    fs::resize_file(*dir / "memory-ranges", memBytes, ec);  // sparse: a RAM dump's size
+  }
   if (!ok || ec) return reply(500, "vm.snapshot: cannot write into " + dir->string());
   return reply(204);
 }
@@ -218,9 +242,13 @@ StandinReply StandinVm::restore(const json& body, int fdCount) {
   std::ifstream in(*dir / "config.json");
   json saved = json::parse(in, nullptr, false);
   std::error_code ec;
-  if (saved.is_discarded() || !fs::is_regular_file(*dir / "state.json", ec) ||
-      !fs::exists(*dir / "memory-ranges", ec)) {
+  if (saved.is_discarded() || !fs::is_regular_file(*dir / "state.json", ec)) {
     return reply(500, "vm.restore: cannot read the snapshot in " + dir->string());
+  }
+  const bool hasDump = fs::exists(*dir / "memory-ranges", ec);
+  if (!hasDump && StandinRam::bytesToDump(saved.value("memory", json::object())) > 0) {
+    return reply(500, "vm.restore: cannot read the snapshot in " + dir->string() +
+                          ": memory-ranges missing");
   }
   // Every NIC that was created from fds needs new ones, under its own id.
   json announced = body.value("net_fds", json::array());
@@ -246,10 +274,22 @@ StandinReply StandinVm::restore(const json& body, int fdCount) {
   if (body.value("memory_restore_mode", "Copy") == "OnDemand" && !userfaultfd_) {
     return reply(500, "Error restoring VM: userfaultfd is not available (on-demand restore)");
   }
+  // OnDemand serves faults from memory-ranges, which it opens first, even
+  // when there is nothing in it to serve (restore_by_uffd).
+  if (body.value("memory_restore_mode", "Copy") == "OnDemand" && !hasDump) {
+    return reply(500, "Error restoring VM: Error opening snapshot file " +
+                          (*dir / "memory-ranges").string() + ": No such file or directory");
+  }
   (void)fdCount;  // already checked against the announcement by handle()
   config_ = saved;
+  StandinReply error;
+  if (!mapRam(error, "Error restoring VM")) {
+    config_ = json();
+    return error;
+  }
   writeSerial("fake cloud-hypervisor: guest restored");
   state_ = body.value("resume", false) ? VmState::kRunning : VmState::kPaused;
+  if (state_ == VmState::kRunning) ram_.touch(false);
   return reply(204);
 }
 

@@ -1,6 +1,7 @@
 // The stand-in's model of one Cloud Hypervisor VMM: its VM state machine and
 // the documented answer to each API request, given the request and how many
-// SCM_RIGHTS fds arrived with it. No sockets here (ch_api_standin.h serves it).
+// SCM_RIGHTS fds arrived with it, and its guest memory (ch_standin_ram.h). No
+// sockets here (ch_api_standin.h serves it).
 #pragma once
 
 #include <filesystem>
@@ -11,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "vmm/cloud_hypervisor/ch_http.h"
+#include "tests/cloud_hypervisor/ch_standin_ram.h"
 #include "vmm/cloud_hypervisor/ch_version.h"
 
 namespace s2z::tests::ch {
@@ -71,6 +73,8 @@ class StandinVm {
   StandinReply snapshot(const nlohmann::json& body);
   StandinReply restore(const nlohmann::json& body, int fdCount);
   StandinReply transition(const std::string& endpoint);
+  // The guest's memory mapped (boot, restore); false after an error reply.
+  bool mapRam(StandinReply& error, const char* what);
 
   vmm::ch::ChVersion version_;
   VmState state_ = VmState::kNone;
@@ -78,6 +82,7 @@ class StandinVm {
   std::map<std::string, InjectedFailure> failures_;
   bool userfaultfd_ = true;
   PowerButton powerButton_ = PowerButton::kGuestOffVmmExits;
+  StandinRam ram_;
 };
 
 }  // namespace s2z::tests::ch

@@ -104,7 +104,7 @@ TEST_CASE("fd count mismatches: the client never sends one, the stand-in would r
   REQUIRE(vmm->sleep(env.snapshotDir(), kStamp).ok());
   REQUIRE(vmm->prepareRestore(config).ok());  // a VMM with no VM, ready for vm.restore
   vmm::ch::ChApiClient api(env.dir() / "ch-standby.sock");
-  auto body = vmm::ch::buildRestoreConfig(env.snapshotDir(), 1, vmm::ch::capabilitiesFor({45, 0, 0}));
+  auto body = vmm::ch::buildRestoreConfig(env.snapshotDir(), 1);
   size_t before = env.requests().size();
 
   // The client refuses to send a body announcing 1 fd with 0 or 2 attached.
@@ -143,28 +143,29 @@ TEST_CASE("API errors are quoted for state errors too (405 on a running VM's res
   REQUIRE(vmm->shutdown(std::chrono::milliseconds(3000)).ok());
 }
 
-TEST_CASE("v52 without userfaultfd: the OnDemand restore fails, a copy restore in a fresh VMM works") {
-  ChTestEnv env("52.0", {"--fake-no-userfaultfd"});
+TEST_CASE("a snapshot whose RAM file was lost or replaced is not resumed, and no VMM is started") {
+  ChTestEnv env("45.0");
   NetnsTap tap;
   auto vmm = vmm::makeCloudHypervisorVmm();
   auto config = env.config(tap.fd());
   REQUIRE(vmm->boot(config).ok());
   REQUIRE(vmm->sleep(env.snapshotDir(), kStamp).ok());
+  const auto ram = env.dir() / "guest-ram";
+  fs::rename(ram, env.dir() / "guest-ram.kept");
   size_t before = env.requests().size();
-  auto restored = vmm->restore(config, env.snapshotDir(), kStamp);
-  REQUIRE_MESSAGE(restored.ok(), s2z::tests::ch::errText(restored));
-  auto reqs = env.requests();
-  std::vector<RecordedRequest> tail(reqs.begin() + static_cast<long>(before), reqs.end());
-  Strings eps;
-  for (const auto& r : tail) eps.push_back(r.endpoint);
-  CHECK(eps == Strings{"vmm.ping", "vm.restore", "vmm.shutdown", "vmm.ping", "vm.restore"});
-  CHECK(tail[1].status == 500);
-  CHECK(tail[1].body["memory_restore_mode"] == "OnDemand");
-  CHECK(tail[4].status == 204);
-  CHECK_FALSE(tail[4].body.contains("memory_restore_mode"));  // copy
-  CHECK(tail[4].body["resume"] == true);
-  for (const auto& r : tail) CHECK(r.fdsReceived == r.fdsExpected);
-  REQUIRE(vmm->shutdown(std::chrono::milliseconds(3000)).ok());
+  auto lost = vmm->restore(config, env.snapshotDir(), kStamp);
+  REQUIRE_FALSE(lost.ok());
+  CHECK(lost.error().code == ErrorCode::kDataLoss);
+  CHECK(lost.error().message.find("guest-ram") != std::string::npos);
+
+  // Same size, another file (a copy over it): its identity differs.
+  fs::copy_file(env.dir() / "guest-ram.kept", ram);
+  auto replaced = vmm->restore(config, env.snapshotDir(), kStamp);
+  REQUIRE_FALSE(replaced.ok());
+  CHECK(replaced.error().code == ErrorCode::kDataLoss);
+  CHECK(env.requests().size() == before);
+  CHECK_FALSE(vmm->process().has_value());
+  CHECK(childProcesses().empty());
 }
 
 TEST_CASE("a VMM that dies before its API answers: the log tail is quoted, nothing is left") {
@@ -179,7 +180,8 @@ TEST_CASE("a VMM that dies before its API answers: the log tail is quoted, nothi
   CHECK_FALSE(vmm->process().has_value());
 }
 
-TEST_CASE("light sleep is vm.pause and vm.resume; going deep from it snapshots the paused VM and a failure leaves it paused") {
+TEST_CASE("light sleep is vm.pause and vm.resume, the RAM written back and paged out; going "
+          "deep from it snapshots the paused VM and a failure leaves it paused") {
   ChTestEnv env("45.0", {"--fake-fail 'vm.snapshot=500:Error snapshotting VM: No space left on device'"});
   NetnsTap tap;
   auto vmm = vmm::makeCloudHypervisorVmm();
@@ -189,7 +191,9 @@ TEST_CASE("light sleep is vm.pause and vm.resume; going deep from it snapshots t
 
   auto paused = vmm->pause(vmm::LightSleepCache::kKeep);
   REQUIRE_MESSAGE(paused.ok(), paused.error().describe());
-  CHECK(paused->unmappedBytes == 0);  // shared anonymous RAM: nothing to page out without swap
+  // What the fake guest wrote left the VMM's mapping, clean, into the page cache.
+  CHECK(paused->unmappedBytes >= StandinRam::kTouchedBytes);
+  CHECK(paused->cachedBytes >= StandinRam::kTouchedBytes);
   CHECK(env.endpoints().back() == "vm.pause");
   CHECK((*api.info())["state"] == "Paused");
 
@@ -203,5 +207,26 @@ TEST_CASE("light sleep is vm.pause and vm.resume; going deep from it snapshots t
   REQUIRE(vmm->resume().ok());
   CHECK(env.endpoints().back() == "vm.resume");
   CHECK((*api.info())["state"] == "Running");
+  REQUIRE(vmm->shutdown(std::chrono::milliseconds(0)).ok());
+}
+
+TEST_CASE("light sleep cache modes: 'mapped' leaves the RAM mapped in the VMM, 'drop' drops it "
+          "from the page cache too") {
+  ChTestEnv env("45.0");
+  NetnsTap tap;
+  auto vmm = vmm::makeCloudHypervisorVmm();
+  REQUIRE(vmm->boot(env.config(tap.fd())).ok());
+
+  auto mapped = vmm->pause(vmm::LightSleepCache::kMapped);
+  REQUIRE_MESSAGE(mapped.ok(), errText(mapped));
+  CHECK(mapped->unmappedBytes == 0);
+  CHECK(mapped->cachedBytes >= StandinRam::kTouchedBytes);
+  REQUIRE(vmm->resume().ok());  // the fake guest writes its pages again
+
+  auto dropped = vmm->pause(vmm::LightSleepCache::kDrop);
+  REQUIRE_MESSAGE(dropped.ok(), errText(dropped));
+  CHECK(dropped->unmappedBytes >= StandinRam::kTouchedBytes);
+  CHECK(dropped->cachedBytes == 0);
+  REQUIRE(vmm->resume().ok());
   REQUIRE(vmm->shutdown(std::chrono::milliseconds(0)).ok());
 }

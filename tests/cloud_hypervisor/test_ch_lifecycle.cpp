@@ -9,6 +9,10 @@
 #include <algorithm>
 #include <csignal>
 
+#include <sys/stat.h>
+
+#include <fstream>
+
 #include "tests/cloud_hypervisor/ch_test_env.h"
 #include "vmm/cloud_hypervisor/ch_api_client.h"
 #include "vmm/cloud_hypervisor/ch_vmm.h"
@@ -36,6 +40,13 @@ const RecordedRequest& find(const std::vector<RecordedRequest>& rs, const std::s
   auto it = std::find_if(rs.begin(), rs.end(), [&](const auto& r) { return r.endpoint == ep; });
   REQUIRE(it != rs.end());
   return *it;
+}
+
+// The first bytes of a guest RAM file: the fake guest's boot marker, if it booted on it.
+std::string ramMarker(const fs::path& ram) {
+  std::string text(sizeof(StandinRam::kBootMarker) - 1, '\0');
+  std::ifstream(ram).read(text.data(), static_cast<std::streamsize>(text.size()));
+  return text;
 }
 
 // The tap fd arrived as the very tap we hold.
@@ -94,6 +105,15 @@ TEST_CASE("v45: boot, sleep, restore (copy, then vm.resume), shutdown") {
   CHECK(processAlive(*first));
   CHECK(vmm->exitFd() >= 0);
   CHECK_FALSE(vmm->standby());
+  // Its RAM is the run dir's guest-ram: owner-only, the guest's size, and
+  // what the guest wrote is in it.
+  const auto ram = env.dir() / "guest-ram";
+  struct stat st {};
+  REQUIRE(::stat(ram.c_str(), &st) == 0);
+  CHECK((st.st_mode & 0777) == 0600);
+  CHECK(st.st_size == static_cast<off_t>(config.memoryMib) << 20);
+  CHECK(find(reqs, "vm.create").body["memory"]["zones"][0]["file"] == ram.string());
+  CHECK(ramMarker(ram) == StandinRam::kBootMarker);
 
   // Sleep: (is it paused already? a light sleep going deeper would be)
   // pause, snapshot into a temp dir, renamed into place, VMM exits.
@@ -104,19 +124,25 @@ TEST_CASE("v45: boot, sleep, restore (copy, then vm.resume), shutdown") {
   reqs = env.requests();
   CHECK(find(reqs, "vm.snapshot").body["destination_url"] ==
         "file://" + (env.dir() / "snapshot.tmp").string());
-  for (const char* f : {"config.json", "state.json", "memory-ranges"}) {
+  for (const char* f : {"config.json", "state.json", "manifest.json"}) {
     CHECK(fs::is_regular_file(env.snapshotDir() / f));
   }
+  // The RAM stays in its file: the snapshot is device state only, and the
+  // file is part of what the snapshot needs (it moves with it).
+  CHECK_FALSE(fs::exists(env.snapshotDir() / "memory-ranges"));
+  CHECK(slept->bytes < 64 * 1024);
+  CHECK(vmm->snapshotFiles(config, env.snapshotDir()) ==
+        std::vector<fs::path>{env.snapshotDir(), ram});
   CHECK_FALSE(fs::exists(env.dir() / "snapshot.tmp"));
   CHECK(slept->dir == env.snapshotDir());
-  CHECK(slept->bytes >= 128ull * 1024 * 1024);  // the RAM dump is in the files
   CHECK(slept->duration.count() > 0);
+  CHECK(slept->ramCacheDropped > 0);  // what the guest wrote, no longer cached
   CHECK_FALSE(vmm->process().has_value());
   CHECK(vmm->exitFd() == -1);
   CHECK_FALSE(processAlive(*first));
 
   // Restore: a new VMM, vm.restore with net_fds [net0:1] and exactly one fd
-  // (our tap), no OnDemand/resume on v45, so vm.resume follows.
+  // (our tap), copy mode (nothing to copy: the RAM file is mapped), then vm.resume.
   auto restored = vmm->restore(config, env.snapshotDir(), kStamp);
   REQUIRE_MESSAGE(restored.ok(), s2z::tests::ch::errText(restored));
   reqs = env.requests();
@@ -132,6 +158,7 @@ TEST_CASE("v45: boot, sleep, restore (copy, then vm.resume), shutdown") {
   // The restored VMM has the same console fd: its output follows the boot's.
   CHECK(env.consoleText() ==
         "fake cloud-hypervisor: guest booted\nfake cloud-hypervisor: guest restored\n");
+  CHECK(ramMarker(ram) == StandinRam::kBootMarker);  // the same RAM, not a new one
   auto second = vmm->process();
   REQUIRE(second.has_value());
   CHECK(second->pid != first->pid);
@@ -152,7 +179,8 @@ TEST_CASE("v45: boot, sleep, restore (copy, then vm.resume), shutdown") {
   checkAllAccepted(env);
 }
 
-TEST_CASE("v52: restore asks for OnDemand memory and resume, no vm.resume after") {
+TEST_CASE("v52: no OnDemand restore (it would look for memory-ranges); the guest runs only "
+          "after its RAM file is marked in use, so the snapshot cannot be restored twice") {
   ChTestEnv env("52.0");
   NetnsTap tap;
   auto vmm = vmm::makeCloudHypervisorVmm();
@@ -163,18 +191,23 @@ TEST_CASE("v52: restore asks for OnDemand memory and resume, no vm.resume after"
   REQUIRE_MESSAGE(restored.ok(), s2z::tests::ch::errText(restored));
   auto reqs = env.requests();
   const auto& restore = find(reqs, "vm.restore");
-  CHECK(restore.body["memory_restore_mode"] == "OnDemand");
-  CHECK(restore.body["resume"] == true);
-  CHECK(restore.body["prefault"] == false);
+  CHECK_FALSE(restore.body.contains("memory_restore_mode"));
+  CHECK_FALSE(restore.body.contains("resume"));
+  CHECK(reqs.back().endpoint == "vm.resume");
   checkTapFd(restore, tap);
-  CHECK(std::count_if(reqs.begin(), reqs.end(),
-                      [](const auto& r) { return r.endpoint == "vm.resume"; }) == 0);
   vmm::ch::ChApiClient api(env.dir() / "ch.sock");
   auto info = api.info();
   REQUIRE(info.ok());
   CHECK((*info)["state"] == "Running");
   REQUIRE(vmm->shutdown(std::chrono::milliseconds(3000)).ok());
   checkAllAccepted(env);
+
+  // The guest ran on past its snapshot: restoring it again would pair old
+  // device state with newer memory.
+  auto again = vmm->restore(config, env.snapshotDir(), kStamp);
+  REQUIRE_FALSE(again.ok());
+  CHECK(again.error().code == ErrorCode::kDataLoss);
+  CHECK_FALSE(vmm->process().has_value());
 }
 
 TEST_CASE("standby: prepareRestore starts a waiting VMM that restore then uses") {

@@ -30,18 +30,9 @@ TEST_CASE("parseChVersion refuses text without a version") {
 }
 
 TEST_CASE("capabilities follow the release notes") {
-  auto v39 = capabilitiesFor({39, 0, 0});
-  CHECK_FALSE(v39.netFdsOnRestore);
-  auto v40 = capabilitiesFor({40, 0, 0});
-  CHECK(v40.netFdsOnRestore);
-  CHECK_FALSE(v40.onDemandRestore);
-  auto v45 = capabilitiesFor({45, 0, 0});
-  CHECK(v45.netFdsOnRestore);
-  CHECK_FALSE(v45.onDemandRestore);
-  CHECK_FALSE(v45.resumeOnRestore);
-  auto v52 = capabilitiesFor({52, 0, 0});
-  CHECK(v52.onDemandRestore);
-  CHECK(v52.resumeOnRestore);
+  CHECK_FALSE(capabilitiesFor({39, 0, 0}).netFdsOnRestore);
+  CHECK(capabilitiesFor({40, 0, 0}).netFdsOnRestore);
+  CHECK(capabilitiesFor({52, 0, 0}).netFdsOnRestore);
 }
 
 TEST_CASE("checkSupported refuses versions that cannot pass tap fds on restore") {

@@ -2,6 +2,9 @@
 // the lifecycle tests could pass against a backend that sends them.
 #include <doctest/doctest.h>
 
+#include <filesystem>
+#include <fstream>
+
 #include "tests/cloud_hypervisor/ch_standin_vm.h"
 #include "vmm/cloud_hypervisor/ch_http.h"
 
@@ -99,4 +102,53 @@ TEST_CASE("injected failures answer with the VMM's message") {
   CHECK(r.status == 500);
   CHECK(r.body == "Error creating VM: cannot open kernel");
   CHECK(vm.state() == VmState::kNone);
+}
+
+TEST_CASE("RAM in a shared zone file: mapped at boot, not dumped by vm.snapshot, "
+          "mapped again by a copy restore; OnDemand finds no memory-ranges") {
+  namespace fs = std::filesystem;
+  char tmpl[] = "/tmp/s2z-standin-XXXXXX";
+  REQUIRE(::mkdtemp(tmpl) != nullptr);
+  const fs::path dir = tmpl;
+  const fs::path ram = dir / "guest-ram";
+  const std::string create =
+      R"({"payload":{"kernel":"/k"},"memory":{"size":0,"shared":true,"zones":[{"id":"ram0","size":8388608,"file":")" +
+      ram.string() + R"(","shared":true}]}})";
+  StandinVm noZones({45, 0, 0});
+  CHECK(noZones.handle(put("vm.create", R"({"payload":{"kernel":"/k"},"memory":{"size":0}})"), 0)
+            .status == 400);
+
+  StandinVm vm({52, 0, 0});
+  REQUIRE(vm.handle(put("vm.create", create), 0).status == 204);
+  auto missing = vm.handle(put("vm.boot"), 0);  // the VMM opens the file, never creates it
+  CHECK(missing.status == 500);
+  CHECK(vm.state() == VmState::kCreated);
+  std::ofstream(ram).close();
+  fs::resize_file(ram, 4 << 20);
+  CHECK(vm.handle(put("vm.boot"), 0).status == 500);  // shorter than the zone
+  fs::resize_file(ram, 8 << 20);
+  REQUIRE(vm.handle(put("vm.boot"), 0).status == 204);
+  std::string marker(sizeof(StandinRam::kBootMarker) - 1, '\0');
+  std::ifstream(ram).read(marker.data(), static_cast<std::streamsize>(marker.size()));
+  CHECK(marker == StandinRam::kBootMarker);  // the "guest" wrote its memory through the file
+
+  REQUIRE(vm.handle(put("vm.pause"), 0).status == 204);
+  fs::create_directory(dir / "snap");
+  const std::string url = "file://" + (dir / "snap").string();
+  REQUIRE(vm.handle(put("vm.snapshot", R"({"destination_url":")" + url + R"("})"), 0).status == 204);
+  CHECK(fs::exists(dir / "snap" / "config.json"));
+  CHECK_FALSE(fs::exists(dir / "snap" / "memory-ranges"));
+
+  StandinVm onDemand({52, 0, 0});
+  auto refused = onDemand.handle(
+      put("vm.restore", R"({"source_url":")" + url + R"(","memory_restore_mode":"OnDemand"})"), 0);
+  CHECK(refused.status == 500);
+  CHECK(refused.body.find("memory-ranges") != std::string::npos);
+  StandinVm copy({52, 0, 0});
+  CHECK(copy.handle(put("vm.restore", R"({"source_url":")" + url + R"("})"), 0).status == 204);
+  CHECK(copy.state() == VmState::kPaused);
+  fs::remove(ram);
+  StandinVm noRam({52, 0, 0});
+  CHECK(noRam.handle(put("vm.restore", R"({"source_url":")" + url + R"("})"), 0).status == 500);
+  fs::remove_all(dir);
 }

@@ -11,6 +11,8 @@
 #include "vmm/cloud_hypervisor/ch_restore_watchdog.h"
 #include "vmm/cloud_hypervisor/ch_snapshot_dir.h"
 #include "vmm/cloud_hypervisor/ch_vmm.h"
+#include "vmm/guest_ram_file.h"
+#include "vmm/guest_ram_release.h"
 
 namespace s2z::vmm::ch {
 namespace {
@@ -79,6 +81,12 @@ bool waitGuestPoweredOff(ChProcess& vmm, ChApiClient& api, std::chrono::millisec
     auto info = api.info();
     if (info.ok() && info->value("state", "") == "Shutdown") return true;
   }
+}
+
+// True when the snapshot's guest RAM is the run dir's file, not a dump in it.
+bool ramInFile(const std::filesystem::path& snapshotDir) {
+  std::error_code ec;
+  return !std::filesystem::exists(snapshotDir / "memory-ranges", ec);
 }
 
 // The end of the VMM's log, for errors about a VMM that died early.
@@ -164,6 +172,9 @@ Result<void> CloudHypervisorVmm::boot(const VmConfig& config) {
                      "boot: the guest agent (task config \"command\") runs on qemu only; the "
                      "cloud-hypervisor backend does not attach its channel yet");
   }
+  // A fresh boot starts from empty RAM, in a file the VMM maps but does not create.
+  const auto ram = guestRamPath(config.runDir);
+  S2Z_TRY(createGuestRamFile(ram, config.memoryMib << 20), "boot");
   auto vmm = launch(config, "ch.sock", Clock::now() + kApiWait);
   if (!vmm.ok()) return vmm.error().wrap("boot");
 
@@ -181,20 +192,53 @@ Result<void> CloudHypervisorVmm::boot(const VmConfig& config) {
   spdlog::info("cloud-hypervisor {}: booted {} (pid {})", vmm->version.str(), config.name,
                vmm->process.identity().pid);
   active_ = std::move(*vmm);
+  guestRam_ = ram;
   return okResult();
 }
 
 // Light sleep is vm.pause: the VMM stops its vCPUs and, with them, stops
-// taking frames from the tap. Its RAM is shared anonymous memory (no file to
-// write it back to), which without swap stays resident: unmappedBytes 0,
-// and LightSleepCache has nothing to act on.
-Result<PauseInfo> CloudHypervisorVmm::pause(LightSleepCache) {
+// taking frames from the tap. Then, as on QEMU, the guest RAM file is written
+// back and paged out of the VMM (clean, reclaimable page cache), dropped from
+// the cache too with kDrop, or left mapped with kMapped
+// (vmm/guest_ram_release.h). A RAM that cannot be released resumes the guest.
+Result<PauseInfo> CloudHypervisorVmm::pause(LightSleepCache cache) {
   if (!active_) return noVm("pause");
   auto start = Clock::now();
   ChApiClient api(active_->socket);
   S2Z_TRY(api.pause(), "pause");
-  PauseInfo info;
+  if (guestRam_.empty()) {
+    // Restored from an older plugin's snapshot: anonymous RAM, which without
+    // swap stays where it is until the next boot.
+    return PauseInfo{0, 0, std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start)};
+  }
+  auto released = releaseGuestRam(active_->process.exitFd(), active_->process.identity().pid,
+                                  guestRam_,
+                                  cache == LightSleepCache::kMapped ? RamAdvice::kKeepMapped
+                                                                    : RamAdvice::kPageOut);
+  if (!released.ok()) {
+    if (auto resumed = api.resume(); !resumed.ok()) {
+      return released.error().wrap("pause").wrap("(resume failed too: " +
+                                                 resumed.error().describe() + ")");
+    }
+    return released.error().wrap("pause");
+  }
+  uint64_t cached = released->cachedAfter;
+  if (cache == LightSleepCache::kDrop) {
+    // A failed drop still leaves a paused guest, whose RAM is merely cached.
+    auto dropped = dropGuestRamCache(guestRam_);
+    if (dropped.ok()) {
+      cached = dropped->cachedAfter;
+    } else {
+      spdlog::warn("cloud-hypervisor: paused, but the guest RAM stays in the page cache: {}",
+                   dropped.error().describe());
+    }
+  }
+  PauseInfo info{released->unmapped(), cached, {}};
   info.duration = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start);
+  spdlog::info("cloud-hypervisor pid {}: paused; guest RAM written back, {} KiB of it unmapped, "
+               "{} KiB in the page cache ({}), in {} us",
+               active_->process.identity().pid, info.unmappedBytes / 1024, cached / 1024,
+               lightSleepCacheName(cache), info.duration.count());
   return info;
 }
 
@@ -227,7 +271,12 @@ Result<SnapshotInfo> CloudHypervisorVmm::sleep(const std::filesystem::path& snap
     removeQuietly(*temp);
     return resumeAfter(snap.error().wrap("snapshot"));
   }
-  if (auto written = writeManifestFor(*temp, stamp); !written.ok()) {
+  // The RAM the snapshot names is durable before the manifest pairs them.
+  if (auto synced = guestRam_.empty() ? okResult() : syncGuestRam(guestRam_); !synced.ok()) {
+    removeQuietly(*temp);
+    return resumeAfter(synced.error());
+  }
+  if (auto written = writeManifestFor(*temp, stamp, guestRam_); !written.ok()) {
     removeQuietly(*temp);
     return resumeAfter(written.error());
   }
@@ -245,6 +294,15 @@ Result<SnapshotInfo> CloudHypervisorVmm::sleep(const std::filesystem::path& snap
   info.dir = snapshotDir;
   info.bytes = *bytes;
   info.duration = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start);
+  // Deep sleep holds no host memory: the RAM file's cache goes too (a
+  // restore maps it back on demand).
+  if (guestRam_.empty()) {
+    // Anonymous RAM (an older plugin's snapshot): it went with the VMM.
+  } else if (auto dropped = dropGuestRamCache(guestRam_); dropped.ok()) {
+    info.ramCacheDropped = dropped->dropped();
+  } else {
+    spdlog::warn("cloud-hypervisor: guest RAM stays cached: {}", dropped.error().describe());
+  }
   return info;
 }
 
@@ -278,23 +336,21 @@ Result<void> CloudHypervisorVmm::prepareRestore(const VmConfig& config) {
 
 Result<void> CloudHypervisorVmm::restoreInto(ChProcess& vmm, const VmConfig& config,
                                              const std::filesystem::path& snapshotDir,
-                                             bool onDemand, const RestoreWatchdog& watchdog) {
-  ChCapabilities caps = capabilitiesFor(vmm.version);
-  if (!caps.netFdsOnRestore) {
+                                             const RestoreWatchdog& watchdog) {
+  if (!capabilitiesFor(vmm.version).netFdsOnRestore) {
     return makeError(ErrorCode::kFailedPrecondition,
                      "cloud-hypervisor " + vmm.version.str() + " cannot take tap fds on restore");
   }
-  caps.onDemandRestore = caps.onDemandRestore && onDemand;
-  const char* step = caps.onDemandRestore ? "vm.restore (on demand)" : "vm.restore (copy)";
   int fds[1] = {config.tapFd};
   // A fresh client per call: each gets what is left of the watchdog.
   auto restored = ChApiClient(vmm.socket, watchdog.left())
-                      .restore(buildRestoreConfig(snapshotDir, 1, caps), fds);
-  if (!restored.ok()) return watchdog.verdict(restored.error(), step).wrap("restore");
-  if (!caps.resumeOnRestore) {
-    auto resumed = ChApiClient(vmm.socket, watchdog.left()).resume();
-    if (!resumed.ok()) return watchdog.verdict(resumed.error(), "vm.resume").wrap("resume");
-  }
+                      .restore(buildRestoreConfig(snapshotDir, 1), fds);
+  if (!restored.ok()) return watchdog.verdict(restored.error(), "vm.restore").wrap("restore");
+  // From vm.resume on the guest writes its RAM: this snapshot no longer
+  // matches it. (One an older plugin took of anonymous RAM copied it in.)
+  if (ramInFile(snapshotDir)) S2Z_TRY(markRamInUse(guestRamPath(config.runDir)), "restore");
+  auto resumed = ChApiClient(vmm.socket, watchdog.left()).resume();
+  if (!resumed.ok()) return watchdog.verdict(resumed.error(), "vm.resume").wrap("resume");
   return okResult();
 }
 
@@ -311,7 +367,7 @@ Result<void> CloudHypervisorVmm::restore(const VmConfig& config,
                                          const std::filesystem::path& snapshotDir,
                                          const SnapshotStamp& expected) {
   // The watchdog: everything below, from the VMM start (or the standby)
-  // through vm.restore, the copy retry and vm.resume, within
+  // through vm.restore and vm.resume, within
   // restoreTimeout; each step gets what is left. On expiry the VMM is
   // killed (SIGKILL also ends a stopped one) and reaped: kTimeout, and the
   // caller cold boots.
@@ -330,22 +386,7 @@ Result<void> CloudHypervisorVmm::restore(const VmConfig& config,
   if (!vmm.ok()) {
     return watchdog.verdict(vmm.error(), "the cloud-hypervisor start").wrap("restore");
   }
-  auto restored = restoreInto(*vmm, config, snapshotDir, true, watchdog);
-  if (!restored.ok() && restored.error().code != ErrorCode::kTimeout &&
-      capabilitiesFor(vmm->version).onDemandRestore) {
-    // OnDemand is strict (no userfaultfd: it fails rather than copying), and
-    // a VMM whose restore failed is not reused: retry the copy restore in a
-    // fresh one, within what is left of the same watchdog.
-    spdlog::warn("cloud-hypervisor: on-demand restore failed ({}); retrying with copy",
-                 restored.error().describe());
-    retire(*vmm, watchdog, restored.error());
-    vmm = launch(config, "ch.sock", watchdog.deadline());
-    if (!vmm.ok()) {
-      return watchdog.verdict(vmm.error(), "the copy retry's cloud-hypervisor start")
-          .wrap("restore (copy retry)");
-    }
-    restored = restoreInto(*vmm, config, snapshotDir, false, watchdog);
-  }
+  auto restored = restoreInto(*vmm, config, snapshotDir, watchdog);
   if (!restored.ok()) {
     retire(*vmm, watchdog, restored.error());
     return restored.error().wrap("restore " + snapshotDir.string());
@@ -353,12 +394,13 @@ Result<void> CloudHypervisorVmm::restore(const VmConfig& config,
   spdlog::info("cloud-hypervisor {}: restored {} from {}", vmm->version.str(), config.name,
                snapshotDir.string());
   active_ = std::move(*vmm);
+  guestRam_ = ramInFile(snapshotDir) ? guestRamPath(config.runDir) : std::filesystem::path();
   return okResult();
 }
 
 std::vector<std::filesystem::path> CloudHypervisorVmm::snapshotFiles(
-    const VmConfig&, const std::filesystem::path& snapshotDir) const {
-  return {snapshotDir};  // memory-ranges is inside it
+    const VmConfig& config, const std::filesystem::path& snapshotDir) const {
+  return {snapshotDir, guestRamPath(config.runDir)};
 }
 
 Result<void> CloudHypervisorVmm::shutdown(std::chrono::milliseconds grace) {
@@ -429,6 +471,9 @@ Result<void> CloudHypervisorVmm::reattach(const VmConfig& config,
     vmm.socket = api.socket();
     vmm.version = *version;
     (standby ? standby_ : active_) = std::move(vmm);
+    std::error_code ec;
+    const auto ram = guestRamPath(config.runDir);
+    guestRam_ = std::filesystem::exists(ram, ec) ? ram : std::filesystem::path();
     return okResult();
   }
   return last;

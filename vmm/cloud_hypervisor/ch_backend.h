@@ -1,12 +1,17 @@
 // CloudHypervisorVmm: vmm::Vmm over the Cloud Hypervisor REST API.
-// Boot: spawn `cloud-hypervisor --api-socket path=<runDir>/ch.sock`, wait for
-// vmm.ping, vm.create, vm.add-net (tap fd over SCM_RIGHTS), vm.boot.
-// Sleep: vm.pause, vm.snapshot into a temp dir, fsync, rename, vmm.shutdown.
+// Guest RAM is <runDir>/guest-ram (vmm/guest_ram_file.h), one shared memory
+// zone, as QEMU's is: snapshots hold device state only.
+// Boot: create the RAM file, spawn `cloud-hypervisor --api-socket
+// path=<runDir>/ch.sock`, wait for vmm.ping, vm.create, vm.add-net (tap fd
+// over SCM_RIGHTS), vm.boot.
+// Light sleep: vm.pause, then the RAM written back and paged out (pause()).
+// Sleep: vm.pause, vm.snapshot into a temp dir, fsync (and the RAM file's
+// fdatasync), manifest, rename, vmm.shutdown, the RAM's page cache dropped.
 // Resume (after a sleep cut short by the plugin's death): vm.resume if paused.
 // Restore: a fresh VMM (or the standby one), vm.restore with net_fds and the
-// tap fd, vm.resume unless the VMM resumed itself; all of it, the copy retry
-// after a failed on-demand restore included, within config.restoreTimeout
-// (ch_restore_watchdog.h), else the VMM is killed and restore is kTimeout.
+// tap fd (the VMM maps the RAM file again), the RAM file marked in use,
+// vm.resume; all of it within config.restoreTimeout (ch_restore_watchdog.h),
+// else the VMM is killed and restore is kTimeout.
 // Shutdown: vm.power-button, wait up to the grace for the VMM to exit with its
 // guest, then vm.shutdown, vmm.shutdown and finally SIGKILL.
 // Not thread-safe: the agent serializes calls per instance.
@@ -73,11 +78,10 @@ class CloudHypervisorVmm final : public Vmm {
   Result<ChProcess> launch(const VmConfig& config, const std::string& socketName,
                            Clock::time_point deadline);
   // Restores into vmm (which has no VM yet); on success the VM runs.
-  // onDemand=false forces the copy restore even where OnDemand is supported.
   // Each call gets what is left of watchdog; kTimeout (naming the call) once
   // it has run out. vmm is left for the caller to retire.
   Result<void> restoreInto(ChProcess& vmm, const VmConfig& config,
-                           const std::filesystem::path& snapshotDir, bool onDemand,
+                           const std::filesystem::path& snapshotDir,
                            const RestoreWatchdog& watchdog);
   // A VMM for restore: the standby one if it is alive, else a new one
   // started by deadline.
@@ -85,6 +89,9 @@ class CloudHypervisorVmm final : public Vmm {
 
   std::optional<ChProcess> active_;   // runs the guest
   std::optional<ChProcess> standby_;  // asleep: waits for vm.restore
+  // The running guest's RAM file; empty for a VM restored from an older
+  // plugin's snapshot, whose RAM is anonymous (nothing to write back).
+  std::filesystem::path guestRam_;
 };
 
 }  // namespace s2z::vmm::ch

@@ -1,5 +1,7 @@
 #include "vmm/cloud_hypervisor/ch_json.h"
 
+#include "vmm/guest_ram_file.h"
+
 namespace s2z::vmm::ch {
 
 using nlohmann::json;
@@ -15,9 +17,17 @@ json buildVmConfig(const VmConfig& config) {
   json vm = {
       {"payload", payload},
       {"cpus", {{"boot_vcpus", config.vcpus}, {"max_vcpus", config.vcpus}}},
-      // shared: guest RAM is a shared mapping (memfd), which vhost-user devices
-      // and the v53 offload path need; the snapshot still writes memory-ranges.
-      {"memory", {{"size", config.memoryMib * 1024 * 1024}, {"shared", true}}},
+      // Guest RAM is the run dir's guest-ram file, mapped shared (size 0: the
+      // zones give the memory). The snapshot then skips it (the VMM sees its
+      // content persisted in a named file: no memory-ranges), a light sleep
+      // can write it back and page it out, and a restore maps it again.
+      {"memory",
+       {{"size", 0},
+        {"shared", true},
+        {"zones", nlohmann::json::array({{{"id", kRamZoneId},
+                                          {"size", config.memoryMib * 1024 * 1024},
+                                          {"file", guestRamPath(config.runDir).string()},
+                                          {"shared", true}}})}}},
       {"console", {{"mode", "Off"}}},
   };
   if (config.consoleFd < 0) {
@@ -42,15 +52,11 @@ json buildSnapshotConfig(const std::filesystem::path& dir) {
   return {{"destination_url", fileUrl(dir)}};
 }
 
-json buildRestoreConfig(const std::filesystem::path& dir, int netFdCount,
-                        const ChCapabilities& caps) {
+json buildRestoreConfig(const std::filesystem::path& dir, int netFdCount) {
   json restore = {{"source_url", fileUrl(dir)}, {"prefault", false}};
   if (netFdCount > 0) {
     restore["net_fds"] = json::array({{{"id", kNetId}, {"num_fds", netFdCount}}});
   }
-  // serde spells the enum variant: "OnDemand" (ch-remote's "ondemand" is CLI only).
-  if (caps.onDemandRestore) restore["memory_restore_mode"] = "OnDemand";
-  if (caps.resumeOnRestore) restore["resume"] = true;
   return restore;
 }
 

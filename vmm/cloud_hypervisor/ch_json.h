@@ -22,12 +22,14 @@ inline constexpr int kNetQueuesPerFd = 2;
 // reader is still there (we hold a writer, so it is) does not block. A restored
 // VMM gets the same fd number, so the path in a snapshot's config stays right.
 inline constexpr int kConsoleChildFd = 3;
+// The id of the one memory zone, backed by the run dir's guest-ram file.
+inline constexpr const char* kRamZoneId = "ram0";
 
 // "file:///abs/dir" for snapshot destination_url / restore source_url.
 std::string fileUrl(const std::filesystem::path& dir);
 
 // VmConfig for vm.create: payload (kernel, initramfs, cmdline), cpus, memory
-// (shared), serial to the inherited console fd (mode File, or Null without one),
+// (one zone: the shared file guestRamPath(runDir), which must exist), serial to the inherited console fd (mode File, or Null without one),
 // console Off, and the rootfs as a disk. No NIC: it is added with its fd by
 // vm.add-net, because fds are never taken from JSON.
 nlohmann::json buildVmConfig(const VmConfig& config);
@@ -40,10 +42,12 @@ nlohmann::json buildNetConfig(const std::string& mac, uint32_t mtu = 0);
 nlohmann::json buildSnapshotConfig(const std::filesystem::path& dir);
 
 // RestoreConfig for vm.restore: source_url, prefault false, net_fds announcing
-// netFdCount fds for kNetId, memory_restore_mode "OnDemand" and resume true
-// where the version supports them (otherwise omitted: copy, and paused).
-nlohmann::json buildRestoreConfig(const std::filesystem::path& dir, int netFdCount,
-                                  const ChCapabilities& caps);
+// netFdCount fds for kNetId. The default memory_restore_mode (Copy) copies
+// nothing: the RAM is the zone's file, mapped again. "OnDemand" (v52) would
+// fail, as it opens a memory-ranges file that such a snapshot does not have.
+// No resume: the VM comes up paused, so the RAM file is marked in use
+// (snapshot_manifest.h) before the guest writes to it.
+nlohmann::json buildRestoreConfig(const std::filesystem::path& dir, int netFdCount);
 
 // Sum of net_fds[].num_fds in a RestoreConfig: the fds that must travel with it.
 int announcedNetFds(const nlohmann::json& restoreConfig);

@@ -68,7 +68,8 @@ Result<uint64_t> commitSnapshotDir(const fs::path& tempDir, const fs::path& fina
   return bytes;
 }
 
-Result<void> writeManifestFor(const fs::path& dir, const SnapshotStamp& stamp) {
+Result<void> writeManifestFor(const fs::path& dir, const SnapshotStamp& stamp,
+                              const fs::path& ramFile) {
   // Bigger files are guest memory: checksumming them at every restore would
   // cost more than the restore (snapshot_manifest.h).
   constexpr uint64_t kContentCheckLimit = 16 << 20;
@@ -82,6 +83,11 @@ Result<void> writeManifestFor(const fs::path& dir, const SnapshotStamp& stamp) {
     manifest.files.push_back(*file);
   }
   if (ec) return systemError("list " + dir.string(), ec.value());
+  if (!ramFile.empty()) {
+    auto ram = describeSnapshotFile(dir, ramFile, FileCheck::kIdentity);
+    if (!ram.ok()) return ram.error().wrap("snapshot manifest");
+    manifest.files.push_back(*ram);
+  }
   return writeSnapshotManifest(dir, manifest);
 }
 

@@ -23,8 +23,11 @@ Result<uint64_t> commitSnapshotDir(const std::filesystem::path& tempDir,
                                    const std::filesystem::path& finalDir);
 
 // Writes dir's manifest (vmm/snapshot_manifest.h) stamped with stamp: the
-// JSON files checked by content, memory-ranges (guest RAM) by identity.
-Result<void> writeManifestFor(const std::filesystem::path& dir, const SnapshotStamp& stamp);
+// JSON files checked by content; guest RAM by identity, both the RAM file
+// outside dir (ramFile; empty for none) and a memory-ranges dump in it (what
+// the VMM writes for anonymous RAM, as an older plugin's VMs have).
+Result<void> writeManifestFor(const std::filesystem::path& dir, const SnapshotStamp& stamp,
+                              const std::filesystem::path& ramFile);
 
 // kNotFound unless dir holds a snapshot (config.json and state.json).
 Result<void> checkSnapshotDir(const std::filesystem::path& dir);

@@ -7,7 +7,6 @@ namespace s2z::vmm::ch {
 namespace {
 
 constexpr ChVersion kNetFdsOnRestore{40, 0, 0};
-constexpr ChVersion kOnDemandRestore{52, 0, 0};
 
 // Reads digits at text[pos...]; advances pos. nullopt when no digit is there.
 std::optional<unsigned> readNumber(std::string_view text, size_t& pos) {
@@ -64,8 +63,6 @@ Result<ChVersion> parseChVersion(std::string_view text) {
 ChCapabilities capabilitiesFor(const ChVersion& version) {
   ChCapabilities caps;
   caps.netFdsOnRestore = version >= kNetFdsOnRestore;
-  caps.onDemandRestore = version >= kOnDemandRestore;
-  caps.resumeOnRestore = version >= kOnDemandRestore;
   return caps;
 }
 

@@ -28,8 +28,6 @@ Result<ChVersion> parseChVersion(std::string_view text);
 // What a given version supports, per the release notes (see API_FACTS.md).
 struct ChCapabilities {
   bool netFdsOnRestore = false;    // v40: vm.restore takes net_fds + SCM_RIGHTS
-  bool onDemandRestore = false;    // v52: memory_restore_mode "ondemand" (userfaultfd)
-  bool resumeOnRestore = false;    // v52: RestoreConfig.resume
 };
 ChCapabilities capabilitiesFor(const ChVersion& version);
 
