@@ -5,7 +5,7 @@
 #include <unistd.h>
 
 #include <algorithm>
-#include <atomic>
+#include <cstdlib>
 #include <fstream>
 
 #include <grpcpp/grpcpp.h>
@@ -24,9 +24,13 @@ namespace s2z::standin {
 
 namespace {
 
+// A fresh directory of its own for each client (mkdtemp: unique without a
+// counter shared between clients). Should it fail, prepareAllocDir reports
+// the path it could not use.
 std::string defaultDataDir() {
-  static std::atomic<int> counter{0};
-  return "/tmp/s2z-standin-" + std::to_string(getpid()) + "-" + std::to_string(counter++);
+  std::string dir = "/tmp/s2z-standin-" + std::to_string(getpid()) + "-XXXXXX";
+  if (::mkdtemp(dir.data()) == nullptr) return "/tmp/s2z-standin-" + std::to_string(getpid());
+  return dir;
 }
 
 // Keeps one server stream open for the instance's lifetime, re-opening it

@@ -34,7 +34,7 @@ struct ClientOptions {
   LaunchOptions launch;            // binary, args, extra env, netns
   YAML::Node pluginConfig;         // the agent's plugin "x" { config {} } body; null = none
   bool rawPluginConfig = false;    // send pluginConfig without schema checks
-  std::string dataDir;             // alloc dirs; default /tmp/s2z-standin-<pid>-<n>
+  std::string dataDir;             // alloc dirs; default a new /tmp/s2z-standin-<pid>-XXXXXX
   uint32_t clientMinPort = 14000;  // nomad_config.driver
   uint32_t clientMaxPort = 14512;
   std::chrono::milliseconds statsInterval{1000};

@@ -107,7 +107,7 @@ TEST_CASE("injected failures answer with the VMM's message") {
 TEST_CASE("RAM in a shared zone file: mapped at boot, not dumped by vm.snapshot, "
           "mapped again by a copy restore; OnDemand finds no memory-ranges") {
   namespace fs = std::filesystem;
-  char tmpl[] = "/tmp/s2z-standin-XXXXXX";
+  char tmpl[] = "/tmp/s2z-ch-ram-XXXXXX";
   REQUIRE(::mkdtemp(tmpl) != nullptr);
   const fs::path dir = tmpl;
   const fs::path ram = dir / "guest-ram";
