@@ -207,6 +207,14 @@ TEST_CASE("light sleep is vm.pause and vm.resume, the RAM written back and paged
   REQUIRE(vmm->resume().ok());
   CHECK(env.endpoints().back() == "vm.resume");
   CHECK((*api.info())["state"] == "Running");
+
+  // A light wake is vm.resume alone: the backend paused it and knows its state.
+  REQUIRE(vmm->pause(vmm::LightSleepCache::kKeep).ok());
+  size_t before = env.requests().size();
+  REQUIRE(vmm->resume().ok());
+  auto lightWake = env.endpoints();
+  CHECK(Strings(lightWake.begin() + static_cast<long>(before), lightWake.end()) ==
+        Strings{"vm.resume"});
   REQUIRE(vmm->shutdown(std::chrono::milliseconds(0)).ok());
 }
 

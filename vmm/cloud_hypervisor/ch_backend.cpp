@@ -6,6 +6,7 @@
 #include <fstream>
 #include <iterator>
 #include <thread>
+#include <utility>
 
 #include "vmm/cloud_hypervisor/ch_json.h"
 #include "vmm/cloud_hypervisor/ch_restore_watchdog.h"
@@ -193,6 +194,7 @@ Result<void> CloudHypervisorVmm::boot(const VmConfig& config) {
                vmm->process.identity().pid);
   active_ = std::move(*vmm);
   guestRam_ = ram;
+  lightPaused_ = false;
   return okResult();
 }
 
@@ -209,6 +211,7 @@ Result<PauseInfo> CloudHypervisorVmm::pause(LightSleepCache cache) {
   if (guestRam_.empty()) {
     // Restored from an older plugin's snapshot: anonymous RAM, which without
     // swap stays where it is until the next boot.
+    lightPaused_ = true;
     return PauseInfo{0, 0, std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start)};
   }
   auto released = releaseGuestRam(active_->process.exitFd(), active_->process.identity().pid,
@@ -233,6 +236,7 @@ Result<PauseInfo> CloudHypervisorVmm::pause(LightSleepCache cache) {
                    dropped.error().describe());
     }
   }
+  lightPaused_ = true;
   PauseInfo info{released->unmapped(), cached, {}};
   info.duration = std::chrono::duration_cast<std::chrono::microseconds>(Clock::now() - start);
   spdlog::info("cloud-hypervisor pid {}: paused; guest RAM written back, {} KiB of it unmapped, "
@@ -245,6 +249,7 @@ Result<PauseInfo> CloudHypervisorVmm::pause(LightSleepCache cache) {
 Result<SnapshotInfo> CloudHypervisorVmm::sleep(const std::filesystem::path& snapshotDir,
                                                const SnapshotStamp& stamp) {
   if (!active_) return noVm("sleep");
+  lightPaused_ = false;  // a failed sleep may leave it paused or running
   auto start = Clock::now();
   ChApiClient api(active_->socket);
   // A light sleep going deeper finds the VM paused already (vm.pause would
@@ -309,6 +314,10 @@ Result<SnapshotInfo> CloudHypervisorVmm::sleep(const std::filesystem::path& snap
 Result<void> CloudHypervisorVmm::resume() {
   if (!active_) return noVm("resume");
   ChApiClient api(active_->socket);
+  if (std::exchange(lightPaused_, false)) {
+    S2Z_TRY(api.resume(), "resume");
+    return okResult();
+  }
   auto info = api.info();
   if (!info.ok()) return info.error().wrap("resume");
   std::string state = info->value("state", "");
@@ -394,6 +403,7 @@ Result<void> CloudHypervisorVmm::restore(const VmConfig& config,
   spdlog::info("cloud-hypervisor {}: restored {} from {}", vmm->version.str(), config.name,
                snapshotDir.string());
   active_ = std::move(*vmm);
+  lightPaused_ = false;
   guestRam_ = ramInFile(snapshotDir) ? guestRamPath(config.runDir) : std::filesystem::path();
   return okResult();
 }

@@ -92,6 +92,9 @@ class CloudHypervisorVmm final : public Vmm {
   // The running guest's RAM file; empty for a VM restored from an older
   // plugin's snapshot, whose RAM is anonymous (nothing to write back).
   std::filesystem::path guestRam_;
+  // pause() paused the running VM and nothing has touched it since: resume()
+  // is vm.resume alone, without asking vm.info first.
+  bool lightPaused_ = false;
 };
 
 }  // namespace s2z::vmm::ch

@@ -45,6 +45,7 @@ Result<PauseInfo> QemuVmm::pause(LightSleepCache cache) {
                    dropped.error().describe());
     }
   }
+  lightPaused_ = true;
   auto took = std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
   spdlog::info("vmm {}: paused; guest RAM written back, {} KiB of it unmapped, {} KiB in the page cache "
                "({}), in {} us", config_.name, released->unmapped() / 1024, cached / 1024,

@@ -147,6 +147,7 @@ Result<SnapshotInfo> QemuVmm::sleep(const std::filesystem::path& snapshotDir,
   // Everything that can fail, on the host or in QEMU's migration settings,
   // happens while the VM still runs: the paused window holds only `stop`, the
   // stream, the fsyncs and the exit.
+  lightPaused_ = false;  // a migration may run from here on
   S2Z_TRY(makeSnapshotDir(snapshotDir), "sleep");
   auto temp = snapshotDir / kStateTemp;
   UniqueFd out(::open(temp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600));
@@ -246,6 +247,12 @@ Result<void> QemuVmm::resume() {
   auto q = qmp();
   if (!q.ok()) return q.error().wrap("resume " + config_.name);
   QmpClient& qmp = **q;
+  if (lightPaused_) {
+    // The light wake: this object stopped the guest and nothing ran since.
+    if (auto r = qmp.execute("cont"); !r.ok()) return r.error().wrap("resume " + config_.name);
+    lightPaused_ = false;
+    return okResult();
+  }
   auto status = qmp.execute("query-status");
   if (!status.ok()) return status.error().wrap("resume " + config_.name);
   if (status->value("running", false)) return okResult();

@@ -86,6 +86,7 @@ Result<void> QemuVmm::launch(const VmConfig& config, bool incoming,
     return Error{ErrorCode::kInvalidArgument, errno,
                  "console fd " + std::to_string(config.consoleFd)};
   }
+  lightPaused_ = false;
   QemuPaths paths = qemuPaths(config.runDir);
   std::filesystem::remove(paths.qmpSocket, ec);
   if (config.agent) std::filesystem::remove(config.agent->socket, ec);
@@ -203,6 +204,7 @@ void QemuVmm::killAndForget() {
     if (!killed.ok()) spdlog::error("vmm {}: {}", config_.name, killed.error().describe());
   }
   standby_ = false;
+  lightPaused_ = false;
 }
 
 Result<void> QemuVmm::boot(const VmConfig& config) {

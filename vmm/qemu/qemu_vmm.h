@@ -81,6 +81,10 @@ class QemuVmm final : public Vmm {
   VmmProcess process_;
   std::optional<QmpClient> qmp_;
   bool standby_ = false;
+  // This object's pause() stopped the guest and nothing has run a migration
+  // since: `cont` alone resumes it, without the checks a VMM found paused
+  // after a plugin restart needs (two QMP round trips of a light wake).
+  bool lightPaused_ = false;
   uint64_t logOffset_ = 0;  // qemu.log size before the current process started
 };
 
