@@ -11,6 +11,7 @@
 #include <spdlog/spdlog.h>
 
 #include "common/unix_socket.h"
+#include "vmm/hybrid_vsock.h"
 
 namespace s2z::agent {
 namespace {
@@ -34,10 +35,23 @@ uint64_t randomId() {
   return v;
 }
 
+// Through a multiplexer the guest's accept is the answer, so it comes as
+// fast as the guest runs; a booting guest that does not listen yet closes
+// the stream at once (the caller tries again).
+constexpr std::chrono::milliseconds kVsockReplyTimeout{1000};
+
+Result<UniqueFd> connectOnce(const ChannelAddress& address) {
+  if (!address.vsockPort) return connectUnix(address.socket);
+  return vmm::connectHybridVsock(address.socket, *address.vsockPort, kVsockReplyTimeout);
+}
+
 }  // namespace
 
-GuestChannel::GuestChannel(std::filesystem::path socket, ExitHandler onExit)
-    : socket_(std::move(socket)), onExit_(std::move(onExit)), sessionId_(randomId()) {}
+GuestChannel::GuestChannel(ChannelAddress address, ExitHandler onExit, OutputHandler onOutput)
+    : address_(std::move(address)),
+      onExit_(std::move(onExit)),
+      onOutput_(std::move(onOutput)),
+      sessionId_(randomId()) {}
 
 GuestChannel::~GuestChannel() { disconnect(); }
 
@@ -69,9 +83,10 @@ Result<void> GuestChannel::open(std::chrono::milliseconds timeout) {
   auto deadline = Clock::now() + timeout;
   Result<UniqueFd> fd = makeError(ErrorCode::kTimeout, "not tried");
   while (true) {
-    fd = connectUnix(socket_);
+    fd = connectOnce(address_);
     if (fd.ok() || Clock::now() >= deadline) break;
-    // The VMM creates its socket shortly after it starts.
+    // The VMM creates its socket shortly after it starts; a vsock port is
+    // there once the booting agent listens on it.
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   if (!fd.ok()) return fd.error().wrap("guest agent channel");
@@ -148,7 +163,7 @@ void GuestChannel::readLoop(int fd) {
     decoder.feed(buf, static_cast<size_t>(n));
     while (auto frame = decoder.next()) handle(*frame);
     if (!decoder.error().empty()) {
-      spdlog::warn("guest channel {}: {}; dropping the connection", socket_.string(),
+      spdlog::warn("guest channel {}: {}; dropping the connection", address_.socket.string(),
                    decoder.error());
       break;
     }
@@ -183,7 +198,7 @@ void GuestChannel::handle(const pb::Frame& frame) {
     case pb::Frame::kResponse:
       if (posted_.erase(frame.response().id())) {
         if (!frame.response().error().empty()) {
-          spdlog::debug("guest channel {}: {}", socket_.string(), frame.response().error());
+          spdlog::debug("guest channel {}: {}", address_.socket.string(), frame.response().error());
         }
         break;
       }
@@ -194,6 +209,9 @@ void GuestChannel::handle(const pb::Frame& frame) {
       if (frame.event().has_workload_exited() && onExit_) {
         lock.unlock();
         onExit_(frame.event().workload_exited());
+      } else if (frame.event().has_workload_output()) {
+        lock.unlock();
+        if (onOutput_) onOutput_(frame.event().workload_output());
       } else {
         routeExecEvent(frame.event());
       }

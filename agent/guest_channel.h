@@ -1,7 +1,9 @@
 // The host end of the guest agent's channel (guest/agent): a unix socket the
 // VMM listens on, whose other end is the guest's "s2z.agent" virtio-serial
-// port. The socket dies with the VMM at every sleep and is connected again
-// after every restore (and by a new plugin process after a restart);
+// port (QEMU) or, through the VMM's hybrid-vsock multiplexer, the agent's
+// vsock port (Cloud Hypervisor: vmm/hybrid_vsock.h). The socket dies with the
+// VMM at every sleep and is connected again after every restore (and by a
+// new plugin process after a restart);
 // guestlink::ReliableSession makes that invisible: nothing is lost or
 // delivered twice, and a request made while no VMM runs is kept and sent at
 // the next connect. One reader thread per connection.
@@ -30,14 +32,26 @@ namespace s2z::agent {
 
 namespace pb = ::s2z::agent::v1;
 
+// Where the channel's unix socket leads.
+struct ChannelAddress {
+  std::filesystem::path socket;
+  // Set: the socket is a hybrid-vsock multiplexer and each connection first
+  // asks for this guest port. Unset: the socket is the guest's port itself.
+  std::optional<uint32_t> vsockPort;
+};
+
 class GuestChannel {
  public:
   // Called on the reader thread when the guest reports the workload's exit,
   // before the acknowledgement goes out: the guest powers off once it has
   // it, so the handler must have recorded the result when it returns.
   using ExitHandler = std::function<void(const pb::WorkloadExited&)>;
+  // Called on the reader thread with the workload's output when the guest
+  // relays it (WorkloadOutput); the frame is acknowledged once it returns,
+  // so what it wrote is what the guest may forget.
+  using OutputHandler = std::function<void(const pb::WorkloadOutput&)>;
 
-  GuestChannel(std::filesystem::path socket, ExitHandler onExit);
+  GuestChannel(ChannelAddress address, ExitHandler onExit, OutputHandler onOutput = nullptr);
   ~GuestChannel();
   GuestChannel(const GuestChannel&) = delete;
   GuestChannel& operator=(const GuestChannel&) = delete;
@@ -84,8 +98,9 @@ class GuestChannel {
   // Under mutex_: writes bytes to the connection; a failure drops it.
   void writeLocked(const pb::Frame& frame);
 
-  const std::filesystem::path socket_;
+  const ChannelAddress address_;
   const ExitHandler onExit_;
+  const OutputHandler onOutput_;
   uint64_t sessionId_;  // guarded by mutex_
 
   mutable std::mutex mutex_;

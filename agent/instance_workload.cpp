@@ -1,6 +1,10 @@
 // VmInstance and the guest agent: starting the workload, its signals, its
 // graceful stop, its exit, and the guest's clock after a wake.
+#include <unistd.h>
+
+#include <cerrno>
 #include <csignal>
+#include <cstring>
 
 #include <spdlog/spdlog.h>
 
@@ -80,6 +84,28 @@ void VmInstance::onWorkloadExit(const pb::WorkloadExited& exited) {
     }
   }
   workloadExitCv_.notify_all();
+}
+
+void VmInstance::writeWorkloadOutput(const pb::WorkloadOutput& output) {
+  // output_ is set at construction and never replaced; its fds live as long
+  // as this instance, which disconnects the channel before it goes.
+  if (!output_) return;
+  const bool toStderr = output.stream() == pb::ExecOutput::STDERR;
+  const int fd = toStderr ? output_->stderrFd() : output_->stdoutFd();
+  if (fd < 0) return;
+  const std::string& data = output.data();
+  size_t done = 0;
+  while (done < data.size()) {
+    ssize_t n = ::write(fd, data.data() + done, data.size() - done);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) {
+      // EPIPE: the log collector is gone (SIGPIPE is ignored by the plugin).
+      spdlog::debug("instance {}: workload {} dropped: {}", taskId_, toStderr ? "stderr" : "stdout",
+                    std::strerror(errno));
+      return;
+    }
+    done += static_cast<size_t>(n);
+  }
 }
 
 ExitInfo VmInstance::exitOfAgentTask() const {

@@ -103,9 +103,15 @@ VmInstance::VmInstance(InstanceRecord record, EventSink events, InstanceDeps dep
   record_.network.ifindex = ifindex_;
   activityBaselineNs_ = monotonicNowNs();
   if (record_.spec.workload) {
+    // QEMU gives the agent a virtio-serial port, Cloud Hypervisor a vsock port.
+    ChannelAddress address{agentSocketOf(record_.runDir), std::nullopt};
+    if (vmm_ && vmm_->kind() == vmm::Hypervisor::kCloudHypervisor) {
+      address.vsockPort = guestlink::kAgentVsockPort;
+    }
     channel_ = std::make_shared<GuestChannel>(
-        agentSocketOf(record_.runDir),
-        [this](const pb::WorkloadExited& exited) { onWorkloadExit(exited); });
+        std::move(address),
+        [this](const pb::WorkloadExited& exited) { onWorkloadExit(exited); },
+        [this](const pb::WorkloadOutput& output) { writeWorkloadOutput(output); });
     const WorkloadSpec& w = *record_.spec.workload;
     std::vector<TaskDirMapping> dirs;
     if (!w.localDir.empty()) dirs.push_back({w.localDir, "/local", {}});

@@ -191,6 +191,9 @@ class VmInstance final : public Instance {
   // The guest reported the workload's end (reader thread): recorded and
   // persisted before the guest is acknowledged and powers off.
   void onWorkloadExit(const pb::WorkloadExited& exited);
+  // The channel's reader thread: output the guest relays (no ports) to the
+  // task's FIFO, blocking while it is full as a VMM writing a port would.
+  void writeWorkloadOutput(const pb::WorkloadOutput& output);
   // signo to the workload, SIGKILL after timeout, then waits for the VM to
   // power off; the ExitInfo is the workload's.
   ExitInfo stopWorkload(std::chrono::milliseconds timeout, int signo);

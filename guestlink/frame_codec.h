@@ -16,6 +16,9 @@ namespace s2z::guestlink {
 // peer allocate gigabytes. Every message we send is far below this.
 inline constexpr uint32_t kMaxFrameBytes = 1 << 20;
 inline constexpr uint32_t kProtocolVersion = 1;
+// The port the guest agent listens on where its channel is virtio-vsock
+// (Cloud Hypervisor); Kata's agent uses the same.
+inline constexpr uint32_t kAgentVsockPort = 1024;
 
 std::string encodeFrame(const agent::v1::Frame& frame);
 

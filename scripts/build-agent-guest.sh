@@ -2,7 +2,7 @@
 # Builds the guest that runs the s2z guest agent as PID 1:
 #   <out>/vmlinuz     the Debian cloud kernel (as scripts/build-guest.sh gets it)
 #   <out>/initrd.img  cpio newc, gzip -9: /init (the static agent), /etc/modules.order,
-#                     /lib/modules/*.ko (decompressed) for virtio, ext4 and overlay
+#                     /lib/modules/*.ko (decompressed) for virtio, vsock, ext4 and overlay
 #                     plus their dependencies, /dev/console, empty mount points
 # Nothing else: the workload's programs come from the task's root disk.
 # Cached: does nothing when <out>/.stamp matches the hash of this script, the
@@ -21,7 +21,9 @@ log_prefix=build-agent-guest
 . "$repo/scripts/lib/guest-kernel.sh"
 
 # What the agent needs from modules; built-in ones are skipped, dependencies added.
-wanted=(virtio_mmio virtio_pci virtio_net virtio_blk virtio_console ext4 overlay)
+# The vsock transport carries its channel on Cloud Hypervisor (no virtio-serial there).
+wanted=(virtio_mmio virtio_pci virtio_net virtio_blk virtio_console ext4 overlay
+        vmw_vsock_virtio_transport)
 # The initramfs is unpacked into guest RAM at every cold boot: keep it small.
 max_bytes=$((15 * 1024 * 1024))
 

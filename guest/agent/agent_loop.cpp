@@ -61,14 +61,20 @@ Result<UniqueFd> blockLoopSignals() {
   return fd;
 }
 
-void runAgentLoop(int signalFd, GuestChannel& channel, Workload& workload, RootFilesystem& root) {
+void runAgentLoop(int signalFd, GuestChannel& channel, Workload& workload, RootFilesystem& root,
+                  OutputRelay* relay) {
   AgentService service(channel, workload, root);
+  auto sendEvent = [&service](agent::v1::Event event) { service.sendEvent(std::move(event)); };
   for (;;) {
     bool connected = channel.refreshConnection();
-    std::vector<pollfd> fds{{signalFd, POLLIN, 0}, {channel.fd(), 0, 0}};
-    if (connected) fds[1].events = POLLIN | (channel.wantsWrite() ? POLLOUT : 0);
+    // A vsock listener (-1, ignored, on a virtio-serial port) wakes the loop
+    // for a new host connection.
+    std::vector<pollfd> fds{{signalFd, POLLIN, 0}, {channel.fd(), 0, 0}, {channel.listenFd(), POLLIN, 0}};
+    if (connected) fds[1].events = POLLIN | POLLRDHUP | (channel.wantsWrite() ? POLLOUT : 0);
     // Exec'd output only while the host keeps up; it stays in the pipes meanwhile.
     service.execs().addPollFds(fds, connected && service.execOutputWanted());
+    const size_t relayFrom = fds.size();
+    if (relay) relay->addPollFds(fds, connected && service.execOutputWanted());
     if (!connected) fds[1].fd = -1;  // poll ignores it (see guest_channel.h)
     int n = ::poll(fds.data(), fds.size(), kPollTimeoutMs);
     if (n < 0 && errno != EINTR) powerOff("poll failed");
@@ -76,9 +82,14 @@ void runAgentLoop(int signalFd, GuestChannel& channel, Workload& workload, RootF
 
     // Every pass, not only on SIGCHLD: signals of one kind coalesce.
     auto exec = [&](pid_t pid, int status) { service.execs().onReaped(pid, status); };
-    if (n > 0) service.execs().onPolled(fds, 2);
-    if (auto exited = workload.reapChildren(exec)) service.onWorkloadExited(*exited);
-    if (connected && (fds[1].revents & (POLLIN | POLLHUP))) service.onFrames(channel.readFrames());
+    if (n > 0) service.execs().onPolled(fds, 3);
+    if (n > 0 && relay) relay->onPolled(fds, relayFrom, sendEvent);
+    if (auto exited = workload.reapChildren(exec)) {
+      // Its last output goes before its exit, as it would through a port.
+      if (relay) relay->drain(sendEvent);
+      service.onWorkloadExited(*exited);
+    }
+    if (connected && (fds[1].revents & (POLLIN | POLLHUP | POLLRDHUP))) service.onFrames(channel.readFrames());
     if (connected && (fds[1].revents & POLLOUT)) channel.flush();
     if (service.finished()) shutDown(workload, root);
   }

@@ -30,8 +30,10 @@ class AgentService {
   void onWorkloadExited(const ExitStatus& status);
 
   ExecSessions& execs() { return execs_; }
-  // Exec'd processes may produce output only while the host keeps up: at
-  // most this many frames unacknowledged.
+  // Sends an event as sequenced (the workload's output relayed by the loop).
+  void sendEvent(agent::v1::Event event);
+  // Exec'd processes and the relayed workload output may produce output
+  // only while the host keeps up: at most this many frames unacknowledged.
   bool execOutputWanted() const { return session_.unacknowledged() < kMaxUnacknowledgedFrames; }
 
   // True once the exit event went out and the host acknowledged every frame:
@@ -45,7 +47,6 @@ class AgentService {
   void startWorkload(const agent::v1::StartWorkload& spec, agent::v1::Response& response);
   void execProcess(const agent::v1::ExecProcess& request, agent::v1::Response& response);
   void sendSequenced(agent::v1::Frame frame);
-  void sendEvent(agent::v1::Event event);
 
   static constexpr size_t kMaxUnacknowledgedFrames = 32;
 

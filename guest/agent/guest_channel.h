@@ -1,5 +1,7 @@
-// The agent's end of the host channel: the virtio-serial port "s2z.agent",
-// carrying length-prefixed Frames (guestlink/frame_codec.h).
+// The agent's end of the host channel, carrying length-prefixed Frames
+// (guestlink/frame_codec.h): the virtio-serial port "s2z.agent" (QEMU), or a
+// vsock port the agent listens on (Cloud Hypervisor, whose host end is its
+// hybrid-vsock socket: vmm/hybrid_vsock.h).
 //
 // Facts about a virtio-serial port this relies on (drivers/char/virtio_console.c):
 // - with no host connected (QEMU's socket chardev has no client), poll()
@@ -11,8 +13,15 @@
 //   write that QEMU accepts while its chardev has no client is discarded. Both
 //   are fine: ReliableSession keeps every sequenced frame until it is
 //   acknowledged and it is sent again after the next Hello.
+//
+// Over vsock each host connection is a stream of its own: the newest accepted
+// one is the host's (after a restore the host connects again while the
+// guest's old connection, unknown to the new VMM, only learns of its end from
+// an RST); a connection that reports POLLHUP, POLLRDHUP or POLLERR is over.
+// No SIGIO is needed: the loop polls the listener and the connection.
 #pragma once
 
+#include <cstdint>
 #include <string>
 #include <vector>
 
@@ -26,12 +35,18 @@ class GuestChannel {
  public:
   // Opens the port (O_RDWR, O_NONBLOCK) with SIGIO delivery to this process.
   static Result<GuestChannel> open(const std::string& devicePath);
+  // Listens on vsock `port` (any CID) for the host's connections.
+  static Result<GuestChannel> listenVsock(uint32_t port);
 
+  // The port, or the current vsock connection (-1: none).
   int fd() const { return fd_.get(); }
+  // The vsock listener to poll for POLLIN (-1 on a virtio-serial port).
+  int listenFd() const { return listener_.get(); }
   bool connected() const { return connected_; }
 
-  // Asks the port whether a host is connected now. Any change means a new
-  // byte stream: partial input and unsent output of the old one are dropped.
+  // Asks the port whether a host is connected now (vsock: accepts waiting
+  // connections, and checks the current one). Any change means a new byte
+  // stream: partial input and unsent output of the old one are dropped.
   // Returns connected().
   bool refreshConnection();
 
@@ -48,10 +63,12 @@ class GuestChannel {
   bool wantsWrite() const { return !outbox_.empty(); }
 
  private:
-  explicit GuestChannel(UniqueFd fd) : fd_(std::move(fd)) {}
+  GuestChannel(UniqueFd fd, UniqueFd listener) : fd_(std::move(fd)), listener_(std::move(listener)) {}
   void dropStreams();
+  bool refreshVsock();
 
   UniqueFd fd_;
+  UniqueFd listener_;  // vsock only
   bool connected_ = false;
   guestlink::FrameDecoder decoder_;
   std::string outbox_;

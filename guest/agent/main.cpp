@@ -18,9 +18,11 @@
 #include "guest/agent/file_io.h"
 #include "guest/agent/kernel_modules.h"
 #include "guest/agent/network_config.h"
+#include "guest/agent/output_relay.h"
 #include "guest/agent/power_off.h"
 #include "guest/agent/virtio_devices.h"
 #include "guest/agent/workload_cgroup.h"
+#include "guestlink/frame_codec.h"
 
 using namespace s2z;
 using namespace s2z::guest;
@@ -55,6 +57,40 @@ UniqueFd openOutputPort(const std::string& name) {
   return UniqueFd(::open("/dev/null", O_WRONLY | O_CLOEXEC));
 }
 
+// `word` is one of the command line's whitespace-separated parameters.
+bool hasKernelParameter(const std::string& cmdline, const std::string& word) {
+  size_t pos = 0;
+  while (pos < cmdline.size()) {
+    size_t end = cmdline.find_first_of(" \t\n", pos);
+    if (end == std::string::npos) end = cmdline.size();
+    if (cmdline.compare(pos, end - pos, word) == 0 && end - pos == word.size()) return true;
+    pos = end + 1;
+  }
+  return false;
+}
+
+struct OpenedChannel {
+  GuestChannel channel;
+  std::string name;  // for the log
+};
+
+// Over vsock ("s2z.channel=vsock" on the kernel command line: the host's
+// choice for Cloud Hypervisor, which has no virtio-serial) the agent listens
+// on its vsock port; otherwise the channel is the virtio-serial port.
+Result<OpenedChannel> openChannel(bool overVsock) {
+  if (overVsock) {
+    auto channel = GuestChannel::listenVsock(guestlink::kAgentVsockPort);
+    if (!channel.ok()) return channel.error();
+    return OpenedChannel{std::move(*channel), "vsock port " + std::to_string(guestlink::kAgentVsockPort)};
+  }
+  // virtio_console was just loaded: its ports may still be appearing.
+  auto port = waitForPort("s2z.agent", 5000);
+  if (!port) return makeError(ErrorCode::kNotFound, "no virtio-serial port named s2z.agent");
+  auto channel = GuestChannel::open(*port);
+  if (!channel.ok()) return channel.error();
+  return OpenedChannel{std::move(*channel), *port};
+}
+
 void configureNetwork() {
   fatalIfError(bringUpLoopback());
   auto cmdline = readFile("/proc/cmdline");
@@ -85,16 +121,25 @@ int main() {
 
   auto signals = blockLoopSignals();
   if (!signals.ok()) powerOff("boot failed: " + signals.error().describe());
-  // virtio_console was just loaded: its ports may still be appearing.
-  auto port = waitForPort("s2z.agent", 5000);
-  if (!port) powerOff("boot failed: no virtio-serial port named s2z.agent");
-  auto channel = GuestChannel::open(*port);
+  auto cmdlineFile = readFile("/proc/cmdline");
+  const std::string cmdline = cmdlineFile.ok() ? *cmdlineFile : "";
+  const bool overVsock = hasKernelParameter(cmdline, "s2z.channel=vsock");
+  auto channel = openChannel(overVsock);
   if (!channel.ok()) powerOff("boot failed: " + channel.error().describe());
-  UniqueFd out = openOutputPort("s2z.stdout");
-  UniqueFd err = openOutputPort("s2z.stderr");
+  // Without virtio-serial (vsock) the output has no ports: it is relayed.
+  std::optional<OutputRelay> relay;
+  UniqueFd out, err;
+  if (overVsock || hasKernelParameter(cmdline, "s2z.output=channel")) {
+    auto created = OutputRelay::create();
+    if (!created.ok()) powerOff("boot failed: " + created.error().describe());
+    relay.emplace(std::move(*created));
+  } else {
+    out = openOutputPort("s2z.stdout");
+    err = openOutputPort("s2z.stderr");
+  }
 
-  Workload workload(out.get(), err.get());
+  Workload workload(relay ? relay->stdoutFd() : out.get(), relay ? relay->stderrFd() : err.get());
   RootFilesystem root;
-  logLine("ready after " + uptime() + " (channel " + *port + ")");
-  runAgentLoop(signals->get(), *channel, workload, root);
+  logLine("ready after " + uptime() + " (channel " + channel->name + (relay ? ", output relayed" : "") + ")");
+  runAgentLoop(signals->get(), channel->channel, workload, root, relay ? &*relay : nullptr);
 }

@@ -12,7 +12,9 @@
 #include <atomic>
 #include <filesystem>
 #include <future>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "agent/guest_channel.h"
 #include "common/unique_fd.h"
@@ -62,6 +64,17 @@ class ScriptedGuest {
     write(session_.send(f));
   }
 
+  // Plays a hybrid-vsock multiplexer in front of the agent (Cloud
+  // Hypervisor): each connection starts with a CONNECT line, recorded; the
+  // first `vsockRefusals` are closed (the booting agent does not listen yet),
+  // the rest answered "OK <n>".
+  std::atomic<bool> vsock{false};
+  std::atomic<int> vsockRefusals{0};
+  std::vector<std::string> connectLines() {
+    std::lock_guard lock(mu_);
+    return connectLines_;
+  }
+
   std::atomic<int> hellosIgnored{0};   // answer Hello only after this many
   std::atomic<bool> dropOnSignal{false};  // drop the connection instead of answering a signal
   std::atomic<int> signalsDelivered{0};
@@ -78,10 +91,33 @@ class ScriptedGuest {
     (void)::send(conn_, bytes.data(), bytes.size(), MSG_NOSIGNAL);
   }
 
+  // The multiplexer's side of the handshake; false: the stream is refused.
+  bool answerConnect(int c) {
+    std::string line;
+    char ch = 0;
+    while (line.size() < 32 && ::recv(c, &ch, 1, 0) == 1) {
+      line.push_back(ch);
+      if (ch == '\n') break;
+    }
+    {
+      std::lock_guard lock(mu_);
+      connectLines_.push_back(line);
+    }
+    if (vsockRefusals > 0) {
+      --vsockRefusals;
+      return false;
+    }
+    return ::send(c, "OK 1073741824\n", 14, MSG_NOSIGNAL) == 14;
+  }
+
   void serve() {
     while (!stopping_) {
       int c = ::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC);
       if (c < 0) return;
+      if (vsock && !answerConnect(c)) {
+        ::close(c);
+        continue;
+      }
       {
         std::lock_guard lock(mu_);
         conn_ = c;
@@ -141,6 +177,7 @@ class ScriptedGuest {
   int conn_ = -1;
   guestlink::ReliableSession session_;
   uint64_t hostSession_ = 0;
+  std::vector<std::string> connectLines_;
 };
 
 struct TempDir {
@@ -151,6 +188,9 @@ struct TempDir {
   }
   ~TempDir() { std::filesystem::remove_all(path); }
 };
+
+// The address of a VMM socket that is the guest's port itself (QEMU).
+ChannelAddress serialPort(const std::filesystem::path& socket) { return {socket, std::nullopt}; }
 
 pb::Request signalRequest(int signo) {
   pb::Request r;
@@ -164,7 +204,7 @@ TEST_CASE("connect waits for the VMM's socket and repeats Hello until a booting 
   TempDir dir;
   ScriptedGuest guest(dir.path / "agent.sock");
   guest.hellosIgnored = 2;
-  GuestChannel channel(dir.path / "agent.sock", nullptr);
+  GuestChannel channel(serialPort(dir.path / "agent.sock"), nullptr);
   auto late = std::async(std::launch::async, [&] {
     std::this_thread::sleep_for(200ms);
     guest.listen();
@@ -176,12 +216,37 @@ TEST_CASE("connect waits for the VMM's socket and repeats Hello until a booting 
   CHECK(channel.connected());
 }
 
+TEST_CASE("through a hybrid-vsock multiplexer: CONNECT to the agent's port, again while it does not listen, then Hello") {
+  TempDir dir;
+  ScriptedGuest guest(dir.path / "agent.sock");
+  guest.vsock = true;
+  guest.vsockRefusals = 3;
+  guest.listen();
+  GuestChannel channel({dir.path / "agent.sock", guestlink::kAgentVsockPort}, nullptr);
+  auto hello = channel.connect(5s);
+  REQUIRE_MESSAGE(hello.ok(), hello.error().describe());
+  auto lines = guest.connectLines();
+  REQUIRE(lines.size() == 4);
+  for (const auto& line : lines) CHECK(line == "CONNECT 1024\n");
+  CHECK(guest.hellos == 1);  // the first byte after OK is the Hello
+
+  // A sleep cuts the stream; the next connect asks for the port again and
+  // a request still gets its answer.
+  guest.dropConnection();
+  std::this_thread::sleep_for(50ms);
+  REQUIRE(channel.connect(5s).ok());
+  CHECK(guest.connectLines().size() == 5);
+  auto answer = channel.call(signalRequest(15), 5s);
+  REQUIRE_MESSAGE(answer.ok(), answer.error().describe());
+  CHECK(guest.signalsDelivered == 1);
+}
+
 TEST_CASE("a guest's error answer is the call's error; no guest at all is a timeout") {
   TempDir dir;
   {
     ScriptedGuest guest(dir.path / "agent.sock");
     guest.listen();
-    GuestChannel channel(dir.path / "agent.sock", nullptr);
+    GuestChannel channel(serialPort(dir.path / "agent.sock"), nullptr);
     REQUIRE(channel.connect(5s).ok());
     pb::Request start;
     start.mutable_start_workload()->add_argv("nope");
@@ -190,7 +255,7 @@ TEST_CASE("a guest's error answer is the call's error; no guest at all is a time
     CHECK(answer.error().code == ErrorCode::kFailedPrecondition);
     CHECK(answer.error().message == "command \"nope\" not found");
   }
-  GuestChannel nobody(dir.path / "agent.sock", nullptr);
+  GuestChannel nobody(serialPort(dir.path / "agent.sock"), nullptr);
   auto refused = nobody.connect(300ms);
   REQUIRE_FALSE(refused.ok());
 }
@@ -199,7 +264,7 @@ TEST_CASE("a request made while no VMM runs is delivered once after the next con
   TempDir dir;
   ScriptedGuest guest(dir.path / "agent.sock");
   guest.listen();
-  GuestChannel channel(dir.path / "agent.sock", nullptr);
+  GuestChannel channel(serialPort(dir.path / "agent.sock"), nullptr);
   REQUIRE(channel.connect(5s).ok());
   channel.disconnect();  // asleep
   auto waiting = std::async(std::launch::async, [&] { return channel.call(signalRequest(10), 10s); });
@@ -215,7 +280,7 @@ TEST_CASE("an answer lost with the connection arrives after the reconnect; the r
   TempDir dir;
   ScriptedGuest guest(dir.path / "agent.sock");
   guest.listen();
-  GuestChannel channel(dir.path / "agent.sock", nullptr);
+  GuestChannel channel(serialPort(dir.path / "agent.sock"), nullptr);
   REQUIRE(channel.connect(5s).ok());
   guest.dropOnSignal = true;
   auto waiting = std::async(std::launch::async, [&] { return channel.call(signalRequest(12), 10s); });
@@ -235,7 +300,7 @@ TEST_CASE("the workload's exit is handed over before the guest is acknowledged")
   guest.listen();
   std::promise<size_t> keptWhenHandled;
   std::atomic<int> handled{0};
-  GuestChannel channel(dir.path / "agent.sock", [&](const pb::WorkloadExited& e) {
+  GuestChannel channel(serialPort(dir.path / "agent.sock"), [&](const pb::WorkloadExited& e) {
     CHECK(e.exit_code() == 3);
     if (handled++ == 0) keptWhenHandled.set_value(guest.unacknowledged());
   });
@@ -257,14 +322,14 @@ TEST_CASE("a restarted plugin's new channel gets the exit the dead one never ack
   ScriptedGuest guest(dir.path / "agent.sock");
   guest.listen();
   {
-    GuestChannel dead(dir.path / "agent.sock", nullptr);
+    GuestChannel dead(serialPort(dir.path / "agent.sock"), nullptr);
     REQUIRE(dead.connect(5s).ok());
     REQUIRE(dead.call(signalRequest(10), 5s).ok());  // the guest's numbers move on
     dead.disconnect();  // SIGKILL: nothing more is read or acknowledged
   }
   guest.reportExit(5);  // sent to nobody, kept
   std::promise<int> got;
-  GuestChannel fresh(dir.path / "agent.sock",
+  GuestChannel fresh(serialPort(dir.path / "agent.sock"),
                      [&](const pb::WorkloadExited& e) { got.set_value(e.exit_code()); });
   REQUIRE(fresh.connect(5s).ok());
   auto code = got.get_future();
