@@ -28,6 +28,10 @@ const char* hypervisorName(Hypervisor h);      // "qemu" / "cloud-hypervisor"
 const char* acceleratorName(Accelerator a);    // "kvm" / "tcg"
 
 // Everything a backend needs to boot or restore one VM.
+// Serials of the guest agent's root and scratch disks (guest/agent/root_filesystem.h).
+inline constexpr const char* kRootDiskSerial = "s2z-root";
+inline constexpr const char* kScratchDiskSerial = "s2z-scratch";
+
 struct VmConfig {
   std::string name;                   // short unique name, safe in file names
   std::filesystem::path runDir;       // per-VM dir (sockets, RAM file, snapshot); exists
@@ -50,11 +54,16 @@ struct VmConfig {
   // that opened a FIFO by name would block in open() once its reader is gone.
   int consoleFd = -1;
   // The guest agent's devices (guest/agent); nullopt: an agent-less guest.
+  // Its disks are told apart by serial (device order is not stable on
+  // virtio-mmio): kRootDiskSerial, kScratchDiskSerial, Volume::serial.
   struct AgentDevices {
-    // Unix socket the VMM listens on, host end of the guest's "s2z.agent" port.
+    // Unix socket the VMM listens on: QEMU's host end of the guest's
+    // "s2z.agent" port; Cloud Hypervisor's hybrid-vsock socket, through which
+    // the agent's vsock port is reached (vmm/hybrid_vsock.h).
     std::filesystem::path socket;
     // Write ends for the guest's "s2z.stdout" / "s2z.stderr" ports (the
-    // task's log FIFOs), borrowed like consoleFd; -1: discard.
+    // task's log FIFOs), borrowed like consoleFd; -1: discard. QEMU only:
+    // Cloud Hypervisor's guest relays its output over the channel.
     int stdoutFd = -1, stderrFd = -1;
     // The writable disk the guest joins with rootfs by overlayfs; rootfs is
     // then attached read-only. Disks are found in the guest by serial.

@@ -164,7 +164,7 @@ StandinReply StandinVm::transition(const std::string& endpoint) {
   for (const auto& m : kMoves) {
     if (endpoint == m.endpoint && state_ == m.from) {
       StandinReply error;
-      if (endpoint == "vm.boot" && !mapRam(error, "Error booting VM")) return error;
+      if (endpoint == "vm.boot" && !createDevices(error, "Error booting VM")) return error;
       state_ = m.to;
       if (endpoint == "vm.boot") writeSerial("fake cloud-hypervisor: guest booted");
       if (state_ == VmState::kRunning) ram_.touch(endpoint == "vm.boot");
@@ -174,11 +174,21 @@ StandinReply StandinVm::transition(const std::string& endpoint) {
   return reply(405, endpoint + ": not allowed while the VM is " + vmStateName(state_));
 }
 
-bool StandinVm::mapRam(StandinReply& error, const char* what) {
+bool StandinVm::createDevices(StandinReply& error, const char* what) {
   auto mapped = ram_.map(config_.value("memory", json::object()));
-  if (mapped.ok()) return true;
-  error = reply(500, std::string(what) + ": " + mapped.error().describe());
-  return false;
+  if (!mapped.ok()) {
+    error = reply(500, std::string(what) + ": " + mapped.error().describe());
+    return false;
+  }
+  if (config_.contains("vsock")) {
+    auto vsock = StandinVsock::bind(config_["vsock"].value("socket", ""));
+    if (!vsock.ok()) {
+      error = reply(500, std::string(what) + ": " + vsock.error().describe());
+      return false;
+    }
+    vsock_ = std::move(*vsock);
+  }
+  return true;
 }
 
 void StandinVm::writeSerial(const std::string& line) const {
@@ -283,7 +293,7 @@ StandinReply StandinVm::restore(const json& body, int fdCount) {
   (void)fdCount;  // already checked against the announcement by handle()
   config_ = saved;
   StandinReply error;
-  if (!mapRam(error, "Error restoring VM")) {
+  if (!createDevices(error, "Error restoring VM")) {
     config_ = json();
     return error;
   }

@@ -13,6 +13,7 @@
 
 #include "vmm/cloud_hypervisor/ch_http.h"
 #include "tests/cloud_hypervisor/ch_standin_ram.h"
+#include "tests/cloud_hypervisor/ch_standin_vsock.h"
 #include "vmm/cloud_hypervisor/ch_version.h"
 
 namespace s2z::tests::ch {
@@ -73,8 +74,9 @@ class StandinVm {
   StandinReply snapshot(const nlohmann::json& body);
   StandinReply restore(const nlohmann::json& body, int fdCount);
   StandinReply transition(const std::string& endpoint);
-  // The guest's memory mapped (boot, restore); false after an error reply.
-  bool mapRam(StandinReply& error, const char* what);
+  // The guest's memory mapped and its vsock socket bound (boot, restore);
+  // false after an error reply.
+  bool createDevices(StandinReply& error, const char* what);
 
   vmm::ch::ChVersion version_;
   VmState state_ = VmState::kNone;
@@ -83,6 +85,7 @@ class StandinVm {
   bool userfaultfd_ = true;
   PowerButton powerButton_ = PowerButton::kGuestOffVmmExits;
   StandinRam ram_;
+  std::unique_ptr<StandinVsock> vsock_;  // VmConfig has a vsock device
 };
 
 }  // namespace s2z::tests::ch

@@ -58,6 +58,28 @@ TEST_CASE("VmConfig for vm.create follows the schema") {
   CHECK(disk["disks"][0]["path"] == "/images/rootfs.img");
 }
 
+TEST_CASE("an agent guest: its disks by serial (root read-only), a vsock device on the agent socket, "
+          "and the cmdline says the channel is vsock") {
+  auto c = sampleConfig();
+  c.rootfs = "/images/app.img";
+  c.agent = s2z::vmm::VmConfig::AgentDevices{"/run/s2z/web-1/agent.sock", 20, 21, "/run/s2z/web-1/scratch.img",
+                                             {{"/dev/vg0/data", "vol-data", false}, {"/img/ro.img", "vol-ro", true}}};
+  auto vm = buildVmConfig(c);
+  auto valid = validateBody("VmConfig", vm, kV45);
+  CHECK_MESSAGE(valid.ok(), s2z::tests::ch::errText(valid));
+  CHECK(vm["payload"]["cmdline"] == "console=ttyS0 quiet s2z.channel=vsock");
+  CHECK(vm["vsock"] == nlohmann::json::parse(R"({"cid":3,"socket":"/run/s2z/web-1/agent.sock"})"));
+  CHECK(vm["disks"] == nlohmann::json::parse(R"([
+      {"path":"/images/app.img","id":"disk0","readonly":true,"serial":"s2z-root"},
+      {"path":"/run/s2z/web-1/scratch.img","id":"scratch","serial":"s2z-scratch"},
+      {"path":"/dev/vg0/data","id":"vol0","readonly":false,"serial":"vol-data"},
+      {"path":"/img/ro.img","id":"vol1","readonly":true,"serial":"vol-ro"}])"));
+  // The kernel console stays on the serial port (a file); the workload's
+  // output goes over the channel, so there is no console device for it.
+  CHECK(vm["serial"]["file"] == "/dev/fd/3");
+  CHECK(vm["console"]["mode"] == "Off");
+}
+
 TEST_CASE("NetConfig carries no fds in JSON, one queue pair per fd") {
   auto net = buildNetConfig("52:54:00:12:34:56");
   CHECK(validateBody("NetConfig", net, kV45).ok());

@@ -16,6 +16,7 @@
 #include "tests/cloud_hypervisor/ch_test_env.h"
 #include "vmm/cloud_hypervisor/ch_api_client.h"
 #include "vmm/cloud_hypervisor/ch_vmm.h"
+#include "vmm/hybrid_vsock.h"
 
 using namespace s2z;
 using namespace s2z::tests::ch;
@@ -208,6 +209,38 @@ TEST_CASE("v52: no OnDemand restore (it would look for memory-ranges); the guest
   REQUIRE_FALSE(again.ok());
   CHECK(again.error().code == ErrorCode::kDataLoss);
   CHECK_FALSE(vmm->process().has_value());
+}
+
+TEST_CASE("an agent guest: its vsock socket is the VMM's hybrid-vsock endpoint after boot and after "
+          "restore, though the last VMM left its socket file behind") {
+  ChTestEnv env("45.0");
+  NetnsTap tap;
+  auto vmm = vmm::makeCloudHypervisorVmm();
+  auto config = env.config(tap.fd());
+  const fs::path socket = env.dir() / "agent.sock";
+  config.agent = vmm::VmConfig::AgentDevices{socket, -1, -1, {}, {}};
+  // What an earlier VMM of the task leaves: the VMM binds without removing it.
+  { std::ofstream(socket) << ""; }
+
+  auto booted = vmm->boot(config);
+  REQUIRE_MESSAGE(booted.ok(), s2z::tests::ch::errText(booted));
+  CHECK(find(env.requests(), "vm.create").body["vsock"]["socket"] == socket.string());
+  // Nothing in the stand-in's guest listens: the VMM closes the stream, which
+  // the channel takes as "not yet" (it tries again until the agent listens).
+  auto refused = vmm::connectHybridVsock(socket, 1024, std::chrono::milliseconds(2000));
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().code == ErrorCode::kUnavailable);
+  CHECK(refused.error().message.find("nothing in the guest listens") != std::string::npos);
+
+  REQUIRE(vmm->sleep(env.snapshotDir(), kStamp).ok());
+  CHECK(fs::exists(socket));  // left behind by the VMM that exited
+  auto restored = vmm->restore(config, env.snapshotDir(), kStamp);
+  REQUIRE_MESSAGE(restored.ok(), s2z::tests::ch::errText(restored));
+  auto again = vmm::connectHybridVsock(socket, 1024, std::chrono::milliseconds(2000));
+  REQUIRE_FALSE(again.ok());
+  CHECK(again.error().code == ErrorCode::kUnavailable);
+  REQUIRE(vmm->shutdown(std::chrono::milliseconds(3000)).ok());
+  checkAllAccepted(env);
 }
 
 TEST_CASE("standby: prepareRestore starts a waiting VMM that restore then uses") {

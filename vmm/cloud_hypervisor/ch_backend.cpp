@@ -103,6 +103,17 @@ std::string logTail(const std::filesystem::path& log) {
   return tail;
 }
 
+// Cloud Hypervisor binds the vsock socket without removing what is there
+// (EADDRINUSE: the boot or restore fails) and leaves it behind when it exits:
+// the last VMM's socket must go first (API_FACTS.md, "vsock").
+Result<void> removeStaleVsockSocket(const VmConfig& config) {
+  if (!config.agent) return okResult();
+  std::error_code ec;
+  std::filesystem::remove(config.agent->socket, ec);
+  if (ec) return makeError(ErrorCode::kSystem, "remove the old vsock socket " + config.agent->socket.string() + ": " + ec.message());
+  return okResult();
+}
+
 }  // namespace
 
 Result<ChProcess> CloudHypervisorVmm::launch(const VmConfig& config, const std::string& socketName,
@@ -166,13 +177,7 @@ Result<void> CloudHypervisorVmm::boot(const VmConfig& config) {
     return makeError(ErrorCode::kFailedPrecondition, "boot: a cloud-hypervisor VM already runs");
   }
   if (config.tapFd < 0) return makeError(ErrorCode::kInvalidArgument, "boot: no tap fd");
-  if (config.agent) {
-    // Its channel would be hybrid vsock and its output ports virtio-console
-    // devices; neither is wired to the guest agent yet (README).
-    return makeError(ErrorCode::kInvalidArgument,
-                     "boot: the guest agent (task config \"command\") runs on qemu only; the "
-                     "cloud-hypervisor backend does not attach its channel yet");
-  }
+  S2Z_TRY(removeStaleVsockSocket(config), "boot");
   // A fresh boot starts from empty RAM, in a file the VMM maps but does not create.
   const auto ram = guestRamPath(config.runDir);
   S2Z_TRY(createGuestRamFile(ram, config.memoryMib << 20), "boot");
@@ -350,6 +355,7 @@ Result<void> CloudHypervisorVmm::restoreInto(ChProcess& vmm, const VmConfig& con
     return makeError(ErrorCode::kFailedPrecondition,
                      "cloud-hypervisor " + vmm.version.str() + " cannot take tap fds on restore");
   }
+  S2Z_TRY(removeStaleVsockSocket(config), "restore");
   int fds[1] = {config.tapFd};
   // A fresh client per call: each gets what is left of the watchdog.
   auto restored = ChApiClient(vmm.socket, watchdog.left())

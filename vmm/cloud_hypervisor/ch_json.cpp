@@ -10,8 +10,37 @@ std::string fileUrl(const std::filesystem::path& dir) {
   return "file://" + std::filesystem::absolute(dir).lexically_normal().string();
 }
 
+namespace {
+
+// The agent's disks, found in the guest by serial as on QEMU: the root
+// read-only (the scratch disk is stacked on it by overlayfs), the scratch
+// disk, then the task's volumes.
+json agentDisks(const VmConfig& config) {
+  json disks = json::array();
+  if (!config.rootfs.empty()) {
+    disks.push_back({{"path", config.rootfs.string()}, {"id", "disk0"}, {"readonly", true},
+                     {"serial", kRootDiskSerial}});
+  }
+  if (!config.agent->scratchDisk.empty()) {
+    disks.push_back({{"path", config.agent->scratchDisk.string()}, {"id", "scratch"},
+                     {"serial", kScratchDiskSerial}});
+  }
+  const auto& volumes = config.agent->volumes;
+  for (size_t i = 0; i < volumes.size(); ++i) {
+    disks.push_back({{"path", volumes[i].path.string()}, {"id", "vol" + std::to_string(i)},
+                     {"readonly", volumes[i].readonly}, {"serial", volumes[i].serial}});
+  }
+  return disks;
+}
+
+}  // namespace
+
 json buildVmConfig(const VmConfig& config) {
-  json payload = {{"kernel", config.kernel.string()}, {"cmdline", config.cmdline}};
+  std::string cmdline = config.cmdline;
+  // The agent has no virtio-serial here: it listens on vsock and relays the
+  // workload's output over that channel (guest/agent/README.md).
+  if (config.agent) cmdline += std::string(cmdline.empty() ? "" : " ") + kAgentVsockParameter;
+  json payload = {{"kernel", config.kernel.string()}, {"cmdline", cmdline}};
   if (!config.initrd.empty()) payload["initramfs"] = config.initrd.string();
 
   json vm = {
@@ -35,7 +64,10 @@ json buildVmConfig(const VmConfig& config) {
   } else {
     vm["serial"] = {{"mode", "File"}, {"file", "/dev/fd/" + std::to_string(kConsoleChildFd)}};
   }
-  if (!config.rootfs.empty()) {
+  if (config.agent) {
+    vm["disks"] = agentDisks(config);
+    vm["vsock"] = {{"cid", kGuestCid}, {"socket", config.agent->socket.string()}};
+  } else if (!config.rootfs.empty()) {
     vm["disks"] = json::array({{{"path", config.rootfs.string()}, {"id", "disk0"}}});
   }
   return vm;

@@ -2,6 +2,7 @@
 // Pure functions (unit-tested); field names and types follow API_FACTS.md.
 #pragma once
 
+#include <cstdint>
 #include <filesystem>
 #include <string>
 
@@ -24,13 +25,20 @@ inline constexpr int kNetQueuesPerFd = 2;
 inline constexpr int kConsoleChildFd = 3;
 // The id of the one memory zone, backed by the run dir's guest-ram file.
 inline constexpr const char* kRamZoneId = "ram0";
+// The guest's vsock CID (any above 2 will do: each VM has its own device).
+inline constexpr uint32_t kGuestCid = 3;
+// Tells the guest agent its channel is vsock (guest/agent/main.cpp).
+inline constexpr const char* kAgentVsockParameter = "s2z.channel=vsock";
 
 // "file:///abs/dir" for snapshot destination_url / restore source_url.
 std::string fileUrl(const std::filesystem::path& dir);
 
 // VmConfig for vm.create: payload (kernel, initramfs, cmdline), cpus, memory
-// (one zone: the shared file guestRamPath(runDir), which must exist), serial to the inherited console fd (mode File, or Null without one),
-// console Off, and the rootfs as a disk. No NIC: it is added with its fd by
+// (one zone: the shared file guestRamPath(runDir), which must exist), serial
+// to the inherited console fd (mode File, or Null without one), console Off,
+// and the rootfs as a disk. With the guest agent: its disks by serial (root
+// read-only, scratch, volumes), a vsock device on the agent socket, and
+// kAgentVsockParameter on the cmdline. No NIC: it is added with its fd by
 // vm.add-net, because fds are never taken from JSON.
 nlohmann::json buildVmConfig(const VmConfig& config);
 

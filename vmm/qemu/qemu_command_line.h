@@ -26,10 +26,6 @@ inline constexpr int kStderrFdSet = 3;
 // and inherited as child fd 8: the plugin connects at once and the greeting
 // comes when QEMU is ready, instead of polling for the path to appear.
 inline constexpr int kQmpChildFd = 8;
-// Serials by which the guest agent tells its disks apart (device order is
-// not stable on virtio-mmio).
-inline constexpr const char* kRootDiskSerial = "s2z-root";
-inline constexpr const char* kScratchDiskSerial = "s2z-scratch";
 // TCG's translation buffer (`-accel tcg,tb-size=`), MiB.
 inline constexpr unsigned kTcgTranslationBufferMib = 32;
 
