@@ -27,11 +27,11 @@ enum class Accelerator { kKvm, kTcg };
 const char* hypervisorName(Hypervisor h);      // "qemu" / "cloud-hypervisor"
 const char* acceleratorName(Accelerator a);    // "kvm" / "tcg"
 
-// Everything a backend needs to boot or restore one VM.
 // Serials of the guest agent's root and scratch disks (guest/agent/root_filesystem.h).
 inline constexpr const char* kRootDiskSerial = "s2z-root";
 inline constexpr const char* kScratchDiskSerial = "s2z-scratch";
 
+// Everything a backend needs to boot or restore one VM.
 struct VmConfig {
   std::string name;                   // short unique name, safe in file names
   std::filesystem::path runDir;       // per-VM dir (sockets, RAM file, snapshot); exists

@@ -110,7 +110,10 @@ Result<void> removeStaleVsockSocket(const VmConfig& config) {
   if (!config.agent) return okResult();
   std::error_code ec;
   std::filesystem::remove(config.agent->socket, ec);
-  if (ec) return makeError(ErrorCode::kSystem, "remove the old vsock socket " + config.agent->socket.string() + ": " + ec.message());
+  if (ec) {
+    return makeError(ErrorCode::kSystem,
+                     "remove the old vsock socket " + config.agent->socket.string() + ": " + ec.message());
+  }
   return okResult();
 }
 
