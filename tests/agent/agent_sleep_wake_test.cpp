@@ -30,12 +30,14 @@ TEST_CASE("idle instance goes to sleep after idle_timeout, not before") {
   CHECK(inst->state() == InstanceState::kRunning);
   REQUIRE(h.events.waitFor("Sleeping", 3s));
   CHECK(std::chrono::steady_clock::now() - t0 >= 300ms);
+  // The standby starts right after the event (the snapshot is durable
+  // first), so it is waited for: under TSan it once came after the check.
+  REQUIRE(waitUntil([&] { return inst->record().standby; }, 3s));
 
   auto rec = inst->record();
   CHECK(*h.kernel.state(rec.network.ifindex) == bpf::InstanceState::kSleeping);
   CHECK(h.world->count(&testing::FakeWorld::sleeps) == 1);
   CHECK(h.world->count(&testing::FakeWorld::standbys) == 1);  // standby waits for the wake
-  CHECK(rec.standby);
   auto sleeping = h.events.find("Sleeping");
   REQUIRE(sleeping.size() == 1);
   CHECK(sleeping[0].annotations.count("idle_time") == 1);
