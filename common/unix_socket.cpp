@@ -10,29 +10,27 @@
 #include <string>
 
 namespace s2z {
-namespace {
-
-// Fills addr for path; `dir` keeps the directory fd a long path goes through.
-Result<void> socketAddress(const std::filesystem::path& path, sockaddr_un& addr, UniqueFd& dir) {
+Result<void> unixSocketAddress(const std::filesystem::path& path, sockaddr_un& addr, UniqueFd& dir) {
   std::string target = path.string();
   if (target.size() >= sizeof addr.sun_path) {
     dir.reset(::open(path.parent_path().c_str(), O_PATH | O_DIRECTORY | O_CLOEXEC));
     if (!dir) return systemError("open " + path.parent_path().string());
     target = "/proc/self/fd/" + std::to_string(dir.get()) + "/" + path.filename().string();
+    if (target.size() >= sizeof addr.sun_path) {
+      return makeError(ErrorCode::kInvalidArgument, "socket file name too long: " + path.string());
+    }
   }
   addr.sun_family = AF_UNIX;
   std::memcpy(addr.sun_path, target.c_str(), target.size() + 1);
   return okResult();
 }
 
-}  // namespace
-
 Result<UniqueFd> connectUnix(const std::filesystem::path& path) {
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd) return systemError("socket");
   sockaddr_un addr{};
   UniqueFd dir;
-  S2Z_TRY(socketAddress(path, addr, dir), "connect");
+  S2Z_TRY(unixSocketAddress(path, addr, dir), "connect");
   if (::connect(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     return systemError("connect " + path.string());
   }
@@ -44,7 +42,7 @@ Result<UniqueFd> listenUnix(const std::filesystem::path& path, int backlog) {
   if (!fd) return systemError("socket");
   sockaddr_un addr{};
   UniqueFd dir;
-  S2Z_TRY(socketAddress(path, addr, dir), "listen");
+  S2Z_TRY(unixSocketAddress(path, addr, dir), "listen");
   if (::bind(fd.get(), reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     return systemError("bind " + path.string());
   }

@@ -3,12 +3,18 @@
 // reached through its directory's /proc/self/fd entry, which is short.
 #pragma once
 
+#include <sys/un.h>
+
 #include <filesystem>
 
 #include "common/result.h"
 #include "common/unique_fd.h"
 
 namespace s2z {
+
+// Fills addr for path. A long path goes through its directory's fd, which
+// `dir` keeps open until the connect or bind is done.
+Result<void> unixSocketAddress(const std::filesystem::path& path, sockaddr_un& addr, UniqueFd& dir);
 
 // A connected SOCK_STREAM (CLOEXEC).
 Result<UniqueFd> connectUnix(const std::filesystem::path& path);

@@ -69,6 +69,10 @@ TEST_CASE("an agent guest: its disks by serial (root read-only), a vsock device 
   CHECK_MESSAGE(valid.ok(), s2z::tests::ch::errText(valid));
   CHECK(vm["payload"]["cmdline"] == "console=ttyS0 quiet s2z.channel=vsock");
   CHECK(vm["vsock"] == nlohmann::json::parse(R"({"cid":3,"socket":"/run/s2z/web-1/agent.sock"})"));
+  // A path too long to bind is given by its name in the VMM's run dir (its cwd).
+  auto deep = c;
+  deep.agent->socket = "/" + std::string(120, 'd') + "/agent.sock";
+  CHECK(buildVmConfig(deep)["vsock"]["socket"] == "agent.sock");
   CHECK(vm["disks"] == nlohmann::json::parse(R"([
       {"path":"/images/app.img","id":"disk0","readonly":true,"serial":"s2z-root"},
       {"path":"/run/s2z/web-1/scratch.img","id":"scratch","serial":"s2z-scratch"},

@@ -243,6 +243,35 @@ TEST_CASE("an agent guest: its vsock socket is the VMM's hybrid-vsock endpoint a
   checkAllAccepted(env);
 }
 
+TEST_CASE("a run dir too deep for a socket address: the VMM binds its API and vsock sockets by their "
+          "names in it, and the host reaches them by the full path") {
+  ChTestEnv env("45.0");
+  NetnsTap tap;
+  auto vmm = vmm::makeCloudHypervisorVmm();
+  auto config = env.config(tap.fd());
+  // A Nomad data dir, an alloc id and a task name easily add up to this.
+  config.runDir = env.dir() / std::string(100, 'd');
+  fs::create_directory(config.runDir);
+  const fs::path socket = config.runDir / "agent.sock";
+  REQUIRE(socket.string().size() > 108);
+  config.agent = vmm::VmConfig::AgentDevices{socket, -1, -1, {}, {}};
+
+  auto booted = vmm->boot(config);
+  REQUIRE_MESSAGE(booted.ok(), s2z::tests::ch::errText(booted));
+  CHECK(find(env.requests(), "vm.create").body["vsock"]["socket"] == "agent.sock");
+  CHECK(fs::is_socket(config.runDir / "ch.sock"));
+  auto refused = vmm::connectHybridVsock(socket, 1024, std::chrono::milliseconds(2000));
+  REQUIRE_FALSE(refused.ok());
+  CHECK(refused.error().code == ErrorCode::kUnavailable);  // the VMM answered, its guest did not
+
+  REQUIRE(vmm->sleep(env.snapshotDir(), kStamp).ok());
+  auto restored = vmm->restore(config, env.snapshotDir(), kStamp);
+  REQUIRE_MESSAGE(restored.ok(), s2z::tests::ch::errText(restored));
+  CHECK(fs::is_socket(socket));
+  REQUIRE(vmm->shutdown(std::chrono::milliseconds(3000)).ok());
+  checkAllAccepted(env);
+}
+
 TEST_CASE("standby: prepareRestore starts a waiting VMM that restore then uses") {
   ChTestEnv env("45.0");
   NetnsTap tap;

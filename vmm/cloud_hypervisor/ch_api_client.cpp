@@ -10,6 +10,7 @@
 #include <cstring>
 
 #include "common/unique_fd.h"
+#include "common/unix_socket.h"
 #include "vmm/cloud_hypervisor/ch_json.h"
 
 namespace s2z::vmm::ch {
@@ -30,11 +31,8 @@ int msLeft(Clock::time_point deadline) {
 // SO_SNDTIMEO bounds that wait (the kernel returns EAGAIN when it ends).
 Result<UniqueFd> connectTo(const std::filesystem::path& path, Clock::time_point deadline) {
   sockaddr_un addr{};
-  addr.sun_family = AF_UNIX;
-  if (path.native().size() >= sizeof addr.sun_path) {
-    return makeError(ErrorCode::kInvalidArgument, "api socket path too long: " + path.string());
-  }
-  std::strncpy(addr.sun_path, path.c_str(), sizeof addr.sun_path - 1);
+  UniqueFd dir;  // a long path's directory, until the connect is done
+  S2Z_TRY(unixSocketAddress(path, addr, dir), "api socket");
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0));
   if (!fd) return systemError("socket");
   const int ms = std::max(msLeft(deadline), 1);  // 0 would mean "no limit"

@@ -14,6 +14,7 @@
 #include "vmm/cloud_hypervisor/ch_vmm.h"
 #include "vmm/guest_ram_file.h"
 #include "vmm/guest_ram_release.h"
+#include "vmm/vmm_socket_path.h"
 
 namespace s2z::vmm::ch {
 namespace {
@@ -127,7 +128,7 @@ Result<ChProcess> CloudHypervisorVmm::launch(const VmConfig& config, const std::
   std::filesystem::remove(vmm.socket, ec);  // a stale socket would fool the wait
 
   SpawnOptions opts;
-  opts.argv = {config.binary.string(), "--api-socket", "path=" + vmm.socket.string()};
+  opts.argv = {config.binary.string(), "--api-socket", "path=" + vmmBindPath(vmm.socket)};
   opts.logPath = config.runDir / "cloud-hypervisor.log";
   opts.workDir = config.runDir;
   opts.cgroup = config.cgroup;

@@ -1,6 +1,7 @@
 #include "vmm/cloud_hypervisor/ch_json.h"
 
 #include "vmm/guest_ram_file.h"
+#include "vmm/vmm_socket_path.h"
 
 namespace s2z::vmm::ch {
 
@@ -66,7 +67,7 @@ json buildVmConfig(const VmConfig& config) {
   }
   if (config.agent) {
     vm["disks"] = agentDisks(config);
-    vm["vsock"] = {{"cid", kGuestCid}, {"socket", config.agent->socket.string()}};
+    vm["vsock"] = {{"cid", kGuestCid}, {"socket", vmmBindPath(config.agent->socket)}};
   } else if (!config.rootfs.empty()) {
     vm["disks"] = json::array({{{"path", config.rootfs.string()}, {"id", "disk0"}}});
   }

@@ -1,13 +1,13 @@
 #include "vmm/qemu/qemu_command_line.h"
 
 #include <cpuid.h>
-#include <sys/un.h>
 
 #include <cmath>
 #include <fstream>
 #include <sstream>
 
 #include "vmm/guest_ram_file.h"
+#include "vmm/vmm_socket_path.h"
 
 namespace s2z::vmm::qemu {
 namespace {
@@ -36,14 +36,6 @@ std::string escapeOption(const std::string& value) {
   return out;
 }
 
-// A unix socket path QEMU can bind: relative to runDir (QEMU's working
-// directory) when the absolute one would not fit sockaddr_un.
-std::string socketPath(const std::filesystem::path& path) {
-  std::string s = path.string();
-  if (s.size() >= sizeof(sockaddr_un::sun_path)) s = path.filename().string();
-  return s;
-}
-
 // A chardev writing to an inherited fd: `-add-fd` puts the child's fd in a
 // set that `-chardev file` opens as /dev/fdset/N (a dup, never an open of the
 // FIFO). append=on because without it QEMU would ftruncate, which a FIFO refuses.
@@ -57,7 +49,7 @@ void addFdChardev(std::vector<std::string>& a, const std::string& id, int childF
 // listens on; the plugin connects and reconnects) and the workload's output.
 void addAgentDevices(std::vector<std::string>& a, const VmConfig::AgentDevices& agent) {
   a.insert(a.end(), {"-device", "virtio-serial-device,max_ports=4", "-chardev",
-                     "socket,id=agent,path=" + escapeOption(socketPath(agent.socket)) +
+                     "socket,id=agent,path=" + escapeOption(vmmBindPath(agent.socket)) +
                          ",server=on,wait=off",
                      "-device", "virtserialport,chardev=agent,name=s2z.agent"});
   struct Port {
@@ -167,7 +159,7 @@ std::vector<std::string> buildQemuArgv(const VmConfig& config, const QemuLaunch&
     // The standard qemu-guest-agent channel (its name is what qemu-ga and
     // distributions' units look for).
     add({"-device", "virtio-serial-device,id=qga0,max_ports=2", "-chardev",
-         "socket,id=qga,path=" + escapeOption(socketPath(config.guestAgentSocket)) + ",server=on,wait=off",
+         "socket,id=qga,path=" + escapeOption(vmmBindPath(config.guestAgentSocket)) + ",server=on,wait=off",
          "-device", "virtserialport,bus=qga0.0,chardev=qga,name=org.qemu.guest_agent.0"});
   }
   if (config.tapFd >= 0) {
