@@ -70,6 +70,13 @@ agent::InstanceSpec agentGuestSpec(const BenchConfig& c, const std::string& task
   return s;
 }
 
+agent::InstanceSpec agentGuestLightSpec(const BenchConfig& c, const std::string& taskId,
+                                        bool scaleToZero, const TaskLogs& logs) {
+  agent::InstanceSpec s = agentGuestSpec(c, taskId, scaleToZero, logs);
+  s.sleepTier = agent::SleepTier::kLight;
+  return s;
+}
+
 // One warm-up and c.cycles measured sleep -> request -> wake rounds of the
 // instance `spec` makes, into `wakes`.
 Result<void> wakeCycles(const BenchConfig& c, agent::Agent& agent, const SpecMaker& spec,
@@ -78,7 +85,10 @@ Result<void> wakeCycles(const BenchConfig& c, agent::Agent& agent, const SpecMak
   EventLog log;
   auto logs = openTaskLogs(c.workDir, taskId);
   if (!logs.ok()) return logs.error().wrap("task logs");
-  auto started = agent.start(spec(c, taskId, true, *logs), log.sink());
+  agent::InstanceSpec instance = spec(c, taskId, true, *logs);
+  // What the "Sleeping" event says the sleep took: a pause or a snapshot.
+  const char* sleepKey = instance.sleepTier == agent::SleepTier::kLight ? "pause_ms" : "snapshot_ms";
+  auto started = agent.start(std::move(instance), log.sink());
   if (!started.ok()) return started.error().wrap("start scale-to-zero instance");
   InstanceGuard guard{agent, *started, taskId};
   const std::string addr = guard.instance->record().network.address;
@@ -117,7 +127,7 @@ Result<void> wakeCycles(const BenchConfig& c, agent::Agent& agent, const SpecMak
     WakeSample s;
     s.requestMs = t.ms;
     s.agentWakeMs = woken ? annotation(*woken, "wake_ms") : 0;
-    s.sleepMs = annotation(*slept, "snapshot_ms");
+    s.sleepMs = annotation(*slept, sleepKey);
     if (woken) {
       s.clockErrorMs = std::fabs(annotation(*woken, "clock_error_ms"));
       s.clockMs = annotation(*woken, "clock_ms");
@@ -209,6 +219,8 @@ Result<AgentResults> runAgentScenarios(const BenchConfig& c) {
   }
   S2Z_TRY(wakeCycles(c, *agent, agentGuestSpec, "bench-agent", out.agentWakes, out),
           "agent held-tap cycles");
+  S2Z_TRY(wakeCycles(c, *agent, agentGuestLightSpec, "bench-agent-light", out.agentLightWakes, out),
+          "agent light-sleep cycles");
   S2Z_TRY(coldBoots(c, *agent, agentGuestSpec, "bench-agent-cold-", out.agentColds, out),
           "agent cold boots");
   return out;

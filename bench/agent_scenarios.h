@@ -17,7 +17,7 @@ namespace s2z::bench {
 struct WakeSample {
   double requestMs = 0;        // SYN sent -> full response (client in the netns)
   double agentWakeMs = 0;      // the agent's "Woken" wake_ms (event -> restored)
-  double sleepMs = 0;          // "Sleeping" snapshot_ms (pause -> VMM exited)
+  double sleepMs = 0;          // "Sleeping" snapshot_ms (pause -> VMM exited), light: pause_ms
   double snapshotBytes = 0;    // "Sleeping" snapshot_bytes
   uint64_t retransSegs = 0;    // TcpRetransSegs during the request
   uint64_t synRetrans = 0;     // TCPSynRetrans during the request
@@ -36,9 +36,10 @@ struct ColdSample {
 struct AgentResults {
   std::vector<WakeSample> wakes;
   std::vector<ColdSample> colds;
-  // The same with the guest agent running a python3 server from the test
-  // root filesystem (guest/agent); empty when the agent guest is missing.
-  std::vector<WakeSample> agentWakes;
+  // The same with the guest agent running busybox httpd from the test root
+  // filesystem (guest/agent); empty when the agent guest is missing.
+  std::vector<WakeSample> agentWakes;       // deep sleep, restored into a standby
+  std::vector<WakeSample> agentLightWakes;  // light sleep (the default tier): a resume
   std::vector<ColdSample> agentColds;
   uint64_t guestAgentRssKiB = 0;      // VmRSS of the guest's PID 1, read by the workload
   uint64_t agentInitramfsBytes = 0;
@@ -68,6 +69,10 @@ agent::InstanceSpec guestSpec(const BenchConfig& c, const std::string& taskId, b
 // busybox httpd serving the agent's VmRSS.
 agent::InstanceSpec agentGuestSpec(const BenchConfig& c, const std::string& taskId, bool scaleToZero,
                                    const TaskLogs& logs);
+
+// The same in light sleep, the tier a task gets by default.
+agent::InstanceSpec agentGuestLightSpec(const BenchConfig& c, const std::string& taskId,
+                                        bool scaleToZero, const TaskLogs& logs);
 
 // Starts the task `spec` makes with scale-to-zero on, then one warm-up and
 // c.cycles measured sleep -> request -> wake rounds into `wakes`; failed
