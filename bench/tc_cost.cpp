@@ -28,7 +28,7 @@ Result<double> nsPerRun(int progFd, const std::vector<uint8_t>& frame, uint32_t 
     ctx.mark = mark;
     LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = frame.data(),
                 .data_size_in = static_cast<uint32_t>(frame.size()), .ctx_in = &ctx,
-                .ctx_size_in = sizeof(ctx), .repeat = repeat);
+                .ctx_size_in = sizeof(ctx), .repeat = static_cast<int>(repeat));
     if (int err = bpf_prog_test_run_opts(progFd, &opts); err != 0)
       return Error{ErrorCode::kSystem, -err, "BPF_PROG_TEST_RUN"};
     r = opts.duration;
