@@ -6,23 +6,23 @@
 #include <mutex>
 
 namespace s2z::driver {
-namespace {
-
-struct Queue {
-  std::mutex mu;                 // guards events, dropped
-  std::condition_variable cv;
-  std::deque<DriverEvent> events;
-  size_t dropped = 0;
-};
-
-}  // namespace
 
 struct EventBus::State {
+  // One subscriber's events. Nested, not in an anonymous namespace: State
+  // is declared in the header, so its members' types need linkage too.
+  struct Queue {
+    std::mutex mu;                 // guards events, dropped
+    std::condition_variable cv;
+    std::deque<DriverEvent> events;
+    size_t dropped = 0;
+  };
   mutable std::mutex mu;  // guards queues
   std::list<std::shared_ptr<Queue>> queues;
 };
 
 namespace {
+
+using Queue = EventBus::State::Queue;
 
 class SubscriptionImpl final : public EventBus::Subscription {
  public:
