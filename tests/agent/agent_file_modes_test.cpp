@@ -17,6 +17,7 @@
 #include "agent/run_dir.h"
 #include "tests/agent/agent_test_support.h"
 #include "tests/agent/integration_env.h"
+#include "tests/err_text.h"
 
 namespace s2z::agent {
 namespace {
@@ -183,7 +184,7 @@ TEST_CASE("integration: run and snapshot dirs are owner-only, running and asleep
   }
   IntegrationEnv env("modes");
   auto made = makeAgent(configFor(env));
-  REQUIRE_MESSAGE(made.ok(), made.error().describe());
+  REQUIRE_MESSAGE(made.ok(), s2z::tests::errText(made));
   std::unique_ptr<Agent> agent = std::move(*made);
   REQUIRE_MESSAGE(agent->status().scaleToZeroReady, agent->status().problem);
 
@@ -200,7 +201,7 @@ TEST_CASE("integration: run and snapshot dirs are owner-only, running and asleep
   // checked right after each start, well inside the idle timeout.
   EventLog plainEvents, agentEvents;
   auto plain = agent->start(plainSpec(env), plainEvents.sink());
-  REQUIRE_MESSAGE(plain.ok(), plain.error().describe());
+  REQUIRE_MESSAGE(plain.ok(), s2z::tests::errText(plain));
   CHECK((*plain)->state() == InstanceState::kRunning);
   checkOwnerOnly((*plain)->record(), plainFiles, "running");
   // Its server up before it may sleep (requests keep it awake meanwhile), so
@@ -212,7 +213,7 @@ TEST_CASE("integration: run and snapshot dirs are owner-only, running and asleep
   std::shared_ptr<Instance> withWorkload;
   if (withAgent) {
     auto started = agent->start(agentSpec(env), agentEvents.sink());
-    REQUIRE_MESSAGE(started.ok(), started.error().describe());
+    REQUIRE_MESSAGE(started.ok(), s2z::tests::errText(started));
     withWorkload = *started;
     CHECK(withWorkload->state() == InstanceState::kRunning);
     checkOwnerOnly(withWorkload->record(), agentFiles, "running");

@@ -6,6 +6,7 @@
 #include "agent/run_dir.h"
 #include "agent/vm_instance.h"
 #include "tests/agent/agent_test_support.h"
+#include "tests/err_text.h"
 
 namespace s2z::agent {
 namespace {
@@ -180,14 +181,14 @@ TEST_CASE("recovery by a new agent: running and sleeping instances are re-adopte
 
   h.makeAgent();  // a new Agent object: the plugin restarted
   auto r1 = h.agent->recover(runHandle, h.events.sink());
-  REQUIRE_MESSAGE(r1.ok(), r1.error().describe());
+  REQUIRE_MESSAGE(r1.ok(), s2z::tests::errText(r1));
   CHECK((*r1)->state() == InstanceState::kRunning);
   auto r1again = h.agent->recover(runHandle, h.events.sink());
   REQUIRE(r1again.ok());
   CHECK(r1again->get() == r1->get());  // idempotent
 
   auto r2 = h.agent->recover(sleepHandle, h.events.sink());
-  REQUIRE_MESSAGE(r2.ok(), r2.error().describe());
+  REQUIRE_MESSAGE(r2.ok(), s2z::tests::errText(r2));
   CHECK((*r2)->state() == InstanceState::kSleeping);
   CHECK((*r2)->record().standby);  // the standby was adopted
   CHECK(h.agent->status().sleeping == 1);
@@ -214,7 +215,7 @@ TEST_CASE("recovery: a packet that came while no plugin ran wakes the instance a
   (void)h.kernel.drainWakeEvents();      // a new plugin drains stale records
   h.makeAgent();
   auto r = h.agent->recover(rec, h.events.sink());
-  REQUIRE_MESSAGE(r.ok(), r.error().describe());
+  REQUIRE_MESSAGE(r.ok(), s2z::tests::errText(r));
   CHECK((*r)->state() == InstanceState::kRunning);
   CHECK(h.events.find("Woken").size() == 1);
 }
@@ -257,7 +258,7 @@ TEST_CASE("recovery: a plugin that died mid-snapshot leaves a sleeping VM, which
   REQUIRE(persistRecord(rec).ok());
   h.makeAgent();
   auto r = h.agent->recover(rec, h.events.sink());
-  REQUIRE_MESSAGE(r.ok(), r.error().describe());
+  REQUIRE_MESSAGE(r.ok(), s2z::tests::errText(r));
   CHECK((*r)->state() == InstanceState::kRunning);
   CHECK(h.events.find("Woken").size() == 1);
   CHECK((*r)->record().snapshotGeneration == 1);
@@ -292,7 +293,7 @@ TEST_CASE("recovery: a plugin that died mid-snapshot with the VMM alive resumes 
   REQUIRE(persistRecord(rec).ok());
   h.makeAgent();
   auto r = h.agent->recover(rec, h.events.sink());
-  REQUIRE_MESSAGE(r.ok(), r.error().describe());
+  REQUIRE_MESSAGE(r.ok(), s2z::tests::errText(r));
   CHECK((*r)->state() == InstanceState::kRunning);
   CHECK(h.world->count(&testing::FakeWorld::resumes) == 1);
   CHECK(h.world->count(&testing::FakeWorld::restores) == 0);
@@ -313,7 +314,7 @@ TEST_CASE("recovery: a sleeping instance whose standby died gets a new standby")
   int standbys = h.world->count(&testing::FakeWorld::standbys);
   h.makeAgent();
   auto r = h.agent->recover(rec, h.events.sink());
-  REQUIRE_MESSAGE(r.ok(), r.error().describe());
+  REQUIRE_MESSAGE(r.ok(), s2z::tests::errText(r));
   CHECK((*r)->state() == InstanceState::kSleeping);
   CHECK(h.world->count(&testing::FakeWorld::standbys) == standbys + 1);
 }

@@ -19,6 +19,7 @@
 #include "tests/agent/agent_test_support.h"
 #include "tests/agent/guest_scenarios.h"
 #include "tests/agent/integration_env.h"
+#include "tests/err_text.h"
 
 namespace s2z::agent {
 namespace {
@@ -63,13 +64,13 @@ TEST_CASE("integration: idle VM sleeps, health checks stay local, requests wake 
   IntegrationEnv env("sz");
   EventLog events;
   auto made = makeAgent(configFor(env));
-  REQUIRE_MESSAGE(made.ok(), made.error().describe());
+  REQUIRE_MESSAGE(made.ok(), s2z::tests::errText(made));
   std::unique_ptr<Agent> agent = std::move(*made);
   REQUIRE_MESSAGE(agent->status().scaleToZeroReady, agent->status().problem);
   CHECK(agent->status().problem.empty());
 
   auto started = agent->start(guestSpec(env, "it-sz"), events.sink());
-  REQUIRE_MESSAGE(started.ok(), started.error().describe());
+  REQUIRE_MESSAGE(started.ok(), s2z::tests::errText(started));
   auto inst = *started;
   auto rec = inst->record();
   const std::string vm = rec.network.address;
@@ -205,10 +206,10 @@ TEST_CASE("integration: a sleeping VM is recovered by a new Agent and still wake
   IntegrationEnv env("rc");
   EventLog events;
   auto made = makeAgent(configFor(env));
-  REQUIRE_MESSAGE(made.ok(), made.error().describe());
+  REQUIRE_MESSAGE(made.ok(), s2z::tests::errText(made));
   std::unique_ptr<Agent> agent = std::move(*made);
   auto started = agent->start(guestSpec(env, "it-rc"), events.sink());
-  REQUIRE_MESSAGE(started.ok(), started.error().describe());
+  REQUIRE_MESSAGE(started.ok(), s2z::tests::errText(started));
   auto handle = (*started)->record();  // what Nomad keeps from StartTask: state Running
   const std::string vm = handle.network.address;
   REQUIRE(waitHttp(vm, 40s));
@@ -218,10 +219,10 @@ TEST_CASE("integration: a sleeping VM is recovered by a new Agent and still wake
   agent.reset();  // the plugin exits; the VM (asleep) and its tap stay
 
   made = makeAgent(configFor(env));
-  REQUIRE_MESSAGE(made.ok(), made.error().describe());
+  REQUIRE_MESSAGE(made.ok(), s2z::tests::errText(made));
   agent = std::move(*made);
   auto recovered = agent->recover(handle, events.sink());
-  REQUIRE_MESSAGE(recovered.ok(), recovered.error().describe());
+  REQUIRE_MESSAGE(recovered.ok(), s2z::tests::errText(recovered));
   auto inst = *recovered;
   CHECK(inst->state() == InstanceState::kSleeping);
   CHECK(agent->status().sleeping == 1);
@@ -248,10 +249,10 @@ TEST_CASE("integration: a sleeping VM is recovered by a new Agent and still wake
   recovered = Result<std::shared_ptr<Instance>>(Error{});
   agent.reset();
   made = makeAgent(configFor(env));
-  REQUIRE_MESSAGE(made.ok(), made.error().describe());
+  REQUIRE_MESSAGE(made.ok(), s2z::tests::errText(made));
   agent = std::move(*made);
   recovered = agent->recover(handle, events.sink());
-  REQUIRE_MESSAGE(recovered.ok(), recovered.error().describe());
+  REQUIRE_MESSAGE(recovered.ok(), s2z::tests::errText(recovered));
   inst = *recovered;
   CHECK(inst->state() == InstanceState::kRunning);
   auto again = httpGet(vm, kPort, "/counter", 5s);

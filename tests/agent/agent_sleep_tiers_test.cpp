@@ -22,6 +22,7 @@
 #include "tests/agent/guest_scenarios.h"
 #include "tests/agent/integration_env.h"
 #include "vmm/guest_ram_release.h"
+#include "tests/err_text.h"
 
 namespace s2z::agent {
 namespace {
@@ -96,7 +97,7 @@ struct Guest {
 
 Guest startGuest(Agent& agent, const InstanceSpec& spec, EventLog& events) {
   auto started = agent.start(spec, events.sink());
-  REQUIRE_MESSAGE(started.ok(), started.error().describe());
+  REQUIRE_MESSAGE(started.ok(), s2z::tests::errText(started));
   Guest g{*started, (*started)->record(), (*started)->record().network.address, 0};
   REQUIRE_MESSAGE(testing::waitGuestHttp(g.vm, 40s), "guest never answered HTTP");
   g.counter = counterOf(httpGet(g.vm, kGuestPort, "/counter", 2s));
@@ -124,7 +125,7 @@ TEST_CASE("tiers: light sleep pauses the VMM and releases its RAM; a request res
   IntegrationEnv env("tl");
   EventLog events;
   auto made = makeAgent(testing::guestAgentConfig(env, 0));
-  REQUIRE_MESSAGE(made.ok(), made.error().describe());
+  REQUIRE_MESSAGE(made.ok(), s2z::tests::errText(made));
   std::unique_ptr<Agent> agent = std::move(*made);
   InstanceSpec spec = testing::testGuestSpec(env, "it-tl", SleepTier::kLight);
   spec.deepSleepAfter = 0ms;  // stays light
@@ -204,10 +205,10 @@ TEST_CASE("tiers: light sleep pauses the VMM and releases its RAM; a request res
   agent.reset();
   CHECK(testing::processAlive(handle.vmm.pid, handle.vmm.startTime));
   made = makeAgent(testing::guestAgentConfig(env, 0));
-  REQUIRE_MESSAGE(made.ok(), made.error().describe());
+  REQUIRE_MESSAGE(made.ok(), s2z::tests::errText(made));
   agent = std::move(*made);
   auto recovered = agent->recover(handle, events.sink());
-  REQUIRE_MESSAGE(recovered.ok(), recovered.error().describe());
+  REQUIRE_MESSAGE(recovered.ok(), s2z::tests::errText(recovered));
   inst = *recovered;
   CHECK(inst->state() == InstanceState::kSleeping);
   checks = env.healthChecks(vm, kGuestPort, 3);
@@ -228,7 +229,7 @@ TEST_CASE("tiers: light sleep with light_sleep_cache = drop leaves none of the g
   IntegrationEnv env("tld");
   EventLog events;
   auto made = makeAgent(testing::guestAgentConfig(env, 0));
-  REQUIRE_MESSAGE(made.ok(), made.error().describe());
+  REQUIRE_MESSAGE(made.ok(), s2z::tests::errText(made));
   InstanceSpec spec = testing::testGuestSpec(env, "it-tld", SleepTier::kLight);
   spec.deepSleepAfter = 0ms;  // stays light
   spec.lightSleepCache = vmm::LightSleepCache::kDrop;
@@ -266,7 +267,7 @@ TEST_CASE("tiers: light sleep with light_sleep_cache = mapped leaves the guest's
   IntegrationEnv env("tlm");
   EventLog events;
   auto made = makeAgent(testing::guestAgentConfig(env, 0));
-  REQUIRE_MESSAGE(made.ok(), made.error().describe());
+  REQUIRE_MESSAGE(made.ok(), s2z::tests::errText(made));
   InstanceSpec spec = testing::testGuestSpec(env, "it-tlm", SleepTier::kLight);
   spec.deepSleepAfter = 0ms;  // stays light
   spec.lightSleepCache = vmm::LightSleepCache::kMapped;
@@ -301,7 +302,7 @@ TEST_CASE("tiers: light goes deep after deep_sleep_after; no process and no page
   IntegrationEnv env("td");
   EventLog events;
   auto made = makeAgent(testing::guestAgentConfig(env, 0));  // standby_vmms = 0
-  REQUIRE_MESSAGE(made.ok(), made.error().describe());
+  REQUIRE_MESSAGE(made.ok(), s2z::tests::errText(made));
   std::unique_ptr<Agent> agent = std::move(*made);
   InstanceSpec spec = testing::testGuestSpec(env, "it-td", SleepTier::kLight);
   spec.deepSleepAfter = 2s;
@@ -347,10 +348,10 @@ TEST_CASE("tiers: light goes deep after deep_sleep_after; no process and no page
   guest.inst.reset();
   agent.reset();
   made = makeAgent(testing::guestAgentConfig(env, 0));
-  REQUIRE_MESSAGE(made.ok(), made.error().describe());
+  REQUIRE_MESSAGE(made.ok(), s2z::tests::errText(made));
   agent = std::move(*made);
   auto recovered = agent->recover(handle, events.sink());
-  REQUIRE_MESSAGE(recovered.ok(), recovered.error().describe());
+  REQUIRE_MESSAGE(recovered.ok(), s2z::tests::errText(recovered));
   inst = *recovered;
   CHECK(inst->state() == InstanceState::kSleeping);
   CHECK(inst->record().vmm.pid == 0);  // still no standby: the budget is 0

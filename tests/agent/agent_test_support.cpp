@@ -1,4 +1,5 @@
 #include "tests/agent/agent_test_support.h"
+#include "tests/err_text.h"
 
 #include <doctest/doctest.h>
 #include <stdlib.h>
@@ -32,7 +33,7 @@ void Harness::makeAgent(bool withKernel) {
   if (withKernel) deps.kernel = std::make_unique<KernelRef>(kernel);
   else deps.problem = "no kernel in this test";
   auto created = ScaleToZeroAgent::create(config, std::move(deps));
-  REQUIRE_MESSAGE(created.ok(), created.error().describe());
+  REQUIRE_MESSAGE(created.ok(), s2z::tests::errText(created));
   agent = std::move(*created);
 }
 
@@ -52,7 +53,7 @@ InstanceSpec Harness::spec(const std::string& taskId, bool scaleToZero,
 
 std::shared_ptr<Instance> Harness::startOk(const InstanceSpec& s) {
   auto started = agent->start(s, events.sink());
-  REQUIRE_MESSAGE(started.ok(), started.error().describe());
+  REQUIRE_MESSAGE(started.ok(), s2z::tests::errText(started));
   return *started;
 }
 

@@ -20,6 +20,7 @@
 #include "common/unique_fd.h"
 #include "guestlink/frame_codec.h"
 #include "guestlink/reliable_session.h"
+#include "tests/err_text.h"
 
 using namespace s2z;
 using namespace s2z::agent;
@@ -210,7 +211,7 @@ TEST_CASE("connect waits for the VMM's socket and repeats Hello until a booting 
     guest.listen();
   });
   auto hello = channel.connect(5s);
-  REQUIRE_MESSAGE(hello.ok(), hello.error().describe());
+  REQUIRE_MESSAGE(hello.ok(), s2z::tests::errText(hello));
   CHECK(hello->protocol_version() == 1);
   CHECK(guest.hellos >= 3);
   CHECK(channel.connected());
@@ -224,7 +225,7 @@ TEST_CASE("through a hybrid-vsock multiplexer: CONNECT to the agent's port, agai
   guest.listen();
   GuestChannel channel({dir.path / "agent.sock", guestlink::kAgentVsockPort}, nullptr);
   auto hello = channel.connect(5s);
-  REQUIRE_MESSAGE(hello.ok(), hello.error().describe());
+  REQUIRE_MESSAGE(hello.ok(), s2z::tests::errText(hello));
   auto lines = guest.connectLines();
   REQUIRE(lines.size() == 4);
   for (const auto& line : lines) CHECK(line == "CONNECT 1024\n");
@@ -237,7 +238,7 @@ TEST_CASE("through a hybrid-vsock multiplexer: CONNECT to the agent's port, agai
   REQUIRE(channel.connect(5s).ok());
   CHECK(guest.connectLines().size() == 5);
   auto answer = channel.call(signalRequest(15), 5s);
-  REQUIRE_MESSAGE(answer.ok(), answer.error().describe());
+  REQUIRE_MESSAGE(answer.ok(), s2z::tests::errText(answer));
   CHECK(guest.signalsDelivered == 1);
 }
 
@@ -272,7 +273,7 @@ TEST_CASE("a request made while no VMM runs is delivered once after the next con
   CHECK(guest.signalsDelivered == 0);
   REQUIRE(channel.connect(5s).ok());  // woken
   auto answer = waiting.get();
-  CHECK_MESSAGE(answer.ok(), answer.error().describe());
+  CHECK_MESSAGE(answer.ok(), s2z::tests::errText(answer));
   CHECK(guest.signalsDelivered == 1);
 }
 
@@ -290,7 +291,7 @@ TEST_CASE("an answer lost with the connection arrives after the reconnect; the r
           }).get());
   REQUIRE(channel.connect(5s).ok());
   auto answer = waiting.get();
-  CHECK_MESSAGE(answer.ok(), answer.error().describe());
+  CHECK_MESSAGE(answer.ok(), s2z::tests::errText(answer));
   CHECK(guest.signalsDelivered == 1);
 }
 

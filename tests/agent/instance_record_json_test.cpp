@@ -1,4 +1,5 @@
 #include "agent/instance_record_json.h"
+#include "tests/err_text.h"
 
 #include <doctest/doctest.h>
 
@@ -95,7 +96,7 @@ TEST_CASE("instance record survives a JSON round trip through text") {
   InstanceRecord in = sampleRecord();
   auto text = toJson(in).dump();
   auto out = instanceRecordFromJson(nlohmann::json::parse(text));
-  REQUIRE_MESSAGE(out.ok(), out.error().describe());
+  REQUIRE_MESSAGE(out.ok(), s2z::tests::errText(out));
   checkEqual(in, *out);
 }
 
@@ -111,7 +112,7 @@ TEST_CASE("a version 1 record from a wave-1 plugin still decodes: its console is
   j["spec"].erase("scratchMib");
   j.erase("workloadExit");
   auto out = instanceRecordFromJson(j);
-  REQUIRE_MESSAGE(out.ok(), out.error().describe());
+  REQUIRE_MESSAGE(out.ok(), s2z::tests::errText(out));
   CHECK(out->spec.stdoutPath == "/alloc/logs/.web.stdout.fifo");
   CHECK(out->spec.stderrPath.empty());
   CHECK(out->logHolder.pid == 0);
@@ -140,7 +141,7 @@ TEST_CASE("an agent task's workload and its reported exit round trip; a version 
   in.spec.scratchMib = 512;
   in.workloadExit = WorkloadExit{true, 137, 9, true};
   auto out = instanceRecordFromJson(nlohmann::json::parse(toJson(in).dump()));
-  REQUIRE_MESSAGE(out.ok(), out.error().describe());
+  REQUIRE_MESSAGE(out.ok(), s2z::tests::errText(out));
   REQUIRE(out->spec.workload);
   CHECK(out->spec.workload->argv == w.argv);
   CHECK(out->spec.workload->env == w.env);
@@ -162,7 +163,7 @@ TEST_CASE("an agent task's workload and its reported exit round trip; a version 
   v3["spec"]["workload"].erase("readonlyRoot");
   v3["spec"]["workload"].erase("stopSignal");
   auto older = instanceRecordFromJson(v3);
-  REQUIRE_MESSAGE(older.ok(), older.error().describe());
+  REQUIRE_MESSAGE(older.ok(), s2z::tests::errText(older));
   CHECK_FALSE(older->spec.workload->readonlyRoot);
   CHECK(older->spec.workload->stopSignal == 0);
   CHECK(out->workloadExit.reported);
@@ -177,7 +178,7 @@ TEST_CASE("an agent task's workload and its reported exit round trip; a version 
   v2["spec"].erase("scratchMib");
   v2.erase("workloadExit");
   auto old = instanceRecordFromJson(v2);
-  REQUIRE_MESSAGE(old.ok(), old.error().describe());
+  REQUIRE_MESSAGE(old.ok(), s2z::tests::errText(old));
   CHECK_FALSE(old->spec.workload);
   CHECK_FALSE(old->workloadExit.reported);
 }
@@ -191,7 +192,7 @@ TEST_CASE("sleep tiers round trip; a version 4 record slept deep and never chang
   in.spec.group.netnsPath = "/var/run/netns/a";
   in.spec.group.hostPorts = {{"192.168.1.5", 28080}};
   auto out = instanceRecordFromJson(nlohmann::json::parse(toJson(in).dump()));
-  REQUIRE_MESSAGE(out.ok(), out.error().describe());
+  REQUIRE_MESSAGE(out.ok(), s2z::tests::errText(out));
   CHECK(out->spec.sleepTier == SleepTier::kLight);
   CHECK(out->spec.deepSleepAfter == std::chrono::minutes(7));
   CHECK(out->sleepingTier == SleepTier::kLight);
@@ -205,7 +206,7 @@ TEST_CASE("sleep tiers round trip; a version 4 record slept deep and never chang
   v4["version"] = 4;
   dropSleepTiers(v4);
   auto old = instanceRecordFromJson(v4);
-  REQUIRE_MESSAGE(old.ok(), old.error().describe());
+  REQUIRE_MESSAGE(old.ok(), s2z::tests::errText(old));
   CHECK(old->spec.sleepTier == SleepTier::kDeep);
   CHECK(old->spec.deepSleepAfter.count() == 0);
   CHECK(old->sleepingTier == SleepTier::kDeep);
@@ -222,7 +223,7 @@ TEST_CASE("the light sleep's page cache round trips; a version 6 record keeps it
   for (auto cache : {vmm::LightSleepCache::kKeep, vmm::LightSleepCache::kDrop, vmm::LightSleepCache::kMapped}) {
     in.spec.lightSleepCache = cache;
     auto out = instanceRecordFromJson(nlohmann::json::parse(toJson(in).dump()));
-    REQUIRE_MESSAGE(out.ok(), out.error().describe());
+    REQUIRE_MESSAGE(out.ok(), s2z::tests::errText(out));
     CHECK(out->spec.lightSleepCache == cache);
   }
   in.spec.lightSleepCache = vmm::LightSleepCache::kDrop;
@@ -231,7 +232,7 @@ TEST_CASE("the light sleep's page cache round trips; a version 6 record keeps it
   v6["version"] = 6;
   dropLightSleepCache(v6);
   auto old = instanceRecordFromJson(v6);
-  REQUIRE_MESSAGE(old.ok(), old.error().describe());
+  REQUIRE_MESSAGE(old.ok(), s2z::tests::errText(old));
   CHECK(old->spec.lightSleepCache == vmm::LightSleepCache::kKeep);
 
   auto bad = toJson(in);
@@ -243,7 +244,7 @@ TEST_CASE("the light sleep's page cache round trips; a version 6 record keeps it
 
 TEST_CASE("default record round trips too") {
   auto out = instanceRecordFromJson(toJson(InstanceRecord{}));
-  REQUIRE_MESSAGE(out.ok(), out.error().describe());
+  REQUIRE_MESSAGE(out.ok(), s2z::tests::errText(out));
   checkEqual(InstanceRecord{}, *out);
 }
 
@@ -269,7 +270,7 @@ TEST_CASE("a version 5 record (no snapshot manifests yet) decodes with generatio
   j["version"] = 5;
   dropSnapshotGeneration(j);
   auto out = instanceRecordFromJson(j);
-  REQUIRE_MESSAGE(out.ok(), out.error().describe());
+  REQUIRE_MESSAGE(out.ok(), s2z::tests::errText(out));
   CHECK(out->snapshotGeneration == 0);
   // ...and a version 6 record must carry it.
   j["version"] = 6;

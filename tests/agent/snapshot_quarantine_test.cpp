@@ -10,6 +10,7 @@
 #include <fstream>
 
 #include "agent/snapshot_quarantine.h"
+#include "tests/err_text.h"
 
 namespace s2z::agent {
 namespace {
@@ -37,7 +38,7 @@ TEST_CASE("quarantine: the files move into an owner-only entry; only the newest 
     std::ofstream(runDir / "guest-ram") << "ram " << i;
     auto entry = quarantineSnapshot({runDir / "snapshot", runDir / "guest-ram", runDir / "missing"}, root,
                                     "alloc/web/1", /*kept=*/2);
-    REQUIRE_MESSAGE(entry.ok(), entry.error().describe());
+    REQUIRE_MESSAGE(entry.ok(), s2z::tests::errText(entry));
     made.push_back(*entry);
     CHECK_FALSE(fs::exists(runDir / "snapshot"));  // moved, not copied
     CHECK_FALSE(fs::exists(runDir / "guest-ram"));

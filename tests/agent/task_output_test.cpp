@@ -17,6 +17,7 @@
 #include "agent/log_holder_install.h"
 #include "agent/task_output.h"
 #include "standin/log_collector.h"
+#include "tests/err_text.h"
 
 namespace s2z::agent {
 namespace {
@@ -52,7 +53,7 @@ OutputHolderCommand holderCommand() {
     char tmpl[] = "/tmp/s2zt-holder-XXXXXX";
     REQUIRE(::mkdtemp(tmpl) != nullptr);
     auto path = installLogHolder(tmpl, logHolderImage());
-    REQUIRE_MESSAGE(path.ok(), path.error().describe());
+    REQUIRE_MESSAGE(path.ok(), s2z::tests::errText(path));
     return *path;
   }();
   return {{installed.string(), "web"}};
@@ -98,7 +99,7 @@ TEST_CASE("the reader sees EOF only at release: not when the plugin's copies go,
   Fifos f;
   auto reader = f.collect();
   auto out = TaskOutput::open(f.paths, holderCommand(), 2s);
-  REQUIRE_MESSAGE(out.ok(), out.error().describe());
+  REQUIRE_MESSAGE(out.ok(), s2z::tests::errText(out));
   vmm::ProcessIdentity holder = (*out)->holder();
   REQUIRE(alive(holder.pid));
   CHECK(waitFor([&] { return comm(holder.pid) == "s2z-log-holder"; }));
@@ -115,7 +116,7 @@ TEST_CASE("the reader sees EOF only at release: not when the plugin's copies go,
   CHECK_FALSE(reader->stderrState().eof);
 
   auto again = TaskOutput::recover(f.paths, holder, holderCommand());
-  REQUIRE_MESSAGE(again.ok(), again.error().describe());
+  REQUIRE_MESSAGE(again.ok(), s2z::tests::errText(again));
   CHECK((*again)->lost().empty());
   CHECK((*again)->holder().pid == holder.pid);  // the same holder, adopted
   say((*again)->stdoutFd(), "after the recovery\n");
@@ -140,7 +141,7 @@ TEST_CASE("no reader yet: the open is retried without blocking; never a reader: 
   auto t0 = Clock::now();
   auto out = TaskOutput::open(f.paths, holderCommand(), 5s);
   late.join();
-  REQUIRE_MESSAGE(out.ok(), out.error().describe());
+  REQUIRE_MESSAGE(out.ok(), s2z::tests::errText(out));
   CHECK(Clock::now() - t0 >= 250ms);
   say((*out)->stdoutFd(), "late but not lost\n");
   CHECK(waitFor([&] { return reader->stdoutText() == "late but not lost\n"; }));
@@ -181,7 +182,7 @@ TEST_CASE("a killed holder is replaced from the VMM's reader; once the reader is
   REQUIRE(::kill(second.pid, SIGKILL) == 0);
   std::this_thread::sleep_for(100ms);
   auto recovered = TaskOutput::recover(f.paths, second, holderCommand());
-  REQUIRE_MESSAGE(recovered.ok(), recovered.error().describe());
+  REQUIRE_MESSAGE(recovered.ok(), s2z::tests::errText(recovered));
   CHECK((*recovered)->lost() == f.paths.stderrPath.string() + " has no reader any more");
   CHECK(reader->stderrState().eof);
   CHECK(alive((*recovered)->holder().pid));
@@ -212,7 +213,7 @@ TEST_CASE("the embedded holder is installed once under state_dir/bin, owner-only
   REQUIRE(::mkdtemp(tmpl) != nullptr);
   std::filesystem::path stateDir = tmpl;
   auto first = installLogHolder(stateDir, logHolderImage());
-  REQUIRE_MESSAGE(first.ok(), first.error().describe());
+  REQUIRE_MESSAGE(first.ok(), s2z::tests::errText(first));
   CHECK(first->parent_path() == stateDir / "bin");
   CHECK(std::filesystem::file_size(*first) == logHolderImage().size());
   struct stat st {};

@@ -9,6 +9,7 @@
 
 #include "bpf/kernel_scale_to_zero.h"
 #include "tests/bpf/test_env.h"
+#include "tests/err_text.h"
 
 namespace s2z::bpf {
 namespace {
@@ -23,7 +24,7 @@ uint32_t addrBe(const char* text) {
 
 std::unique_ptr<KernelScaleToZero> openKernel(const TestPinRoot& pins) {
   auto opened = KernelScaleToZero::open(pins.path(), 0x4000);
-  REQUIRE_MESSAGE(opened.ok(), opened.error().describe());
+  REQUIRE_MESSAGE(opened.ok(), s2z::tests::errText(opened));
   return std::move(*opened);
 }
 

@@ -15,6 +15,7 @@
 #include "bpf/kernel_scale_to_zero.h"
 #include "tests/bpf/http_peer.h"
 #include "tests/bpf/test_env.h"
+#include "tests/err_text.h"
 
 namespace s2z::bpf {
 namespace {
@@ -31,14 +32,14 @@ uint32_t addrBe(const char* dotted) {
 
 std::unique_ptr<KernelScaleToZero> openKernel(const TestPinRoot& pins) {
   auto opened = KernelScaleToZero::open(pins.path(), kHealthMark);
-  REQUIRE_MESSAGE(opened.ok(), opened.error().describe());
+  REQUIRE_MESSAGE(opened.ok(), s2z::tests::errText(opened));
   return std::move(*opened);
 }
 
 std::unique_ptr<KernelHealthCheckHooks> attachHooks(const TestPinRoot& pins,
                                                     const TestCgroup& cgroup) {
   auto hooks = KernelHealthCheckHooks::attach(pins.path(), cgroup.relPath(), kHealthMark);
-  REQUIRE_MESSAGE(hooks.ok(), hooks.error().describe());
+  REQUIRE_MESSAGE(hooks.ok(), s2z::tests::errText(hooks));
   return std::move(*hooks);
 }
 
@@ -55,7 +56,7 @@ uint32_t attachedCount(const std::filesystem::path& cgroupDir, bpf_attach_type t
 
 InstanceCounters countersOf(const KernelScaleToZero& k, uint32_t ifindex) {
   auto c = k.counters(ifindex);
-  REQUIRE_MESSAGE(c.ok(), c.error().describe());
+  REQUIRE_MESSAGE(c.ok(), s2z::tests::errText(c));
   return *c;
 }
 

@@ -16,6 +16,7 @@
 #include "bpf/s2z_types.h"
 #include "bpf/tc_idle_program.h"
 #include "packets.h"
+#include "tests/err_text.h"
 
 namespace s2z::bpf {
 namespace {
@@ -111,7 +112,7 @@ TEST_CASE("s2z_port_egress: fixture table (BPF_PROG_TEST_RUN)") {
     const std::string name = c.name;
     CAPTURE(name);
     auto program = TcIdleProgram::load({});
-    REQUIRE_MESSAGE(program.ok(), program.error().describe());
+    REQUIRE_MESSAGE(program.ok(), s2z::tests::errText(program));
     TcIdleProgram& prog = **program;
     REQUIRE(prog.setHealthMask(kHealthMark).ok());
     uint32_t ifindex = kLoopback;

@@ -12,6 +12,7 @@
 #include "bpf/kernel_scale_to_zero.h"
 #include "bpf/s2z_types.h"
 #include "tests/bpf/test_env.h"
+#include "tests/err_text.h"
 
 namespace s2z::bpf {
 namespace {
@@ -28,7 +29,7 @@ uint32_t vmAddrBe() {
 
 std::unique_ptr<KernelScaleToZero> openKernel(const TestPinRoot& pins) {
   auto opened = KernelScaleToZero::open(pins.path(), kHealthMark);
-  REQUIRE_MESSAGE(opened.ok(), opened.error().describe());
+  REQUIRE_MESSAGE(opened.ok(), s2z::tests::errText(opened));
   return std::move(*opened);
 }
 

@@ -13,6 +13,7 @@
 #include "bpf/tc_idle_program.h"
 #include "common/unique_fd.h"
 #include "packets.h"
+#include "tests/err_text.h"
 
 namespace s2z::bpf {
 namespace {
@@ -48,7 +49,7 @@ uint32_t median3(uint32_t a, uint32_t b, uint32_t c) {
 
 TEST_CASE("tc_idle: added cost per packet (BPF_PROG_TEST_RUN, repeat 1e6)") {
   auto program = TcIdleProgram::load({});
-  REQUIRE_MESSAGE(program.ok(), program.error().describe());
+  REQUIRE_MESSAGE(program.ok(), s2z::tests::errText(program));
   TcIdleProgram& prog = **program;
   REQUIRE(prog.setHealthMask(0x4000).ok());
   uint32_t ifindex = 1;

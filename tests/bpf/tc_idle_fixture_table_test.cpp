@@ -36,6 +36,7 @@
 #include "bpf/s2z_types.h"
 #include "bpf/tc_idle_program.h"
 #include "packets.h"
+#include "tests/err_text.h"
 
 namespace s2z::bpf {
 namespace {
@@ -363,7 +364,7 @@ class Fixture {
  public:
   Fixture() {
     auto loaded = TcIdleProgram::load({});  // private, unpinned maps
-    REQUIRE_MESSAGE(loaded.ok(), loaded.error().describe());
+    REQUIRE_MESSAGE(loaded.ok(), s2z::tests::errText(loaded));
     prog_ = std::move(*loaded);
     ring_.reset(ring_buffer__new(prog_->wakeRingFd(), collect, &events_, nullptr));
     REQUIRE(ring_);

@@ -15,6 +15,7 @@
 
 #include "bpf/kernel_scale_to_zero.h"
 #include "tests/bpf/test_env.h"
+#include "tests/err_text.h"
 
 namespace s2z::bpf {
 namespace {
@@ -43,15 +44,15 @@ bool readable(int fd, int timeoutMs) {
 struct TapFixture {
   explicit TapFixture(const std::string& tag) : pins(tag), ns(tag), tap(ns) {
     auto opened = KernelScaleToZero::open(pins.path(), kHealthMark);
-    REQUIRE_MESSAGE(opened.ok(), opened.error().describe());
+    REQUIRE_MESSAGE(opened.ok(), s2z::tests::errText(opened));
     kernel = std::move(*opened);
     auto added = kernel->addInstance(tap.ifindex(), addrBe(TestTap::kVmAddr));
-    REQUIRE_MESSAGE(added.ok(), added.error().describe());
+    REQUIRE_MESSAGE(added.ok(), s2z::tests::errText(added));
     tap.drainFrames();
   }
   InstanceCounters counters() const {
     auto c = kernel->counters(tap.ifindex());
-    REQUIRE_MESSAGE(c.ok(), c.error().describe());
+    REQUIRE_MESSAGE(c.ok(), s2z::tests::errText(c));
     return *c;
   }
 

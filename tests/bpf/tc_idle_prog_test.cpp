@@ -13,6 +13,7 @@
 #include "bpf/s2z_types.h"
 #include "bpf/tc_idle_program.h"
 #include "packets.h"
+#include "tests/err_text.h"
 
 namespace s2z::bpf {
 namespace {
@@ -89,7 +90,7 @@ TEST_CASE("tc_idle: fixture table (BPF_PROG_TEST_RUN)") {
     const std::string name = c.name;
     CAPTURE(name);
     auto program = TcIdleProgram::load({});  // fresh private maps per case
-    REQUIRE_MESSAGE(program.ok(), program.error().describe());
+    REQUIRE_MESSAGE(program.ok(), s2z::tests::errText(program));
     TcIdleProgram& prog = **program;
     REQUIRE(prog.setHealthMask(c.healthMask).ok());
     uint32_t ifindex = kLoopback;
@@ -129,7 +130,7 @@ TEST_CASE("tc_idle: fixture table (BPF_PROG_TEST_RUN)") {
 
 TEST_CASE("tc_idle: unknown instance passes untouched") {
   auto program = TcIdleProgram::load({});
-  REQUIRE_MESSAGE(program.ok(), program.error().describe());
+  REQUIRE_MESSAGE(program.ok(), s2z::tests::errText(program));
   TcIdleProgram& prog = **program;
   REQUIRE(prog.setHealthMask(kHealthMark).ok());
   // Another instance is registered; lo is not.
@@ -160,7 +161,7 @@ TEST_CASE("tc_idle: unknown instance passes untouched") {
 
 TEST_CASE("tc_idle: the health mask can change at run time") {
   auto program = TcIdleProgram::load({});
-  REQUIRE_MESSAGE(program.ok(), program.error().describe());
+  REQUIRE_MESSAGE(program.ok(), s2z::tests::errText(program));
   TcIdleProgram& prog = **program;
   uint32_t ifindex = kLoopback;
   s2z_state_value st{S2Z_STATE_RUNNING, 0};

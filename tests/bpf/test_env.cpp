@@ -27,6 +27,7 @@
 #include "bpf/cgroup2.h"
 #include "bpf/health_check_hooks.h"
 #include "bpf/kernel_scale_to_zero.h"
+#include "tests/err_text.h"
 
 namespace s2z::bpf::test {
 namespace {
@@ -124,7 +125,7 @@ TestVethVm::TestVethVm(const TestNetns& host, const TestNetns& vm) {
 
 TestCgroup::TestCgroup(const std::string& tag) : relPath_("/" + uniqueName("s2z-test-", tag)) {
   auto mount = cgroup2MountPoint();
-  REQUIRE_MESSAGE(mount.ok(), mount.error().describe());
+  REQUIRE_MESSAGE(mount.ok(), s2z::tests::errText(mount));
   dir_ = *mount / relPath_.substr(1);
   REQUIRE(fs::create_directory(dir_));
 }

@@ -9,6 +9,7 @@
 #include "vmm/cloud_hypervisor/ch_api_client.h"
 #include "vmm/cloud_hypervisor/ch_json.h"
 #include "vmm/cloud_hypervisor/ch_vmm.h"
+#include "tests/err_text.h"
 
 using namespace s2z;
 using namespace s2z::tests::ch;
@@ -190,7 +191,7 @@ TEST_CASE("light sleep is vm.pause and vm.resume, the RAM written back and paged
   vmm::ch::ChApiClient api(env.dir() / "ch.sock");
 
   auto paused = vmm->pause(vmm::LightSleepCache::kKeep);
-  REQUIRE_MESSAGE(paused.ok(), paused.error().describe());
+  REQUIRE_MESSAGE(paused.ok(), s2z::tests::errText(paused));
   // What the fake guest wrote left the VMM's mapping, clean, into the page cache.
   CHECK(paused->unmappedBytes >= StandinRam::kTouchedBytes);
   CHECK(paused->cachedBytes >= StandinRam::kTouchedBytes);

@@ -3,14 +3,10 @@
 
 #include <string>
 
-#include "common/result.h"
+#include "tests/err_text.h"
 
 namespace s2z::tests::ch {
 
-// The error text of a result, "" when it is ok: for REQUIRE_MESSAGE.
-template <typename R>
-std::string errText(const R& r) {
-  return r.ok() ? std::string() : r.error().describe();
-}
+using s2z::tests::errText;
 
 }  // namespace s2z::tests::ch

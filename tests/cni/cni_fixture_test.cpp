@@ -14,6 +14,7 @@
 #include "tests/cni/cni_plugin_runner.h"
 #include "tests/cni/nomad_bridge.h"
 #include "tests/cni/stand_in_host.h"
+#include "tests/err_text.h"
 
 namespace s2z::cni_test {
 namespace {
@@ -26,15 +27,15 @@ TEST_CASE("cni fixture: Nomad's bridge network from the client's conflist, two a
   agent::testing::IntegrationEnv env("cnifx");
   {
     auto node = addNodeAddress();
-    REQUIRE_MESSAGE(node.ok(), node.error().describe());
+    REQUIRE_MESSAGE(node.ok(), s2z::tests::errText(node));
   }
   const std::string dataDir = env.stateDir().string() + "/cni";
   const std::string tag = std::to_string(::getpid());
 
   auto a = CniAlloc::add("alloc-a-" + tag, "s2zt-cni-a-" + tag, {{28080, 8080, kNodeAddress}}, dataDir);
-  REQUIRE_MESSAGE(a.ok(), a.error().describe());
+  REQUIRE_MESSAGE(a.ok(), s2z::tests::errText(a));
   auto b = CniAlloc::add("alloc-b-" + tag, "s2zt-cni-b-" + tag, {{28081, 8080, kNodeAddress}}, dataDir);
-  REQUIRE_MESSAGE(b.ok(), b.error().describe());
+  REQUIRE_MESSAGE(b.ok(), s2z::tests::errText(b));
   CniAlloc& allocA = **a;
   CniAlloc& allocB = **b;
 
@@ -49,7 +50,7 @@ TEST_CASE("cni fixture: Nomad's bridge network from the client's conflist, two a
   auto ns = agent::NetnsHandle::open(allocA.netnsPath());
   REQUIRE(ns.ok());
   auto eth0 = ns->run([] { return agent::queryLink("eth0"); });
-  REQUIRE_MESSAGE(eth0.ok(), eth0.error().describe());
+  REQUIRE_MESSAGE(eth0.ok(), s2z::tests::errText(eth0));
   CHECK(eth0->kind == "veth");
   CHECK(eth0->peerInOtherNamespace);
   auto peer = agent::queryLink(eth0->peerIfindex);
@@ -72,7 +73,7 @@ TEST_CASE("cni fixture: Nomad's bridge network from the client's conflist, two a
 
   // The client's restart check.
   auto checked = allocA.check();
-  CHECK_MESSAGE(checked.ok(), checked.error().describe());
+  CHECK_MESSAGE(checked.ok(), s2z::tests::errText(checked));
 
   // DEL: nothing of A left in its netns, on the bridge or in iptables.
   REQUIRE(allocA.del().ok());

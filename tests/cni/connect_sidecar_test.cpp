@@ -19,6 +19,7 @@
 #include "tests/agent/integration_env.h"
 #include "tests/cni/nomad_bridge.h"
 #include "tests/cni/stand_in_host.h"
+#include "tests/err_text.h"
 
 namespace s2z::cni_test {
 namespace {
@@ -52,24 +53,24 @@ TEST_CASE("Connect sidecar beside a VM task: it can neither reach the VM's servi
   agent::testing::IntegrationEnv env("grpconn");
   {
     auto node = addNodeAddress();
-    REQUIRE_MESSAGE(node.ok(), node.error().describe());
+    REQUIRE_MESSAGE(node.ok(), s2z::tests::errText(node));
   }
   const std::string tag = std::to_string(::getpid());
   auto a = CniAlloc::add("conn-" + tag, "s2zt-conn-" + tag, {{28080, kTo, kNodeAddress}},
                          env.stateDir().string() + "/cni");
-  REQUIRE_MESSAGE(a.ok(), a.error().describe());
+  REQUIRE_MESSAGE(a.ok(), s2z::tests::errText(a));
   CniAlloc& alloc = **a;
 
   agent::AgentConfig config;
   config.stateDir = env.stateDir();
   config.bpfPinRoot = env.pinRoot();
   auto made = agent::makeAgent(config);
-  REQUIRE_MESSAGE(made.ok(), made.error().describe());
+  REQUIRE_MESSAGE(made.ok(), s2z::tests::errText(made));
   auto spec = agent::testing::testGuestSpec(env.stateDir(), "conn-web-" + tag);
   spec.group.netnsPath = alloc.netnsPath();
   agent::testing::EventLog events;
   auto started = (*made)->start(spec, events.sink());
-  REQUIRE_MESSAGE(started.ok(), started.error().describe());
+  REQUIRE_MESSAGE(started.ok(), s2z::tests::errText(started));
   auto inst = *started;
 
   // What works: the VM's service on the alloc's address and the mapped port.

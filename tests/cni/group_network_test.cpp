@@ -21,6 +21,7 @@
 #include "tests/cni/cni_plugin_runner.h"
 #include "tests/cni/nomad_bridge.h"
 #include "tests/cni/stand_in_host.h"
+#include "tests/err_text.h"
 
 namespace s2z::cni_test {
 namespace {
@@ -54,20 +55,20 @@ void groupTaskScenario(agent::SleepTier tier) {
   IntegrationEnv env("grp");
   {
     auto node = addNodeAddress();
-    REQUIRE_MESSAGE(node.ok(), node.error().describe());
+    REQUIRE_MESSAGE(node.ok(), s2z::tests::errText(node));
   }
   const std::string tag = std::to_string(::getpid());
   const std::string dataDir = env.stateDir().string() + "/cni";
   auto a = CniAlloc::add("alloc-a-" + tag, "s2zt-grp-a-" + tag, {{kHostPort, kTo, kNodeAddress}}, dataDir);
-  REQUIRE_MESSAGE(a.ok(), a.error().describe());
+  REQUIRE_MESSAGE(a.ok(), s2z::tests::errText(a));
   auto b = CniAlloc::add("alloc-b-" + tag, "s2zt-grp-b-" + tag, {}, dataDir);
-  REQUIRE_MESSAGE(b.ok(), b.error().describe());
+  REQUIRE_MESSAGE(b.ok(), s2z::tests::errText(b));
   CniAlloc& allocA = **a;
   CniAlloc& allocB = **b;
   const std::string cniState = netnsState(allocA);
 
   auto made = agent::makeAgent(cniAgentConfig(env));
-  REQUIRE_MESSAGE(made.ok(), made.error().describe());
+  REQUIRE_MESSAGE(made.ok(), s2z::tests::errText(made));
   std::unique_ptr<agent::Agent> agentPtr = std::move(*made);
   REQUIRE_MESSAGE(agentPtr->status().scaleToZeroReady, agentPtr->status().problem);
 
@@ -80,7 +81,7 @@ void groupTaskScenario(agent::SleepTier tier) {
 
   EventLog events;
   auto started = agentPtr->start(spec, events.sink());
-  REQUIRE_MESSAGE(started.ok(), started.error().describe());
+  REQUIRE_MESSAGE(started.ok(), s2z::tests::errText(started));
   auto inst = *started;
   auto rec = inst->record();
 
@@ -108,7 +109,7 @@ void groupTaskScenario(agent::SleepTier tier) {
   REQUIRE(counter >= 1);
   // eth0 kept its address: the client's CNI CHECK after a restart passes.
   auto checked = allocA.check();
-  CHECK_MESSAGE(checked.ok(), checked.error().describe());
+  CHECK_MESSAGE(checked.ok(), s2z::tests::errText(checked));
 
   // Health checks while running reach the guest by both paths, and never count.
   uint64_t packets = attr(inst, "packets");
@@ -165,11 +166,11 @@ void groupTaskScenario(agent::SleepTier tier) {
   // Teardown: the netns is as CNI made it, and CHECK still passes.
   REQUIRE(inst->stop(2s, 0).ok());
   auto destroyed = inst->destroy();
-  CHECK_MESSAGE(destroyed.ok(), destroyed.error().describe());
+  CHECK_MESSAGE(destroyed.ok(), s2z::tests::errText(destroyed));
   agentPtr->forget(spec.taskId);
   CHECK(netnsState(allocA) == cniState);
   checked = allocA.check();
-  CHECK_MESSAGE(checked.ok(), checked.error().describe());
+  CHECK_MESSAGE(checked.ok(), s2z::tests::errText(checked));
 }
 
 TEST_CASE("group network, light sleep: a VM task on Nomad's bridge sleeps, health checks never wake it, a request does") {
@@ -192,18 +193,18 @@ TEST_CASE("group network: an agent-less guest on a bridge network with MTU 1400 
   auto conflist = nomadBridgeConflist(env.stateDir().string() + "/cni");
   conflist["plugins"][1]["mtu"] = 1400;
   auto a = CniAlloc::addWith(conflist, "mtu-" + tag, "s2zt-mtu-" + tag, {});
-  REQUIRE_MESSAGE(a.ok(), a.error().describe());
+  REQUIRE_MESSAGE(a.ok(), s2z::tests::errText(a));
   auto eth0 = inNetns((*a)->netnsName(), {"cat", "/sys/class/net/eth0/mtu"});
   REQUIRE(eth0.ok());
   REQUIRE(*eth0 == "1400\n");
 
   auto made = agent::makeAgent(cniAgentConfig(env));
-  REQUIRE_MESSAGE(made.ok(), made.error().describe());
+  REQUIRE_MESSAGE(made.ok(), s2z::tests::errText(made));
   auto spec = agent::testing::testGuestSpec(env.stateDir(), "mtu-web-" + tag);
   spec.group.netnsPath = (*a)->netnsPath();
   EventLog events;
   auto started = (*made)->start(spec, events.sink());
-  REQUIRE_MESSAGE(started.ok(), started.error().describe());
+  REQUIRE_MESSAGE(started.ok(), s2z::tests::errText(started));
   auto inst = std::move(*started);
 
   // The test guest's console line names its address and its eth0's MTU.

@@ -20,6 +20,7 @@
 #include "tests/cni/cni_plugin_runner.h"
 #include "tests/cni/nomad_bridge.h"
 #include "tests/cni/stand_in_host.h"
+#include "tests/err_text.h"
 
 namespace s2z::cni_test {
 namespace {
@@ -32,7 +33,7 @@ constexpr auto kIdleTimeout = 2s;
 
 std::unique_ptr<agent::Agent> makeTestAgent(const agent::testing::IntegrationEnv& env) {
   auto made = agent::makeAgent(cniAgentConfig(env));
-  REQUIRE_MESSAGE(made.ok(), made.error().describe());
+  REQUIRE_MESSAGE(made.ok(), s2z::tests::errText(made));
   // Scale to zero works on this host: the task below stays awake because of
   // its network alone.
   REQUIRE_MESSAGE((*made)->status().scaleToZeroReady, (*made)->status().problem);
@@ -55,7 +56,7 @@ TEST_CASE("group network: on a macvlan CNI network (no host veth) a task runs aw
   const std::string tag = std::to_string(::getpid());
   auto a = CniAlloc::addWith(macvlanConflist(env.stateDir().string() + "/cni"), "macvlan-" + tag,
                              "s2zt-macvlan-" + tag, {});
-  REQUIRE_MESSAGE(a.ok(), a.error().describe());
+  REQUIRE_MESSAGE(a.ok(), s2z::tests::errText(a));
   const std::string cniState = netnsState(**a);
   auto ns = agent::NetnsHandle::open((*a)->netnsPath());
   REQUIRE(ns.ok());
@@ -70,7 +71,7 @@ TEST_CASE("group network: on a macvlan CNI network (no host veth) a task runs aw
   spec.group.netnsPath = (*a)->netnsPath();
   agent::testing::EventLog events;
   auto started = agentPtr->start(spec, events.sink());
-  REQUIRE_MESSAGE(started.ok(), started.error().describe());
+  REQUIRE_MESSAGE(started.ok(), s2z::tests::errText(started));
   auto inst = std::move(*started);  // the only reference: a plugin restart below drops it
 
   // The task event says it stays awake, and why.
@@ -114,7 +115,7 @@ TEST_CASE("group network: on a macvlan CNI network (no host veth) a task runs aw
   inst.reset();
   agentPtr = makeTestAgent(env);  // the plugin restarted
   auto recovered = agentPtr->recover(rec, events.sink());
-  REQUIRE_MESSAGE(recovered.ok(), recovered.error().describe());
+  REQUIRE_MESSAGE(recovered.ok(), s2z::tests::errText(recovered));
   inst = std::move(*recovered);
   CHECK(inst->state() == agent::InstanceState::kRunning);
   idleWithHealthChecks();
@@ -124,7 +125,7 @@ TEST_CASE("group network: on a macvlan CNI network (no host veth) a task runs aw
   // Teardown: the netns as CNI made it.
   REQUIRE(inst->stop(2s, 0).ok());
   auto destroyed = inst->destroy();
-  CHECK_MESSAGE(destroyed.ok(), destroyed.error().describe());
+  CHECK_MESSAGE(destroyed.ok(), s2z::tests::errText(destroyed));
   agentPtr->forget(spec.taskId);
   CHECK(netnsState(**a) == cniState);
 }
@@ -137,7 +138,7 @@ TEST_CASE("group network: an eth0 that does no ARP (as ipvlan l3 makes) is refus
   const std::string tag = std::to_string(::getpid());
   auto a = CniAlloc::addWith(macvlanConflist(env.stateDir().string() + "/cni"), "noarp-" + tag,
                              "s2zt-noarp-" + tag, {});
-  REQUIRE_MESSAGE(a.ok(), a.error().describe());
+  REQUIRE_MESSAGE(a.ok(), s2z::tests::errText(a));
   REQUIRE(inNetns((*a)->netnsName(), {"ip", "link", "set", "eth0", "arp", "off"}).ok());
   const std::string cniState = netnsState(**a);
 

@@ -18,6 +18,7 @@
 #include "tests/cni/stand_in_host.h"
 #include "tests/integration/agent_task_helpers.h"
 #include "tests/integration/test_env.h"
+#include "tests/err_text.h"
 
 namespace s2z::cni_test {
 namespace {
@@ -38,10 +39,10 @@ struct GroupPluginHost {
   GroupPluginHost() {
     REQUIRE(integration::guestAvailable());
     auto at = HostSide::at(env.netnsPath());
-    REQUIRE_MESSAGE(at.ok(), at.error().describe());
+    REQUIRE_MESSAGE(at.ok(), s2z::tests::errText(at));
     host = *at;
     auto node = host.tool({"ip", "addr", "add", std::string(kNodeAddress) + "/32", "dev", "lo"});
-    REQUIRE_MESSAGE(node.ok(), node.error().describe());
+    REQUIRE_MESSAGE(node.ok(), s2z::tests::errText(node));
   }
 
   // After the alloc's netns exists: the plugin's mount namespace is private,
@@ -64,7 +65,7 @@ struct GroupPluginHost {
     REQUIRE(::chmod(wrapper.c_str(), 0755) == 0);
     opts.launch.path = wrapper;
     auto loaded = standin::NomadClient::loadPlugin(opts);
-    REQUIRE_MESSAGE(loaded.ok(), loaded.error().describe());
+    REQUIRE_MESSAGE(loaded.ok(), s2z::tests::errText(loaded));
     client = std::move(*loaded);
     return *client;
   }
@@ -83,14 +84,14 @@ TEST_CASE("plugin: a bridge-mode group task gets the alloc's address, serves on 
   TestEnv& env = g.env;
   auto a = CniAlloc::add("plugin-alloc-" + g.tag, "s2zt-plg-a-" + g.tag, {{28080, 8080, kNodeAddress}},
                          env.root() + "/cni", g.host);
-  REQUIRE_MESSAGE(a.ok(), a.error().describe());
+  REQUIRE_MESSAGE(a.ok(), s2z::tests::errText(a));
   CniAlloc& alloc = **a;
   const std::string cniState = netnsState(alloc);
   standin::NomadClient& c = g.loadPlugin();
 
   auto task = inGroup(integration::webTask("  scale_to_zero: { enabled: true, idle_timeout: \"3s\" }\n"), alloc);
   auto started = c.startTask(task);
-  REQUIRE_MESSAGE(started.ok(), started.error().describe());
+  REQUIRE_MESSAGE(started.ok(), s2z::tests::errText(started));
   const standin::StartedTask& t = *started;
   // address_mode = "driver": the alloc's address and the `to` port.
   CHECK(t.hasNetworkOverride);
@@ -111,7 +112,7 @@ TEST_CASE("plugin: a bridge-mode group task gets the alloc's address, serves on 
   c.crashPlugin();
   REQUIRE(c.relaunchPlugin().ok());
   auto recovered = c.recoverTask(t);
-  REQUIRE_MESSAGE(recovered.ok(), recovered.error().describe());
+  REQUIRE_MESSAGE(recovered.ok(), s2z::tests::errText(recovered));
   auto again = env.httpGet(kNodeAddress, 28080, "/", 10s);
   CHECK_MESSAGE(again.status == 200, again.error);
   CHECK(c.waitUntil(10s, [&] { return integration::eventsMatching(c, t.allocId, "woken") > 1; }));
@@ -120,7 +121,7 @@ TEST_CASE("plugin: a bridge-mode group task gets the alloc's address, serves on 
   REQUIRE(c.destroyTask(t.id).ok());
   CHECK(netnsState(alloc) == cniState);
   auto checked = alloc.check();
-  CHECK_MESSAGE(checked.ok(), checked.error().describe());
+  CHECK_MESSAGE(checked.ok(), s2z::tests::errText(checked));
 }
 
 TEST_CASE("plugin: a task asking to scale to zero on a macvlan network (no host veth) runs awake, and the client's "
@@ -130,14 +131,14 @@ TEST_CASE("plugin: a task asking to scale to zero on a macvlan network (no host 
   REQUIRE(addMacvlanParent(g.host).ok());
   auto a = CniAlloc::addWith(macvlanConflist(env.root() + "/cni"), "plugin-mac-" + g.tag, "s2zt-plg-mac-" + g.tag, {},
                              g.host);
-  REQUIRE_MESSAGE(a.ok(), a.error().describe());
+  REQUIRE_MESSAGE(a.ok(), s2z::tests::errText(a));
   CniAlloc& alloc = **a;
   const std::string cniState = netnsState(alloc);
   standin::NomadClient& c = g.loadPlugin();
 
   auto task = inGroup(integration::webTask("  scale_to_zero: { enabled: true, idle_timeout: \"2s\" }\n"), alloc);
   auto started = c.startTask(task);
-  REQUIRE_MESSAGE(started.ok(), started.error().describe());
+  REQUIRE_MESSAGE(started.ok(), s2z::tests::errText(started));
   const standin::StartedTask& t = *started;
   CHECK(t.networkAddr == alloc.address());
   REQUIRE_MESSAGE(env.waitHttp(alloc.address(), 8080, 60s), "no answer on the alloc's address");
@@ -183,7 +184,7 @@ TEST_CASE("plugin: a guest-agent task in a bridge network with MTU 1400 and extr
   conflist["plugins"][1]["ipam"]["routes"].push_back({{"dst", "192.0.2.0/24"}, {"gw", "172.26.64.254"}});
   auto a = CniAlloc::addWith(conflist, "plugin-mtu-" + g.tag, "s2zt-plg-m-" + g.tag, {{28080, 8080, kNodeAddress}},
                              g.host);
-  REQUIRE_MESSAGE(a.ok(), a.error().describe());
+  REQUIRE_MESSAGE(a.ok(), s2z::tests::errText(a));
   CniAlloc& alloc = **a;
   auto eth0 = inNetns(alloc.netnsName(), {"cat", "/sys/class/net/eth0/mtu"});
   REQUIRE(eth0.ok());
@@ -199,13 +200,13 @@ TEST_CASE("plugin: a guest-agent task in a bridge network with MTU 1400 and extr
                                              "  scale_to_zero: { enabled: true, idle_timeout: \"4s\" }\n"),
                       alloc);
   auto started = c.startTask(task);
-  REQUIRE_MESSAGE(started.ok(), started.error().describe());
+  REQUIRE_MESSAGE(started.ok(), s2z::tests::errText(started));
   const standin::StartedTask& t = *started;
   CHECK(t.networkAddr == alloc.address());
   REQUIRE_MESSAGE(env.waitHttp(kNodeAddress, 28080, 60s), "no answer on host_ip:host_port");
 
   auto mtu = c.execTask(t.id, {"cat", "/sys/class/net/eth0/mtu"}, 10s);
-  REQUIRE_MESSAGE(mtu.ok(), mtu.error().describe());
+  REQUIRE_MESSAGE(mtu.ok(), s2z::tests::errText(mtu));
   CHECK(mtu->stdoutText == "1400\n");
   CHECK(mtu->exitCode == 0);
   // The guest's stack sizes its datagrams to it: with don't-fragment set
@@ -222,11 +223,11 @@ TEST_CASE("plugin: a guest-agent task in a bridge network with MTU 1400 and extr
       "    except OSError as e:\n"
       "        print(n, e.strerror)\n";
   auto sizes = c.execTask(t.id, {"python3", "-c", send, alloc.gateway()}, 15s);
-  REQUIRE_MESSAGE(sizes.ok(), sizes.error().describe());
+  REQUIRE_MESSAGE(sizes.ok(), s2z::tests::errText(sizes));
   CHECK_MESSAGE(sizes->stdoutText == "1372 sent\n1373 Message too long\n", sizes->stdoutText << sizes->stderrText);
   // eth0's routes, as CNI made them, are the guest's too.
   auto routes = c.execTask(t.id, {"python3", "-c", kPrintRoutes}, 15s);
-  REQUIRE_MESSAGE(routes.ok(), routes.error().describe());
+  REQUIRE_MESSAGE(routes.ok(), s2z::tests::errText(routes));
   CHECK_MESSAGE(contains(routes->stdoutText, "0.0.0.0/0 via " + alloc.gateway() + "\n"), routes->stdoutText);
   CHECK_MESSAGE(contains(routes->stdoutText, "10.123.0.0/16 via 172.26.64.1\n"), routes->stdoutText);
   CHECK_MESSAGE(contains(routes->stdoutText, "192.0.2.0/24 via 172.26.64.254\n"), routes->stdoutText);

@@ -11,6 +11,7 @@
 #include "driver/plugin_config.h"
 #include "driver/task_config.h"
 #include "tests/driver/nomad_msgpack.h"
+#include "tests/err_text.h"
 
 namespace s2z::driver {
 namespace {
@@ -154,7 +155,7 @@ TEST_CASE("plugin config: registries and image_gc") {
                    {"registry_tls_verify", false},
                    {"registry_certs_dir", "/etc/s2z/certs.d"},
                    {"image_gc", {{"enabled", false}, {"delay", "10m"}}}});
-  REQUIRE_MESSAGE(c.ok(), c.error().describe());
+  REQUIRE_MESSAGE(c.ok(), s2z::tests::errText(c));
   CHECK(c->authConfig == "/etc/s2z/auth.json");
   CHECK_FALSE(c->registryTlsVerify);
   CHECK(c->registryCertsDir == "/etc/s2z/certs.d");
@@ -243,7 +244,7 @@ TEST_CASE("task config: command, args and working_dir for the guest agent") {
                  {"working_dir", "/srv"},
                  {"rootfs", "/images/app.ext4"},
                  {"scale_to_zero", {{"wake_to_stop", false}, {"script_checks", "wake"}}}});
-  REQUIRE_MESSAGE(t.ok(), t.error().describe());
+  REQUIRE_MESSAGE(t.ok(), s2z::tests::errText(t));
   CHECK(t->command == "python3");
   CHECK(t->scaleToZero.scriptChecksWake);
   CHECK(t->args == std::vector<std::string>{"-m", "http.server", "8080"});
@@ -258,12 +259,12 @@ TEST_CASE("task config: command, args and working_dir for the guest agent") {
   CHECK_FALSE(defaults->scaleToZero.lightSleepCache);
   auto tiers = task({{"command", "sh"},
                      {"scale_to_zero", {{"sleep", "deep"}, {"deep_sleep_after", "10m"}, {"light_sleep_cache", "drop"}}}});
-  REQUIRE_MESSAGE(tiers.ok(), tiers.error().describe());
+  REQUIRE_MESSAGE(tiers.ok(), s2z::tests::errText(tiers));
   CHECK(tiers->scaleToZero.sleep == agent::SleepTier::kDeep);
   CHECK(tiers->scaleToZero.deepSleepAfter == 10min);
   CHECK(tiers->scaleToZero.lightSleepCache == vmm::LightSleepCache::kDrop);
   auto mapped = task({{"command", "sh"}, {"scale_to_zero", {{"light_sleep_cache", "mapped"}}}});
-  REQUIRE_MESSAGE(mapped.ok(), mapped.error().describe());
+  REQUIRE_MESSAGE(mapped.ok(), s2z::tests::errText(mapped));
   CHECK(mapped->scaleToZero.lightSleepCache == vmm::LightSleepCache::kMapped);
   expectInvalid(task({{"command", "sh"}, {"scale_to_zero", {{"light_sleep_cache", "yes"}}}}),
                 "config key \"scale_to_zero.light_sleep_cache\": must be \"keep\", \"drop\" or \"mapped\", not \"yes\"");
@@ -287,7 +288,7 @@ TEST_CASE("task config: registry auth, readonly_rootfs and the writable disk") {
                  {"auth_soft_fail", true},
                  {"readonly_rootfs", true},
                  {"writable_disk_mb", 256}});
-  REQUIRE_MESSAGE(t.ok(), t.error().describe());
+  REQUIRE_MESSAGE(t.ok(), s2z::tests::errText(t));
   REQUIRE(t->auth);
   CHECK(t->auth->username == "ci");
   CHECK(t->auth->password == "s3cret");

@@ -11,6 +11,7 @@
 #include "guest/agent/launch_plan.h"
 #include "guest/agent/network_config.h"
 #include "guest/agent/user_lookup.h"
+#include "tests/err_text.h"
 
 namespace s2z::guest {
 namespace {
@@ -145,14 +146,14 @@ TEST_CASE("lookupUser: names, numbers, groups, unknown users") {
 TEST_CASE("makeLaunchPlan: PATH search inside the root, symlinks kept inside, env defaults") {
   FakeRoot root;
   auto plan = makeLaunchPlan(root.path(), spec({"tool", "arg"}, "app"));
-  REQUIRE_MESSAGE(plan.ok(), plan.error().describe());
+  REQUIRE_MESSAGE(plan.ok(), s2z::tests::errText(plan));
   CHECK(plan->executable == "/usr/bin/tool");
   CHECK(plan->workingDir == "/");
   CHECK(plan->env == std::vector<std::string>{std::string("PATH=") + kDefaultPath, "HOME=/home/app", "USER=app"});
 
   // An absolute symlink resolves inside the root, not on the host.
   plan = makeLaunchPlan(root.path(), spec({"abs"}, "", "/home/app", {"PATH=/usr/local/bin", "HOME=/x"}));
-  REQUIRE_MESSAGE(plan.ok(), plan.error().describe());
+  REQUIRE_MESSAGE(plan.ok(), s2z::tests::errText(plan));
   CHECK(plan->executable == "/usr/local/bin/abs");
   CHECK(plan->workingDir == "/home/app");
   CHECK(plan->env == std::vector<std::string>{"PATH=/usr/local/bin", "HOME=/x", "USER=root"});

@@ -2,6 +2,7 @@
 #include <doctest/doctest.h>
 
 #include "image/image_reference.h"
+#include "tests/err_text.h"
 
 using namespace s2z;
 using namespace s2z::image;
@@ -10,7 +11,7 @@ namespace {
 
 std::string skopeoRef(const std::string& image) {
   auto r = skopeoReference(image);
-  REQUIRE_MESSAGE(r.ok(), r.error().describe());
+  REQUIRE_MESSAGE(r.ok(), s2z::tests::errText(r));
   return *r;
 }
 

@@ -13,6 +13,7 @@
 #include "image/image_gc.h"
 #include "image/image_store.h"
 #include "tests/image/image_test_support.h"
+#include "tests/err_text.h"
 
 using namespace s2z;
 using namespace s2z::image;
@@ -55,7 +56,7 @@ TEST_CASE("an OCI image becomes a read-only ext4 disk with its owners and modes,
   ImageStore images(store.root);
   std::vector<std::string> stages;
   auto p = images.prepare(img.ref(), PullOptions{}, [&](const std::string& s) { stages.push_back(s); });
-  REQUIRE_MESSAGE(p.ok(), p.error().describe());
+  REQUIRE_MESSAGE(p.ok(), s2z::tests::errText(p));
   CHECK_FALSE(p->cached);
   CHECK(p->digest.rfind("sha256:", 0) == 0);
   CHECK(p->disk == store.root / ("sha256-" + p->digest.substr(7)) / "rootfs.ext4");
@@ -116,7 +117,7 @@ TEST_CASE("a failed or killed pull leaves nothing in the cache; a missing image 
   fs::create_directories(store.root / (".tmp-" + hex) / "layout");
   std::ofstream(store.root / (".tmp-" + hex) / "layout" / "junk") << "half a blob";
   auto redone = images.prepare(img.ref(), PullOptions{});
-  REQUIRE_MESSAGE(redone.ok(), redone.error().describe());
+  REQUIRE_MESSAGE(redone.ok(), s2z::tests::errText(redone));
   CHECK_FALSE(redone->cached);
   CHECK(store.images() == std::vector<std::string>{"sha256-" + hex});
 
@@ -204,9 +205,9 @@ TEST_CASE("archives of both formats (docker load's and OCI's) become the same tr
   StoreDir store;
   ImageStore images(store.root);
   auto oci = images.prepare("oci-archive:" + d + "/image.oci.tar", PullOptions{});
-  REQUIRE_MESSAGE(oci.ok(), oci.error().describe());
+  REQUIRE_MESSAGE(oci.ok(), s2z::tests::errText(oci));
   auto docker = images.prepare("docker-archive:" + d + "/image.docker.tar", PullOptions{});
-  REQUIRE_MESSAGE(docker.ok(), docker.error().describe());
+  REQUIRE_MESSAGE(docker.ok(), s2z::tests::errText(docker));
   for (const auto* p : {&*oci, &*docker}) {
     CHECK(capture("debugfs -R 'cat /app/hello' " + p->disk.string() + " 2>/dev/null") == "archived\n");
     CHECK(p->config.entrypoint == std::vector<std::string>{"/bin/sh"});

@@ -1,4 +1,5 @@
 #include "tests/integration/agent_task_helpers.h"
+#include "tests/err_text.h"
 
 #include <doctest/doctest.h>
 
@@ -12,7 +13,7 @@ std::unique_ptr<NomadClient> loadPlugin(const TestEnv& env, std::chrono::millise
   opts.skipProbeAndValidation = true;
   opts.logCollectorDelay = logCollectorDelay;
   auto loaded = NomadClient::loadPlugin(opts);
-  REQUIRE_MESSAGE(loaded.ok(), loaded.error().describe());
+  REQUIRE_MESSAGE(loaded.ok(), s2z::tests::errText(loaded));
   return std::move(*loaded);
 }
 
@@ -29,7 +30,7 @@ bool outputHas(NomadClient& c, const std::string& taskId, const std::string& tex
 
 ExitResult waitExit(NomadClient& c, const std::string& taskId) {
   auto exit = c.waitTask(taskId, 60s);
-  REQUIRE_MESSAGE(exit.ok(), exit.error().describe());
+  REQUIRE_MESSAGE(exit.ok(), s2z::tests::errText(exit));
   return *exit;
 }
 
@@ -73,7 +74,7 @@ while True:
 StartedTask startServer(NomadClient& c, const TestEnv& env, const std::string& extraConfig,
                         const std::string& extraTaskYaml) {
   auto started = c.startTask(agentTask("python3", {"-u", "-c", kServer}, extraTaskYaml, extraConfig));
-  REQUIRE_MESSAGE(started.ok(), started.error().describe());
+  REQUIRE_MESSAGE(started.ok(), s2z::tests::errText(started));
   REQUIRE(env.waitHttp(started->networkAddr, 8080, 60s));
   return *started;
 }

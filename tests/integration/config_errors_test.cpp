@@ -5,6 +5,7 @@
 #include <doctest/doctest.h>
 
 #include "tests/integration/test_env.h"
+#include "tests/err_text.h"
 
 using namespace s2z;
 using namespace s2z::integration;
@@ -32,7 +33,7 @@ TEST_CASE("bad task configs: errors name the field, the plugin keeps running") {
   auto opts = env.clientOptions();
   opts.skipProbeAndValidation = true;
   auto loaded = NomadClient::loadPlugin(opts);
-  REQUIRE_MESSAGE(loaded.ok(), loaded.error().describe());
+  REQUIRE_MESSAGE(loaded.ok(), s2z::tests::errText(loaded));
   NomadClient& c = **loaded;
 
   SUBCASE("unknown key") {
@@ -94,7 +95,7 @@ TEST_CASE("no hypervisor binary: unhealthy fingerprint and a StartTask error nam
   opts.skipProbeAndValidation = true;
   opts.pluginConfig["qemu_path"] = env.root() + "/bin/qemu-system-x86_64";
   auto loaded = NomadClient::loadPlugin(opts);
-  REQUIRE_MESSAGE(loaded.ok(), loaded.error().describe());
+  REQUIRE_MESSAGE(loaded.ok(), s2z::tests::errText(loaded));
   NomadClient& c = **loaded;
   REQUIRE(c.waitForFingerprint(50s));
   auto fp = c.fingerprints().back();

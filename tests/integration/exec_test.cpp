@@ -9,6 +9,7 @@
 
 #include "tests/integration/agent_task_helpers.h"
 #include "tests/integration/test_env.h"
+#include "tests/err_text.h"
 
 using namespace s2z;
 using namespace s2z::integration;
@@ -24,7 +25,7 @@ bool has(const std::string& text, const std::string& part) { return text.find(pa
 // The names of the processes running in the guest (from its /proc).
 std::string guestProcesses(NomadClient& c, const std::string& taskId) {
   auto ps = c.execTask(taskId, {"sh", "-c", "cat /proc/[0-9]*/comm"}, 10s);
-  REQUIRE_MESSAGE(ps.ok(), ps.error().describe());
+  REQUIRE_MESSAGE(ps.ok(), s2z::tests::errText(ps));
   return ps->stdoutText;
 }
 
@@ -38,14 +39,14 @@ TEST_CASE("ExecTask runs a script check as the workload's user with its env: std
   StartedTask t = startServer(c, env, "", "user: app\nenv: { FOO: \"bar baz\" }\n");
 
   auto check = c.execTask(t.id, {"sh", "-c", "id -un; echo \"$FOO\"; pwd; echo oops >&2; exit 3"}, 10s);
-  REQUIRE_MESSAGE(check.ok(), check.error().describe());
+  REQUIRE_MESSAGE(check.ok(), s2z::tests::errText(check));
   CHECK_FALSE(check->timedOut);
   CHECK(check->stdoutText == "app\nbar baz\n/\n");
   CHECK(check->stderrText == "oops\n");
   CHECK(check->exitCode == 3);
 
   auto slow = c.execTask(t.id, {"sleep", "30"}, 1s);
-  REQUIRE_MESSAGE(slow.ok(), slow.error().describe());
+  REQUIRE_MESSAGE(slow.ok(), s2z::tests::errText(slow));
   CHECK(slow->timedOut);
   CHECK(c.waitUntil(5s, [&] { return !has(guestProcesses(c, t.id), "sleep\n"); }));
 
@@ -65,7 +66,7 @@ TEST_CASE("ExecTaskStreaming without a terminal: stdin in, stdout and stderr apa
   StartedTask t = startServer(c, env);
 
   auto call = c.execStreaming(t.id, {"sh", "-c", "read line; echo \"got $line\"; echo err >&2; exit 4"}, false);
-  REQUIRE_MESSAGE(call.ok(), call.error().describe());
+  REQUIRE_MESSAGE(call.ok(), s2z::tests::errText(call));
   REQUIRE((*call)->sendStdin("hello\n").ok());
   ExecStreamOutcome out = (*call)->waitEnd(30s);
   CHECK(out.stdoutText == "got hello\n");
@@ -108,7 +109,7 @@ TEST_CASE("ExecTaskStreaming with a terminal: its own /dev/pts, the client's siz
   StartedTask t = startServer(c, env);
 
   auto call = c.execStreaming(t.id, {"sh", "-c", "tty; read go; stty size; cat; echo done"}, true);
-  REQUIRE_MESSAGE(call.ok(), call.error().describe());
+  REQUIRE_MESSAGE(call.ok(), s2z::tests::errText(call));
   REQUIRE((*call)->resize(30, 100).ok());
   REQUIRE((*call)->sendStdin("go\n").ok());
   auto sized = (*call)->waitFor(20s, [](const ExecStreamOutcome& o) { return has(o.stdoutText, "30 100"); });
@@ -140,12 +141,12 @@ TEST_CASE("while a task sleeps a script check passes unrun, unless script_checks
   StartedTask t = startServer(c, env, kSleepQuickly);
   REQUIRE(c.waitUntil(30s, [&] { return eventsMatching(c, t.allocId, "sleeping") >= 1; }));
   auto check = c.execTask(t.id, {"false"}, 10s);
-  REQUIRE_MESSAGE(check.ok(), check.error().describe());
+  REQUIRE_MESSAGE(check.ok(), s2z::tests::errText(check));
   CHECK(check->exitCode == 0);  // passing, and `false` never ran
   CHECK(eventsMatching(c, t.allocId, "woken") == 0);
 
   auto shell = c.execStreaming(t.id, {"cat"}, false);
-  REQUIRE_MESSAGE(shell.ok(), shell.error().describe());
+  REQUIRE_MESSAGE(shell.ok(), s2z::tests::errText(shell));
   REQUIRE((*shell)->sendStdin("still here\n").ok());
   auto echoed = (*shell)->waitFor(20s, [](const ExecStreamOutcome& o) { return has(o.stdoutText, "still here"); });
   CHECK(echoed.stdoutText == "still here\n");
@@ -163,7 +164,7 @@ TEST_CASE("while a task sleeps a script check passes unrun, unless script_checks
       c, env, "  scale_to_zero: { enabled: true, idle_timeout: \"2s\", script_checks: \"wake\" }\n");
   REQUIRE(c.waitUntil(30s, [&] { return eventsMatching(c, woken.allocId, "sleeping") >= 1; }));
   auto ran = c.execTask(woken.id, {"sh", "-c", "echo ran; exit 2"}, 20s);
-  REQUIRE_MESSAGE(ran.ok(), ran.error().describe());
+  REQUIRE_MESSAGE(ran.ok(), s2z::tests::errText(ran));
   CHECK(ran->stdoutText == "ran\n");
   CHECK(ran->exitCode == 2);
   CHECK(eventsMatching(c, woken.allocId, "woken") == 1);
@@ -175,7 +176,7 @@ TEST_CASE("exec in a task without the guest agent is refused with a reason") {
   auto client = loadPlugin(env);
   NomadClient& c = *client;
   auto started = c.startTask(webTask());
-  REQUIRE_MESSAGE(started.ok(), started.error().describe());
+  REQUIRE_MESSAGE(started.ok(), s2z::tests::errText(started));
   auto check = c.execTask(started->id, {"true"}, 5s);
   REQUIRE_FALSE(check.ok());
   CHECK(has(check.error().message, "needs the guest agent"));

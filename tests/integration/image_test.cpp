@@ -10,6 +10,7 @@
 
 #include "tests/integration/agent_task_helpers.h"
 #include "tests/integration/test_env.h"
+#include "tests/err_text.h"
 
 using namespace s2z;
 using namespace s2z::integration;
@@ -25,7 +26,7 @@ TaskFile imageTask(const std::string& extraTaskYaml, const std::string& extraCon
                            "ports: [ { label: http, value: 28080, to: 8080 } ]\n" +
                            extraTaskYaml + "config:\n  image: \"oci-archive:" + testOciArchive() +
                            "\"\n  ports: [ http ]\n" + extraConfigYaml);
-  REQUIRE_MESSAGE(t.ok(), t.error().describe());
+  REQUIRE_MESSAGE(t.ok(), s2z::tests::errText(t));
   return *t;
 }
 
@@ -46,7 +47,7 @@ TEST_CASE("an OCI image runs with its Entrypoint, Cmd, Env, WorkingDir and User,
   NomadClient& c = *client;
 
   auto first = c.startTask(imageTask("", ""));
-  REQUIRE_MESSAGE(first.ok(), first.error().describe());
+  REQUIRE_MESSAGE(first.ok(), s2z::tests::errText(first));
   CHECK(outputHas(c, first->id, "user=app pwd=/srv GREETING=hello-from-the-image"));
   REQUIRE(env.waitHttp(first->networkAddr, 8080, 60s));
   CHECK(env.httpGet(first->networkAddr, 8080, "/index.html", 10s).body == "hello from the image\n");
@@ -56,7 +57,7 @@ TEST_CASE("an OCI image runs with its Entrypoint, Cmd, Env, WorkingDir and User,
   CHECK(ready->annotations["digest"].rfind("sha256:", 0) == 0);
   CHECK(eventOf(c, first->allocId, "Downloading image oci-archive:" + testOciArchive()));
   auto whoami = c.execTask(first->id, {"sh", "-c", "id -un; pwd"}, 10s);
-  REQUIRE_MESSAGE(whoami.ok(), whoami.error().describe());
+  REQUIRE_MESSAGE(whoami.ok(), s2z::tests::errText(whoami));
   CHECK(whoami->stdoutText == "app\n/srv\n");
   stopAndDestroy(c, env, first->id, 5s);
 
@@ -64,7 +65,7 @@ TEST_CASE("an OCI image runs with its Entrypoint, Cmd, Env, WorkingDir and User,
   auto second = c.startTask(imageTask("user: root\nenv: { GREETING: from-the-task }\n",
                                       "  command: \"echo override $GREETING $(id -un); exec busybox httpd -f -p 8080\"\n"
                                       "  entrypoint: [ \"/bin/sh\", \"-c\" ]\n"));
-  REQUIRE_MESSAGE(second.ok(), second.error().describe());
+  REQUIRE_MESSAGE(second.ok(), s2z::tests::errText(second));
   CHECK(outputHas(c, second->id, "override from-the-task root"));
   auto cached = eventOf(c, second->allocId, "Image ready");
   REQUIRE(cached);
@@ -86,7 +87,7 @@ TEST_CASE("an image task's writable layer keeps its data across a sleep and a pl
   auto client = loadPlugin(env);
   NomadClient& c = *client;
   auto t = c.startTask(imageTask("", "  scale_to_zero: { enabled: true, idle_timeout: \"2s\" }\n"));
-  REQUIRE_MESSAGE(t.ok(), t.error().describe());
+  REQUIRE_MESSAGE(t.ok(), s2z::tests::errText(t));
   REQUIRE(env.waitHttp(t->networkAddr, 8080, 60s));
   auto wrote = c.execTask(t->id, {"sh", "-c", "echo kept > /srv/data.txt && sync"}, 10s);
   REQUIRE(wrote.ok());
@@ -97,7 +98,7 @@ TEST_CASE("an image task's writable layer keeps its data across a sleep and a pl
   REQUIRE(c.relaunchPlugin().ok());
   REQUIRE(c.recoverTask(*t).ok());
   auto read = c.execTask(t->id, {"cat", "/srv/data.txt"}, 10s);
-  REQUIRE_MESSAGE(read.ok(), read.error().describe());
+  REQUIRE_MESSAGE(read.ok(), s2z::tests::errText(read));
   CHECK(read->stdoutText == "kept\n");
   stopAndDestroy(c, env, t->id, 5s);
 }

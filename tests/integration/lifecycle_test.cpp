@@ -9,6 +9,7 @@
 #include <algorithm>
 
 #include "tests/integration/test_env.h"
+#include "tests/err_text.h"
 
 using namespace s2z;
 using namespace s2z::integration;
@@ -37,7 +38,7 @@ TEST_CASE("full task lifecycle, plugin restart and crash recovery through the No
                                                              << " (scripts/build-guest.sh)");
   TestEnv env;
   auto loaded = NomadClient::loadPlugin(env.clientOptions());
-  REQUIRE_MESSAGE(loaded.ok(), loaded.error().describe());
+  REQUIRE_MESSAGE(loaded.ok(), s2z::tests::errText(loaded));
   NomadClient& c = **loaded;
 
   // Loader: probe and validation copies exit promptly on Controller/Shutdown.
@@ -78,7 +79,7 @@ TEST_CASE("full task lifecycle, plugin restart and crash recovery through the No
   // console=ttyS0: the serial console is what the driver writes to stdout_path.
   auto started = c.startTask(
       webTask("  scale_to_zero: { enabled: false }\n  cmdline: \"console=ttyS0 quiet\"\n"));
-  REQUIRE_MESSAGE(started.ok(), started.error().describe());
+  REQUIRE_MESSAGE(started.ok(), s2z::tests::errText(started));
   MESSAGE("StartTask returned after " << ms(std::chrono::steady_clock::now() - startedAt) << " ms");
   const StartedTask& t = *started;
   CHECK(t.handleVersion >= 1);
@@ -116,7 +117,7 @@ TEST_CASE("full task lifecycle, plugin restart and crash recovery through the No
   CHECK(env.httpGet(t.networkAddr, 8080, "/", 5s).status == 200);
   REQUIRE(c.relaunchPlugin().ok());
   auto recovered = c.recoverTask(t);
-  REQUIRE_MESSAGE(recovered.ok(), recovered.error().describe());
+  REQUIRE_MESSAGE(recovered.ok(), s2z::tests::errText(recovered));
   CHECK(c.recoverTask(t).ok());  // idempotent: already tracked
   auto running = c.waitTask(t.id, 500ms);
   REQUIRE_FALSE(running.ok());
@@ -129,7 +130,7 @@ TEST_CASE("full task lifecycle, plugin restart and crash recovery through the No
   CHECK(env.httpGet(t.networkAddr, 8080, "/", 5s).status == 200);
   REQUIRE(c.relaunchPlugin().ok());
   auto recoveredAgain = c.recoverTask(t);
-  REQUIRE_MESSAGE(recoveredAgain.ok(), recoveredAgain.error().describe());
+  REQUIRE_MESSAGE(recoveredAgain.ok(), s2z::tests::errText(recoveredAgain));
   running = c.waitTask(t.id, 500ms);
   REQUIRE_FALSE(running.ok());
   CHECK(running.error().code == ErrorCode::kTimeout);
@@ -140,9 +141,9 @@ TEST_CASE("full task lifecycle, plugin restart and crash recovery through the No
   // StopTask, then WaitTask gives a result; the VM is gone.
   auto stopAt = std::chrono::steady_clock::now();
   auto stopped = c.stopTask(t.id, 5s);
-  REQUIRE_MESSAGE(stopped.ok(), stopped.error().describe());
+  REQUIRE_MESSAGE(stopped.ok(), s2z::tests::errText(stopped));
   auto exit = c.waitTask(t.id, 20s);
-  REQUIRE_MESSAGE(exit.ok(), exit.error().describe());
+  REQUIRE_MESSAGE(exit.ok(), s2z::tests::errText(exit));
   CHECK(exit->hasResult);
   MESSAGE("stop -> exit " << ms(std::chrono::steady_clock::now() - stopAt) << " ms, code "
                           << exit->exitCode << " signal " << exit->signal);
@@ -150,7 +151,7 @@ TEST_CASE("full task lifecycle, plugin restart and crash recovery through the No
 
   // DestroyTask frees everything: no tap, route, neighbour, VMM, files.
   auto destroyed = c.destroyTask(t.id);
-  REQUIRE_MESSAGE(destroyed.ok(), destroyed.error().describe());
+  REQUIRE_MESSAGE(destroyed.ok(), s2z::tests::errText(destroyed));
   auto links = env.links();
   CHECK_MESSAGE(links.empty(), "links left: " << links.size() << " first: " << (links.empty() ? "" : links[0]));
   std::string routes = env.routes();

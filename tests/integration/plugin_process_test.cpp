@@ -7,6 +7,7 @@
 #include <thread>
 
 #include "tests/integration/test_env.h"
+#include "tests/err_text.h"
 
 using namespace s2z;
 using namespace s2z::integration;
@@ -47,7 +48,7 @@ TEST_CASE("handshake is the only stdout output; SIGINT is ignored; Shutdown exit
   REQUIRE(guestAvailable());
   TestEnv env;
   auto loaded = NomadClient::loadPlugin(env.clientOptions());
-  REQUIRE_MESSAGE(loaded.ok(), loaded.error().describe());
+  REQUIRE_MESSAGE(loaded.ok(), s2z::tests::errText(loaded));
   NomadClient& c = **loaded;
   REQUIRE(c.waitForFingerprint(50s));
   CHECK(c.capabilities().ok());

@@ -16,6 +16,7 @@
 #include "tests/integration/agent_task_helpers.h"
 #include "tests/integration/test_env.h"
 #include "tests/registry/test_registry.h"
+#include "tests/err_text.h"
 
 using namespace s2z;
 using namespace s2z::integration;
@@ -31,7 +32,7 @@ std::unique_ptr<TestRegistry> startRegistry(const TestEnv& env, bool auth) {
   options.auth = auth;
   options.clientNetns = env.netnsName();
   auto started = TestRegistry::start(options);
-  REQUIRE_MESSAGE(started.ok(), started.error().describe());
+  REQUIRE_MESSAGE(started.ok(), s2z::tests::errText(started));
   return std::move(*started);
 }
 
@@ -40,14 +41,14 @@ std::unique_ptr<NomadClient> loadPluginWith(const TestEnv& env, const std::funct
   opts.skipProbeAndValidation = true;
   edit(opts.pluginConfig);
   auto loaded = NomadClient::loadPlugin(opts);
-  REQUIRE_MESSAGE(loaded.ok(), loaded.error().describe());
+  REQUIRE_MESSAGE(loaded.ok(), s2z::tests::errText(loaded));
   return std::move(*loaded);
 }
 
 TaskFile registryTask(const std::string& name, const std::string& image, const std::string& extraConfigYaml) {
   auto t = TaskFile::parse("name: " + name + "\ndriver: s2z-kata\nresources: { cpu: 500, memory: 256 }\n"
                            "config:\n  image: \"" + image + "\"\n" + extraConfigYaml);
-  REQUIRE_MESSAGE(t.ok(), t.error().describe());
+  REQUIRE_MESSAGE(t.ok(), s2z::tests::errText(t));
   return *t;
 }
 
@@ -91,7 +92,7 @@ TEST_CASE("a private registry image: a wrong password is a clear error; with aut
   TestEnv env;
   auto reg = startRegistry(env, true);
   auto pushed = reg->push(S2Z_LAYERED_IMAGE, "s2z/layered:1");
-  REQUIRE_MESSAGE(pushed.ok(), pushed.error().describe());
+  REQUIRE_MESSAGE(pushed.ok(), s2z::tests::errText(pushed));
   auto client = loadPluginWith(env, [&](YAML::Node& n) {
     n["registry_certs_dir"] = reg->certsDir().string();
     n["image_gc"]["delay"] = "3s";
@@ -121,7 +122,7 @@ TEST_CASE("a private registry image: a wrong password is a clear error; with aut
       "  command: \"echo uid=$(id -u) euid-setuid=$(s2z-setuid-id -u) deleted=$(test -e /etc/s2z-deleted && echo "
       "present || echo gone) opaque=$(ls /opt/s2z-opaque | tr '\\\\n' ,); trap 'echo got SIGQUIT; exit 0' QUIT; "
       "while :; do sleep 0.2; done\"\n"));
-  REQUIRE_MESSAGE(t.ok(), t.error().describe());
+  REQUIRE_MESSAGE(t.ok(), s2z::tests::errText(t));
   CHECK(outputHas(c, t->id, "uid=1000 euid-setuid=0 deleted=gone opaque=c,"));
   // Nomad gives no kill_signal: the image's StopSignal (SIGQUIT), as docker's stop.
   REQUIRE(c.stopTask(t->id, 10s).ok());
@@ -159,7 +160,7 @@ TEST_CASE("the plugin's auth config supplies credentials; an unusable one fails 
   NomadClient& c = *client;
 
   auto fromConfig = c.startTask(registryTask("private", priv->host() + "/s2z/busybox:1", ""));
-  REQUIRE_MESSAGE(fromConfig.ok(), fromConfig.error().describe());
+  REQUIRE_MESSAGE(fromConfig.ok(), s2z::tests::errText(fromConfig));
   REQUIRE(env.waitHttp(fromConfig->networkAddr, 8080, 60s));
   CHECK(env.httpGet(fromConfig->networkAddr, 8080, "/index.html", 10s).body == "busybox-image\n");
   stopAndDestroy(c, env, fromConfig->id, 5s);
@@ -173,7 +174,7 @@ TEST_CASE("the plugin's auth config supplies credentials; an unusable one fails 
                     std::string::npos,
                 hard.error().message);
   auto soft = c.startTask(registryTask("soft", publicImage, "  auth_soft_fail: true\n"));
-  REQUIRE_MESSAGE(soft.ok(), soft.error().describe());
+  REQUIRE_MESSAGE(soft.ok(), s2z::tests::errText(soft));
   CHECK(hasEvent(c, soft->allocId, "Pulling without registry credentials"));
   REQUIRE(env.waitHttp(soft->networkAddr, 8080, 60s));
   stopAndDestroy(c, env, soft->id, 5s);

@@ -10,6 +10,7 @@
 #include <map>
 
 #include "tests/integration/test_env.h"
+#include "tests/err_text.h"
 
 using namespace s2z;
 using namespace s2z::integration;
@@ -36,11 +37,11 @@ TEST_CASE("an idle task sleeps, stays running for Nomad, and wakes on the first 
   opts.skipProbeAndValidation = true;
   opts.sendTopology = false;  // as a Nomad 1.6 client: no NomadDriverConfig.Topology
   auto loaded = NomadClient::loadPlugin(opts);
-  REQUIRE_MESSAGE(loaded.ok(), loaded.error().describe());
+  REQUIRE_MESSAGE(loaded.ok(), s2z::tests::errText(loaded));
   NomadClient& c = **loaded;
 
   auto started = c.startTask(webTask("  scale_to_zero: { enabled: true, idle_timeout: \"3s\" }\n"));
-  REQUIRE_MESSAGE(started.ok(), started.error().describe());
+  REQUIRE_MESSAGE(started.ok(), s2z::tests::errText(started));
   const StartedTask& t = *started;
   REQUIRE(env.waitHttp(t.networkAddr, 8080, 30s));
 
@@ -79,7 +80,7 @@ TEST_CASE("an idle task sleeps, stays running for Nomad, and wakes on the first 
 
   REQUIRE(c.stopTask(t.id, 5s).ok());
   auto exit = c.waitTask(t.id, 20s);
-  REQUIRE_MESSAGE(exit.ok(), exit.error().describe());
+  REQUIRE_MESSAGE(exit.ok(), s2z::tests::errText(exit));
   // The restored guest still answers the power button: it powers itself off
   // (QEMU exits 0) instead of being killed when the kill timeout runs out.
   CHECK(exit->hasResult);

@@ -15,6 +15,7 @@
 
 #include "tests/integration/agent_task_helpers.h"
 #include "tests/integration/test_env.h"
+#include "tests/err_text.h"
 
 using namespace s2z;
 using namespace s2z::integration;
@@ -55,7 +56,7 @@ bool arrives(NomadClient& c, const StartedTask& t, const std::string& text) {
 StartedTask startSleepyWeb(NomadClient& c, const TestEnv& env, const std::string& sleep = "") {
   std::string tier = sleep.empty() ? "" : ", sleep: \"" + sleep + "\"";
   auto started = c.startTask(webTask("  scale_to_zero: { enabled: true, idle_timeout: \"3s\"" + tier + " }\n"));
-  REQUIRE_MESSAGE(started.ok(), started.error().describe());
+  REQUIRE_MESSAGE(started.ok(), s2z::tests::errText(started));
   REQUIRE(env.waitHttp(started->networkAddr, 8080, 60s));
   return *started;
 }
@@ -65,7 +66,7 @@ StartedTask startSleepyWeb(NomadClient& c, const TestEnv& env, const std::string
 void stopSeeingEof(NomadClient& c, const TestEnv& env, const StartedTask& t) {
   REQUIRE(c.stopTask(t.id, 5s).ok());
   auto exit = c.waitTask(t.id, 20s);
-  REQUIRE_MESSAGE(exit.ok(), exit.error().describe());
+  REQUIRE_MESSAGE(exit.ok(), s2z::tests::errText(exit));
   CHECK(c.waitUntil(5s, [&] { return c.taskStdoutClosed(t.id); }));
   REQUIRE(c.destroyTask(t.id).ok());
   CHECK_MESSAGE(env.onlyProcessLeft(c.process().pid(), 3s), env.describePids());
@@ -139,7 +140,7 @@ TEST_CASE("plugin SIGKILL while the task sleeps with no VMM: after RecoverTask a
   CHECK_FALSE(c.taskStdoutClosed(t.id));
   REQUIRE(c.relaunchPlugin().ok());
   auto recovered = c.recoverTask(t);
-  REQUIRE_MESSAGE(recovered.ok(), recovered.error().describe());
+  REQUIRE_MESSAGE(recovered.ok(), s2z::tests::errText(recovered));
 
   auto after = count(env, t);
   CHECK(after.status == 200);
@@ -163,7 +164,7 @@ TEST_CASE("StartTask before the log collector reads the FIFOs returns without ha
   auto t0 = Clock::now();
   auto started = c.startTask(webTask());
   auto took = Clock::now() - t0;
-  REQUIRE_MESSAGE(started.ok(), started.error().describe());
+  REQUIRE_MESSAGE(started.ok(), s2z::tests::errText(started));
   MESSAGE("StartTask with the reader 1.5 s late took "
           << std::chrono::duration_cast<std::chrono::milliseconds>(took).count() << " ms");
   CHECK(took >= 1400ms);  // it waited for the reader (without blocking in open)...
@@ -185,7 +186,7 @@ TEST_CASE("StartTask with no log reader at all fails in bounded time with a reco
   opts.skipProbeAndValidation = true;
   opts.collectLogs = false;
   auto loaded = NomadClient::loadPlugin(opts);
-  REQUIRE_MESSAGE(loaded.ok(), loaded.error().describe());
+  REQUIRE_MESSAGE(loaded.ok(), s2z::tests::errText(loaded));
   NomadClient& c = **loaded;
   auto t0 = Clock::now();
   auto started = c.startTask(webTask());

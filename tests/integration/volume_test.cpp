@@ -11,6 +11,7 @@
 
 #include "tests/integration/agent_task_helpers.h"
 #include "tests/integration/test_env.h"
+#include "tests/err_text.h"
 
 using namespace s2z;
 using namespace s2z::integration;
@@ -79,7 +80,7 @@ TEST_CASE("a block device and an image file are mounted at their task_path, read
       "touch /srv/seed/x 2>/dev/null || echo read-only-refused; sync; echo ready; exec python3 -u -c \"$0\"";
   auto started = c.startTask(agentTask("sh", {"-c", script, kServer}, mounts,
                                        "  scale_to_zero: { enabled: true, idle_timeout: \"2s\" }\n"));
-  REQUIRE_MESSAGE(started.ok(), started.error().describe());
+  REQUIRE_MESSAGE(started.ok(), s2z::tests::errText(started));
   CHECK(outputHas(c, started->id, "hello from the host"));
   CHECK(outputHas(c, started->id, "seed data"));
   CHECK(outputHas(c, started->id, "read-only-refused"));

@@ -15,6 +15,7 @@
 
 #include "tests/integration/agent_task_helpers.h"
 #include "tests/integration/test_env.h"
+#include "tests/err_text.h"
 
 using namespace s2z;
 using namespace s2z::integration;
@@ -51,7 +52,7 @@ TEST_CASE("the workload runs with the task's command, args, env, user and workin
   auto started = c.startTask(agentTask("/bin/sh", {"-c", script, "first", "second word"},
                                        "user: app\nenv: { FOO: \"bar baz\" }\n",
                                        "  working_dir: /tmp\n"));
-  REQUIRE_MESSAGE(started.ok(), started.error().describe());
+  REQUIRE_MESSAGE(started.ok(), s2z::tests::errText(started));
   auto exit = waitExit(c, started->id);
   CHECK(exit.exitCode == 0);
   CHECK(exit.signal == 0);
@@ -77,7 +78,7 @@ TEST_CASE("exit code 3 and a numeric uid:gid reach WaitTask; a missing command o
   NomadClient& c = *client;
 
   auto three = c.startTask(agentTask("sh", {"-c", "id -u; id -g; exit 3"}, "user: \"4242:4343\"\n"));
-  REQUIRE_MESSAGE(three.ok(), three.error().describe());
+  REQUIRE_MESSAGE(three.ok(), s2z::tests::errText(three));
   auto exit = waitExit(c, three->id);
   CHECK(exit.exitCode == 3);
   CHECK(exit.signal == 0);
@@ -129,7 +130,7 @@ TEST_CASE("StopTask: SIGTERM runs the workload's own shutdown; one that ignores 
 
   auto stubborn = c.startTask(agentTask("sh", {"-c", "trap 'echo ignoring TERM' TERM; echo up; "
                                                      "while true; do sleep 0.2; done"}));
-  REQUIRE_MESSAGE(stubborn.ok(), stubborn.error().describe());
+  REQUIRE_MESSAGE(stubborn.ok(), s2z::tests::errText(stubborn));
   REQUIRE(outputHas(c, stubborn->id, "up"));
   auto t0 = std::chrono::steady_clock::now();
   REQUIRE(c.stopTask(stubborn->id, 2s).ok());
@@ -257,7 +258,7 @@ TEST_CASE("a plugin SIGKILL while the workload runs and exits: RecoverTask gets 
                   "print('got it', flush=True)\n"
                   "time.sleep(3)\n"
                   "sys.exit(5)\n"}));
-  REQUIRE_MESSAGE(started.ok(), started.error().describe());
+  REQUIRE_MESSAGE(started.ok(), s2z::tests::errText(started));
   REQUIRE(outputHas(c, started->id, "waiting"));
   // The plugin dies right after sending the signal, before the workload's
   // exit: the guest reports it to nobody, keeps it, and its VM stays up.
@@ -312,7 +313,7 @@ TEST_CASE("local/ and secrets/ reach the guest, secrets on a tmpfs; a template r
                             // starting up sleeps (frozen) once it passes.
                             "  scale_to_zero: { enabled: true, idle_timeout: \"8s\" }\n");
   auto started = c.startTask(task);
-  REQUIRE_MESSAGE(started.ok(), started.error().describe());
+  REQUIRE_MESSAGE(started.ok(), s2z::tests::errText(started));
   CHECK(outputHas(c, started->id, "conf=version one"));
   CHECK(outputHas(c, started->id, "task_dir=/local alloc_dir=/alloc"));
   CHECK(outputHas(c, started->id, "token=s3cr3t secrets_fs=tmpfs"));
@@ -363,7 +364,7 @@ TEST_CASE("readonly_rootfs: the workload cannot write its root but can write /lo
       "for d in /local /alloc /secrets /run; do echo x > $d/probe && echo $d=writable; done; "
       "sleep 30";
   auto t = c.startTask(agentTask("sh", {"-c", script}, "", "  readonly_rootfs: true\n  writable_disk_mb: 64\n"));
-  REQUIRE_MESSAGE(t.ok(), t.error().describe());
+  REQUIRE_MESSAGE(t.ok(), s2z::tests::errText(t));
   CHECK(outputHas(c, t->id, "root=readonly\n/local=writable\n/alloc=writable\n/secrets=writable\n/run=writable"));
   uint64_t scratchBytes = 0;
   for (const auto& file : env.stateFiles()) {

@@ -11,6 +11,7 @@
 
 #include "tests/integration/agent_task_helpers.h"
 #include "tests/reliability/reliability_support.h"
+#include "tests/err_text.h"
 
 using namespace s2z;
 using namespace s2z::reliability;
@@ -41,9 +42,9 @@ bool waitPluginDeath(NomadClient& c, std::chrono::seconds timeout) {
 void relaunchAndRecover(NomadClient& c, const StartedTask& t, const std::string& failpoint) {
   c.setPluginEnv("S2Z_FAILPOINT", failpoint);
   auto relaunched = c.relaunchPlugin();
-  REQUIRE_MESSAGE(relaunched.ok(), relaunched.error().describe());
+  REQUIRE_MESSAGE(relaunched.ok(), s2z::tests::errText(relaunched));
   auto recovered = c.recoverTask(t);
-  REQUIRE_MESSAGE(recovered.ok(), recovered.error().describe());
+  REQUIRE_MESSAGE(recovered.ok(), s2z::tests::errText(recovered));
 }
 
 // The state the recovered task settles in, and how many VMMs it has.

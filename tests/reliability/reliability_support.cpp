@@ -15,6 +15,7 @@
 
 #include "tests/integration/agent_task_helpers.h"
 #include "tests/reliability/inventory.h"
+#include "tests/err_text.h"
 
 namespace s2z::reliability {
 
@@ -133,7 +134,7 @@ std::unique_ptr<standin::NomadClient> ReliabilityEnv::load(standin::ClientOption
   opts.pluginConfig["sleep"] = "deep";
   opts.pluginConfig["standby_vmms"] = 4;
   auto loaded = standin::NomadClient::loadPlugin(opts);
-  REQUIRE_MESSAGE(loaded.ok(), loaded.error().describe());
+  REQUIRE_MESSAGE(loaded.ok(), s2z::tests::errText(loaded));
   REQUIRE((*loaded)->waitForFingerprint(30s));
   // gRPC's sync server keeps 1 to 2 idle polling threads: it starts with 1,
   // and ends with 2 once streams (a task's WaitTask, TaskStats) have run
@@ -200,7 +201,7 @@ standin::StartedTask startCheckedServer(standin::NomadClient& c, const integrati
       "python3", {"-u", "-c", kCheckedServer}, "",
       "  scale_to_zero: { enabled: true, idle_timeout: \"" + idleTimeout + "\"" +
           (moreScaleToZero.empty() ? "" : ", " + moreScaleToZero) + " }\n"));
-  REQUIRE_MESSAGE(started.ok(), started.error().describe());
+  REQUIRE_MESSAGE(started.ok(), s2z::tests::errText(started));
   REQUIRE_MESSAGE(env.waitHttp(started->networkAddr, 8080, 90s),
                   "stdout: " << c.taskStdout(started->id) << "\nstderr: " << c.taskStderr(started->id));
   return *started;

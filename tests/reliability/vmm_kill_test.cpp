@@ -26,6 +26,7 @@
 #include "tests/integration/agent_task_helpers.h"
 #include "tests/reliability/inventory.h"
 #include "tests/reliability/reliability_support.h"
+#include "tests/err_text.h"
 
 using namespace s2z;
 using namespace s2z::reliability;
@@ -104,7 +105,7 @@ TEST_CASE("VMM killed while running: WaitTask reports the exit at once; DestroyT
     auto killed = std::chrono::steady_clock::now();
     auto exit = f.c.waitTask(t.id, 30s);
     double ms = msSince(killed);
-    REQUIRE_MESSAGE(exit.ok(), exit.error().describe());
+    REQUIRE_MESSAGE(exit.ok(), s2z::tests::errText(exit));
     MESSAGE("agent task, QEMU SIGKILLed while running: WaitTask after " << ms << " ms: " << describeExit(*exit));
     WARN_MESSAGE(ms <= 1000, "WaitTask took " << ms << " ms (issue 13 target: 1 s; load-dependent)");
     CHECK(exit->hasResult);
@@ -115,14 +116,14 @@ TEST_CASE("VMM killed while running: WaitTask reports the exit at once; DestroyT
   }
   SUBCASE("task without the guest agent (test guest)") {
     auto started = f.c.startTask(integration::webTask());
-    REQUIRE_MESSAGE(started.ok(), started.error().describe());
+    REQUIRE_MESSAGE(started.ok(), s2z::tests::errText(started));
     REQUIRE(f.env.waitHttp(started->networkAddr, 8080, 60s));
     pid_t vmm = vmmPidOrFail(f.env);
     REQUIRE(kill(vmm, SIGKILL) == 0);
     auto killed = std::chrono::steady_clock::now();
     auto exit = f.c.waitTask(started->id, 30s);
     double ms = msSince(killed);
-    REQUIRE_MESSAGE(exit.ok(), exit.error().describe());
+    REQUIRE_MESSAGE(exit.ok(), s2z::tests::errText(exit));
     MESSAGE("agent-less task, QEMU SIGKILLed while running: WaitTask after " << ms
                                                                             << " ms: " << describeExit(*exit));
     WARN_MESSAGE(ms <= 1000, "WaitTask took " << ms << " ms (issue 13 target: 1 s; load-dependent)");

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "standin/nomad_client.h"
+#include "tests/err_text.h"
 
 using namespace s2z::standin;
 using namespace std::chrono_literals;
@@ -58,7 +59,7 @@ TEST_CASE("loader: probe, validation and long-lived launches in the client's ord
   auto opts = f.options();
   opts.pluginConfig = YAML::Load("greeting: hello");
   auto client = NomadClient::loadPlugin(opts);
-  REQUIRE_MESSAGE(client.ok(), client.error().describe());
+  REQUIRE_MESSAGE(client.ok(), s2z::tests::errText(client));
   auto& c = **client;
   CHECK(c.pluginInfo().name == "fake");
   CHECK(c.pluginInfo().chosenApiVersion == "v0.1.0");
@@ -99,7 +100,7 @@ TEST_CASE("task lifecycle, config validation and recovery after a plugin crash")
   auto opts = f.options();
   opts.skipProbeAndValidation = true;
   auto client = NomadClient::loadPlugin(opts);
-  REQUIRE_MESSAGE(client.ok(), client.error().describe());
+  REQUIRE_MESSAGE(client.ok(), s2z::tests::errText(client));
   auto& c = **client;
 
   auto bad = TaskFile::parse("name: web\nconfig: { command: run, extra: 1 }\n");
@@ -110,7 +111,7 @@ TEST_CASE("task lifecycle, config validation and recovery after a plugin crash")
   CHECK_FALSE(f.logged("StartTask"));
 
   auto started = c.startTask(webTask());
-  REQUIRE_MESSAGE(started.ok(), started.error().describe());
+  REQUIRE_MESSAGE(started.ok(), s2z::tests::errText(started));
   CHECK(started->handleVersion == 1);
   CHECK(started->handleConfigMatches);
   CHECK(started->networkAddr == "10.89.9.2");

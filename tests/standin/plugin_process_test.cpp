@@ -14,6 +14,7 @@
 #include "standin/log_collector.h"
 #include "standin/plugin_connection.h"
 #include "standin/plugin_process.h"
+#include "tests/err_text.h"
 
 using namespace s2z::standin;
 using namespace std::chrono_literals;
@@ -57,7 +58,7 @@ TEST_CASE("a plugin is launched with go-plugin's environment and its handshake p
   LaunchOptions opts;
   opts.path = dir.script("good", kGoodPlugin);
   auto p = PluginProcess::launch(opts);
-  REQUIRE_MESSAGE(p.ok(), p.error().describe());
+  REQUIRE_MESSAGE(p.ok(), s2z::tests::errText(p));
   CHECK((*p)->handshake().address == "/tmp/s2z-test-plugin.sock");
   CHECK((*p)->handshake().network == "unix");
 

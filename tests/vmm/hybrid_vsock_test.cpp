@@ -15,6 +15,7 @@
 
 #include "common/unix_socket.h"
 #include "vmm/hybrid_vsock.h"
+#include "tests/err_text.h"
 
 namespace s2z::vmm {
 namespace {
@@ -29,7 +30,7 @@ class ScriptedMuxer {
     dir_ = ::mkdtemp(dirTemplate);
     socket_ = dir_ / "agent.sock";
     auto listener = listenUnix(socket_, 1);
-    REQUIRE_MESSAGE(listener.ok(), listener.error().describe());
+    REQUIRE_MESSAGE(listener.ok(), s2z::tests::errText(listener));
     listener_ = std::move(*listener);
     thread_ = std::thread([this, answer] {
       UniqueFd conn(::accept4(listener_.get(), nullptr, nullptr, SOCK_CLOEXEC));
@@ -65,7 +66,7 @@ void writeAll(int fd, const std::string& s) { REQUIRE(::write(fd, s.data(), s.si
 TEST_CASE("hybrid vsock: the guest accepts; the bytes after OK are the guest's and stay unread") {
   ScriptedMuxer mux([](int fd) { writeAll(fd, "OK 1073741824\nhello from the guest"); });
   auto fd = connectHybridVsock(mux.socket(), 1024, 1000ms);
-  REQUIRE_MESSAGE(fd.ok(), fd.error().describe());
+  REQUIRE_MESSAGE(fd.ok(), s2z::tests::errText(fd));
   CHECK(mux.request() == "CONNECT 1024\n");
   std::string got(64, '\0');
   ssize_t n = ::read(fd->get(), got.data(), got.size());

@@ -19,6 +19,7 @@
 #include "vmm/qemu/qmp_client.h"
 #include "vmm/vmm.h"
 #include "vmm/vmm_process.h"
+#include "tests/err_text.h"
 
 namespace s2z::vmm {
 namespace {
@@ -266,7 +267,7 @@ TEST_CASE("QMP client: greeting, capabilities, events skipped, errors, fd passin
   });
 
   auto client = qemu::QmpClient::fromConnectedFd(peer.takeClient(), 2s);
-  REQUIRE_MESSAGE(client.ok(), client.error().describe());
+  REQUIRE_MESSAGE(client.ok(), s2z::tests::errText(client));
   auto status = client->execute("query-status");
   REQUIRE(status.ok());
   CHECK((*status)["status"] == "running");
@@ -311,10 +312,10 @@ TEST_CASE("qemu version parsing and probe") {
   CHECK(notQemu.error().code == ErrorCode::kFailedPrecondition);
   if (std::filesystem::exists("/usr/bin/qemu-system-x86_64")) {
     auto real = probeHypervisor(Hypervisor::kQemu, "/usr/bin/qemu-system-x86_64");
-    REQUIRE_MESSAGE(real.ok(), real.error().describe());
+    REQUIRE_MESSAGE(real.ok(), s2z::tests::errText(real));
     CHECK(real->version.rfind("7.", 0) == 0);
     auto byName = probeHypervisor(Hypervisor::kQemu, "qemu-system-x86_64");  // found in PATH
-    CHECK_MESSAGE(byName.ok(), (byName.ok() ? "" : byName.error().describe()));
+    CHECK_MESSAGE(byName.ok(), s2z::tests::errText(byName));
   }
   auto sh = resolveExecutable("sh");
   REQUIRE(sh.ok());
@@ -338,7 +339,7 @@ TEST_CASE("VmmProcess: own session, chosen fds only, exit status") {
   opts.fds = {{passed.get(), 4}};
   opts.outputFd = outWrite.get();
   auto p = VmmProcess::spawn(opts);
-  REQUIRE_MESSAGE(p.ok(), p.error().describe());
+  REQUIRE_MESSAGE(p.ok(), s2z::tests::errText(p));
   outWrite.reset();
   std::string text;
   char buf[512];
@@ -380,7 +381,7 @@ TEST_CASE("VmmProcess: spawn failures, adopt by identity, no kill on destruction
   CHECK(bad.error().code == ErrorCode::kNotFound);
 
   auto adopted = VmmProcess::adopt(id);
-  REQUIRE_MESSAGE(adopted.ok(), adopted.error().describe());
+  REQUIRE_MESSAGE(adopted.ok(), s2z::tests::errText(adopted));
   CHECK(adopted->running());
   CHECK(adopted->signal(0).ok());
   CHECK(adopted->kill().ok());
@@ -416,7 +417,7 @@ TEST_CASE("VmmProcess: a child spawned with a cgroup runs in it from its first i
   opts.argv = {"/bin/sleep", "30"};
   opts.cgroup = scope;
   auto p = VmmProcess::spawn(opts);
-  REQUIRE_MESSAGE(p.ok(), p.error().describe());
+  REQUIRE_MESSAGE(p.ok(), s2z::tests::errText(p));
   std::ifstream procs(scope / "cgroup.procs");
   pid_t member = 0;
   procs >> member;
