@@ -38,12 +38,6 @@ std::string why(const Result<T>& r) {
 
 bool alive(pid_t pid) { return ::kill(pid, 0) == 0; }
 
-unsigned long counterOf(const VmNet& net) {
-  auto r = httpGet(net.vmAddress(), 8080, "/counter", 5s);
-  REQUIRE_MESSAGE(r.status == 200, r.error);
-  return std::stoul(r.body);
-}
-
 // A scratch mount for sleep failures; unmounted in the destructor.
 class ScratchMount {
  public:

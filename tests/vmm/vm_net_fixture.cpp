@@ -12,6 +12,8 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <doctest/doctest.h>
+
 #include <atomic>
 #include <cstdlib>
 #include <cstring>
@@ -189,6 +191,12 @@ bool VmNet::waitHttp(std::chrono::milliseconds timeout) const {
     std::this_thread::sleep_until(start + std::chrono::milliseconds(100));
   }
   return false;
+}
+
+unsigned long counterOf(const VmNet& net) {
+  auto r = httpGet(net.vmAddress(), 8080, "/counter", std::chrono::seconds(10));
+  REQUIRE_MESSAGE(r.status == 200, r.error);
+  return std::stoul(r.body);
 }
 
 }  // namespace s2z::vmm::testing

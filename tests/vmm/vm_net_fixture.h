@@ -67,6 +67,11 @@ class VmNet {
   bool entered_ = false;
 };
 
+// GET /counter: the test guest's count after this request (it counts in
+// guest memory, so a count that goes on proves the RAM survived). Fails the
+// test when no 200 comes within 10 s.
+unsigned long counterOf(const VmNet& net);
+
 using vmm::processesMentioning;
 
 }  // namespace s2z::vmm::testing
