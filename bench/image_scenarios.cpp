@@ -153,12 +153,19 @@ Result<ImageResults> runImageScenarios(const BenchConfig& c, const std::string& 
     out.prebuilt.push_back(*prebuilt);
     spdlog::info("bench: image start {}/3: cached {:.0f} ms, prebuilt disk {:.0f} ms", i + 1, cached->ms, prebuilt->ms);
   }
-  // Wakes of the image task, as the guest-agent rows measure them.
+  // Wakes of the image task, as the guest-agent rows measure them: deep
+  // (with a standby) and light, the tier a task sleeps in first by default.
   AgentResults scratch;
-  SpecMaker spec = [&known](const BenchConfig& cfg, const std::string& id, bool stz, const TaskLogs& logs) {
+  SpecMaker deep = [&known](const BenchConfig& cfg, const std::string& id, bool stz, const TaskLogs& logs) {
     return imageSpec(cfg, id, stz, known, logs);
   };
-  S2Z_TRY(wakeCycles(c, *agent, spec, "img-wake", out.wakes, scratch), "image task wakes");
+  SpecMaker light = [&known](const BenchConfig& cfg, const std::string& id, bool stz, const TaskLogs& logs) {
+    agent::InstanceSpec s = imageSpec(cfg, id, stz, known, logs);
+    s.sleepTier = agent::SleepTier::kLight;
+    return s;
+  };
+  S2Z_TRY(wakeCycles(c, *agent, deep, "img-wake", out.wakes, scratch), "image task wakes");
+  S2Z_TRY(wakeCycles(c, *agent, light, "img-wake-light", out.lightWakes, scratch), "image task light wakes");
   out.failures = scratch.failures;
   return out;
 }

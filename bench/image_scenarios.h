@@ -26,7 +26,8 @@ struct ImageResults {
   uint64_t archiveBytes = 0, unpackedBytes = 0, diskBytes = 0;
   std::vector<ImageStartSample> uncached, cached, prebuilt;
   std::vector<double> cachedPrepareMs;  // prepareImage of a registry tag already cached
-  std::vector<WakeSample> wakes;        // the cached image task's sleep/wake cycles
+  std::vector<WakeSample> wakes;        // the cached image task's deep sleep/wake cycles (with a standby)
+  std::vector<WakeSample> lightWakes;   // ... and in light sleep, an image task's default tier
   std::vector<std::string> failures;
   std::string problem;  // why the rows are missing, if they are
 };

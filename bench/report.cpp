@@ -74,6 +74,18 @@ std::string agentWakeTargets(const AgentTier& t, const std::vector<WakeSample>& 
       err.p95, verdict(clock.median <= 50), clock.median);
 }
 
+// The image task's wakes in one tier (the image's busybox httpd).
+std::string imageWakeRow(const std::string& tier, const std::vector<WakeSample>& wakes) {
+  Summary wake = summarize(pick(wakes, [](auto& s) { return s.requestMs; }));
+  Summary syn = summarize(pick(wakes, [](auto& s) { return s.synRetrans; }));
+  Summary clock = summarize(pick(wakes, [](auto& s) { return s.clockErrorMs; }));
+  return row("**wake, image task**, " + tier + ": the image's busybox httpd, request sent → full HTTP response", wake,
+             "{:.1f}",
+             fmt::format("median ≤ 100: {}, SYN retrans {:.0f}, clock error p95 {:.1f} ms", verdict(wake.median <= 100),
+                         syn.sum, clock.p95),
+             "");
+}
+
 // Issue 10's rows: the Debian test image from a registry, as an image task.
 std::string imageRows(const ImageResults& im) {
   if (!im.problem.empty()) return fmt::format("| image task rows | 0 | – | – | – | – | {} | – |\n", im.problem);
@@ -97,13 +109,8 @@ std::string imageRows(const ImageResults& im) {
   out += row("task with the same disk prebuilt (`rootfs`): start → full HTTP response", prebuilt, "{:.0f}", "", "");
   out += row("image: what a cached image adds to StartTask (prepareImage of a known tag)", prepare, "{:.2f}",
              fmt::format("≤ 50: {}", verdict(prepare.n > 0 && prepare.median <= 50)), "");
-  Summary wake = summarize(pick(im.wakes, [](auto& s) { return s.requestMs; }));
-  Summary syn = summarize(pick(im.wakes, [](auto& s) { return s.synRetrans; }));
-  Summary clock = summarize(pick(im.wakes, [](auto& s) { return s.clockErrorMs; }));
-  out += row("**wake, image task** (the image's busybox httpd): request sent → full HTTP response", wake, "{:.1f}",
-             fmt::format("median ≤ 100: {}, SYN retrans {:.0f}, clock error p95 {:.1f} ms", verdict(wake.median <= 100),
-                         syn.sum, clock.p95),
-             "");
+  out += imageWakeRow("deep sleep + standby", im.wakes);
+  out += imageWakeRow("light sleep (the default tier)", im.lightWakes);
   return out;
 }
 
@@ -293,6 +300,8 @@ std::string jsonReport(const BenchResults& r, const BenchConfig& c) {
                 {"cached_prepare_ms", stats(r.images.cachedPrepareMs)},
                 {"wake_request_ms", stats(pick(r.images.wakes, [](auto& s) { return s.requestMs; }))},
                 {"wake_syn_retransmits", stats(pick(r.images.wakes, [](auto& s) { return s.synRetrans; }))},
+                {"light_wake_request_ms", stats(pick(r.images.lightWakes, [](auto& s) { return s.requestMs; }))},
+                {"light_wake_syn_retransmits", stats(pick(r.images.lightWakes, [](auto& s) { return s.synRetrans; }))},
                 {"problem", r.images.problem}};
   j["total_seconds"] = r.totalSeconds;
   return j.dump(2) + "\n";
