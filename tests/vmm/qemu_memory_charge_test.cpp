@@ -13,8 +13,9 @@
 // memory controller is on cgroup v1 (the test machines), the same memcg code
 // charges the same pages and memory.usage_in_bytes reads it, so the test
 // runs on whichever hierarchy has the controller.
-#include <signal.h>
 #include <fcntl.h>
+#include <signal.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <doctest/doctest.h>
