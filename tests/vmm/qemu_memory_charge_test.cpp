@@ -20,8 +20,10 @@
 
 #include <doctest/doctest.h>
 
+#include <cerrno>
 #include <fstream>
 #include <sstream>
+#include <thread>
 
 #include "tests/err_text.h"
 #include "tests/vmm/vm_net_fixture.h"
@@ -58,8 +60,11 @@ class MemoryCgroup {
     dir_ = root / ("s2zt-charge-" + std::to_string(::getpid()));
     if (::mkdir(dir_.c_str(), 0755) != 0) dir_.clear();
   }
+  // After VmNet's destructor: a test that failed mid-way had its QEMU
+  // killed there, and the cgroup is busy until that process is gone.
   ~MemoryCgroup() {
-    if (!dir_.empty()) ::rmdir(dir_.c_str());
+    for (int i = 0; !dir_.empty() && ::rmdir(dir_.c_str()) != 0 && errno == EBUSY && i < 100; ++i)
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   MemoryCgroup(const MemoryCgroup&) = delete;
   MemoryCgroup& operator=(const MemoryCgroup&) = delete;
@@ -119,7 +124,7 @@ uint64_t ramCached(const VmConfig& cfg) {
 
 TEST_CASE("qemu: the task's cgroup is charged the guest RAM's page cache; each sleep tier gives back what it claims") {
   if (!guestAvailable()) FAIL("test guest missing in " << guestDir() << ": run scripts/build-guest.sh");
-  MemoryCgroup cgroup;
+  MemoryCgroup cgroup;  // declared first: removed last, after the VM is gone
   REQUIRE_MESSAGE(cgroup.made(), "no memory cgroup could be made (neither cgroup v2 with memory nor v1 memory)");
   MESSAGE("charge read from " << cgroup.hierarchy() << " of " << cgroup.dir());
   VmNet net;
