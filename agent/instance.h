@@ -105,10 +105,13 @@ struct InstanceSpec {
   std::optional<WorkloadSpec> workload;
   uint64_t scratchMib = 1024;       // the writable disk (sparse)
   // Nomad's cgroup for the task (TaskConfig resources.linux_resources
-  // .cpuset_cgroup, a cgroup v2 directory from Nomad 1.7): every VMM of the
-  // task runs in it, so Nomad's limits apply and memory.current is the
-  // task's honest charge (page cache included). Empty: the plugin's cgroup.
+  // .cpuset_cgroup from Nomad 1.7: the task's scope on cgroup v2, its cpuset
+  // partition on v1, agent/task_cgroup.h): every VMM of the task runs in
+  // the task's cgroups, so Nomad's limits apply and their memory charge is
+  // the task's honest one (page cache included). Empty: the plugin's cgroup.
   std::filesystem::path cgroup;
+  // Nomad's name for the task's cgroups on v1, "<alloc_id>.<task>".
+  std::string cgroupScope;
   // Set: the VM joins Nomad's group network namespace (tap inside it, TC
   // redirects to eth0, eth0's address); unset: host networking.
   GroupNetworkSpec group;
@@ -166,7 +169,7 @@ struct ResourceUsage {
   uint64_t cpuTicksTotal = 0;  // user+system clock ticks of the VMM
   uint64_t rssBytes = 0;
   bool measured = false;     // false when no VMM runs (deep sleep): usage is zero
-  // memory.current of the task's cgroup (InstanceSpec::cgroup), in every
+  // The memory charge of the task's cgroup (InstanceSpec::cgroup), in every
   // live state: the VMM and its guest RAM's page cache, asleep too.
   uint64_t cgroupBytes = 0;
   bool cgroupMeasured = false;

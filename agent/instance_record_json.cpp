@@ -74,6 +74,7 @@ json specJson(const InstanceSpec& s) {
       {"deepSleepAfterMs", static_cast<int64_t>(s.deepSleepAfter.count())},
       {"lightSleepCache", vmm::lightSleepCacheName(s.lightSleepCache)},
       {"cgroup", s.cgroup.string()},
+      {"cgroupScope", s.cgroupScope},
       {"group", groupJson(s.group)},
       {"workload", workloadJson(s.workload)},
       {"scratchMib", s.scratchMib},
@@ -324,6 +325,7 @@ void readSpec(ObjectReader& r, InstanceSpec& s, int64_t version) {
     r.integer("sleepTier", static_cast<int>(SleepTier::kLight), static_cast<int>(SleepTier::kDeep), tier);
     r.integer("deepSleepAfterMs", 0, INT64_MAX, deepAfterMs);
     r.path("cgroup", s.cgroup);
+    if (version >= 8) r.string("cgroupScope", s.cgroupScope);
     r.object("group", [&](ObjectReader& g) {
       g.path("netnsPath", s.group.netnsPath);
       g.integer("eth0TxQueueLen", -1, UINT32_MAX, s.group.eth0TxQueueLen);

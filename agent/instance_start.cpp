@@ -175,14 +175,15 @@ Result<std::shared_ptr<VmInstance>> VmInstance::start(const AgentConfig& config,
 
   // Stage: the task's cgroup, which every VMM of the task joins.
   if (!spec.cgroup.empty()) {
-    auto made = ensureTaskCgroup(spec.cgroup);
-    if (made.ok()) {
-      undo.push([dir = spec.cgroup] { (void)removeTaskCgroup(dir); });
-    } else if (made.error().code == ErrorCode::kUnimplemented) {
-      spdlog::warn("{}: {}; the VMM stays in the plugin's cgroup", where, made.error().describe());
+    auto cgroup = resolveTaskCgroup(spec.cgroup, spec.cgroupScope, readCgroupMounts());
+    if (cgroup.ok()) {
+      undo.push([made = *cgroup] { (void)removeTaskCgroup(made); });  // before: a partial make is undone too
+      S2Z_TRY(ensureTaskCgroup(*cgroup), where);
+    } else if (cgroup.error().code == ErrorCode::kUnimplemented) {
+      spdlog::warn("{}: {}; the VMM stays in the plugin's cgroup", where, cgroup.error().describe());
       rec.spec.cgroup.clear();
     } else {
-      return made.error().wrap(where);
+      return cgroup.error().wrap(where);
     }
   }
 

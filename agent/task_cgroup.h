@@ -1,30 +1,75 @@
-// The task's cgroup (Nomad's TaskConfig resources.linux_resources
-// .cpuset_cgroup, from Nomad 1.7 the directory the task should live in:
-// /sys/fs/cgroup/nomad.slice/{share|reserve}.slice/<alloc_id>.<task>.scope on
-// cgroup v2). Nomad's client makes the slices; the task's own scope is made
-// by whoever starts the task's processes (Nomad's executor for exec, docker
-// for docker), so here by the agent, and removed when the task is destroyed.
-// Every VMM of the task is spawned into it (vmm::SpawnOptions::cgroup), so
-// memory.current is the task's honest charge: its VMM's memory and the page
-// cache of its guest RAM file, which the VMM's faults charged there.
+// The task's cgroups, from Nomad's TaskConfig resources.linux_resources
+// .cpuset_cgroup. Every VMM of the task is spawned into them
+// (vmm::SpawnOptions::cgroups), so Nomad's limits apply and the memory charge is the task's honest one: its VMM's
+// memory and the page cache of its guest RAM file, which the VMM's faults
+// charged there.
+//
+// What Nomad 1.7+ sends and makes (client/lib/cgroupslib), per host mode:
+//
+// | mode | cpuset_cgroup | the task's other cgroups (made by the client's wrangler hook at prestart, killed and removed at stop) |
+// |---|---|---|
+// | v2 | <root>/nomad.slice/{share,reserve}.slice/<alloc_id>.<task>.scope | none: that scope is the task's |
+// | v1 | <cpuset>/nomad/share (shared by every task without reserved cores) or <cpuset>/nomad/reserve/<alloc_id>.<task> | <freezer\|cpu\|memory>/nomad/<alloc_id>.<task> |
+//
+// ("nomad" is the client's cgroup_parent.) Nomad 1.6 sent a v1 cpuset path
+// of another shape; the task then does without (kUnimplemented).
 #pragma once
 
 #include <cstdint>
 #include <filesystem>
+#include <string>
+#include <vector>
 
 #include "common/result.h"
 
 namespace s2z::agent {
 
-// Makes the scope directory (mode 0755, like Nomad's) if missing. Its parent
-// must exist (kFailedPrecondition) and be on cgroup v2: kUnimplemented for
-// Nomad 1.6's cgroup v1 cpuset path, which the task then does without.
-Result<void> ensureTaskCgroup(const std::filesystem::path& dir);
+struct TaskCgroup {
+  bool v1 = false;
+  // The task's own directories: made if missing, removed when the task is
+  // destroyed. v2: the scope; v1: one per controller (memory, cpu, freezer).
+  std::vector<std::filesystem::path> own;
+  // v1: Nomad's cpuset partition (shared, or the task's reserved one):
+  // joined, never made or removed here (the client owns it).
+  std::filesystem::path cpuset;
+  // Among `own`: the one whose charge TaskStats report; empty: none.
+  std::filesystem::path memory;
 
-// Removes the scope once no process is left in it; ok when already gone.
-Result<void> removeTaskCgroup(const std::filesystem::path& dir);
+  bool empty() const { return own.empty() && cpuset.empty(); }
+  // Every directory a process of the task joins.
+  std::vector<std::filesystem::path> joined() const;
+};
 
-// memory.current of the scope in bytes.
-Result<uint64_t> cgroupMemoryCurrent(const std::filesystem::path& dir);
+// One mounted cgroup hierarchy (/proc/self/mountinfo).
+struct CgroupMount {
+  std::filesystem::path dir;
+  bool v2 = false;
+  std::vector<std::string> controllers;  // v1: the hierarchy's controllers
+};
+std::vector<CgroupMount> readCgroupMounts();
+
+// Which directories the task lives in. `nomadPath` is cpuset_cgroup, `scope`
+// Nomad's name for the task's cgroup ("<alloc_id>.<task>"). kUnimplemented
+// for a path that is not one of the shapes above (the task then does
+// without), kFailedPrecondition when its parent is missing.
+Result<TaskCgroup> resolveTaskCgroup(const std::filesystem::path& nomadPath, const std::string& scope,
+                                     const std::vector<CgroupMount>& mounts);
+
+// resolveTaskCgroup on this host's mounts; empty when `nomadPath` is empty
+// or does not resolve (the start that made the task said why).
+TaskCgroup taskCgroupOnThisHost(const std::filesystem::path& nomadPath, const std::string& scope);
+
+// Makes the task's own directories (mode 0755, like Nomad's) if missing.
+// Their parents and the cpuset partition must exist (kFailedPrecondition):
+// Nomad's client makes them.
+Result<void> ensureTaskCgroup(const TaskCgroup& cgroup);
+
+// Removes the task's own directories once no process is left in them; ok
+// when already gone.
+Result<void> removeTaskCgroup(const TaskCgroup& cgroup);
+
+// The memory charge in bytes: memory.current (v2), memory.usage_in_bytes
+// (v1). kNotFound when there is no memory controller there.
+Result<uint64_t> cgroupMemoryCharge(const TaskCgroup& cgroup);
 
 }  // namespace s2z::agent

@@ -90,6 +90,7 @@ VmInstance::VmInstance(InstanceRecord record, EventSink events, InstanceDeps dep
     : taskId_(record.spec.taskId),
       ifindex_(tap ? tap->ifindex() : record.network.ifindex),
       addressBe_(addressToBe(record.network.address)),
+      cgroup_(taskCgroupOnThisHost(record.spec.cgroup, record.spec.cgroupScope)),
       events_(std::move(events)),
       deps_(std::move(deps)),
       vmm_(std::move(vmm)),
@@ -244,7 +245,7 @@ vmm::VmConfig VmInstance::vmConfig() const {
     c.consoleFd = output_ ? output_->stdoutFd() : -1;
     c.guestAgentSocket = qgaSocketOf(r.runDir);
   }
-  c.cgroup = r.spec.cgroup;
+  c.cgroups = cgroup_.joined();
   return c;
 }
 
@@ -380,7 +381,7 @@ Result<void> VmInstance::releaseResources() {
   std::error_code ec;
   std::filesystem::remove_all(r.runDir, ec);
   if (ec) keep(Error{ErrorCode::kSystem, ec.value(), "remove " + r.runDir.string()}, "files");
-  if (!r.spec.cgroup.empty()) keep(removeTaskCgroup(r.spec.cgroup), "cgroup");
+  keep(removeTaskCgroup(cgroup_), "cgroup");
   return first;
 }
 
@@ -418,8 +419,8 @@ ResourceUsage VmInstance::usage() {
   bool lightAsleep = now == InstanceState::kSleeping && record_.sleepingTier == SleepTier::kLight;
   ResourceUsage usage;
   if (now == InstanceState::kRunning || lightAsleep) usage = sampler_.sample(record_.vmm.pid);
-  if (!record_.spec.cgroup.empty() && now != InstanceState::kExited) {
-    if (auto charged = cgroupMemoryCurrent(record_.spec.cgroup); charged.ok()) {
+  if (!cgroup_.memory.empty() && now != InstanceState::kExited) {
+    if (auto charged = cgroupMemoryCharge(cgroup_); charged.ok()) {
       usage.cgroupBytes = *charged;
       usage.cgroupMeasured = true;
     }

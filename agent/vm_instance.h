@@ -24,6 +24,7 @@
 #include "agent/process_usage.h"
 #include "agent/serial_worker.h"
 #include "agent/standby_budget.h"
+#include "agent/task_cgroup.h"
 #include "agent/task_dirs.h"
 #include "agent/task_output.h"
 #include "bpf/scale_to_zero_kernel.h"
@@ -216,6 +217,7 @@ class VmInstance final : public Instance {
   const std::string taskId_;
   const uint32_t ifindex_;
   const uint32_t addressBe_;
+  const TaskCgroup cgroup_;  // resolved from record_.spec: what every VMM of the task joins
   EventSink events_;
   InstanceDeps deps_;
 

@@ -214,6 +214,7 @@ Result<agent::InstanceSpec> resolveInstanceSpec(const ResolveInputs& in) {
 
   spec.stdoutPath = nomad.stdout_path();
   spec.cgroup = nomad.resources().linux_resources().cpuset_cgroup();
+  spec.cgroupScope = nomad.alloc_id() + "." + nomad.name();  // Nomad's cgroupslib.ScopeCG1
   spec.stderrPath = nomad.stderr_path();
   spec.scaleToZero = task.scaleToZero.enabled;
   spec.idleTimeout = task.scaleToZero.idleTimeout ? *task.scaleToZero.idleTimeout

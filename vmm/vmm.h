@@ -82,9 +82,10 @@ struct VmConfig {
   // virtio-serial port named org.qemu.guest_agent.0, for qemu-guest-agent.
   // QEMU only; empty: none.
   std::filesystem::path guestAgentSocket;
-  // The cgroup v2 directory every VMM process of this VM joins (Nomad's
-  // cgroup for the task); empty: the plugin's own.
-  std::filesystem::path cgroup;
+  // The cgroup directories every VMM process of this VM joins (Nomad's
+  // cgroups for the task: one on v2, one per hierarchy on v1); empty: the
+  // plugin's own.
+  std::vector<std::filesystem::path> cgroups;
   // The restore watchdog: a restore (VMM start or standby, QMP, loading the
   // device state, resume) that has not finished by then is killed and fails
   // with kTimeout; the caller cold boots.

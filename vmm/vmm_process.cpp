@@ -42,6 +42,8 @@ Result<std::vector<std::string>> statFields(pid_t pid) {
 
 // Where a child failed before exec succeeded (reported through the error pipe).
 constexpr int kStageSetUp = 1, kStageCgroup = 2, kStageExec = 3;
+// One per cgroup v1 hierarchy a task uses (memory, cpu, freezer, cpuset) and some room.
+constexpr size_t kMaxCgroups = 8;
 
 // Everything the child needs, prepared before fork: after fork only
 // async-signal-safe calls are allowed (the plugin is multithreaded).
@@ -51,7 +53,8 @@ struct ChildPlan {
   int devNull = -1;
   int log = -1;
   int errWrite = -1;
-  int cgroupProcs = -1;  // <cgroup>/cgroup.procs, written "0" (this process) before exec
+  // <cgroup>/cgroup.procs of each cgroup to join, written "0" (this process) before exec.
+  std::vector<int> cgroupProcs;
   const char* workDir = "/";
   mode_t umask = 077;
   int maxFd = 1024;  // for kernels without close_range (before 5.11)
@@ -74,20 +77,22 @@ struct ChildPlan {
   int devNull = lift(plan.devNull);
   int log = lift(plan.log);
   int errWrite = lift(plan.errWrite);
-  int cgroupProcs = lift(plan.cgroupProcs);
+  int joins[kMaxCgroups];
+  size_t joinCount = std::min(plan.cgroupProcs.size(), kMaxCgroups);
+  for (size_t i = 0; i < joinCount; ++i) joins[i] = lift(plan.cgroupProcs[i]);
   int lifted[16];
   size_t n = std::min<size_t>(plan.fds.size(), 16);
   for (size_t i = 0; i < n; ++i) lifted[i] = lift(plan.fds[i].fd);
 
-  // The parent reads {stage, errno}.
-  auto fail = [&](int err, int stage = kStageSetUp) {
-    int report[2] = {stage, err};
+  // The parent reads {stage, errno, which cgroup}.
+  auto fail = [&](int err, int stage = kStageSetUp, int which = 0) {
+    int report[3] = {stage, err, which};
     if (errWrite >= 0) (void)!::write(errWrite, report, sizeof(report));
     _exit(127);
   };
   if (devNull < 0 || errWrite < 0) fail(errno);
-  if (plan.cgroupProcs >= 0 && (cgroupProcs < 0 || ::write(cgroupProcs, "0", 1) != 1)) {
-    fail(errno, kStageCgroup);
+  for (size_t i = 0; i < joinCount; ++i) {
+    if (joins[i] < 0 || ::write(joins[i], "0", 1) != 1) fail(errno, kStageCgroup, static_cast<int>(i));
   }
   if (dup2(devNull, 0) < 0) fail(errno);
   int out = log >= 0 ? log : devNull;
@@ -190,12 +195,13 @@ Result<VmmProcess> VmmProcess::spawn(const SpawnOptions& options) {
   std::string workDir = options.workDir.empty() ? "/" : options.workDir.string();
   plan.workDir = workDir.c_str();
   plan.umask = options.umask;
-  UniqueFd cgroupProcs;
-  if (!options.cgroup.empty()) {
-    auto procs = options.cgroup / "cgroup.procs";
-    cgroupProcs.reset(::open(procs.c_str(), O_WRONLY | O_CLOEXEC));
-    if (!cgroupProcs) return systemError("spawn: open " + procs.string());
-    plan.cgroupProcs = cgroupProcs.get();
+  if (options.cgroups.size() > kMaxCgroups) return makeError(ErrorCode::kInvalidArgument, "spawn: too many cgroups");
+  std::vector<UniqueFd> cgroupProcs;
+  for (const auto& dir : options.cgroups) {
+    auto procs = dir / "cgroup.procs";
+    cgroupProcs.emplace_back(::open(procs.c_str(), O_WRONLY | O_CLOEXEC));
+    if (!cgroupProcs.back()) return systemError("spawn: open " + procs.string());
+    plan.cgroupProcs.push_back(cgroupProcs.back().get());
   }
   plan.maxFd = static_cast<int>(std::min<long>(::sysconf(_SC_OPEN_MAX), 65536));
 
@@ -204,7 +210,7 @@ Result<VmmProcess> VmmProcess::spawn(const SpawnOptions& options) {
   if (pid == 0) runChild(plan);
 
   errWrite.reset();
-  int report[2] = {0, 0};
+  int report[3] = {0, 0, 0};
   ssize_t r;
   do {
     r = ::read(errRead.get(), report, sizeof(report));
@@ -213,7 +219,9 @@ Result<VmmProcess> VmmProcess::spawn(const SpawnOptions& options) {
     int status;
     ::waitpid(pid, &status, 0);
     if (report[0] == kStageCgroup) {
-      return Error{ErrorCode::kSystem, report[1], "spawn: join cgroup " + options.cgroup.string()};
+      auto which = static_cast<size_t>(report[2]);
+      std::string dir = which < options.cgroups.size() ? options.cgroups[which].string() : "?";
+      return Error{ErrorCode::kSystem, report[1], "spawn: join cgroup " + dir};
     }
     return Error{ErrorCode::kSystem, report[1], "spawn: exec " + exe};
   }

@@ -33,10 +33,10 @@ struct SpawnOptions {
   // guest channels) and, for some backends, snapshot and memory files itself,
   // and they hold or reach the guest's memory.
   mode_t umask = 077;
-  // A cgroup v2 directory the child joins before exec (Nomad's cgroup for
-  // the task), so its memory and CPU are charged and limited there; empty:
-  // the plugin's own.
-  std::filesystem::path cgroup;
+  // Cgroup directories the child joins before exec (Nomad's cgroups for the
+  // task: a v2 scope, or one directory per v1 hierarchy), so its memory and
+  // CPU are charged and limited there; empty: the plugin's own.
+  std::vector<std::filesystem::path> cgroups;
 };
 
 // A bare name ("qemu-system-x86_64") is looked up in $PATH like a shell would;

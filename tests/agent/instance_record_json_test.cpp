@@ -54,6 +54,7 @@ void checkEqual(const InstanceRecord& a, const InstanceRecord& b) {
   CHECK(a.spec.sleepTier == b.spec.sleepTier);
   CHECK(a.spec.deepSleepAfter == b.spec.deepSleepAfter);
   CHECK(a.spec.cgroup == b.spec.cgroup);
+  CHECK(a.spec.cgroupScope == b.spec.cgroupScope);
   CHECK(a.network.tapName == b.network.tapName);
   CHECK(a.network.ifindex == b.network.ifindex);
   CHECK(a.network.address == b.network.address);
@@ -73,8 +74,14 @@ void checkEqual(const InstanceRecord& a, const InstanceRecord& b) {
   CHECK(a.startedAtUnixNs == b.startedAtUnixNs);
 }
 
-// A version-7 record as a version-6 plugin wrote it: no light sleep cache.
-void dropLightSleepCache(nlohmann::json& j) { j["spec"].erase("lightSleepCache"); }
+// A version-8 record as a version-7 plugin wrote it: no cgroup scope.
+void dropCgroupScope(nlohmann::json& j) { j["spec"].erase("cgroupScope"); }
+
+// ... as a version-6 plugin wrote it: no light sleep cache either.
+void dropLightSleepCache(nlohmann::json& j) {
+  dropCgroupScope(j);
+  j["spec"].erase("lightSleepCache");
+}
 
 // ... as a version-5 plugin wrote it: no snapshot generation either.
 void dropSnapshotGeneration(nlohmann::json& j) {
@@ -189,6 +196,7 @@ TEST_CASE("sleep tiers round trip; a version 4 record slept deep and never chang
   in.spec.deepSleepAfter = std::chrono::minutes(7);
   in.sleepingTier = SleepTier::kLight;
   in.spec.cgroup = "/sys/fs/cgroup/nomad.slice/share.slice/a.web.scope";
+  in.spec.cgroupScope = "a.web";
   in.spec.group.netnsPath = "/var/run/netns/a";
   in.spec.group.hostPorts = {{"192.168.1.5", 28080}};
   auto out = instanceRecordFromJson(nlohmann::json::parse(toJson(in).dump()));
@@ -197,6 +205,15 @@ TEST_CASE("sleep tiers round trip; a version 4 record slept deep and never chang
   CHECK(out->spec.deepSleepAfter == std::chrono::minutes(7));
   CHECK(out->sleepingTier == SleepTier::kLight);
   CHECK(out->spec.cgroup == in.spec.cgroup);
+  CHECK(out->spec.cgroupScope == "a.web");
+  // A version 7 record has no scope: its task lived in a v2 scope only.
+  auto v7 = toJson(in);
+  v7["version"] = 7;
+  dropCgroupScope(v7);
+  auto older = instanceRecordFromJson(v7);
+  REQUIRE_MESSAGE(older.ok(), s2z::tests::errText(older));
+  CHECK(older->spec.cgroup == in.spec.cgroup);
+  CHECK(older->spec.cgroupScope.empty());
   CHECK(out->spec.group.netnsPath == "/var/run/netns/a");
   REQUIRE(out->spec.group.hostPorts.size() == 1);
   CHECK(out->spec.group.hostPorts[0].hostIp == "192.168.1.5");
@@ -304,10 +321,10 @@ TEST_CASE("mistyped field, bad enum, bad state and bad version are errors") {
   }
   {
     auto j = base;
-    j["version"] = 8;
+    j["version"] = 9;
     auto out = instanceRecordFromJson(j);
     REQUIRE_FALSE(out.ok());
-    CHECK(out.error().message.find("version 8 is not supported") != std::string::npos);
+    CHECK(out.error().message.find("version 9 is not supported") != std::string::npos);
   }
   {
     auto out = instanceRecordFromJson(nlohmann::json::array());

@@ -1,7 +1,7 @@
-// The task's cgroup on the real cgroup v2 mount (root): made and removed,
-// refused on a v1 or missing parent. On a hybrid host (the test machines:
-// the memory controller on cgroup v1, cgroup2 at /sys/fs/cgroup/unified
-// without controllers) memory.current is absent: kNotFound, not 0.
+// The task's cgroups: which directories Nomad's cpuset_cgroup leads to on
+// each kind of host (from a mount table), then made, charged and removed on
+// this host's real hierarchies: cgroup v2, and v1 laid out as Nomad 1.7's
+// client lays it out (cgroupslib.Init).
 #include <unistd.h>
 
 #include <doctest/doctest.h>
@@ -13,40 +13,145 @@
 namespace s2z::agent {
 namespace {
 
-std::filesystem::path cgroup2Mount() {
-  std::ifstream mounts("/proc/mounts");
-  std::string dev, dir, type;
-  while (mounts >> dev >> dir >> type) {
-    if (type == "cgroup2") return dir;
-    mounts.ignore(4096, '\n');
-  }
-  return {};
+const std::string kScope = "8e9f5d3c-1b2a-4c5d-9e8f-0a1b2c3d4e5f.web";
+
+// A cgroup v1 host as systemd mounts it (cpu and cpuacct share a hierarchy).
+std::vector<CgroupMount> v1Host() {
+  return {{"/sys/fs/cgroup/cpuset", false, {"rw", "cpuset"}},
+          {"/sys/fs/cgroup/cpu,cpuacct", false, {"rw", "cpu", "cpuacct"}},
+          {"/sys/fs/cgroup/memory", false, {"rw", "memory"}},
+          {"/sys/fs/cgroup/freezer", false, {"rw", "freezer"}},
+          {"/sys/fs/cgroup/unified", true, {}}};
 }
 
-TEST_CASE("task cgroup: made under a cgroup v2 parent, removed once empty; a v1 or missing parent is refused") {
-  auto mount = cgroup2Mount();
-  REQUIRE_MESSAGE(!mount.empty(), "no cgroup2 mount in /proc/mounts");
-  auto scope = mount / ("s2z-agent-test-" + std::to_string(::getpid()) + ".scope");
-  REQUIRE(ensureTaskCgroup(scope).ok());
+TEST_CASE("task cgroup: cgroup v2 - the scope Nomad names is the task's one cgroup") {
+  auto cg = resolveTaskCgroup("/sys/fs/cgroup/nomad.slice/share.slice/" + kScope + ".scope", kScope,
+                              {{"/sys/fs/cgroup", true, {}}});
+  REQUIRE(cg.ok());
+  CHECK_FALSE(cg->v1);
+  REQUIRE(cg->own.size() == 1);
+  CHECK(cg->own[0] == "/sys/fs/cgroup/nomad.slice/share.slice/" + kScope + ".scope");
+  CHECK(cg->memory == cg->own[0]);
+  CHECK(cg->cpuset.empty());
+  CHECK(cg->joined() == cg->own);
+}
+
+TEST_CASE("task cgroup: cgroup v1 - the share partition is joined, the task gets memory, cpu and freezer under Nomad's parent") {
+  auto cg = resolveTaskCgroup("/sys/fs/cgroup/cpuset/nomad/share", kScope, v1Host());
+  REQUIRE(cg.ok());
+  CHECK(cg->v1);
+  CHECK(cg->cpuset == "/sys/fs/cgroup/cpuset/nomad/share");
+  std::vector<std::filesystem::path> own = {"/sys/fs/cgroup/memory/nomad/" + kScope,
+                                            "/sys/fs/cgroup/cpu,cpuacct/nomad/" + kScope,
+                                            "/sys/fs/cgroup/freezer/nomad/" + kScope};
+  CHECK(cg->own == own);
+  CHECK(cg->memory == own[0]);
+  CHECK(cg->joined().back() == cg->cpuset);
+
+  SUBCASE("a reserved-cores task's own cpuset, under a custom cgroup_parent") {
+    auto reserved = resolveTaskCgroup("/sys/fs/cgroup/cpuset/ops/nomad/reserve/" + kScope, kScope, v1Host());
+    REQUIRE(reserved.ok());
+    CHECK(reserved->cpuset == "/sys/fs/cgroup/cpuset/ops/nomad/reserve/" + kScope);
+    CHECK(reserved->memory == "/sys/fs/cgroup/memory/ops/nomad/" + kScope);
+  }
+}
+
+TEST_CASE("task cgroup: paths that are not Nomad 1.7+'s are refused as unimplemented, nothing resolved") {
+  for (std::string path : {"/sys/fs/cgroup/cpuset/nomad/" + kScope,  // Nomad 1.6's shape
+                           std::string("/sys/fs/cgroup/memory/nomad/share"),  // not the cpuset hierarchy
+                           std::string("/tmp/a.web.scope")}) {
+    CAPTURE(path);
+    auto cg = resolveTaskCgroup(path, kScope, v1Host());
+    REQUIRE_FALSE(cg.ok());
+    CHECK(cg.error().code == ErrorCode::kUnimplemented);
+  }
+  auto noScope = resolveTaskCgroup("/sys/fs/cgroup/cpuset/nomad/share", "", v1Host());
+  REQUIRE_FALSE(noScope.ok());
+  CHECK(noScope.error().code == ErrorCode::kUnimplemented);
+}
+
+const CgroupMount* mounted(const std::vector<CgroupMount>& mounts, bool v2, const std::string& controller) {
+  for (const auto& m : mounts) {
+    if (m.v2 != v2) continue;
+    if (v2 || std::find(m.controllers.begin(), m.controllers.end(), controller) != m.controllers.end()) return &m;
+  }
+  return nullptr;
+}
+
+TEST_CASE("task cgroup: on this host's cgroup v2, made under its parent, removed once empty; a missing parent fails") {
+  auto mounts = readCgroupMounts();
+  const CgroupMount* v2 = mounted(mounts, true, "");
+  REQUIRE_MESSAGE(v2 != nullptr, "no cgroup2 mount in /proc/self/mountinfo");
+  auto scope = v2->dir / ("s2z-agent-test-" + std::to_string(::getpid()) + ".scope");
+  auto cg = resolveTaskCgroup(scope, kScope, mounts);
+  REQUIRE(cg.ok());
+  REQUIRE(ensureTaskCgroup(*cg).ok());
   CHECK(std::filesystem::exists(scope / "cgroup.procs"));
-  CHECK(ensureTaskCgroup(scope).ok());  // again: already there
-  auto charged = cgroupMemoryCurrent(scope);
+  CHECK(ensureTaskCgroup(*cg).ok());  // again: already there
+  auto charged = cgroupMemoryCharge(*cg);
   if (std::filesystem::exists(scope / "memory.current")) {
     CHECK(charged.ok());
-  } else {
+  } else {  // a hybrid host: cgroup2 without the memory controller
     CHECK(charged.error().code == ErrorCode::kNotFound);
   }
-  REQUIRE(removeTaskCgroup(scope).ok());
+  REQUIRE(removeTaskCgroup(*cg).ok());
   CHECK_FALSE(std::filesystem::exists(scope));
-  CHECK(removeTaskCgroup(scope).ok());  // idempotent
+  CHECK(removeTaskCgroup(*cg).ok());  // idempotent
 
-  auto missing = ensureTaskCgroup(mount / "s2z-no-such.slice" / "a.web.scope");
+  auto orphan = resolveTaskCgroup(v2->dir / "s2z-no-such.slice" / "a.web.scope", kScope, mounts);
+  REQUIRE(orphan.ok());
+  auto missing = ensureTaskCgroup(*orphan);
   REQUIRE_FALSE(missing.ok());
   CHECK(missing.error().code == ErrorCode::kFailedPrecondition);
-  auto notV2 = ensureTaskCgroup("/tmp/a.web.scope");
-  REQUIRE_FALSE(notV2.ok());
-  CHECK(notV2.error().code == ErrorCode::kUnimplemented);
-  CHECK_FALSE(std::filesystem::exists("/tmp/a.web.scope"));
+}
+
+void copyFile(const std::filesystem::path& from, const std::filesystem::path& to) {
+  std::string value;
+  std::getline(std::ifstream(from), value);
+  std::ofstream(to) << value;
+}
+
+TEST_CASE("task cgroup: on this host's cgroup v1, the task's cgroups under a Nomad-made parent, its memory charge read") {
+  auto mounts = readCgroupMounts();
+  const CgroupMount* cpuset = mounted(mounts, false, "cpuset");
+  const CgroupMount* memory = mounted(mounts, false, "memory");
+  if (!cpuset || !memory) {
+    MESSAGE("no cgroup v1 cpuset and memory hierarchies on this host: nothing to test");
+    return;
+  }
+  // What Nomad's client makes at start, with cgroup_parent = this name.
+  const std::string parent = "s2zt-nomad-" + std::to_string(::getpid());
+  auto share = cpuset->dir / parent / "share";
+  REQUIRE(std::filesystem::create_directories(share));
+  for (const auto* file : {"cpuset.cpus", "cpuset.mems"}) {
+    copyFile(cpuset->dir / file, cpuset->dir / parent / file);
+    copyFile(cpuset->dir / file, share / file);
+  }
+  std::vector<std::filesystem::path> parents = {memory->dir / parent};
+  for (const char* controller : {"cpu", "freezer"}) {
+    if (const auto* m = mounted(mounts, false, controller)) parents.push_back(m->dir / parent);
+  }
+
+  auto cg = resolveTaskCgroup(share, kScope, mounts);
+  REQUIRE(cg.ok());
+  CHECK(cg->memory == memory->dir / parent / kScope);
+  auto early = ensureTaskCgroup(*cg);  // the client has not made the controllers' parents yet
+  REQUIRE_FALSE(early.ok());
+  CHECK(early.error().code == ErrorCode::kFailedPrecondition);
+  for (const auto& p : parents) std::filesystem::create_directories(p);
+
+  REQUIRE(ensureTaskCgroup(*cg).ok());
+  for (const auto& dir : cg->own) CHECK(std::filesystem::exists(dir / "cgroup.procs"));
+  auto charged = cgroupMemoryCharge(*cg);
+  REQUIRE(charged.ok());
+  CHECK(*charged == 0);  // nothing in it yet
+  REQUIRE(removeTaskCgroup(*cg).ok());
+  for (const auto& dir : cg->own) CHECK_FALSE(std::filesystem::exists(dir));
+  CHECK(std::filesystem::exists(share));  // the client's, not the task's
+
+  for (const auto& p : parents) CHECK(::rmdir(p.c_str()) == 0);
+  CHECK(::rmdir(share.c_str()) == 0);
+  CHECK(::rmdir((cpuset->dir / parent).c_str()) == 0);
 }
 
 }  // namespace

@@ -73,7 +73,7 @@ std::string sendInPieces(int port, const std::vector<std::string>& pieces) {
 TEST_CASE("guest httpd: routes, counter, split requests, stalled clients") {
   LoopbackNetns ns;
   const int port = 18080;
-  auto server = VmmProcess::spawn({{S2Z_GUEST_HTTPD, std::to_string(port)}, {}, "", -1, "", 077, ""});
+  auto server = VmmProcess::spawn({{S2Z_GUEST_HTTPD, std::to_string(port)}, {}, "", -1, "", 077, {}});
   REQUIRE(server.ok());
   struct Stop {
     VmmProcess& p;

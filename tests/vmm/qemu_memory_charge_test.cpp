@@ -129,7 +129,7 @@ TEST_CASE("qemu: the task's cgroup is charged the guest RAM's page cache; each s
   MESSAGE("charge read from " << cgroup.hierarchy() << " of " << cgroup.dir());
   VmNet net;
   VmConfig cfg = net.config("charge");
-  cfg.cgroup = cgroup.dir();
+  cfg.cgroups = {cgroup.dir()};
   auto vmm = makeVmm(Hypervisor::kQemu);
   REQUIRE(cgroup.charge() < kMiB);
 

@@ -358,14 +358,14 @@ TEST_CASE("VmmProcess: own session, chosen fds only, exit status") {
 }
 
 TEST_CASE("VmmProcess: spawn failures, adopt by identity, no kill on destruction") {
-  auto missing = VmmProcess::spawn({{"/nonexistent/qemu"}, {}, "", -1, "", 077, ""});
+  auto missing = VmmProcess::spawn({{"/nonexistent/qemu"}, {}, "", -1, "", 077, {}});
   REQUIRE_FALSE(missing.ok());
   CHECK(missing.error().code == ErrorCode::kNotFound);
 
   pid_t pid = 0;
   ProcessIdentity id;
   {
-    auto p = VmmProcess::spawn({{"/bin/sleep", "30"}, {}, "", -1, "", 077, ""});
+    auto p = VmmProcess::spawn({{"/bin/sleep", "30"}, {}, "", -1, "", 077, {}});
     REQUIRE(p.ok());
     id = p->identity();
     pid = id.pid;
@@ -395,37 +395,49 @@ TEST_CASE("VmmProcess: spawn failures, adopt by identity, no kill on destruction
 
 namespace {
 
-// The cgroup v2 mount (/sys/fs/cgroup, or /sys/fs/cgroup/unified on a hybrid host).
-std::filesystem::path cgroup2Mount() {
+// The first mount of `type` ("cgroup2", or "cgroup" for a v1 hierarchy) whose
+// options mention `option` (a controller, or "" for any).
+std::filesystem::path cgroupMount(const std::string& type, const std::string& option = "") {
   std::ifstream mounts("/proc/mounts");
-  std::string dev, dir, type;
-  while (mounts >> dev >> dir >> type) {
-    if (type == "cgroup2") return dir;
+  std::string dev, dir, fsType, options;
+  while (mounts >> dev >> dir >> fsType >> options) {
+    if (fsType == type && options.find(option) != std::string::npos) return dir;
     mounts.ignore(4096, '\n');
   }
   return {};
 }
 
+pid_t firstMember(const std::filesystem::path& cgroup) {
+  std::ifstream procs(cgroup / "cgroup.procs");
+  pid_t member = 0;
+  procs >> member;
+  return member;
+}
+
 }  // namespace
 
-TEST_CASE("VmmProcess: a child spawned with a cgroup runs in it from its first instruction; a missing one fails naming it") {
-  auto mount = cgroup2Mount();
+TEST_CASE("VmmProcess: a child spawned with cgroups runs in each from its first instruction; a missing one fails naming it") {
+  auto mount = cgroupMount("cgroup2");
   REQUIRE_MESSAGE(!mount.empty(), "no cgroup2 mount in /proc/mounts");
-  auto scope = mount / ("s2z-test-" + std::to_string(::getpid()) + ".scope");
+  std::string name = "s2z-test-" + std::to_string(::getpid());
+  auto scope = mount / (name + ".scope");
   REQUIRE(::mkdir(scope.c_str(), 0755) == 0);
   SpawnOptions opts;
   opts.argv = {"/bin/sleep", "30"};
-  opts.cgroup = scope;
+  opts.cgroups = {scope};
+  // Nomad on a cgroup v1 host: one directory per hierarchy (here pids, where mounted).
+  auto pids = cgroupMount("cgroup", "pids");
+  if (!pids.empty()) {
+    REQUIRE(::mkdir((pids / name).c_str(), 0755) == 0);
+    opts.cgroups.push_back(pids / name);
+  }
   auto p = VmmProcess::spawn(opts);
   REQUIRE_MESSAGE(p.ok(), s2z::tests::errText(p));
-  std::ifstream procs(scope / "cgroup.procs");
-  pid_t member = 0;
-  procs >> member;
-  CHECK(member == p->identity().pid);
+  for (const auto& dir : opts.cgroups) CHECK(firstMember(dir) == p->identity().pid);
   REQUIRE(p->kill().ok());
-  CHECK(::rmdir(scope.c_str()) == 0);  // empty again once the child is reaped
+  for (const auto& dir : opts.cgroups) CHECK(::rmdir(dir.c_str()) == 0);  // empty again once the child is reaped
 
-  opts.cgroup = mount / "s2z-no-such.scope";
+  opts.cgroups = {mount / "s2z-no-such.scope"};
   auto missing = VmmProcess::spawn(opts);
   REQUIRE_FALSE(missing.ok());
   CHECK(missing.error().message.find("s2z-no-such.scope/cgroup.procs") != std::string::npos);

@@ -131,7 +131,7 @@ Result<ChProcess> CloudHypervisorVmm::launch(const VmConfig& config, const std::
   opts.argv = {config.binary.string(), "--api-socket", "path=" + vmmBindPath(vmm.socket)};
   opts.logPath = config.runDir / "cloud-hypervisor.log";
   opts.workDir = config.runDir;
-  opts.cgroup = config.cgroup;
+  opts.cgroups = config.cgroups;
   if (config.consoleFd >= 0) opts.fds.push_back({config.consoleFd, kConsoleChildFd});
   auto spawned = VmmProcess::spawn(opts);
   if (!spawned.ok()) return spawned.error().wrap("start cloud-hypervisor");

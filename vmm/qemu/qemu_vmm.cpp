@@ -114,7 +114,7 @@ Result<void> QemuVmm::launch(const VmConfig& config, bool incoming,
   opts.fds.push_back({qmpListener->get(), kQmpChildFd});
   opts.logPath = paths.log;
   opts.workDir = config.runDir;  // socket paths in the argv may be relative to it
-  opts.cgroup = config.cgroup;
+  opts.cgroups = config.cgroups;
   logOffset_ = std::filesystem::exists(paths.log, ec) ? std::filesystem::file_size(paths.log, ec) : 0;
 
   auto spawned = VmmProcess::spawn(opts);
