@@ -44,6 +44,12 @@ StartedTask toStartedTask(const drivers::TaskConfig& cfg, const drivers::StartTa
   return t;
 }
 
+// The client's node: made once per process, as the client's start does.
+const NodeInfo& thisNode() {
+  static const NodeInfo node = NodeInfo::detect();
+  return node;
+}
+
 }  // namespace
 
 Result<StartedTask> NomadClient::startTask(const TaskFile& task) {
@@ -89,9 +95,10 @@ Result<StartedTask> NomadClient::startTask(const TaskFile& task) {
     if (!logs.ok()) return logs.error().wrap("start log collector");
     record->logs = std::move(*logs);
   }
-  static const NodeInfo node = NodeInfo::detect();
+  const NodeInfo& node = thisNode();
   auto cfg = buildTaskConfig(task, schemaResp.spec(), allocId, *layout, node);
   if (!cfg.ok()) return cfg.error();
+  node.cgroups.setUpTask(allocId, task.name);  // the wrangler hook, a prestart hook
 
   drivers::StartTaskRequest req;
   *req.mutable_task() = *cfg;
@@ -117,6 +124,7 @@ Result<StartedTask> NomadClient::startTask(const TaskFile& task) {
     Error err = rpcError("StartTask", st);
     auto recoverable = recoverableDetail(st);
     err.message += recoverable ? (*recoverable ? " [recoverable]" : " [unrecoverable]") : "";
+    node.cgroups.tearDownTask(allocId, task.name);  // no restart here: the runner's stop hooks run
     return err;
   }
   record->started = toStartedTask(*cfg, resp, *layout);
@@ -234,9 +242,17 @@ Result<void> NomadClient::destroyTask(const std::string& taskId, bool force) {
   withDeadline(ctx, std::chrono::minutes(1));
   grpc::Status st = instance_->driver().DestroyTask(&ctx, req, &resp);
   if (!st.ok()) return rpcError("DestroyTask", st);
-  std::lock_guard lock(tasksMu_);
-  auto it = tasks_.find(taskId);
-  if (it != tasks_.end()) it->second->destroyed = true;
+  std::shared_ptr<TaskRecord> record;
+  {
+    std::lock_guard lock(tasksMu_);
+    auto it = tasks_.find(taskId);
+    if (it != tasks_.end()) record = it->second;
+  }
+  if (!record) return okResult();
+  record->destroyed = true;
+  // The task runner's stop hooks run after its DestroyTask: the wrangler
+  // kills what is left in the task's cgroups and removes them.
+  thisNode().cgroups.tearDownTask(record->started.allocId, record->started.name);
   return okResult();
 }
 

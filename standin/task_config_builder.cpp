@@ -113,27 +113,6 @@ std::string newTaskId(const std::string& allocId, const std::string& taskName) {
   return allocId + "/" + taskName + "/" + randomHex(4);
 }
 
-namespace {
-
-// What Nomad's client does at start on cgroup v2 (cgroupslib): nomad.slice
-// and its share.slice, controllers enabled down to the tasks' scopes.
-std::string prepareShareSlice() {
-  const std::string root = "/sys/fs/cgroup";
-  if (!std::filesystem::exists(root + "/cgroup.controllers")) return "";
-  const std::string nomad = root + "/nomad.slice", share = nomad + "/share.slice";
-  std::error_code ec;
-  std::filesystem::create_directories(share, ec);
-  if (ec) return "";
-  for (const auto& dir : {root, nomad, share}) {
-    for (const char* controller : {"+cpu", "+memory", "+io", "+pids"}) {
-      std::ofstream(dir + "/cgroup.subtree_control") << controller;  // one at a time: a missing one fails alone
-    }
-  }
-  return share;
-}
-
-}  // namespace
-
 NodeInfo NodeInfo::detect() {
   NodeInfo n;
   n.nodeId = randomUuid();
@@ -141,7 +120,7 @@ NodeInfo NodeInfo::detect() {
   gethostname(host, sizeof host - 1);
   n.nodeName = host;
   n.totalComputeMhz = detectComputeMhz();
-  n.shareSlice = prepareShareSlice();
+  n.cgroups = NomadCgroups::init();
   return n;
 }
 
@@ -237,7 +216,7 @@ Result<drivers::TaskConfig> buildTaskConfig(
   linux->set_cpu_shares(task.cpuMhz);
   linux->set_memory_limit_bytes(int64_t{std::max(task.memoryMb, task.memoryMaxMb)} << 20);
   if (node.totalComputeMhz > 0) linux->set_percentticks(task.cpuMhz / node.totalComputeMhz);
-  if (!node.shareSlice.empty()) linux->set_cpuset_cgroup(node.shareSlice + "/" + allocId + "." + task.name + ".scope");
+  linux->set_cpuset_cgroup(node.cgroups.cpusetCgroup(allocId, task.name));
   for (const auto& p : task.ports) {
     auto* pm = res->add_ports();
     pm->set_label(p.label);

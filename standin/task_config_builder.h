@@ -8,6 +8,7 @@
 #include "common/result.h"
 #include "hashicorp/nomad/plugins/drivers/proto/driver.pb.h"
 #include "hashicorp/nomad/plugins/shared/hclspec/hcl_spec.pb.h"
+#include "standin/nomad_cgroups.h"
 #include "standin/task_file.h"
 
 namespace s2z::standin {
@@ -23,13 +24,10 @@ struct NodeInfo {
   std::string nodeId;
   std::string nodeName;
   double totalComputeMhz = 0;  // for LinuxResources.PercentTicks
-  // Nomad 1.7+ on cgroup v2: the slice tasks without reserved cores live in
-  // (/sys/fs/cgroup/nomad.slice/share.slice), made at client start with the
-  // cpu, memory, io and pids controllers enabled below it; each task's
-  // LinuxResources.cpuset_cgroup is <slice>/<alloc_id>.<task>.scope. Empty:
-  // no cgroup v2 (then cpuset_cgroup stays empty).
-  std::string shareSlice;
-  static NodeInfo detect();    // hostname, a fresh id, MHz x cores, the share slice
+  // Nomad's cgroup tree on this host: what each task's
+  // LinuxResources.cpuset_cgroup names, and the cgroups made for it.
+  NomadCgroups cgroups = NomadCgroups::off();
+  static NodeInfo detect();    // hostname, a fresh id, MHz x cores, Nomad's cgroup tree made
 };
 
 struct AllocLayout {

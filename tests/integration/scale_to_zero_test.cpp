@@ -1,14 +1,21 @@
 // Scale to zero seen from Nomad's side: an idle VM goes to sleep (task event),
 // the task stays running (WaitTask keeps blocking, stats keep flowing), and
 // the first HTTP request wakes it and is answered, and qemu-guest-agent in
-// the guest gets its clock set again. One VM boot.
+// the guest gets its clock set again. Then the memory Nomad sees: the VMM in
+// the cgroups Nomad's client made for the task, and their charge in
+// TaskStats, running and in a deep sleep. One VM boot each.
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <filesystem>
+#include <fstream>
 #include <map>
+#include <optional>
+#include <vector>
 
+#include "standin/nomad_cgroups.h"
 #include "tests/integration/test_env.h"
 #include "tests/err_text.h"
 
@@ -89,5 +96,97 @@ TEST_CASE("an idle task sleeps, stays running for Nomad, and wakes on the first 
   CHECK(exit->err.empty());
   REQUIRE(c.destroyTask(t.id).ok());
   CHECK(env.links().empty());
+  CHECK_MESSAGE(env.onlyProcessLeft(c.process().pid(), 3s), env.describePids());
+}
+
+namespace {
+
+std::vector<pid_t> cgroupMembers(const std::string& dir) {
+  std::ifstream in(dir + "/cgroup.procs");
+  std::vector<pid_t> pids;
+  for (pid_t pid = 0; in >> pid;) pids.push_back(pid);
+  return pids;
+}
+
+std::string commOf(pid_t pid) {
+  std::string comm;
+  std::getline(std::ifstream("/proc/" + std::to_string(pid) + "/comm"), comm);
+  return comm;
+}
+
+// The charge in the newest TaskStats sample that reports one.
+std::optional<uint64_t> reportedCharge(const NomadClient& c, const std::string& taskId) {
+  auto samples = c.statsSamples(taskId);
+  for (auto it = samples.rbegin(); it != samples.rend(); ++it) {
+    if (std::find(it->memoryMeasured.begin(), it->memoryMeasured.end(), "USAGE") != it->memoryMeasured.end()) {
+      return it->memoryUsage;
+    }
+  }
+  return std::nullopt;
+}
+
+}  // namespace
+
+TEST_CASE("the VMM lives in the cgroups Nomad made for the task; TaskStats report their memory charge, which a deep sleep gives back") {
+  REQUIRE(guestAvailable());
+  const NomadCgroups nomad = NomadCgroups::init();  // what the client made at its start
+  if (nomad.mode() == NomadCgroups::Mode::kOff) {
+    MESSAGE("no cgroup tree for Nomad on this host: nothing to test");
+    return;
+  }
+  TestEnv env;
+  auto opts = env.clientOptions();
+  opts.skipProbeAndValidation = true;
+  auto loaded = NomadClient::loadPlugin(opts);
+  REQUIRE_MESSAGE(loaded.ok(), s2z::tests::errText(loaded));
+  NomadClient& c = **loaded;
+
+  auto started = c.startTask(webTask("  scale_to_zero: { enabled: true, idle_timeout: \"3s\", sleep: deep }\n"));
+  REQUIRE_MESSAGE(started.ok(), s2z::tests::errText(started));
+  const StartedTask& t = *started;
+  REQUIRE(env.waitHttp(t.networkAddr, 8080, 30s));
+  const std::string memory = nomad.memoryCgroup(t.allocId, t.name);
+  auto charge = [&] {
+    uint64_t bytes = 0;
+    std::ifstream(memory + "/" + nomad.memoryChargeFile()) >> bytes;
+    return bytes;
+  };
+
+  // Running: the VMM is the task's process in its memory cgroup, and the
+  // charge reported to Nomad is the kernel's (the VMM and its guest RAM's cache).
+  auto members = cgroupMembers(memory);
+  REQUIRE(members.size() == 1);
+  CHECK(commOf(members[0]).rfind("qemu", 0) == 0);
+  std::optional<uint64_t> running;
+  REQUIRE(c.waitUntil(10s, [&] { return (running = reportedCharge(c, t.id)).has_value(); }));
+  MESSAGE("running: TaskStats usage " << *running / 1048576.0 << " MiB, " << memory << " "
+          << charge() / 1048576.0 << " MiB");
+  CHECK(*running > 64ull << 20);
+  CHECK(std::llabs(static_cast<long long>(charge()) - static_cast<long long>(*running)) < (32ll << 20));
+
+  // Deep asleep: no process left in the task's cgroup, and the charge given
+  // back (what stays is the first-reader charge of shared files: QEMU's
+  // binary and libraries, the guest kernel; agent/README.md).
+  REQUIRE(c.waitUntil(30s, [&] { return eventMatching(c, t.allocId, "sleeping"); }));
+  CHECK(c.waitUntil(10s, [&] { return cgroupMembers(memory).empty(); }));
+  size_t before = c.statsSamples(t.id).size();
+  REQUIRE(c.waitForStats(t.id, before + 2, 10s));
+  auto asleep = reportedCharge(c, t.id);
+  REQUIRE(asleep.has_value());
+  MESSAGE("deep asleep: TaskStats usage " << *asleep / 1048576.0 << " MiB");
+  CHECK(*asleep < *running / 4);
+
+  // The wake's VMM joins the same cgroups and is charged there again.
+  auto reply = env.httpGet(t.networkAddr, 8080, "/", 10s);
+  CHECK(reply.status == 200);
+  members = cgroupMembers(memory);
+  REQUIRE(members.size() == 1);
+  CHECK(commOf(members[0]).rfind("qemu", 0) == 0);
+  CHECK(charge() > *asleep);
+
+  REQUIRE(c.stopTask(t.id, 5s).ok());
+  REQUIRE(c.waitTask(t.id, 20s).ok());
+  REQUIRE(c.destroyTask(t.id).ok());
+  CHECK_FALSE(std::filesystem::exists(memory));
   CHECK_MESSAGE(env.onlyProcessLeft(c.process().pid(), 3s), env.describePids());
 }

@@ -58,7 +58,7 @@ TEST_CASE("YAML task -> TaskConfig as the client builds it") {
   CHECK(std::regex_match(allocId, std::regex("[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}")));
   auto layout = prepareAllocDir(dir.path, allocId, "web");
   REQUIRE(layout.ok());
-  NodeInfo node{"node-1", "host", 5000, "/sys/fs/cgroup/nomad.slice/share.slice"};
+  NodeInfo node{"node-1", "host", 5000, NomadCgroups::v2At("/sys/fs/cgroup")};
   auto cfg = buildTaskConfig(*task, taskSpec(), allocId, *layout, node);
   REQUIRE_MESSAGE(cfg.ok(), cfg.error().message);
 
@@ -107,7 +107,7 @@ TEST_CASE("config errors surface as Failed Validation before any RPC") {
   std::string allocId = randomUuid();
   auto layout = prepareAllocDir(dir.path, allocId, "web");
   REQUIRE(layout.ok());
-  NodeInfo node{"n", "h", 1000, ""};
+  NodeInfo node{"n", "h", 1000, NomadCgroups::off()};
 
   auto unknown = TaskFile::parse("name: web\nconfig: { kernel: /k, colour: red }");
   REQUIRE(unknown.ok());
@@ -138,7 +138,7 @@ TEST_CASE("task files reject unknown keys and group mode carries the netns path"
   auto layout = prepareAllocDir(dir.path, "a", "web");
   REQUIRE(layout.ok());
   group->config = YAML::Load("{kernel: /k}");
-  auto cfg = buildTaskConfig(*group, taskSpec(), "a", *layout, NodeInfo{"n", "h", 1000, ""});
+  auto cfg = buildTaskConfig(*group, taskSpec(), "a", *layout, NodeInfo{"n", "h", 1000, NomadCgroups::off()});
   REQUIRE(cfg.ok());
   CHECK(cfg->network_isolation_spec().mode() == drivers::NetworkIsolationSpec::GROUP);
   CHECK(cfg->network_isolation_spec().path() == "/var/run/netns/a");

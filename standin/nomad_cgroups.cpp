@@ -1,0 +1,155 @@
+#include "standin/nomad_cgroups.h"
+
+#include <linux/magic.h>
+#include <signal.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+#include <thread>
+
+#include <spdlog/spdlog.h>
+
+namespace s2z::standin {
+
+namespace {
+
+const std::string kRoot = "/sys/fs/cgroup";
+const std::string kV1Parent = "nomad";          // the client's default cgroup_parent on v1
+const std::string kV2Parent = "nomad.slice";    // ... and on v2
+const char* const kV1TaskControllers[] = {"freezer", "cpu", "memory"};
+
+bool writeValue(const std::string& path, const std::string& value) {
+  std::ofstream out(path);
+  out << value;
+  out.flush();
+  return static_cast<bool>(out);
+}
+
+std::string readValue(const std::string& path) {
+  std::string value;
+  std::getline(std::ifstream(path), value);
+  return value;
+}
+
+bool makeDir(const std::string& dir) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  return !ec;
+}
+
+// Removes an emptied cgroup, giving killed processes a moment to go (the
+// wrangler's Cleanup retries with a backoff too).
+void removeWhenEmpty(const std::string& dir) {
+  for (int i = 0; i < 50 && std::filesystem::exists(dir); ++i) {
+    if (::rmdir(dir.c_str()) == 0 || errno == ENOENT) return;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  if (std::filesystem::exists(dir)) spdlog::warn("stand-in: cgroup {} could not be removed", dir);
+}
+
+bool initV2() {
+  const std::string nomad = kRoot + "/" + kV2Parent;
+  if (!makeDir(nomad + "/share.slice") || !makeDir(nomad + "/reserve.slice")) return false;
+  for (const auto& dir : {kRoot, nomad, nomad + "/share.slice", nomad + "/reserve.slice"}) {
+    for (const char* controller : {"+cpuset", "+cpu", "+memory", "+io", "+pids"}) {
+      writeValue(dir + "/cgroup.subtree_control", controller);  // one at a time: a missing one fails alone
+    }
+  }
+  return true;
+}
+
+bool initV1() {
+  for (const char* controller : {"freezer", "memory", "cpu", "cpuset"}) {
+    if (!makeDir(kRoot + "/" + controller + "/" + kV1Parent)) return false;
+  }
+  // The cpuset tree: cores and mems are not inherited (clone_children 0),
+  // so each level gets them written; the share partition gets every usable
+  // core (the partition manager's value with nothing reserved).
+  const std::string cpuset = kRoot + "/cpuset", nomad = cpuset + "/" + kV1Parent;
+  const std::string cores = readValue(cpuset + "/cpuset.cpus"), mems = readValue(cpuset + "/cpuset.mems");
+  bool ok = writeValue(nomad + "/cgroup.clone_children", "0") && writeValue(nomad + "/cpuset.mems", mems) &&
+            writeValue(nomad + "/cpuset.cpus", cores);
+  for (const char* partition : {"share", "reserve"}) {
+    const std::string dir = nomad + "/" + partition;
+    ok = ok && makeDir(dir) && writeValue(dir + "/cgroup.clone_children", "0") && writeValue(dir + "/cpuset.mems", mems);
+  }
+  return ok && writeValue(nomad + "/share/cpuset.cpus", cores);
+}
+
+}  // namespace
+
+NomadCgroups NomadCgroups::init() {
+  struct statfs fs {};
+  if (::statfs(kRoot.c_str(), &fs) != 0) return off();
+  if (fs.f_type == CGROUP2_SUPER_MAGIC) {
+    if (initV2()) return NomadCgroups(Mode::kV2, kRoot);
+  } else if (std::filesystem::exists(kRoot + "/cpuset/cpuset.cpus")) {
+    if (initV1()) return NomadCgroups(Mode::kV1, kRoot);
+  }
+  spdlog::warn("stand-in: Nomad's cgroup tree could not be made under {}; tasks get no cpuset_cgroup", kRoot);
+  return off();
+}
+
+std::string NomadCgroups::v1Dir(const std::string& controller, const std::string& allocId,
+                                const std::string& task) const {
+  return root_ + "/" + controller + "/" + kV1Parent + "/" + allocId + "." + task;
+}
+
+std::string NomadCgroups::v2Scope(const std::string& allocId, const std::string& task) const {
+  return root_ + "/" + kV2Parent + "/share.slice/" + allocId + "." + task + ".scope";
+}
+
+std::string NomadCgroups::cpusetCgroup(const std::string& allocId, const std::string& task) const {
+  switch (mode_) {
+    case Mode::kV2: return v2Scope(allocId, task);
+    case Mode::kV1: return root_ + "/cpuset/" + kV1Parent + "/share";
+    case Mode::kOff: break;
+  }
+  return "";
+}
+
+std::string NomadCgroups::memoryCgroup(const std::string& allocId, const std::string& task) const {
+  switch (mode_) {
+    case Mode::kV2: return v2Scope(allocId, task);
+    case Mode::kV1: return v1Dir("memory", allocId, task);
+    case Mode::kOff: break;
+  }
+  return "";
+}
+
+std::string NomadCgroups::memoryChargeFile() const {
+  return mode_ == Mode::kV1 ? "memory.usage_in_bytes" : "memory.current";
+}
+
+void NomadCgroups::setUpTask(const std::string& allocId, const std::string& task) const {
+  std::vector<std::string> dirs;
+  if (mode_ == Mode::kV2) dirs = {v2Scope(allocId, task)};
+  if (mode_ == Mode::kV1) {
+    for (const char* controller : kV1TaskControllers) dirs.push_back(v1Dir(controller, allocId, task));
+  }
+  for (const auto& dir : dirs) {
+    if (!makeDir(dir)) spdlog::warn("stand-in: failed to create task cgroup {}", dir);
+  }
+}
+
+void NomadCgroups::tearDownTask(const std::string& allocId, const std::string& task) const {
+  if (mode_ == Mode::kV2) {
+    const std::string scope = v2Scope(allocId, task);
+    if (std::filesystem::exists(scope)) writeValue(scope + "/cgroup.kill", "1");
+    removeWhenEmpty(scope);
+  }
+  if (mode_ == Mode::kV1) {
+    const std::string freezer = v1Dir("freezer", allocId, task);
+    if (std::filesystem::exists(freezer) && writeValue(freezer + "/freezer.state", "FROZEN")) {
+      std::ifstream procs(freezer + "/cgroup.procs");
+      for (pid_t pid = 0; procs >> pid;) ::kill(pid, SIGKILL);
+      writeValue(freezer + "/freezer.state", "THAWED");
+    }
+    for (const char* controller : kV1TaskControllers) removeWhenEmpty(v1Dir(controller, allocId, task));
+  }
+}
+
+}  // namespace s2z::standin
