@@ -20,7 +20,8 @@ Summary summarizeBy(const std::vector<T>& samples, F f) {
 }
 
 struct TierSummary {
-  Summary wake, awake, agentWake, sleep, syn, held, rss, cache, disk, densityWake;
+  Summary wake, awake, agentWake, sleep, syn, charged, held, rss, cache, disk, densityWake;
+  bool chargeMeasured = false;
 };
 
 TierSummary summarizeTier(const TierResult& t) {
@@ -30,6 +31,8 @@ TierSummary summarizeTier(const TierResult& t) {
   s.agentWake = summarizeBy(t.wakes, [](auto& w) { return w.agentWakeMs; });
   s.sleep = summarizeBy(t.wakes, [](auto& w) { return w.sleepMs; });
   s.syn = summarizeBy(t.wakes, [](auto& w) { return w.synRetrans; });
+  s.charged = summarizeBy(t.footprints, [](auto& f) { return mib(f.cgroupBytes); });
+  s.chargeMeasured = !t.footprints.empty() && t.footprints.front().cgroupMeasured;
   s.held = summarizeBy(t.footprints, [](auto& f) { return mib(f.heldBytes); });
   s.rss = summarizeBy(t.footprints, [](auto& f) { return mib(f.vmmRssBytes); });
   s.cache = summarizeBy(t.footprints, [](auto& f) { return mib(f.ramCacheBytes); });
@@ -38,32 +41,41 @@ TierSummary summarizeTier(const TierResult& t) {
   return s;
 }
 
+// "–" where the host gave the task no memory cgroup to read.
+std::string chargeCell(bool measured, double mibValue) {
+  return measured ? fmt::format("{:.1f}", mibValue) : "–";
+}
+
 }  // namespace
 
 std::string tierTable(const TierResults& r, const Summary& coldBootMs) {
   std::string out =
       "\n### Sleep tiers (one task of 256 MiB per tier; memory and disk measured asleep, right before the request)\n\n"
       "| tier | wakes | wake median / p95 (ms, request sent → full response) | the next request, awake (median ms) "
-      "| agent wake_ms median | SYN retrans | sleep (ms: pause or snapshot) | host memory held (MiB: VMM anon + RAM file cached) "
-      "| VMM RSS (MiB) | RAM file cached (MiB) | disk (MiB) |\n|---|---|---|---|---|---|---|---|---|---|---|\n";
+      "| agent wake_ms median | SYN retrans | sleep (ms: pause or snapshot) | the task's cgroup charge (MiB, the kernel's) "
+      "| host memory held (MiB: VMM anon + RAM file cached) "
+      "| VMM RSS (MiB) | RAM file cached (MiB) | disk (MiB) |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n";
   for (const auto& t : r.tiers) {
     TierSummary s = summarizeTier(t);
-    out += fmt::format("| {} | {} | {:.1f} / {:.1f} | {:.1f} | {:.1f} | {:.0f} | {:.0f} | {:.1f} | {:.1f} | {:.1f} | {:.1f} |\n",
+    out += fmt::format("| {} | {} | {:.1f} / {:.1f} | {:.1f} | {:.1f} | {:.0f} | {:.0f} | {} | {:.1f} | {:.1f} | {:.1f} | {:.1f} |\n",
                        t.name, s.wake.n, s.wake.median, s.wake.p95, s.awake.median, s.agentWake.median, s.syn.sum,
-                       s.sleep.median, s.held.median, s.rss.median, s.cache.median, s.disk.median);
+                       s.sleep.median, chargeCell(s.chargeMeasured, s.charged.median), s.held.median, s.rss.median,
+                       s.cache.median, s.disk.median);
   }
-  out += fmt::format("| cold boot (no sleep: a new VM) | {} | {:.0f} / {:.0f} | – | – | – | – | 0 | 0 | 0 | – |\n",
+  out += fmt::format("| cold boot (no sleep: a new VM) | {} | {:.0f} / {:.0f} | – | – | – | – | – | 0 | 0 | 0 | – |\n",
                      coldBootMs.n, coldBootMs.median, coldBootMs.p95);
   bool density = false;
   for (const auto& t : r.tiers) density = density || t.density.tasks > 0;
   if (!density) return out;
-  out += "\n| density: tasks asleep at once | guest RAM each (MiB) | held in total (MiB: VMM anon + RAM file cached) | host memory in use, "
+  out += "\n| density: tasks asleep at once | guest RAM each (MiB) | their cgroups' charge in total (MiB) "
+         "| held in total (MiB: VMM anon + RAM file cached) | host memory in use, "
          "asleep minus before (MiB) | woken in random order: answered | wake median / p95 (ms) |\n"
-         "|---|---|---|---|---|---|\n";
+         "|---|---|---|---|---|---|---|\n";
   for (const auto& t : r.tiers) {
     const auto& d = t.density;
     Summary w = summarize(d.wakeMs);
-    out += fmt::format("| {}: {} | {} | {:.0f} | {:.0f} | {}/{} | {:.0f} / {:.0f} |\n", t.name, d.tasks, d.memoryMib,
+    out += fmt::format("| {}: {} | {} | {} | {:.0f} | {:.0f} | {}/{} | {:.0f} / {:.0f} |\n", t.name, d.tasks,
+                       d.memoryMib, chargeCell(d.cgroupMeasured, mib(static_cast<double>(d.cgroupBytes))),
                        mib(static_cast<double>(d.heldBytes)), mib(static_cast<double>(d.hostUsedBytes)), d.answered,
                        d.tasks, w.median, w.p95);
   }
@@ -76,13 +88,13 @@ Result<void> plotTiers(const TierResults& r, const Summary& coldBootMs, const st
   auto data = png.string() + ".dat";
   {
     std::ofstream out(data);
-    out << "# tier wake_median wake_p95 held_mib rss_mib cache_mib\n";
+    out << "# tier wake_median wake_p95 held_mib rss_mib cache_mib charged_mib\n";
     for (const auto& t : r.tiers) {
       TierSummary s = summarizeTier(t);
-      out << fmt::format("\"{}\" {:.2f} {:.2f} {:.2f} {:.2f} {:.2f}\n", t.name, s.wake.median, s.wake.p95, s.held.median,
-                         s.rss.median, s.cache.median);
+      out << fmt::format("\"{}\" {:.2f} {:.2f} {:.2f} {:.2f} {:.2f} {:.2f}\n", t.name, s.wake.median, s.wake.p95,
+                         s.held.median, s.rss.median, s.cache.median, s.charged.median);
     }
-    out << fmt::format("\"cold boot\" {:.2f} {:.2f} 0 0 0\n", coldBootMs.median, coldBootMs.p95);
+    out << fmt::format("\"cold boot\" {:.2f} {:.2f} 0 0 0 0\n", coldBootMs.median, coldBootMs.p95);
   }
   std::string script = fmt::format(
       "set terminal pngcairo size 1200,480 font 'sans,10'; set output '{}';"
@@ -92,7 +104,7 @@ Result<void> plotTiers(const TierResults& r, const Summary& coldBootMs, const st
       "set title 'wake: request sent -> full response'; set ylabel 'ms (log scale)'; set logscale y;"
       "plot '{}' using 2:xtic(1) title 'median', '' using 3 title 'p95';"
       "unset logscale y; set key top right; set title 'host memory held per sleeping task'; set ylabel 'MiB';"
-      "plot '{}' using 4:xtic(1) title 'held (VMM anon + RAM cache)', '' using 5 title 'VMM RSS', '' using 6 title 'RAM file in page cache';"
+      "plot '{}' using 7:xtic(1) title 'cgroup charge', '' using 4 title 'held (VMM anon + RAM cache)', '' using 5 title 'VMM RSS', '' using 6 title 'RAM file in page cache';"
       "unset multiplot",
       png.string(), data, data);
   std::string command = gnuplot->string() + " -e \"" + script + "\"";

@@ -20,6 +20,8 @@
 #include "bench/http_probe.h"
 #include "bench/task_logs.h"
 #include "common/unique_fd.h"
+#include "standin/nomad_cgroups.h"
+#include "standin/task_config_builder.h"
 #include "vmm/guest_ram_release.h"
 
 namespace s2z::bench {
@@ -74,8 +76,12 @@ uint64_t hostUsedBytes() {
   return (total - std::min(total, available)) * 1024;
 }
 
-TierFootprint footprint(const agent::InstanceRecord& r) {
+TierFootprint footprint(agent::Instance& instance) {
+  const agent::InstanceRecord r = instance.record();
   TierFootprint f;
+  agent::ResourceUsage usage = instance.usage();
+  f.cgroupBytes = usage.cgroupBytes;
+  f.cgroupMeasured = usage.cgroupMeasured;
   uint64_t anon = 0;
   if (r.vmm.pid != 0) {
     if (auto t = agent::readProcessTimes(r.vmm.pid); t.ok()) {
@@ -92,17 +98,32 @@ TierFootprint footprint(const agent::InstanceRecord& r) {
   return f;
 }
 
-// One task of a tier: its spec, logs, events and guard.
+// The cgroups Nomad's client makes for a task, killed and removed once the
+// task is destroyed (declared before its InstanceGuard).
+struct TaskCgroupsGuard {
+  TaskCgroupsGuard() = default;
+  TaskCgroupsGuard(const TaskCgroupsGuard&) = delete;
+  TaskCgroupsGuard& operator=(const TaskCgroupsGuard&) = delete;
+  const standin::NomadCgroups* nomad = nullptr;
+  std::string allocId, name;
+  ~TaskCgroupsGuard() {
+    if (nomad) nomad->tearDownTask(allocId, name);
+  }
+};
+
+// One task of a tier: its spec, logs, events and guards.
 struct BenchTask {
   std::string id;
   TaskLogs logs;
   EventLog events;
+  TaskCgroupsGuard cgroups;
   std::unique_ptr<InstanceGuard> guard;
   std::string address() const { return guard->instance->record().network.address; }
 };
 
 Result<std::unique_ptr<BenchTask>> startTask(const BenchConfig& c, agent::Agent& agent, const TierSetup& tier,
-                                             const std::string& id, uint64_t memoryMib) {
+                                             const standin::NomadCgroups& nomad, const std::string& id,
+                                             uint64_t memoryMib) {
   auto task = std::make_unique<BenchTask>();
   task->id = id;
   auto logs = openTaskLogs(c.workDir, id);
@@ -112,15 +133,22 @@ Result<std::unique_ptr<BenchTask>> startTask(const BenchConfig& c, agent::Agent&
   spec.sleepTier = tier.tier;
   spec.lightSleepCache = tier.cache;
   spec.memoryMib = memoryMib;
+  // In the cgroups Nomad would give it, so its charge is the kernel's.
+  task->cgroups.allocId = standin::randomUuid();
+  task->cgroups.name = "web";
+  task->cgroups.nomad = &nomad;
+  nomad.setUpTask(task->cgroups.allocId, task->cgroups.name);
+  spec.cgroup = nomad.cpusetCgroup(task->cgroups.allocId, task->cgroups.name);
+  spec.cgroupScope = task->cgroups.allocId + "." + task->cgroups.name;
   auto started = agent.start(spec, task->events.sink());
   if (!started.ok()) return started.error().wrap("start " + id);
   task->guard.reset(new InstanceGuard{agent, *started, id});
   return task;
 }
 
-Result<void> wakeCycles(const BenchConfig& c, agent::Agent& agent, const TierSetup& tier, TierResult& out,
-                        TierResults& all) {
-  auto task = startTask(c, agent, tier, std::string("tier-") + tier.idTag, 256);
+Result<void> wakeCycles(const BenchConfig& c, agent::Agent& agent, const TierSetup& tier,
+                        const standin::NomadCgroups& nomad, TierResult& out, TierResults& all) {
+  auto task = startTask(c, agent, tier, nomad, std::string("tier-") + tier.idTag, 256);
   if (!task.ok()) return task.error();
   BenchTask& t = **task;
   if (!waitForHttp(t.address(), c.guestPort, 90s, "/")) {
@@ -131,7 +159,7 @@ Result<void> wakeCycles(const BenchConfig& c, agent::Agent& agent, const TierSet
     auto slept = t.events.waitFor("Sleeping", next, 30s, &next);
     if (!slept) return makeError(ErrorCode::kTimeout, "no Sleeping event within 30 s");
     std::this_thread::sleep_for(c.settle);
-    TierFootprint held = footprint(t.guard->instance->record());
+    TierFootprint held = footprint(*t.guard->instance);
     auto before = readRetransmits();
     HttpTiming r = timedGet(t.address(), c.guestPort, "/", 15s);
     auto after = readRetransmits();
@@ -150,20 +178,20 @@ Result<void> wakeCycles(const BenchConfig& c, agent::Agent& agent, const TierSet
     if (before.ok() && after.ok()) w.synRetrans = after->syn - before->syn;
     out.wakes.push_back(w);
     out.footprints.push_back(held);
-    spdlog::info("bench: {} wake {}/{}: {:.1f} ms (agent {:.1f} ms), {} MiB held asleep", tier.name, i,
-                 c.tierCycles, w.requestMs, w.agentWakeMs, held.heldBytes >> 20);
+    spdlog::info("bench: {} wake {}/{}: {:.1f} ms (agent {:.1f} ms), {} MiB held asleep, {} MiB charged", tier.name,
+                 i, c.tierCycles, w.requestMs, w.agentWakeMs, held.heldBytes >> 20, held.cgroupBytes >> 20);
   }
   return okResult();
 }
 
-Result<void> density(const BenchConfig& c, agent::Agent& agent, const TierSetup& tier, TierDensity& out,
-                     TierResults& all) {
+Result<void> density(const BenchConfig& c, agent::Agent& agent, const TierSetup& tier,
+                     const standin::NomadCgroups& nomad, TierDensity& out, TierResults& all) {
   out.tasks = static_cast<unsigned>(c.densityTasks);
   out.memoryMib = c.densityMemoryMib;
   const uint64_t usedBefore = hostUsedBytes();
   std::vector<std::unique_ptr<BenchTask>> tasks;
   for (int i = 0; i < c.densityTasks; ++i) {
-    auto task = startTask(c, agent, tier, "dens-" + std::to_string(i), c.densityMemoryMib);
+    auto task = startTask(c, agent, tier, nomad, "dens-" + std::to_string(i), c.densityMemoryMib);
     if (!task.ok()) return task.error();
     tasks.push_back(std::move(*task));
   }
@@ -182,11 +210,16 @@ Result<void> density(const BenchConfig& c, agent::Agent& agent, const TierSetup&
     }
   }
   std::this_thread::sleep_for(2s);  // standbys up, nothing in flight
-  for (auto& t : tasks) out.heldBytes += footprint(t->guard->instance->record()).heldBytes;
+  for (auto& t : tasks) {
+    TierFootprint f = footprint(*t->guard->instance);
+    out.heldBytes += f.heldBytes;
+    out.cgroupBytes += f.cgroupBytes;
+    out.cgroupMeasured = f.cgroupMeasured;
+  }
   const uint64_t usedAsleep = hostUsedBytes();
   out.hostUsedBytes = usedAsleep > usedBefore ? usedAsleep - usedBefore : 0;
-  spdlog::info("bench: {} density: {} tasks asleep hold {} MiB, host {} MiB more in use", tier.name,
-               tasks.size(), out.heldBytes >> 20, out.hostUsedBytes >> 20);
+  spdlog::info("bench: {} density: {} tasks asleep hold {} MiB ({} MiB charged), host {} MiB more in use",
+               tier.name, tasks.size(), out.heldBytes >> 20, out.cgroupBytes >> 20, out.hostUsedBytes >> 20);
   std::vector<BenchTask*> order;
   for (auto& t : tasks) order.push_back(t.get());
   std::shuffle(order.begin(), order.end(), std::mt19937(7));
@@ -206,6 +239,7 @@ Result<void> density(const BenchConfig& c, agent::Agent& agent, const TierSetup&
 
 Result<TierResults> runTierScenarios(const BenchConfig& c) {
   TierResults results;
+  const standin::NomadCgroups nomad = standin::NomadCgroups::init();
   int index = 0;
   for (const TierSetup& tier : kTiers) {
     agent::AgentConfig config;
@@ -221,8 +255,10 @@ Result<TierResults> runTierScenarios(const BenchConfig& c) {
     std::unique_ptr<agent::Agent> agent = std::move(*made);
     TierResult out;
     out.name = tier.name;
-    S2Z_TRY(wakeCycles(c, *agent, tier, out, results), std::string(tier.name) + " cycles");
-    if (c.densityTasks > 0) S2Z_TRY(density(c, *agent, tier, out.density, results), std::string(tier.name) + " density");
+    S2Z_TRY(wakeCycles(c, *agent, tier, nomad, out, results), std::string(tier.name) + " cycles");
+    if (c.densityTasks > 0) {
+      S2Z_TRY(density(c, *agent, tier, nomad, out.density, results), std::string(tier.name) + " density");
+    }
     results.tiers.push_back(std::move(out));
   }
   return results;

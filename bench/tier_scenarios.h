@@ -21,11 +21,13 @@ struct TierWake {
   uint64_t synRetrans = 0;
 };
 
-// What one sleeping task holds, measured right before the request. What
-// its cgroup would be charged (cgroup v2's memory.current: this host's
-// memory controller is on cgroup v1, so it is added up here): the VMM's own
-// memory and the page cache of its RAM file.
+// What one sleeping task holds, measured right before the request: the
+// kernel's charge of the cgroups Nomad's client made for the task (laid out
+// as the stand-in's NomadCgroups does), and its parts added up: the VMM's
+// own memory and the page cache of its RAM file.
 struct TierFootprint {
+  uint64_t cgroupBytes = 0;   // the task's memory charge, as TaskStats report it
+  bool cgroupMeasured = false;
   uint64_t heldBytes = 0;     // VMM RssAnon + ramCacheBytes
   uint64_t vmmRssBytes = 0;   // VmRSS of the VMM (or standby); 0 without one
   uint64_t ramCacheBytes = 0; // the guest RAM file in the page cache
@@ -36,6 +38,8 @@ struct TierDensity {
   unsigned tasks = 0;
   uint64_t memoryMib = 0;        // each task's guest RAM
   uint64_t heldBytes = 0;        // sum of TierFootprint::heldBytes over the sleeping tasks
+  uint64_t cgroupBytes = 0;      // ... and of their cgroups' charges
+  bool cgroupMeasured = false;
   uint64_t hostUsedBytes = 0;    // MemTotal - MemAvailable, asleep minus before the start
   unsigned answered = 0;         // requests answered 200 when woken in random order
   std::vector<double> wakeMs;    // those requests
