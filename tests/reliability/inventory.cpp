@@ -117,6 +117,15 @@ Inventory Inventory::take(const integration::TestEnv& env, pid_t pluginPid, cons
   inv.addrMapKeys = addrMapKeysIn(subnetPrefix);
   inv.stateFiles = env.stateFiles();
   std::sort(inv.stateFiles.begin(), inv.stateFiles.end());
+  // Where Nomad's client puts tasks' cgroups (standin/nomad_cgroups.h).
+  for (const char* parent : {"/sys/fs/cgroup/memory/nomad", "/sys/fs/cgroup/cpu/nomad", "/sys/fs/cgroup/freezer/nomad",
+                             "/sys/fs/cgroup/nomad.slice/share.slice"}) {
+    for (auto it = fs::directory_iterator(parent, ec); !ec && it != fs::directory_iterator(); it.increment(ec)) {
+      if (it->is_directory()) inv.taskCgroups.push_back(it->path().string());
+    }
+    ec.clear();
+  }
+  std::sort(inv.taskCgroups.begin(), inv.taskCgroups.end());
   return inv;
 }
 
@@ -151,6 +160,7 @@ std::string Inventory::diff(const Inventory& b) const {
   diffLine(out, "pinned BPF objects", pins, b.pins);
   diffLine(out, "s2z_addr entries in the test subnet", addrMapKeys, b.addrMapKeys);
   diffLine(out, "files under state_dir", stateFiles, b.stateFiles);
+  diffLine(out, "task cgroups", taskCgroups, b.taskCgroups);
   return out.str();
 }
 
@@ -158,7 +168,8 @@ std::string Inventory::summary() const {
   std::ostringstream out;
   out << "processes " << join(processes) << ", links " << links.size() << ", plugin fds " << pluginFdCount
       << " " << join(pluginFds) << ", threads " << pluginThreads << " " << join(pluginThreadNames) << ", mounts " << mounts.size() << ", pins "
-      << pins.size() << ", addr entries " << addrMapKeys.size() << ", state files " << join(stateFiles);
+      << pins.size() << ", addr entries " << addrMapKeys.size() << ", state files " << join(stateFiles)
+      << ", task cgroups " << taskCgroups.size();
   return out.str();
 }
 

@@ -6,7 +6,10 @@
 // (BPF programs, maps and links it holds included) and threads; mounts under
 // the test's directory or of type bpf; the entries for the VM's address in
 // the pinned s2z_addr map, and the names pinned under /sys/fs/bpf/s2z-kata;
-// regular files under state_dir. (The plugin creates no cgroups.)
+// regular files under state_dir; the tasks' cgroups under Nomad's tree (the
+// stand-in's wrangler makes them before StartTask and removes them after
+// DestroyTask; the plugin makes any that are missing and removes them at
+// DestroyTask).
 #pragma once
 
 #include <sys/types.h>
@@ -33,6 +36,7 @@ struct Inventory {
   std::vector<std::string> pins;             // under /sys/fs/bpf/s2z-kata
   std::vector<std::string> addrMapKeys;      // s2z_addr keys in the test's subnet
   std::vector<std::string> stateFiles;
+  std::vector<std::string> taskCgroups;       // <alloc_id>.<task>[.scope] directories under Nomad's parents
 
   static Inventory take(const integration::TestEnv& env, pid_t pluginPid, const std::string& subnetPrefix);
   // One line per difference from `baseline` ("" when none).
