@@ -164,6 +164,8 @@ s2z::agent::InstanceRecord record(bool workload) {
     r.spec.workload = w;
     r.spec.rootfs = "/var/lib/s2z-kata/images/sha256-ab.ext4";
     r.spec.lightSleepCache = s2z::vmm::LightSleepCache::kDrop;
+    r.spec.cgroup = "/sys/fs/cgroup/cpuset/nomad/share";  // Nomad 1.7+ on a cgroup v1 host
+    r.spec.cgroupScope = "f3a1.web";
   }
   r.network = {"s2z-web", 17, "10.89.0.2", "10.89.0.1", 24, "52:54:00:12:34:56"};
   r.runDir = "/var/lib/s2z-kata/run/web-f3a1";
@@ -179,6 +181,7 @@ s2z::agent::InstanceRecord record(bool workload) {
 // The same record as an older plugin wrote it.
 json asVersion(json j, int version) {
   j["version"] = version;
+  if (version < 8) j["spec"].erase("cgroupScope");
   if (version < 7) j["spec"].erase("lightSleepCache");
   if (version < 6) j.erase("snapshotGeneration");
   if (version < 5) {
@@ -206,8 +209,10 @@ json asVersion(json j, int version) {
 void instanceRecordSeeds() {
   json plain = s2z::agent::toJson(record(false));
   json agentTask = s2z::agent::toJson(record(true));
-  write("instance_record", "v7-kernel.json", plain.dump());
-  write("instance_record", "v7-workload.json", agentTask.dump(2));
+  write("instance_record", "v8-kernel.json", plain.dump());
+  write("instance_record", "v8-workload.json", agentTask.dump(2));
+  write("instance_record", "v7-kernel.json", asVersion(plain, 7).dump());
+  write("instance_record", "v7-workload.json", asVersion(agentTask, 7).dump(2));
   write("instance_record", "v6-kernel.json", asVersion(plain, 6).dump());
   write("instance_record", "v6-workload.json", asVersion(agentTask, 6).dump(2));
   write("instance_record", "v5-kernel.json", asVersion(plain, 5).dump());

@@ -144,6 +144,12 @@ TEST_CASE("the VMM lives in the cgroups Nomad made for the task; TaskStats repor
   auto started = c.startTask(webTask("  scale_to_zero: { enabled: true, idle_timeout: \"3s\", sleep: deep }\n"));
   REQUIRE_MESSAGE(started.ok(), s2z::tests::errText(started));
   const StartedTask& t = *started;
+  // The task runner's stop hooks, should a check below end the test early.
+  struct StopHooks {
+    const NomadCgroups& nomad;
+    const StartedTask& task;
+    ~StopHooks() { nomad.tearDownTask(task.allocId, task.name); }
+  } stopHooks{nomad, t};
   REQUIRE(env.waitHttp(t.networkAddr, 8080, 30s));
   const std::string memory = nomad.memoryCgroup(t.allocId, t.name);
   auto charge = [&] {
