@@ -105,6 +105,15 @@ TEST_CASE("task cgroup: on this host's cgroup v2, made under its parent, removed
   CHECK(missing.error().code == ErrorCode::kFailedPrecondition);
 }
 
+// Removes the directories a test made, last made first, whatever check
+// ended the test.
+struct MadeDirs {
+  std::vector<std::filesystem::path> dirs;
+  ~MadeDirs() {
+    for (auto it = dirs.rbegin(); it != dirs.rend(); ++it) ::rmdir(it->c_str());
+  }
+};
+
 void copyFile(const std::filesystem::path& from, const std::filesystem::path& to) {
   std::string value;
   std::getline(std::ifstream(from), value);
@@ -122,6 +131,7 @@ TEST_CASE("task cgroup: on this host's cgroup v1, the task's cgroups under a Nom
   // What Nomad's client makes at start, with cgroup_parent = this name.
   const std::string parent = "s2zt-nomad-" + std::to_string(::getpid());
   auto share = cpuset->dir / parent / "share";
+  MadeDirs made{{cpuset->dir / parent, share}};
   REQUIRE(std::filesystem::create_directories(share));
   for (const auto* file : {"cpuset.cpus", "cpuset.mems"}) {
     copyFile(cpuset->dir / file, cpuset->dir / parent / file);
@@ -138,8 +148,12 @@ TEST_CASE("task cgroup: on this host's cgroup v1, the task's cgroups under a Nom
   auto early = ensureTaskCgroup(*cg);  // the client has not made the controllers' parents yet
   REQUIRE_FALSE(early.ok());
   CHECK(early.error().code == ErrorCode::kFailedPrecondition);
-  for (const auto& p : parents) std::filesystem::create_directories(p);
+  for (const auto& p : parents) {
+    made.dirs.push_back(p);
+    std::filesystem::create_directories(p);
+  }
 
+  made.dirs.insert(made.dirs.end(), cg->own.begin(), cg->own.end());
   REQUIRE(ensureTaskCgroup(*cg).ok());
   for (const auto& dir : cg->own) CHECK(std::filesystem::exists(dir / "cgroup.procs"));
   auto charged = cgroupMemoryCharge(*cg);
@@ -148,10 +162,6 @@ TEST_CASE("task cgroup: on this host's cgroup v1, the task's cgroups under a Nom
   REQUIRE(removeTaskCgroup(*cg).ok());
   for (const auto& dir : cg->own) CHECK_FALSE(std::filesystem::exists(dir));
   CHECK(std::filesystem::exists(share));  // the client's, not the task's
-
-  for (const auto& p : parents) CHECK(::rmdir(p.c_str()) == 0);
-  CHECK(::rmdir(share.c_str()) == 0);
-  CHECK(::rmdir((cpuset->dir / parent).c_str()) == 0);
 }
 
 }  // namespace
