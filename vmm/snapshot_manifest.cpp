@@ -6,8 +6,10 @@
 #include <zlib.h>
 
 #include <array>
+#include <cstdint>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <stdexcept>
 
 #include "common/unique_fd.h"
 #include "common/write_all.h"
@@ -75,19 +77,57 @@ uint32_t crcOfText(const std::string& text) {
               static_cast<uInt>(text.size())));
 }
 
+// A field of one JSON type, or a refusal naming it. nlohmann's get<> would
+// convert a float such as 3e89 into an integer (undefined behaviour) and
+// truncate a large integer silently; a manifest holds neither.
+struct BadField : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
+
+const nlohmann::json& member(const nlohmann::json& object, const char* key) {
+  if (!object.is_object()) throw BadField(std::string("an entry is not an object (reading ") + key + ")");
+  auto it = object.find(key);
+  if (it == object.end()) throw BadField(std::string(key) + " is missing");
+  return *it;
+}
+
+std::string stringField(const nlohmann::json& object, const char* key) {
+  const auto& v = member(object, key);
+  if (!v.is_string()) throw BadField(std::string(key) + " is not a string");
+  return v.get<std::string>();
+}
+
+uint64_t unsignedField(const nlohmann::json& object, const char* key, uint64_t max = UINT64_MAX) {
+  const auto& v = member(object, key);
+  if (!v.is_number_unsigned()) throw BadField(std::string(key) + " is not a non-negative integer");
+  auto x = v.get<uint64_t>();
+  if (x > max) throw BadField(std::string(key) + " is out of range");
+  return x;
+}
+
+int64_t signedField(const nlohmann::json& object, const char* key) {
+  const auto& v = member(object, key);
+  if (!v.is_number_integer() || (v.is_number_unsigned() && v.get<uint64_t>() > INT64_MAX)) {
+    throw BadField(std::string(key) + " is not a 64-bit integer");
+  }
+  return v.get<int64_t>();
+}
+
 SnapshotManifest parse(const nlohmann::json& b) {
   SnapshotManifest m;
-  m.stamp.owner = b.at("owner").get<std::string>();
-  m.stamp.generation = b.at("generation").get<uint64_t>();
-  for (const auto& j : b.at("files")) {
+  m.stamp.owner = stringField(b, "owner");
+  m.stamp.generation = unsignedField(b, "generation");
+  const auto& files = member(b, "files");
+  if (!files.is_array()) throw BadField("files is not a list");
+  for (const auto& j : files) {
     ManifestFile f;
-    f.path = j.at("path").get<std::string>();
-    f.size = j.at("size").get<uint64_t>();
-    if (j.contains("crc32")) {
-      f.crc32 = j.at("crc32").get<uint32_t>();
+    f.path = stringField(j, "path");
+    f.size = unsignedField(j, "size");
+    if (j.is_object() && j.contains("crc32")) {
+      f.crc32 = static_cast<uint32_t>(unsignedField(j, "crc32", UINT32_MAX));
     } else {
-      f.inode = j.at("inode").get<uint64_t>();
-      f.ctimeNs = j.at("ctime_ns").get<int64_t>();
+      f.inode = unsignedField(j, "inode");
+      f.ctimeNs = signedField(j, "ctime_ns");
     }
     m.files.push_back(std::move(f));
   }
@@ -194,7 +234,7 @@ Result<SnapshotManifest> decodeSnapshotManifest(std::string_view text) {
   }
   try {
     return parse(b);
-  } catch (const nlohmann::json::exception& e) {
+  } catch (const BadField& e) {
     return refuse(std::string("has a bad field: ") + e.what());
   }
 }

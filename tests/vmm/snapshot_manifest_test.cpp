@@ -180,6 +180,25 @@ TEST_CASE("snapshot manifest text: what is encoded decodes the same; every malfo
     body["files"][0].erase("size");
     CHECK(decodeRefusal(withValidChecksum(body)).find("bad field") != std::string::npos);
   }
+  SUBCASE("numbers that are not what the field holds (a float size was undefined behaviour; fuzz found it)") {
+    auto refusedWith = [&](const char* field, const nlohmann::json& value) {
+      auto body = good;
+      if (std::string(field) == "generation") {
+        body[field] = value;
+      } else {
+        body["files"][std::string(field) == "crc32" ? 0 : 1][field] = value;
+      }
+      return decodeRefusal(withValidChecksum(body));
+    };
+    CHECK(refusedWith("size", 3.33333e89).find("size is not a non-negative integer") != std::string::npos);
+    CHECK(refusedWith("generation", -1).find("generation is not a non-negative integer") != std::string::npos);
+    CHECK(refusedWith("crc32", uint64_t{1} << 32).find("crc32 is out of range") != std::string::npos);
+    CHECK(refusedWith("ctime_ns", UINT64_MAX).find("ctime_ns is not a 64-bit integer") != std::string::npos);
+    CHECK(refusedWith("inode", 1.5).find("inode is not a non-negative integer") != std::string::npos);
+    auto body = good;
+    body["files"][0] = 7;
+    CHECK(decodeRefusal(withValidChecksum(body)).find("not an object") != std::string::npos);
+  }
   SUBCASE("nested deeper than the format: dropped while parsing, refused") {
     auto body = good;
     body["files"][0]["path"] = nlohmann::json::parse(std::string(2000, '[') + std::string(2000, ']'));
