@@ -44,10 +44,13 @@ Result<void> prepareRunDir(const std::filesystem::path& runDir, const std::strin
   return okResult();
 }
 
-// The holder's argv: the configured command plus the task's name (for ps).
-OutputHolderCommand holderCommand(const OutputHolderCommand& base, const InstanceSpec& spec) {
+// The holder's argv: the configured command plus the task's name (for ps);
+// it runs in the task's cgroups.
+OutputHolderCommand holderCommand(const OutputHolderCommand& base, const InstanceSpec& spec,
+                                  const TaskCgroup& cgroup) {
   OutputHolderCommand c = base;
   if (!c.argv.empty()) c.argv.push_back(spec.name);
+  c.cgroups = cgroup.joined();
   return c;
 }
 
@@ -103,12 +106,31 @@ Result<std::shared_ptr<VmInstance>> VmInstance::start(const AgentConfig& config,
                             std::chrono::system_clock::now().time_since_epoch())
                             .count();
 
-  // Stage: the task's log FIFOs, held until it exits (first: a client whose
-  // log collector is not reading yet makes the start fail before anything else
-  // is made).
+  // Stage: the task's cgroups, which every process of the task joins: its
+  // VMMs and its log holder. Nomad's client made them at prestart; made here
+  // only when missing.
+  TaskCgroup cgroup;
+  if (!spec.cgroup.empty()) {
+    auto resolved = resolveTaskCgroup(spec.cgroup, spec.cgroupScope, readCgroupMounts());
+    if (resolved.ok()) {
+      cgroup = std::move(*resolved);
+      undo.push([made = cgroup] { (void)removeTaskCgroup(made); });  // before: a partial make is undone too
+      S2Z_TRY(ensureTaskCgroup(cgroup), where);
+    } else if (resolved.error().code == ErrorCode::kUnimplemented) {
+      spdlog::warn("{}: {}; the task's processes stay in the plugin's cgroup", where,
+                   resolved.error().describe());
+      rec.spec.cgroup.clear();
+    } else {
+      return resolved.error().wrap(where);
+    }
+  }
+
+  // Stage: the task's log FIFOs, held until it exits (before the rest: a
+  // client whose log collector is not reading yet makes the start fail at
+  // once).
   OutputPaths paths{spec.stdoutPath, spec.stderrPath};
   if (!paths.empty()) {
-    auto opened = TaskOutput::open(paths, holderCommand(deps.logHolder, spec), deps.logReaderWait);
+    auto opened = TaskOutput::open(paths, holderCommand(deps.logHolder, spec, cgroup), deps.logReaderWait);
     if (!opened.ok()) return opened.error().wrap(where + ": logs");
     output = std::move(*opened);
     undo.push([out = output.get()] { out->release(); });
@@ -171,20 +193,6 @@ Result<std::shared_ptr<VmInstance>> VmInstance::start(const AgentConfig& config,
     auto added = deps.kernel->addInstance(ifindex, addr);
     if (!added.ok()) return added.error().wrap(where + ": bpf");
     undo.push([k = deps.kernel, ifindex, addr] { (void)k->removeInstance(ifindex, addr); });
-  }
-
-  // Stage: the task's cgroup, which every VMM of the task joins.
-  if (!spec.cgroup.empty()) {
-    auto cgroup = resolveTaskCgroup(spec.cgroup, spec.cgroupScope, readCgroupMounts());
-    if (cgroup.ok()) {
-      undo.push([made = *cgroup] { (void)removeTaskCgroup(made); });  // before: a partial make is undone too
-      S2Z_TRY(ensureTaskCgroup(*cgroup), where);
-    } else if (cgroup.error().code == ErrorCode::kUnimplemented) {
-      spdlog::warn("{}: {}; the VMM stays in the plugin's cgroup", where, cgroup.error().describe());
-      rec.spec.cgroup.clear();
-    } else {
-      return cgroup.error().wrap(where);
-    }
   }
 
   // Stage: launch the VMM and wait until it is up (not for the guest's server).
@@ -269,7 +277,8 @@ Result<std::shared_ptr<VmInstance>> VmInstance::recover(const InstanceRecord& ha
   OutputPaths paths{rec.spec.stdoutPath, rec.spec.stderrPath};
   if (!paths.empty()) {
     auto recovered = TaskOutput::recover(paths, rec.logHolder,
-                                         holderCommand(deps.logHolder, rec.spec));
+                                         holderCommand(deps.logHolder, rec.spec,
+                                                       taskCgroupOnThisHost(rec.spec.cgroup, rec.spec.cgroupScope)));
     if (!recovered.ok()) return recovered.error().wrap(where + ": logs");
     output = std::move(*recovered);
     outputLost = output->lost();

@@ -123,6 +123,7 @@ Result<void> TaskOutput::startHolder() {
   }
   vmm::SpawnOptions opts;
   opts.argv = command_.argv;
+  opts.cgroups = command_.cgroups;
   opts.fds = {{stdout_ ? stdout_.get() : devNull.get(), kHolderStdoutFd},
               {stderr_ ? stderr_.get() : devNull.get(), kHolderStderrFd}};
   auto spawned = vmm::VmmProcess::spawn(opts);

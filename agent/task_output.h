@@ -40,6 +40,9 @@ struct OutputPaths {
 // (log_holder_program.c) as installed by log_holder_install.h.
 struct OutputHolderCommand {
   std::vector<std::string> argv;
+  // The task's cgroups (TaskCgroup::joined()): a helper process of the task
+  // is charged to it like its VMM; empty: the plugin's.
+  std::vector<std::filesystem::path> cgroups;
 };
 inline constexpr int kHolderStdoutFd = 3;
 inline constexpr int kHolderStderrFd = 4;

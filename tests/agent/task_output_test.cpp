@@ -8,6 +8,7 @@
 
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -15,6 +16,7 @@
 
 #include "agent/log_holder_image.h"
 #include "agent/log_holder_install.h"
+#include "agent/task_cgroup.h"
 #include "agent/task_output.h"
 #include "standin/log_collector.h"
 #include "tests/err_text.h"
@@ -56,7 +58,7 @@ OutputHolderCommand holderCommand() {
     REQUIRE_MESSAGE(path.ok(), s2z::tests::errText(path));
     return *path;
   }();
-  return {{installed.string(), "web"}};
+  return {{installed.string(), "web"}, {}};
 }
 
 template <typename Pred>
@@ -200,6 +202,47 @@ TEST_CASE("a killed holder is replaced from the VMM's reader; once the reader is
   CHECK((*lost)->lost().find("no reader") != std::string::npos);
   CHECK((*lost)->stdoutFd() < 0);
   (*lost)->release();
+}
+
+TEST_CASE("the holder runs in the task's cgroup, a replacement too, and leaves it empty at release") {
+  // A cgroup of its own for this test, in the memory hierarchy (v1) or v2's.
+  std::filesystem::path root;
+  for (const auto& m : readCgroupMounts()) {
+    bool memory = std::find(m.controllers.begin(), m.controllers.end(), "memory") != m.controllers.end();
+    if (memory || (m.v2 && root.empty())) root = m.dir;
+    if (memory) break;
+  }
+  REQUIRE_FALSE(root.empty());
+  const auto cgroup = root / ("s2zt-holder-" + std::to_string(::getpid()));
+  REQUIRE(::mkdir(cgroup.c_str(), 0755) == 0);
+  struct Removed {
+    std::filesystem::path dir;
+    ~Removed() { ::rmdir(dir.c_str()); }
+  } removed{cgroup};
+  auto members = [&] {
+    std::ifstream in(cgroup / "cgroup.procs");
+    std::vector<pid_t> pids;
+    for (pid_t pid = 0; in >> pid;) pids.push_back(pid);
+    return pids;
+  };
+
+  Fifos f;
+  auto reader = f.collect();
+  auto command = holderCommand();
+  command.cgroups = {cgroup};
+  auto out = TaskOutput::open(f.paths, command, 2s);
+  REQUIRE_MESSAGE(out.ok(), s2z::tests::errText(out));
+  pid_t first = (*out)->holder().pid;
+  CHECK(members() == std::vector<pid_t>{first});
+
+  REQUIRE(::kill(first, SIGKILL) == 0);
+  REQUIRE(waitFor([&] { return !alive(first); }));
+  REQUIRE((*out)->ensureHolder().ok());
+  CHECK(members() == std::vector<pid_t>{(*out)->holder().pid});
+
+  (*out)->release();
+  CHECK(members().empty());
+  CHECK(::rmdir(cgroup.c_str()) == 0);  // what the task's destroy does next
 }
 
 }  // namespace
