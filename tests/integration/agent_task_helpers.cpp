@@ -9,12 +9,7 @@ using namespace s2z::standin;
 using namespace std::chrono_literals;
 
 std::unique_ptr<NomadClient> loadPlugin(const TestEnv& env, std::chrono::milliseconds logCollectorDelay) {
-  auto opts = env.clientOptions();
-  opts.skipProbeAndValidation = true;
-  opts.logCollectorDelay = logCollectorDelay;
-  auto loaded = NomadClient::loadPlugin(opts);
-  REQUIRE_MESSAGE(loaded.ok(), s2z::tests::errText(loaded));
-  return std::move(*loaded);
+  return env.loadPlugin([&](ClientOptions& o) { o.logCollectorDelay = logCollectorDelay; });
 }
 
 bool outputHas(NomadClient& c, const std::string& taskId, const std::string& text, bool stderrFifo) {

@@ -5,7 +5,6 @@
 #include <doctest/doctest.h>
 
 #include "tests/integration/test_env.h"
-#include "tests/err_text.h"
 
 using namespace s2z;
 using namespace s2z::integration;
@@ -30,11 +29,8 @@ TaskFile rawTask(const std::string& configYaml) {
 TEST_CASE("bad task configs: errors name the field, the plugin keeps running") {
   REQUIRE(guestAvailable());
   TestEnv env;
-  auto opts = env.clientOptions();
-  opts.skipProbeAndValidation = true;
-  auto loaded = NomadClient::loadPlugin(opts);
-  REQUIRE_MESSAGE(loaded.ok(), s2z::tests::errText(loaded));
-  NomadClient& c = **loaded;
+  auto plugin = env.loadPlugin();
+  NomadClient& c = *plugin;
 
   SUBCASE("unknown key") {
     auto r = c.startTask(rawTask("{ ports: [http], colour: red }"));
@@ -91,12 +87,9 @@ TEST_CASE("bad task configs: errors name the field, the plugin keeps running") {
 TEST_CASE("no hypervisor binary: unhealthy fingerprint and a StartTask error naming it") {
   REQUIRE(guestAvailable());
   TestEnv env;
-  auto opts = env.clientOptions();
-  opts.skipProbeAndValidation = true;
-  opts.pluginConfig["qemu_path"] = env.root() + "/bin/qemu-system-x86_64";
-  auto loaded = NomadClient::loadPlugin(opts);
-  REQUIRE_MESSAGE(loaded.ok(), s2z::tests::errText(loaded));
-  NomadClient& c = **loaded;
+  auto plugin = env.loadPlugin(
+      [&](ClientOptions& o) { o.pluginConfig["qemu_path"] = env.root() + "/bin/qemu-system-x86_64"; });
+  NomadClient& c = *plugin;
   REQUIRE(c.waitForFingerprint(50s));
   auto fp = c.fingerprints().back();
   CHECK_FALSE(fp.healthy());

@@ -37,12 +37,7 @@ std::unique_ptr<TestRegistry> startRegistry(const TestEnv& env, bool auth) {
 }
 
 std::unique_ptr<NomadClient> loadPluginWith(const TestEnv& env, const std::function<void(YAML::Node&)>& edit) {
-  auto opts = env.clientOptions();
-  opts.skipProbeAndValidation = true;
-  edit(opts.pluginConfig);
-  auto loaded = NomadClient::loadPlugin(opts);
-  REQUIRE_MESSAGE(loaded.ok(), s2z::tests::errText(loaded));
-  return std::move(*loaded);
+  return env.loadPlugin([&](ClientOptions& o) { edit(o.pluginConfig); });
 }
 
 TaskFile registryTask(const std::string& name, const std::string& image, const std::string& extraConfigYaml) {

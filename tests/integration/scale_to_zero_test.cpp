@@ -40,12 +40,9 @@ bool eventMatching(const NomadClient& c, const std::string& allocId, const std::
 TEST_CASE("an idle task sleeps, stays running for Nomad, and wakes on the first request") {
   REQUIRE(guestAvailable());
   TestEnv env;
-  auto opts = env.clientOptions();
-  opts.skipProbeAndValidation = true;
-  opts.sendTopology = false;  // as a Nomad 1.6 client: no NomadDriverConfig.Topology
-  auto loaded = NomadClient::loadPlugin(opts);
-  REQUIRE_MESSAGE(loaded.ok(), s2z::tests::errText(loaded));
-  NomadClient& c = **loaded;
+  // As a Nomad 1.6 client: no NomadDriverConfig.Topology.
+  auto plugin = env.loadPlugin([](ClientOptions& o) { o.sendTopology = false; });
+  NomadClient& c = *plugin;
 
   auto started = c.startTask(webTask("  scale_to_zero: { enabled: true, idle_timeout: \"3s\" }\n"));
   REQUIRE_MESSAGE(started.ok(), s2z::tests::errText(started));
@@ -144,11 +141,8 @@ TEST_CASE("the task's VMM and log holder live in the cgroups Nomad made for it; 
     return;
   }
   TestEnv env;
-  auto opts = env.clientOptions();
-  opts.skipProbeAndValidation = true;
-  auto loaded = NomadClient::loadPlugin(opts);
-  REQUIRE_MESSAGE(loaded.ok(), s2z::tests::errText(loaded));
-  NomadClient& c = **loaded;
+  auto plugin = env.loadPlugin();
+  NomadClient& c = *plugin;
 
   auto started = c.startTask(webTask("  scale_to_zero: { enabled: true, idle_timeout: \"3s\", sleep: deep }\n"));
   REQUIRE_MESSAGE(started.ok(), s2z::tests::errText(started));

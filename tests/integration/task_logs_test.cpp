@@ -182,12 +182,8 @@ TEST_CASE("StartTask before the log collector reads the FIFOs returns without ha
 
 TEST_CASE("StartTask with no log reader at all fails in bounded time with a recoverable error naming the FIFO") {
   TestEnv env;
-  auto opts = env.clientOptions();
-  opts.skipProbeAndValidation = true;
-  opts.collectLogs = false;
-  auto loaded = NomadClient::loadPlugin(opts);
-  REQUIRE_MESSAGE(loaded.ok(), s2z::tests::errText(loaded));
-  NomadClient& c = **loaded;
+  auto plugin = env.loadPlugin([](ClientOptions& o) { o.collectLogs = false; });
+  NomadClient& c = *plugin;
   auto t0 = Clock::now();
   auto started = c.startTask(webTask());
   auto took = Clock::now() - t0;

@@ -199,6 +199,16 @@ standin::ClientOptions TestEnv::clientOptions() const {
   return o;
 }
 
+std::unique_ptr<standin::NomadClient> TestEnv::loadPlugin(
+    const std::function<void(standin::ClientOptions&)>& edit) const {
+  auto opts = clientOptions();
+  opts.skipProbeAndValidation = true;
+  if (edit) edit(opts);
+  auto loaded = standin::NomadClient::loadPlugin(opts);
+  if (!loaded.ok()) throw std::runtime_error("load plugin: " + loaded.error().describe());
+  return std::move(*loaded);
+}
+
 HttpReply TestEnv::httpGet(const std::string& address, int port, const std::string& path,
                            std::chrono::milliseconds timeout) const {
   HttpReply reply;

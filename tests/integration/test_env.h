@@ -7,6 +7,8 @@
 #pragma once
 
 #include <chrono>
+#include <functional>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -58,6 +60,11 @@ class TestEnv {
   YAML::Node pluginConfig() const;
   // Stand-in options: the built plugin, launched inside the netns.
   standin::ClientOptions clientOptions() const;
+  // The long-lived plugin of clientOptions() (no probe and validation run:
+  // faster), the options first edited by `edit`; throws naming the error if
+  // it does not load.
+  std::unique_ptr<standin::NomadClient> loadPlugin(
+      const std::function<void(standin::ClientOptions&)>& edit = {}) const;
 
   // One GET with Connection: close from inside the netns.
   HttpReply httpGet(const std::string& address, int port, const std::string& path,
