@@ -74,6 +74,7 @@ Result<TaskCgroup> resolveTaskCgroup(const std::filesystem::path& nomadPath, con
   if (home->v2) {
     cg.own = {path};
     cg.memory = path;
+    cg.cpu = path;
     return cg;
   }
   const auto& ctl = home->controllers;
@@ -89,6 +90,7 @@ Result<TaskCgroup> resolveTaskCgroup(const std::filesystem::path& nomadPath, con
     parent = rel.parent_path();
   } else if (rel.parent_path().filename() == "reserve" && rel.filename() == scope) {
     parent = rel.parent_path().parent_path();
+    cg.reservedCpuset = true;
   } else {
     return makeError(ErrorCode::kUnimplemented, "task cgroup: " + path.string() +
                                                     " is not a Nomad 1.7+ cpuset partition (<parent>/share or "
@@ -102,6 +104,7 @@ Result<TaskCgroup> resolveTaskCgroup(const std::filesystem::path& nomadPath, con
     auto dir = m->dir / parent / scope;
     if (std::find(cg.own.begin(), cg.own.end(), dir) == cg.own.end()) cg.own.push_back(dir);
     if (std::string(controller) == "memory") cg.memory = dir;
+    if (std::string(controller) == "cpu") cg.cpu = dir;
   }
   return cg;
 }

@@ -32,8 +32,13 @@ struct TaskCgroup {
   // v1: Nomad's cpuset partition (shared, or the task's reserved one):
   // joined, never made or removed here (the client owns it).
   std::filesystem::path cpuset;
+  // v1: `cpuset` is the task's own (reserved cores: <parent>/reserve/<scope>),
+  // whose cores the driver sets; the shared partition's are the client's.
+  bool reservedCpuset = false;
   // Among `own`: the one whose charge TaskStats report; empty: none.
   std::filesystem::path memory;
+  // Among `own`: the one whose cpu controller weighs the task; empty: none.
+  std::filesystem::path cpu;
 
   bool empty() const { return own.empty() && cpuset.empty(); }
   // Every directory a process of the task joins.

@@ -2,6 +2,7 @@
 // each kind of host (from a mount table), then made, charged and removed on
 // this host's real hierarchies: cgroup v2, and v1 laid out as Nomad 1.7's
 // client lays it out (cgroupslib.Init).
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <doctest/doctest.h>
@@ -9,6 +10,7 @@
 #include <fstream>
 
 #include "agent/task_cgroup.h"
+#include "agent/task_cgroup_limits.h"
 
 namespace s2z::agent {
 namespace {
@@ -32,6 +34,7 @@ TEST_CASE("task cgroup: cgroup v2 - the scope Nomad names is the task's one cgro
   REQUIRE(cg->own.size() == 1);
   CHECK(cg->own[0] == "/sys/fs/cgroup/nomad.slice/share.slice/" + kScope + ".scope");
   CHECK(cg->memory == cg->own[0]);
+  CHECK(cg->cpu == cg->own[0]);
   CHECK(cg->cpuset.empty());
   CHECK(cg->joined() == cg->own);
 }
@@ -46,6 +49,8 @@ TEST_CASE("task cgroup: cgroup v1 - the share partition is joined, the task gets
                                             "/sys/fs/cgroup/freezer/nomad/" + kScope};
   CHECK(cg->own == own);
   CHECK(cg->memory == own[0]);
+  CHECK(cg->cpu == own[1]);
+  CHECK_FALSE(cg->reservedCpuset);  // the shared partition: the client's cores
   CHECK(cg->joined().back() == cg->cpuset);
 
   SUBCASE("a reserved-cores task's own cpuset, under a custom cgroup_parent") {
@@ -53,6 +58,7 @@ TEST_CASE("task cgroup: cgroup v1 - the share partition is joined, the task gets
     REQUIRE(reserved.ok());
     CHECK(reserved->cpuset == "/sys/fs/cgroup/cpuset/ops/nomad/reserve/" + kScope);
     CHECK(reserved->memory == "/sys/fs/cgroup/memory/ops/nomad/" + kScope);
+    CHECK(reserved->reservedCpuset);
   }
 }
 
@@ -114,10 +120,34 @@ struct MadeDirs {
   }
 };
 
-void copyFile(const std::filesystem::path& from, const std::filesystem::path& to) {
+std::string readLine(const std::filesystem::path& file) {
   std::string value;
-  std::getline(std::ifstream(from), value);
-  std::ofstream(to) << value;
+  std::getline(std::ifstream(file), value);
+  return value;
+}
+
+void copyFile(const std::filesystem::path& from, const std::filesystem::path& to) {
+  std::ofstream(to) << readLine(from);
+}
+
+TaskLimits coresOnly(std::string cores) {
+  TaskLimits limits;
+  limits.cpusetCpus = std::move(cores);
+  return limits;
+}
+
+// Whether a child process can move itself into the cgroup dir (a v1 cpuset
+// without cores refuses it: ENOSPC).
+bool childCanJoin(const std::filesystem::path& dir) {
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    std::ofstream procs(dir / "cgroup.procs");
+    procs << ::getpid() << std::flush;
+    ::_exit(procs ? 0 : 1);
+  }
+  int status = 0;
+  ::waitpid(pid, &status, 0);
+  return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
 TEST_CASE("task cgroup: on this host's cgroup v1, the task's cgroups under a Nomad-made parent, its memory charge read") {
@@ -159,9 +189,57 @@ TEST_CASE("task cgroup: on this host's cgroup v1, the task's cgroups under a Nom
   auto charged = cgroupMemoryCharge(*cg);
   REQUIRE(charged.ok());
   CHECK(*charged == 0);  // nothing in it yet
+
+  // Nomad's limits, in the kernel's own files: they read back as written.
+  TaskLimits limits;
+  limits.memoryMaxBytes = 384u << 20;
+  limits.memoryLowBytes = 256u << 20;
+  limits.cpuShares = 500;
+  limits.cpusetCpus = "0";
+  REQUIRE(applyTaskLimits(*cg, limits).ok());
+  CHECK(readLine(cg->memory / "memory.limit_in_bytes") == "402653184");
+  CHECK(readLine(cg->memory / "memory.soft_limit_in_bytes") == "268435456");
+  if (!cg->cpu.empty()) CHECK(readLine(cg->cpu / "cpu.shares") == "500");
+  CHECK(readLine(share / "cpuset.cpus") == readLine(cpuset->dir / "cpuset.cpus"));  // the shared partition's cores untouched
   REQUIRE(removeTaskCgroup(*cg).ok());
   for (const auto& dir : cg->own) CHECK_FALSE(std::filesystem::exists(dir));
   CHECK(std::filesystem::exists(share));  // the client's, not the task's
+}
+
+TEST_CASE("task cgroup: on this host's cgroup v1, a reserved-cores task's own cpuset gets its cores, so its processes can join") {
+  auto mounts = readCgroupMounts();
+  const CgroupMount* cpuset = mounted(mounts, false, "cpuset");
+  if (!cpuset) {
+    MESSAGE("no cgroup v1 cpuset hierarchy on this host: nothing to test");
+    return;
+  }
+  // What Nomad's client makes: the reserve partition at start (with the
+  // reserved cores), the task's cpuset under it at prestart (the wrangler's
+  // Setup copies only cpuset.mems: the cores are the driver's to write).
+  const std::string parent = "s2zt-nomad-" + std::to_string(::getpid());
+  auto reserve = cpuset->dir / parent / "reserve";
+  auto own = reserve / kScope;
+  MadeDirs made{{cpuset->dir / parent, reserve, own}};
+  REQUIRE(std::filesystem::create_directories(own));
+  for (const auto& dir : {cpuset->dir / parent, reserve, own}) {
+    copyFile(cpuset->dir / "cpuset.mems", dir / "cpuset.mems");
+  }
+  copyFile(cpuset->dir / "cpuset.cpus", cpuset->dir / parent / "cpuset.cpus");
+  std::ofstream(reserve / "cpuset.cpus") << "0";
+
+  auto cg = resolveTaskCgroup(own, kScope, mounts);
+  REQUIRE(cg.ok());
+  CHECK(cg->reservedCpuset);
+  CHECK_FALSE(childCanJoin(own));  // no cores yet
+  REQUIRE(applyTaskLimits(*cg, coresOnly("0")).ok());
+  CHECK(readLine(own / "cpuset.cpus") == "0");
+  CHECK(childCanJoin(own));
+
+  SUBCASE("cores outside the reserve partition are refused, naming the file") {
+    auto refused = applyTaskLimits(*cg, coresOnly("4095"));
+    REQUIRE_FALSE(refused.ok());
+    CHECK(refused.error().describe().find((own / "cpuset.cpus").string()) != std::string::npos);
+  }
 }
 
 }  // namespace
