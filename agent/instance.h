@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "agent/group_network_spec.h"
+#include "agent/task_cgroup_limits.h"
 #include "common/result.h"
 #include "vmm/vmm.h"
 
@@ -112,6 +113,10 @@ struct InstanceSpec {
   std::filesystem::path cgroup;
   // Nomad's name for the task's cgroups on v1, "<alloc_id>.<task>".
   std::string cgroupScope;
+  // What the start writes into those cgroups (Nomad's memory with the VMM's
+  // overhead, CPU weight, reserved cores). Not in the instance record: the
+  // cgroups keep them, and nothing sets them again after a restart.
+  TaskLimits limits;
   // Set: the VM joins Nomad's group network namespace (tap inside it, TC
   // redirects to eth0, eth0's address); unset: host networking.
   GroupNetworkSpec group;

@@ -108,7 +108,8 @@ Result<std::shared_ptr<VmInstance>> VmInstance::start(const AgentConfig& config,
 
   // Stage: the task's cgroups, which every process of the task joins: its
   // VMMs and its log holder. Nomad's client made them at prestart; made here
-  // only when missing.
+  // only when missing. Their limits are set before anything joins (a
+  // reserved cpuset takes no process until it has cores).
   TaskCgroup cgroup;
   if (!spec.cgroup.empty()) {
     auto resolved = resolveTaskCgroup(spec.cgroup, spec.cgroupScope, readCgroupMounts());
@@ -116,6 +117,7 @@ Result<std::shared_ptr<VmInstance>> VmInstance::start(const AgentConfig& config,
       cgroup = std::move(*resolved);
       undo.push([made = cgroup] { (void)removeTaskCgroup(made); });  // before: a partial make is undone too
       S2Z_TRY(ensureTaskCgroup(cgroup), where);
+      S2Z_TRY(applyTaskLimits(cgroup, spec.limits), where);
     } else if (resolved.error().code == ErrorCode::kUnimplemented) {
       spdlog::warn("{}: {}; the task's processes stay in the plugin's cgroup", where,
                    resolved.error().describe());

@@ -58,6 +58,7 @@ hclspec::Spec pluginConfigSpec() {
   a["deep_sleep_after"] = withDefault("deep_sleep_after", "string", quoted("30m"));
   a["light_sleep_cache"] = withDefault("light_sleep_cache", "string", quoted("keep"));
   a["standby_vmms"] = withDefault("standby_vmms", "number", "0");
+  a["vmm_memory_overhead"] = withDefault("vmm_memory_overhead", "number", "128");
   a["quarantine_kept"] = withDefault("quarantine_kept", "number", "4");
   a["health_check_mark"] = withDefault("health_check_mark", "number", "0");
   a["health_check_cgroup"] = attr("string");

@@ -161,6 +161,9 @@ Result<PluginConfig> decodePluginConfig(std::string_view msgpack) {
   std::optional<int64_t> standbys;
   S2Z_READ(root.integer("standby_vmms", 0, 4096), standbys);
   if (standbys) config.standbyVmms = static_cast<unsigned>(*standbys);
+  std::optional<int64_t> overhead;
+  S2Z_READ(root.integer("vmm_memory_overhead", 0, 65536), overhead);
+  if (overhead) config.vmmMemoryOverheadMib = static_cast<uint64_t>(*overhead);
   std::optional<int64_t> kept;
   S2Z_READ(root.integer("quarantine_kept", 1, 1024), kept);
   if (kept) config.quarantineKept = static_cast<unsigned>(*kept);

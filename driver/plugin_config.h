@@ -57,6 +57,9 @@ struct PluginConfig {
   // fastest wake); vmm::LightSleepCache.
   vmm::LightSleepCache lightSleepCache = vmm::LightSleepCache::kKeep;
   unsigned standbyVmms = 0;
+  // Added to a task's `memory` for its cgroups' memory limit: the VMM's own
+  // memory beside the guest's RAM (driver/task_limits.h).
+  uint64_t vmmMemoryOverheadMib = 128;
   // Snapshots a restore refused, kept in <state_dir>/quarantine (newest).
   unsigned quarantineKept = 4;
   uint32_t healthCheckMark = 0;      // 0: no health filtering

@@ -11,6 +11,7 @@
 #include "driver/binary_lookup.h"
 #include "driver/group_network.h"
 #include "driver/signal_name.h"
+#include "driver/task_limits.h"
 #include "driver/task_volumes.h"
 
 namespace s2z::driver {
@@ -215,6 +216,7 @@ Result<agent::InstanceSpec> resolveInstanceSpec(const ResolveInputs& in) {
   spec.stdoutPath = nomad.stdout_path();
   spec.cgroup = nomad.resources().linux_resources().cpuset_cgroup();
   spec.cgroupScope = nomad.alloc_id() + "." + nomad.name();  // Nomad's cgroupslib.ScopeCG1
+  spec.limits = taskLimitsFor(nomad.resources(), spec.memoryMib, plugin.vmmMemoryOverheadMib);
   spec.stderrPath = nomad.stderr_path();
   spec.scaleToZero = task.scaleToZero.enabled;
   spec.idleTimeout = task.scaleToZero.idleTimeout ? *task.scaleToZero.idleTimeout

@@ -65,6 +65,7 @@ TEST_CASE("plugin config: empty block decodes to the documented defaults") {
   CHECK(c->sleep == agent::SleepTier::kLight);
   CHECK(c->deepSleepAfter == 30min);
   CHECK(c->standbyVmms == 0u);
+  CHECK(c->vmmMemoryOverheadMib == 128u);
   CHECK(c->quarantineKept == 4u);
   CHECK(c->healthCheckMark == 0);
   CHECK(c->kernel.empty());
@@ -85,6 +86,7 @@ TEST_CASE("plugin config: every key decodes") {
                    {"deep_sleep_after", "2h"},
                    {"light_sleep_cache", "drop"},
                    {"standby_vmms", 3},
+                   {"vmm_memory_overhead", 96},
                    {"quarantine_kept", 10},
                    {"health_check_mark", 0x4000},
                    {"health_check_cgroup", "system.slice/nomad.service"},
@@ -103,6 +105,7 @@ TEST_CASE("plugin config: every key decodes") {
   CHECK(c->deepSleepAfter == 120min);
   CHECK(c->lightSleepCache == vmm::LightSleepCache::kDrop);
   CHECK(c->standbyVmms == 3u);
+  CHECK(c->vmmMemoryOverheadMib == 96u);
   CHECK(c->quarantineKept == 10u);
   CHECK(c->healthCheckMark == 0x4000);
   CHECK(c->healthCheckCgroup == "system.slice/nomad.service");
@@ -123,6 +126,8 @@ TEST_CASE("plugin config: bad values name the key") {
                 "config key \"light_sleep_cache\": must be \"keep\", \"drop\" or \"mapped\", not \"evict\"");
   expectInvalid(plugin({{"standby_vmms", -1}}), "config key \"standby_vmms\"");
   expectInvalid(plugin({{"standby_vmms", "two"}}), "config key \"standby_vmms\"");
+  expectInvalid(plugin({{"vmm_memory_overhead", -1}}), "config key \"vmm_memory_overhead\"");
+  expectInvalid(plugin({{"vmm_memory_overhead", 65537}}), "config key \"vmm_memory_overhead\"");
   expectInvalid(plugin({{"quarantine_kept", 0}}), "config key \"quarantine_kept\"");
   expectInvalid(plugin({{"quarantine_kept", 1025}}), "config key \"quarantine_kept\"");
   expectInvalid(plugin({{"subnet", "10.89.0.0"}}), "config key \"subnet\"");

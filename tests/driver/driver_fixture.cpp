@@ -108,6 +108,8 @@ pb::TaskConfig DriverFixture::taskConfig(const std::string& name, const nlohmann
   res->mutable_allocated_resources()->mutable_memory()->set_memory_mb(512);
   res->mutable_allocated_resources()->mutable_memory()->set_memory_max_mb(1024);
   res->mutable_allocated_resources()->mutable_cpu()->set_cpu_shares(500);
+  res->mutable_linux_resources()->set_cpu_shares(500);
+  res->mutable_linux_resources()->set_memory_limit_bytes(int64_t{1024} << 20);
   auto* http = res->add_ports();
   http->set_label("http");
   http->set_value(23456);

@@ -105,6 +105,12 @@ TEST_CASE("StartTask echoes the config and returns the VM's network") {
   CHECK(spec.initrd == f.initrd);
   CHECK(spec.binary == f.dir.path() / "bin/qemu-system-x86_64");
   CHECK(spec.memoryMib == 512);  // memory_mb, never memory_max_mb
+  // The cgroups' limits: memory_max and memory with the VMM's overhead
+  // (the plugin's default 128 MiB), cpu as shares.
+  CHECK(spec.limits.memoryMaxBytes == uint64_t{1024 + 128} << 20);
+  CHECK(spec.limits.memoryLowBytes == uint64_t{512 + 128} << 20);
+  CHECK(spec.limits.cpuShares == 500);
+  CHECK(spec.limits.cpusetCpus.empty());
   CHECK(spec.vcpus == 2);
   CHECK(spec.cmdline == "quiet");
   CHECK(spec.stdoutPath == task.stdout_path());

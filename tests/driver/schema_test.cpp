@@ -50,7 +50,7 @@ TEST_CASE("plugin schema: public key names and well-formed defaults") {
   REQUIRE(spec.block_case() == hclspec::Spec::kObject);
   CHECK(keysOf(spec) == std::set<std::string>{"hypervisor", "qemu_path", "cloud_hypervisor_path",
                                               "accelerator", "state_dir", "kernel", "initrd",
-                                              "agent_kernel", "agent_initrd", "subnet", "idle_timeout", "sleep", "deep_sleep_after", "light_sleep_cache", "standby_vmms", "quarantine_kept", "health_check_mark",
+                                              "agent_kernel", "agent_initrd", "subnet", "idle_timeout", "sleep", "deep_sleep_after", "light_sleep_cache", "standby_vmms", "vmm_memory_overhead", "quarantine_kept", "health_check_mark",
                                               "health_check_cgroup", "kata_config", "registry_tls_verify",
                                               "registry_certs_dir", "auth", "image_gc"});
   checkObject(spec.object());
