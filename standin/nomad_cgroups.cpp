@@ -112,9 +112,14 @@ std::string NomadCgroups::cpusetCgroup(const std::string& allocId, const std::st
 }
 
 std::string NomadCgroups::memoryCgroup(const std::string& allocId, const std::string& task) const {
+  return controllerCgroup("memory", allocId, task);
+}
+
+std::string NomadCgroups::controllerCgroup(const std::string& controller, const std::string& allocId,
+                                           const std::string& task) const {
   switch (mode_) {
     case Mode::kV2: return v2Scope(allocId, task);
-    case Mode::kV1: return v1Dir("memory", allocId, task);
+    case Mode::kV1: return v1Dir(controller, allocId, task);
     case Mode::kOff: break;
   }
   return "";

@@ -32,6 +32,10 @@ class NomadCgroups {
   // Where the task's memory is charged (v1: its memory cgroup, v2: its
   // scope) and the file that holds the charge; empty when off.
   std::string memoryCgroup(const std::string& allocId, const std::string& task) const;
+  // The task's cgroup of one controller (v1: <controller>/nomad/<alloc_id>.<task>,
+  // v2: its scope, whatever the controller); empty when off.
+  std::string controllerCgroup(const std::string& controller, const std::string& allocId,
+                               const std::string& task) const;
   std::string memoryChargeFile() const;
   // The wrangler hook's prestart (its errors are logged, as Nomad's are).
   void setUpTask(const std::string& allocId, const std::string& task) const;

@@ -3,7 +3,8 @@
 // the first HTTP request wakes it and is answered, and qemu-guest-agent in
 // the guest gets its clock set again. Then the memory Nomad sees: the VMM in
 // the cgroups Nomad's client made for the task, and their charge in
-// TaskStats, running and in a deep sleep. One VM boot each.
+// TaskStats, running and in a deep sleep, and the limits Nomad's resources
+// set on them. One VM boot each.
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -33,6 +34,12 @@ bool eventMatching(const NomadClient& c, const std::string& allocId, const std::
     if (e.allocId == allocId && m.find(word) != std::string::npos) return true;
   }
   return false;
+}
+
+std::string firstLine(const std::string& file) {
+  std::string line;
+  std::getline(std::ifstream(file), line);
+  return line;
 }
 
 }  // namespace
@@ -133,7 +140,7 @@ std::optional<uint64_t> reportedCharge(const NomadClient& c, const std::string& 
 
 }  // namespace
 
-TEST_CASE("the task's VMM and log holder live in the cgroups Nomad made for it; TaskStats report their memory charge, which a deep sleep gives back") {
+TEST_CASE("the task's VMM and log holder live in the cgroups Nomad made for it, under its limits; TaskStats report their memory charge, which a deep sleep gives back") {
   REQUIRE(guestAvailable());
   const NomadCgroups nomad = NomadCgroups::init();  // what the client made at its start
   if (nomad.mode() == NomadCgroups::Mode::kOff) {
@@ -166,6 +173,15 @@ TEST_CASE("the task's VMM and log holder live in the cgroups Nomad made for it; 
   // and its guest RAM's cache).
   const std::vector<std::string> awake = {"log holder", "vmm"};
   CHECK(processKinds(memory) == awake);
+
+  // Nomad's resources (cpu 500, memory 256) are the limits of those cgroups,
+  // set by the driver as Nomad's executor sets an exec task's: the guest's
+  // RAM plus the VMM's overhead (the plugin's default, 128 MiB), and the
+  // cpu as shares (v2: their weight).
+  const bool v1 = nomad.mode() == NomadCgroups::Mode::kV1;
+  const std::string cpu = nomad.controllerCgroup("cpu", t.allocId, t.name);
+  CHECK(firstLine(memory + (v1 ? "/memory.limit_in_bytes" : "/memory.max")) == std::to_string((256 + 128) << 20));
+  CHECK(firstLine(cpu + (v1 ? "/cpu.shares" : "/cpu.weight")) == (v1 ? "500" : "58"));
   std::optional<uint64_t> running;
   REQUIRE(c.waitUntil(10s, [&] { return (running = reportedCharge(c, t.id)).has_value(); }));
   MESSAGE("running: TaskStats usage " << *running / 1048576.0 << " MiB, " << memory << " "
