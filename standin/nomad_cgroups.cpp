@@ -8,6 +8,8 @@
 #include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <set>
+#include <sstream>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -32,6 +34,28 @@ std::string readValue(const std::string& path) {
   std::string value;
   std::getline(std::ifstream(path), value);
   return value;
+}
+
+// A kernel cpu list ("0-3,6") as its cores, and back ("1,2"; an empty list
+// as a newline, which clears a cpuset: an empty write never reaches it).
+std::set<int> parseCpuList(const std::string& text) {
+  std::set<int> cores;
+  std::stringstream in(text);
+  for (std::string range; std::getline(in, range, ',');) {
+    int first = -1, last = -1;
+    char dash = 0;
+    std::istringstream r(range);
+    if (!(r >> first)) continue;
+    last = (r >> dash >> last) ? last : first;
+    for (int c = first; c <= last; ++c) cores.insert(c);
+  }
+  return cores;
+}
+
+std::string cpuListText(const std::set<int>& cores) {
+  std::string text;
+  for (int c : cores) text += (text.empty() ? "" : ",") + std::to_string(c);
+  return text.empty() ? "\n" : text;
 }
 
 bool makeDir(const std::string& dir) {
@@ -98,14 +122,60 @@ std::string NomadCgroups::v1Dir(const std::string& controller, const std::string
   return root_ + "/" + controller + "/" + kV1Parent + "/" + allocId + "." + task;
 }
 
-std::string NomadCgroups::v2Scope(const std::string& allocId, const std::string& task) const {
-  return root_ + "/" + kV2Parent + "/share.slice/" + allocId + "." + task + ".scope";
+std::string NomadCgroups::v2Scope(const std::string& allocId, const std::string& task, bool reserved) const {
+  return root_ + "/" + kV2Parent + (reserved ? "/reserve.slice/" : "/share.slice/") + allocId + "." + task + ".scope";
 }
 
-std::string NomadCgroups::cpusetCgroup(const std::string& allocId, const std::string& task) const {
+std::string NomadCgroups::v2Scope(const std::string& allocId, const std::string& task) const {
+  auto reserved = v2Scope(allocId, task, true);
+  return std::filesystem::exists(reserved) ? reserved : v2Scope(allocId, task, false);
+}
+
+std::string NomadCgroups::v1ReservedCpuset(const std::string& allocId, const std::string& task) const {
+  return root_ + "/cpuset/" + kV1Parent + "/reserve/" + allocId + "." + task;
+}
+
+std::string NomadCgroups::partitionCpus(const char* partition) const {
+  return mode_ == Mode::kV1 ? root_ + "/cpuset/" + kV1Parent + "/" + partition + "/cpuset.cpus"
+                            : root_ + "/" + kV2Parent + "/" + partition + ".slice/cpuset.cpus";
+}
+
+Result<std::string> NomadCgroups::reserveCores(int n) const {
+  if (n <= 0 || mode_ == Mode::kOff) return std::string();
+  auto usable = parseCpuList(readValue(mode_ == Mode::kV1 ? root_ + "/cpuset/cpuset.cpus" : root_ + "/cpuset.cpus.effective"));
+  if (static_cast<size_t>(n) > usable.size()) {
+    return makeError(ErrorCode::kInvalidArgument, "resources.cores: " + std::to_string(n) + " asked, the node has " +
+                                                      std::to_string(usable.size()));
+  }
+  std::set<int> last(std::prev(usable.end(), n), usable.end());
+  return cpuListText(last);
+}
+
+void NomadCgroups::movePartitionCores(const std::string& cores, bool reserve) const {
+  auto moved = parseCpuList(cores);
+  auto share = parseCpuList(readValue(partitionCpus("share")));
+  auto reserved = parseCpuList(readValue(partitionCpus("reserve")));
+  for (int c : moved) {
+    if (reserve) {
+      share.erase(c);
+      reserved.insert(c);
+    } else {
+      reserved.erase(c);
+      share.insert(c);
+    }
+  }
+  // As the partition writes them: share first, then reserve.
+  if (!writeValue(partitionCpus("share"), cpuListText(share)) ||
+      !writeValue(partitionCpus("reserve"), cpuListText(reserved))) {
+    spdlog::warn("stand-in: failed to move cores {} {} the reserve partition", cores, reserve ? "into" : "out of");
+  }
+}
+
+std::string NomadCgroups::cpusetCgroup(const std::string& allocId, const std::string& task,
+                                       const std::string& cores) const {
   switch (mode_) {
-    case Mode::kV2: return v2Scope(allocId, task);
-    case Mode::kV1: return root_ + "/cpuset/" + kV1Parent + "/share";
+    case Mode::kV2: return v2Scope(allocId, task, !cores.empty());
+    case Mode::kV1: return cores.empty() ? root_ + "/cpuset/" + kV1Parent + "/share" : v1ReservedCpuset(allocId, task);
     case Mode::kOff: break;
   }
   return "";
@@ -129,18 +199,28 @@ std::string NomadCgroups::memoryChargeFile() const {
   return mode_ == Mode::kV1 ? "memory.usage_in_bytes" : "memory.current";
 }
 
-void NomadCgroups::setUpTask(const std::string& allocId, const std::string& task) const {
+void NomadCgroups::setUpTask(const std::string& allocId, const std::string& task, const std::string& cores) const {
+  if (mode_ == Mode::kOff) return;
+  if (!cores.empty()) movePartitionCores(cores, true);
   std::vector<std::string> dirs;
-  if (mode_ == Mode::kV2) dirs = {v2Scope(allocId, task)};
+  if (mode_ == Mode::kV2) dirs = {v2Scope(allocId, task, !cores.empty())};
   if (mode_ == Mode::kV1) {
     for (const char* controller : kV1TaskControllers) dirs.push_back(v1Dir(controller, allocId, task));
   }
   for (const auto& dir : dirs) {
     if (!makeDir(dir)) spdlog::warn("stand-in: failed to create task cgroup {}", dir);
   }
+  if (mode_ == Mode::kV1 && !cores.empty()) {
+    // Setup's inheritMems: the mems of reserve, and no cores.
+    const std::string cpuset = v1ReservedCpuset(allocId, task);
+    const std::string mems = readValue(root_ + "/cpuset/" + kV1Parent + "/reserve/cpuset.mems");
+    if (!makeDir(cpuset) || !writeValue(cpuset + "/cpuset.mems", mems)) {
+      spdlog::warn("stand-in: failed to create task cgroup {}", cpuset);
+    }
+  }
 }
 
-void NomadCgroups::tearDownTask(const std::string& allocId, const std::string& task) const {
+void NomadCgroups::tearDownTask(const std::string& allocId, const std::string& task, const std::string& cores) const {
   if (mode_ == Mode::kV2) {
     const std::string scope = v2Scope(allocId, task);
     if (std::filesystem::exists(scope)) writeValue(scope + "/cgroup.kill", "1");
@@ -154,7 +234,9 @@ void NomadCgroups::tearDownTask(const std::string& allocId, const std::string& t
       writeValue(freezer + "/freezer.state", "THAWED");
     }
     for (const char* controller : kV1TaskControllers) removeWhenEmpty(v1Dir(controller, allocId, task));
+    if (std::filesystem::exists(v1ReservedCpuset(allocId, task))) removeWhenEmpty(v1ReservedCpuset(allocId, task));
   }
+  if (mode_ != Mode::kOff && !cores.empty()) movePartitionCores(cores, false);
 }
 
 }  // namespace s2z::standin

@@ -41,6 +41,7 @@ StartedTask toStartedTask(const drivers::TaskConfig& cfg, const drivers::StartTa
   t.taskDir = layout.taskDir;
   t.stdoutPath = cfg.stdout_path();
   t.stderrPath = cfg.stderr_path();
+  t.reservedCores = cfg.resources().linux_resources().cpuset_cpus();
   return t;
 }
 
@@ -98,7 +99,8 @@ Result<StartedTask> NomadClient::startTask(const TaskFile& task) {
   const NodeInfo& node = thisNode();
   auto cfg = buildTaskConfig(task, schemaResp.spec(), allocId, *layout, node);
   if (!cfg.ok()) return cfg.error();
-  node.cgroups.setUpTask(allocId, task.name);  // the wrangler hook, a prestart hook
+  const std::string& cores = cfg->resources().linux_resources().cpuset_cpus();
+  node.cgroups.setUpTask(allocId, task.name, cores);  // cpuparts (alloc prerun), then the wrangler hook (prestart)
 
   drivers::StartTaskRequest req;
   *req.mutable_task() = *cfg;
@@ -124,7 +126,7 @@ Result<StartedTask> NomadClient::startTask(const TaskFile& task) {
     Error err = rpcError("StartTask", st);
     auto recoverable = recoverableDetail(st);
     err.message += recoverable ? (*recoverable ? " [recoverable]" : " [unrecoverable]") : "";
-    node.cgroups.tearDownTask(allocId, task.name);  // no restart here: the runner's stop hooks run
+    node.cgroups.tearDownTask(allocId, task.name, cores);  // no restart here: the runner's stop hooks run
     return err;
   }
   record->started = toStartedTask(*cfg, resp, *layout);
@@ -252,7 +254,7 @@ Result<void> NomadClient::destroyTask(const std::string& taskId, bool force) {
   record->destroyed = true;
   // The task runner's stop hooks run after its DestroyTask: the wrangler
   // kills what is left in the task's cgroups and removes them.
-  thisNode().cgroups.tearDownTask(record->started.allocId, record->started.name);
+  thisNode().cgroups.tearDownTask(record->started.allocId, record->started.name, record->started.reservedCores);
   return okResult();
 }
 

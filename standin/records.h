@@ -107,6 +107,7 @@ struct StartedTask {
   std::string taskDir;
   std::string stdoutPath;      // FIFO given to the driver
   std::string stderrPath;
+  std::string reservedCores;   // linux_resources.cpuset_cpus: released after the stop hooks
 };
 
 }  // namespace s2z::standin

@@ -216,7 +216,10 @@ Result<drivers::TaskConfig> buildTaskConfig(
   linux->set_cpu_shares(task.cpuMhz);
   linux->set_memory_limit_bytes(int64_t{std::max(task.memoryMb, task.memoryMaxMb)} << 20);
   if (node.totalComputeMhz > 0) linux->set_percentticks(task.cpuMhz / node.totalComputeMhz);
-  linux->set_cpuset_cgroup(node.cgroups.cpusetCgroup(allocId, task.name));
+  auto cores = node.cgroups.reserveCores(task.cores);
+  if (!cores.ok()) return cores.error();
+  linux->set_cpuset_cpus(*cores);
+  linux->set_cpuset_cgroup(node.cgroups.cpusetCgroup(allocId, task.name, *cores));
   for (const auto& p : task.ports) {
     auto* pm = res->add_ports();
     pm->set_label(p.label);

@@ -32,7 +32,7 @@ Result<void> checkKeys(const YAML::Node& node, const std::set<std::string>& allo
 }
 
 Result<void> parseResources(const YAML::Node& node, TaskFile& t) {
-  S2Z_TRY(checkKeys(node, {"cpu", "memory", "memory_max"}, "resources"), "resources");
+  S2Z_TRY(checkKeys(node, {"cpu", "memory", "memory_max", "cores"}, "resources"), "resources");
   if (node["cpu"]) {
     auto v = scalar<int>(node["cpu"], "resources.cpu");
     if (!v.ok()) return v.error();
@@ -47,6 +47,12 @@ Result<void> parseResources(const YAML::Node& node, TaskFile& t) {
     auto v = scalar<int>(node["memory_max"], "resources.memory_max");
     if (!v.ok()) return v.error();
     t.memoryMaxMb = *v;
+  }
+  if (node["cores"]) {
+    auto v = scalar<int>(node["cores"], "resources.cores");
+    if (!v.ok()) return v.error();
+    if (*v < 0) return taskFileError("resources.cores must not be negative");
+    t.cores = *v;
   }
   return okResult();
 }

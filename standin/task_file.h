@@ -1,7 +1,7 @@
 // A task as the stand-in reads it from YAML, mirroring a jobspec task:
 //   name: web
 //   driver: s2z-kata
-//   resources: { cpu: 500, memory: 256, memory_max: 512 }
+//   resources: { cpu: 500, memory: 256, memory_max: 512, cores: 1 }
 //   ports: [ { label: http, value: 28080, to: 8080, host_ip: 10.89.0.1 } ]
 //   env: { KEY: value }
 //   network: { mode: group, path: /var/run/netns/x }   # default host
@@ -46,6 +46,7 @@ struct TaskFile {
   int cpuMhz = 100;
   int memoryMb = 300;
   int memoryMaxMb = 0;
+  int cores = 0;  // resources.cores: reserved cores (the node picks which)
   std::vector<PortSpec> ports;
   std::map<std::string, std::string> env;
   std::string networkMode = "host";  // host | group

@@ -127,6 +127,15 @@ std::vector<std::string> processKinds(const std::string& dir) {
   return kinds;
 }
 
+// The task runner's stop hooks, should a check end a test early: the
+// wrangler's kill and removal of the task's cgroups, the partition's
+// release of its cores.
+struct StopHooks {
+  const NomadCgroups& nomad;
+  const StartedTask& task;
+  ~StopHooks() { nomad.tearDownTask(task.allocId, task.name, task.reservedCores); }
+};
+
 // The charge in the newest TaskStats sample that reports one.
 std::optional<uint64_t> reportedCharge(const NomadClient& c, const std::string& taskId) {
   auto samples = c.statsSamples(taskId);
@@ -154,12 +163,7 @@ TEST_CASE("the task's VMM and log holder live in the cgroups Nomad made for it, 
   auto started = c.startTask(webTask("  scale_to_zero: { enabled: true, idle_timeout: \"3s\", sleep: deep }\n"));
   REQUIRE_MESSAGE(started.ok(), s2z::tests::errText(started));
   const StartedTask& t = *started;
-  // The task runner's stop hooks, should a check below end the test early.
-  struct StopHooks {
-    const NomadCgroups& nomad;
-    const StartedTask& task;
-    ~StopHooks() { nomad.tearDownTask(task.allocId, task.name); }
-  } stopHooks{nomad, t};
+  StopHooks stopHooks{nomad, t};
   REQUIRE(env.waitHttp(t.networkAddr, 8080, 30s));
   const std::string memory = nomad.memoryCgroup(t.allocId, t.name);
   auto charge = [&] {
@@ -212,5 +216,49 @@ TEST_CASE("the task's VMM and log holder live in the cgroups Nomad made for it, 
   REQUIRE(c.waitTask(t.id, 20s).ok());
   REQUIRE(c.destroyTask(t.id).ok());
   CHECK_FALSE(std::filesystem::exists(memory));
+  CHECK_MESSAGE(env.onlyProcessLeft(c.process().pid(), 3s), env.describePids());
+}
+
+TEST_CASE("a task with reserved cores runs on them alone: the driver gives the task's own cpuset the cores Nomad reserved") {
+  REQUIRE(guestAvailable());
+  const NomadCgroups nomad = NomadCgroups::init();
+  if (nomad.mode() == NomadCgroups::Mode::kOff) {
+    MESSAGE("no cgroup tree for Nomad on this host: nothing to test");
+    return;
+  }
+  auto cores = nomad.reserveCores(1);
+  REQUIRE_MESSAGE(cores.ok(), s2z::tests::errText(cores));
+  TestEnv env;
+  auto plugin = env.loadPlugin();
+  NomadClient& c = *plugin;
+
+  auto task = webTask();
+  task.cores = 1;  // resources { cores = 1 }: cpuset_cpus and the task's own cpuset
+  auto started = c.startTask(task);
+  REQUIRE_MESSAGE(started.ok(), s2z::tests::errText(started));
+  const StartedTask& t = *started;
+  StopHooks stopHooks{nomad, t};
+  CHECK(t.reservedCores == *cores);
+  REQUIRE(env.waitHttp(t.networkAddr, 8080, 30s));
+
+  // The client made the task's cpuset without cores; the driver gave it
+  // the reserved ones before its VMM and log holder joined, so the kernel
+  // runs them there and nowhere else.
+  const std::string cpuset = nomad.cpusetCgroup(t.allocId, t.name, *cores);
+  CHECK(firstLine(cpuset + "/cpuset.cpus") == *cores);
+  CHECK(processKinds(cpuset) == std::vector<std::string>{"log holder", "vmm"});
+  for (pid_t pid : cgroupMembers(cpuset)) {
+    std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+    std::string allowed;
+    for (std::string line; std::getline(status, line);) {
+      if (line.rfind("Cpus_allowed_list:", 0) == 0) allowed = line.substr(line.find_first_not_of(" \t", 18));
+    }
+    CHECK_MESSAGE(allowed == *cores, "pid " << pid);
+  }
+
+  REQUIRE(c.stopTask(t.id, 5s).ok());
+  REQUIRE(c.waitTask(t.id, 20s).ok());
+  REQUIRE(c.destroyTask(t.id).ok());
+  CHECK_FALSE(std::filesystem::exists(cpuset));
   CHECK_MESSAGE(env.onlyProcessLeft(c.process().pid(), 3s), env.describePids());
 }

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <filesystem>
+#include <fstream>
 #include <regex>
 
 #include "spec_test_util.h"
@@ -128,6 +129,34 @@ TEST_CASE("config errors surface as Failed Validation before any RPC") {
   auto rawCfg = buildTaskConfig(*raw, taskSpec(), allocId, *layout, node);
   REQUIRE(rawCfg.ok());
   CHECK(rawCfg->msgpack_driver_config() == bytes({0x81}) + str("colour") + str("red"));
+}
+
+TEST_CASE("reserved cores: the node's last usable ones, as cpuset_cpus, with the task's scope under the reserve slice") {
+  TempDir root;  // a v2 tree that is not there, but for the usable cores
+  std::ofstream(root.path + "/cpuset.cpus.effective") << "0-3\n";
+  const NodeInfo node{"n", "h", 4000, NomadCgroups::v2At(root.path)};
+  CHECK(node.cgroups.reserveCores(0).value().empty());
+  CHECK(node.cgroups.reserveCores(1).value() == "3");
+  CHECK(node.cgroups.reserveCores(2).value() == "2,3");
+  auto tooMany = node.cgroups.reserveCores(5);
+  REQUIRE_FALSE(tooMany.ok());
+  CHECK(tooMany.error().message == "resources.cores: 5 asked, the node has 4");
+
+  auto task = TaskFile::parse("name: web\nresources: { cpu: 2000, memory: 256, cores: 2 }");
+  REQUIRE_MESSAGE(task.ok(), task.error().message);
+  CHECK(task->cores == 2);
+  task->config = YAML::Load("{kernel: /k}");
+  TempDir dir;
+  auto layout = prepareAllocDir(dir.path, "a", "web");
+  REQUIRE(layout.ok());
+  auto cfg = buildTaskConfig(*task, taskSpec(), "a", *layout, node);
+  REQUIRE_MESSAGE(cfg.ok(), cfg.error().message);
+  CHECK(cfg->resources().linux_resources().cpuset_cpus() == "2,3");
+  CHECK(cfg->resources().linux_resources().cpuset_cgroup() == root.path + "/nomad.slice/reserve.slice/a.web.scope");
+
+  CHECK_FALSE(TaskFile::parse("name: web\nresources: { cores: -1 }").ok());
+  task->cores = 5;
+  CHECK_FALSE(buildTaskConfig(*task, taskSpec(), "a", *layout, node).ok());
 }
 
 TEST_CASE("task files reject unknown keys and group mode carries the netns path") {
