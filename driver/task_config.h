@@ -68,7 +68,7 @@ struct TaskConfig {
   // (docker's readonly_rootfs); the per-task writable disk's size.
   bool readonlyRootfs = false;
   uint64_t writableDiskMib = kDefaultWritableDiskMib;
-  std::optional<unsigned> vcpus;     // nullopt: kata default_vcpus, else 1
+  std::optional<unsigned> vcpus;     // nullopt: the reserved cores' count, kata default_vcpus, else 1
   std::vector<std::string> ports;    // group network port labels to expose
   ScaleToZeroConfig scaleToZero;
   std::optional<vmm::Hypervisor> hypervisor;  // nullopt: the plugin's

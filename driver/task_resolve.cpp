@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <sstream>
 
 #include <fmt/format.h>
 
@@ -23,6 +24,22 @@ constexpr uint64_t kDefaultMemoryMib = 256;
 
 Error keyError(std::string_view key, std::string_view what) {
   return makeError(ErrorCode::kInvalidArgument, fmt::format("config key \"{}\": {}", key, what));
+}
+
+// How many cores a cpu list names ("2,3": Nomad joins the reserved cores
+// with commas; "0-3" ranges are counted too).
+unsigned coreCount(const std::string& cpus) {
+  unsigned n = 0;
+  std::stringstream in(cpus);
+  for (std::string item; std::getline(in, item, ',');) {
+    unsigned first = 0, last = 0;
+    char dash = 0;
+    std::istringstream range(item);
+    if (!(range >> first)) continue;
+    last = (range >> dash >> last && last >= first) ? last : first;
+    n += last - first + 1;
+  }
+  return n;
 }
 
 // A task-config path made absolute against the task directory.
@@ -204,7 +221,11 @@ Result<agent::InstanceSpec> resolveInstanceSpec(const ResolveInputs& in) {
   }
 
   spec.cmdline = task.cmdline;
+  // A task given cores of its own gets a vCPU on each, as a container would
+  // run on all of them.
+  const unsigned reserved = coreCount(nomad.resources().linux_resources().cpuset_cpus());
   spec.vcpus = task.vcpus ? *task.vcpus
+               : reserved > 0        ? std::min(reserved, kMaxVcpus)
                : (kata && kata->vcpus) ? std::clamp(*kata->vcpus, 1u, kMaxVcpus)
                                        : 1u;
 

@@ -135,6 +135,26 @@ TEST_CASE("StartTask: relative rootfs resolves in the task dir; scale_to_zero of
   CHECK(spec.vcpus == 1);
 }
 
+TEST_CASE("StartTask: reserved cores are the task's cgroup cores and, unless vcpus says otherwise, its vCPUs") {
+  DriverFixture f;
+  REQUIRE(f.setConfig().ok());
+  auto task = f.taskConfig("web", {{"ports", {"http", "admin"}}});
+  task.mutable_resources()->mutable_linux_resources()->set_cpuset_cpus("2,3");
+  pb::StartTaskResponse resp;
+  auto status = f.start(task, &resp);
+  INFO(status.error_message());
+  REQUIRE(status.ok());
+  CHECK(f.agentState->started.at(0).limits.cpusetCpus == "2,3");
+  CHECK(f.agentState->started.at(0).vcpus == 2);
+
+  auto oneVcpu = f.taskConfig("api", {{"ports", {"http", "admin"}}, {"vcpus", 1}});
+  oneVcpu.mutable_resources()->mutable_linux_resources()->set_cpuset_cpus("2,3");
+  status = f.start(oneVcpu, &resp);
+  INFO(status.error_message());
+  REQUIRE(status.ok());
+  CHECK(f.agentState->started.at(1).vcpus == 1);
+}
+
 TEST_CASE("StartTask: scale_to_zero.light_sleep_cache overrides the plugin's") {
   DriverFixture f;
   auto config = webTaskConfig();
