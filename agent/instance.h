@@ -164,7 +164,7 @@ struct ExitInfo {
   int signal = 0;
   std::string error;      // non-empty when the instance failed (not a clean exit)
   int64_t completedAtUnixNs = 0;
-  bool oomKilled = false;  // the guest's OOM killer ended the workload
+  bool oomKilled = false;  // the guest's OOM killer ended the workload, or the host's the VMM
 };
 
 struct ResourceUsage {

@@ -206,10 +206,15 @@ Result<std::shared_ptr<VmInstance>> VmInstance::start(const AgentConfig& config,
   {
     OpLock op(*instance);
     S2Z_TRY(instance->persist(), where + ": persist");
-    S2Z_TRY(instance->vmm_->boot(instance->vmConfig()), where + ": boot");
+    // A VMM the task's memory limit killed says so.
+    auto booted = instance->vmm_->boot(instance->vmConfig());
+    if (!booted.ok()) return instance->withOomKill(booted.error()).wrap(where + ": boot");
     undo.push([vm = instance->vmm_.get()] { (void)vm->shutdown(std::chrono::milliseconds(0)); });
     // The start fails with the workload's error (no such command, user...).
-    if (instance->usesAgent()) S2Z_TRY(instance->startWorkload(), where);
+    if (instance->usesAgent()) {
+      auto started = instance->startWorkload();
+      if (!started.ok()) return instance->withOomKill(started.error()).wrap(where);
+    }
     S2Z_TRY(instance->transition(&Lifecycle::booted), where);
     instance->activityBaselineNs_ = monotonicNowNs();
     S2Z_TRY(instance->persist(), where + ": persist");

@@ -148,4 +148,16 @@ Result<uint64_t> cgroupMemoryCharge(const TaskCgroup& cgroup) {
   return bytes;
 }
 
+Result<uint64_t> cgroupOomKills(const TaskCgroup& cgroup) {
+  if (cgroup.memory.empty()) return makeError(ErrorCode::kNotFound, "task cgroup: no memory controller");
+  auto file = cgroup.memory / (cgroup.v1 ? "memory.oom_control" : "memory.events");
+  std::ifstream in(file);
+  for (std::string key; in >> key;) {
+    uint64_t value = 0;
+    if (!(in >> value)) break;
+    if (key == "oom_kill") return value;
+  }
+  return makeError(ErrorCode::kNotFound, "no oom_kill in " + file.string());
+}
+
 }  // namespace s2z::agent

@@ -77,4 +77,9 @@ Result<void> removeTaskCgroup(const TaskCgroup& cgroup);
 // (v1). kNotFound when there is no memory controller there.
 Result<uint64_t> cgroupMemoryCharge(const TaskCgroup& cgroup);
 
+// How many processes the kernel's OOM killer has killed in the task's memory
+// cgroup (`oom_kill` of memory.events on v2, of memory.oom_control on v1).
+// kNotFound when there is no memory controller there.
+Result<uint64_t> cgroupOomKills(const TaskCgroup& cgroup);
+
 }  // namespace s2z::agent

@@ -103,6 +103,7 @@ VmInstance::VmInstance(InstanceRecord record, EventSink events, InstanceDeps dep
   record_.state = state;
   record_.network.ifindex = ifindex_;
   activityBaselineNs_ = monotonicNowNs();
+  (void)oomKillSinceLastLook();  // the baseline: kills before this plugin looked are not this VMM's
   if (record_.spec.workload) {
     // QEMU gives the agent a virtio-serial port, Cloud Hypervisor a vsock port.
     ChannelAddress address{agentSocketOf(record_.runDir), std::nullopt};
@@ -283,6 +284,27 @@ void VmInstance::finishExit(ExitInfo info) {
   exitCv_.notify_all();
 }
 
+namespace {
+
+constexpr const char* kOomKilled =
+    "VM process killed by the host's OOM killer: the task's cgroup reached its memory limit "
+    "(the task's memory + the plugin's vmm_memory_overhead)";
+
+}  // namespace
+
+bool VmInstance::oomKillSinceLastLook() {
+  auto kills = cgroupOomKills(cgroup_);
+  if (!kills.ok()) return false;
+  bool more = *kills > oomKillsSeen_;
+  oomKillsSeen_ = *kills;
+  return more;
+}
+
+Error VmInstance::withOomKill(Error e) {
+  if (oomKillSinceLastLook()) e.message += std::string(" (") + kOomKilled + ")";
+  return e;
+}
+
 LoopCall VmInstance::handleVmmExit() {
   OpLock op(*this, std::try_to_lock);
   if (!op.owns()) return LoopCall::kBusy;
@@ -296,6 +318,10 @@ LoopCall VmInstance::handleVmmExit() {
     info.exitCode = status.exitCode;
     info.signal = status.signal;
     if (usesAgent()) info = exitOfAgentTask();
+    if (status.signal == SIGKILL && oomKillSinceLastLook()) {
+      info.oomKilled = true;
+      info.error = kOomKilled;
+    }
     if (info.error.empty()) {
       info.error = "VM process ended while sleeping lightly (code " + std::to_string(status.exitCode) +
                    ", signal " + std::to_string(status.signal) + ")";
@@ -315,7 +341,15 @@ LoopCall VmInstance::handleVmmExit() {
   ExitInfo info;
   info.exitCode = status.exitCode;
   info.signal = status.signal;
-  if (usesAgent()) {
+  if (status.signal == SIGKILL && oomKillSinceLastLook()) {
+    // Like the exec driver's: the task ended by its memory limit is OOM
+    // killed, whichever process of its cgroup the kernel chose.
+    if (usesAgent()) info = exitOfAgentTask();
+    info.signal = SIGKILL;
+    info.exitCode = 128 + SIGKILL;
+    info.oomKilled = true;
+    info.error = kOomKilled;
+  } else if (usesAgent()) {
     info = exitOfAgentTask();
   } else if (!status.known) {
     info.error = "VM process exited; its status is unknown (adopted after a plugin restart)";

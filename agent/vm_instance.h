@@ -218,6 +218,12 @@ class VmInstance final : public Instance {
   const uint32_t ifindex_;
   const uint32_t addressBe_;
   const TaskCgroup cgroup_;  // resolved from record_.spec: what every VMM of the task joins
+  // Whether the host's OOM killer ended a process of the task since the last
+  // look (the kernel's count in the task's memory cgroup); under opMutex_.
+  bool oomKillSinceLastLook();
+  // `e` with the OOM kill said, if one ended a process of the task meanwhile.
+  Error withOomKill(Error e);
+  uint64_t oomKillsSeen_ = 0;
   EventSink events_;
   InstanceDeps deps_;
 

@@ -189,6 +189,9 @@ TEST_CASE("task cgroup: on this host's cgroup v1, the task's cgroups under a Nom
   auto charged = cgroupMemoryCharge(*cg);
   REQUIRE(charged.ok());
   CHECK(*charged == 0);  // nothing in it yet
+  auto oomKills = cgroupOomKills(*cg);
+  REQUIRE(oomKills.ok());
+  CHECK(*oomKills == 0);
 
   // Nomad's limits, in the kernel's own files: they read back as written.
   TaskLimits limits;

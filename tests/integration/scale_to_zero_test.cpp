@@ -5,11 +5,17 @@
 // the cgroups Nomad's client made for the task, and their charge in
 // TaskStats, running and in a deep sleep, and the limits Nomad's resources
 // set on them. One VM boot each.
+#include <fcntl.h>
+#include <sys/mman.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <doctest/doctest.h>
 
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <csignal>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -260,5 +266,64 @@ TEST_CASE("a task with reserved cores runs on them alone: the driver gives the t
   REQUIRE(c.waitTask(t.id, 20s).ok());
   REQUIRE(c.destroyTask(t.id).ok());
   CHECK_FALSE(std::filesystem::exists(cpuset));
+  CHECK_MESSAGE(env.onlyProcessLeft(c.process().pid(), 3s), env.describePids());
+}
+
+TEST_CASE("a VMM the kernel's OOM killer ends in the task's cgroup is an OOM-killed task, as the exec driver reports one") {
+  REQUIRE(guestAvailable());
+  const NomadCgroups nomad = NomadCgroups::init();
+  if (nomad.mode() != NomadCgroups::Mode::kV1) {
+    MESSAGE("no cgroup v1 tree for Nomad on this host: nothing to test");
+    return;
+  }
+  TestEnv env;
+  auto plugin = env.loadPlugin();
+  NomadClient& c = *plugin;
+  auto started = c.startTask(webTask());
+  REQUIRE_MESSAGE(started.ok(), s2z::tests::errText(started));
+  const StartedTask& t = *started;
+  StopHooks stopHooks{nomad, t};
+  REQUIRE(env.waitHttp(t.networkAddr, 8080, 30s));
+
+  // A guest cannot drive its VMM into the limit here: its RAM is a file on
+  // disk, which the kernel writes back and reclaims instead. So the test
+  // makes the OOM itself: a tighter limit, the VMM first in the OOM
+  // killer's line (oom_score_adj 1000), and a process of the test that
+  // joins the task's memory cgroup and touches more than fits.
+  const std::string memory = nomad.memoryCgroup(t.allocId, t.name);
+  pid_t vmm = 0;
+  for (pid_t pid : cgroupMembers(memory)) {
+    if (firstLine("/proc/" + std::to_string(pid) + "/comm").rfind("qemu", 0) == 0) vmm = pid;
+  }
+  REQUIRE(vmm != 0);
+  std::ofstream("/proc/" + std::to_string(vmm) + "/oom_score_adj") << "1000";
+  {
+    std::ofstream limit(memory + "/memory.limit_in_bytes");
+    limit << (128 << 20) << std::flush;
+    REQUIRE_MESSAGE(limit, "the kernel did not take a 128 MiB limit");
+  }
+  pid_t hog = ::fork();
+  if (hog == 0) {
+    // Only system calls after the fork (the test process has threads).
+    std::string procs = memory + "/cgroup.procs";
+    int fd = ::open(procs.c_str(), O_WRONLY);
+    if (fd < 0 || ::write(fd, "0", 1) != 1) ::_exit(2);
+    const size_t size = 160u << 20;
+    auto* bytes = static_cast<char*>(::mmap(nullptr, size, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0));
+    if (bytes == MAP_FAILED) ::_exit(3);
+    for (size_t at = 0; at < size; at += 4096) bytes[at] = 1;
+    ::_exit(0);
+  }
+  REQUIRE(hog > 0);
+  int hogStatus = 0;
+  ::waitpid(hog, &hogStatus, 0);
+  CHECK_FALSE((WIFEXITED(hogStatus) && WEXITSTATUS(hogStatus) > 1));  // it joined and allocated
+
+  auto exit = c.waitTask(t.id, 30s);
+  REQUIRE_MESSAGE(exit.ok(), s2z::tests::errText(exit));
+  CHECK(exit->oomKilled);
+  CHECK(exit->signal == SIGKILL);
+  CHECK_MESSAGE(exit->err.find("host's OOM killer") != std::string::npos, exit->err);
+  REQUIRE(c.destroyTask(t.id).ok());
   CHECK_MESSAGE(env.onlyProcessLeft(c.process().pid(), 3s), env.describePids());
 }
