@@ -2,6 +2,7 @@
 // each kind of host (from a mount table), then made, charged and removed on
 // this host's real hierarchies: cgroup v2, and v1 laid out as Nomad 1.7's
 // client lays it out (cgroupslib.Init).
+#include <fcntl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -139,11 +140,12 @@ TaskLimits coresOnly(std::string cores) {
 // Whether a child process can move itself into the cgroup dir (a v1 cpuset
 // without cores refuses it: ENOSPC).
 bool childCanJoin(const std::filesystem::path& dir) {
+  const std::string procs = (dir / "cgroup.procs").string();
   pid_t pid = ::fork();
   if (pid == 0) {
-    std::ofstream procs(dir / "cgroup.procs");
-    procs << ::getpid() << std::flush;
-    ::_exit(procs ? 0 : 1);
+    // Only system calls after the fork: "0" is the writer itself.
+    int fd = ::open(procs.c_str(), O_WRONLY);
+    ::_exit(fd >= 0 && ::write(fd, "0", 1) == 1 ? 0 : 1);
   }
   int status = 0;
   ::waitpid(pid, &status, 0);
