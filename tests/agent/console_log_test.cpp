@@ -9,25 +9,17 @@
 #include <string>
 
 #include "agent/console_log.h"
+#include "tests/scratch_dir.h"
 
 namespace s2z::agent {
 namespace {
-
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    char tmpl[] = "/tmp/s2z-console-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-};
 
 void append(const ConsoleLog& log, const std::string& text) {
   REQUIRE(::write(log.fd(), text.data(), text.size()) == static_cast<ssize_t>(text.size()));
 }
 
 TEST_CASE("console log: the last lines for an error message, blank lines and a cut first line left out") {
-  TempDir dir;
+  tests::ScratchDir dir;
   auto log = ConsoleLog::open(dir.path / "console.log");
   REQUIRE(log.ok());
   CHECK(log->lastLines(3).empty());
@@ -44,7 +36,7 @@ TEST_CASE("console log: the last lines for an error message, blank lines and a c
 }
 
 TEST_CASE("console log: trim keeps the newest half once over the limit; writes go on at the end") {
-  TempDir dir;
+  tests::ScratchDir dir;
   auto log = ConsoleLog::open(dir.path / "console.log", 1000);
   REQUIRE(log.ok());
   append(*log, std::string(600, 'a'));

@@ -21,6 +21,7 @@
 #include "guestlink/frame_codec.h"
 #include "guestlink/reliable_session.h"
 #include "tests/err_text.h"
+#include "tests/scratch_dir.h"
 
 using namespace s2z;
 using namespace s2z::agent;
@@ -181,15 +182,6 @@ class ScriptedGuest {
   std::vector<std::string> connectLines_;
 };
 
-struct TempDir {
-  std::filesystem::path path;
-  TempDir() {
-    char tmpl[] = "/tmp/s2z-channel-XXXXXX";
-    path = ::mkdtemp(tmpl);
-  }
-  ~TempDir() { std::filesystem::remove_all(path); }
-};
-
 // The address of a VMM socket that is the guest's port itself (QEMU).
 ChannelAddress serialPort(const std::filesystem::path& socket) { return {socket, std::nullopt}; }
 
@@ -202,7 +194,7 @@ pb::Request signalRequest(int signo) {
 }  // namespace
 
 TEST_CASE("connect waits for the VMM's socket and repeats Hello until a booting guest answers") {
-  TempDir dir;
+  tests::ScratchDir dir;
   ScriptedGuest guest(dir.path / "agent.sock");
   guest.hellosIgnored = 2;
   GuestChannel channel(serialPort(dir.path / "agent.sock"), nullptr);
@@ -218,7 +210,7 @@ TEST_CASE("connect waits for the VMM's socket and repeats Hello until a booting 
 }
 
 TEST_CASE("through a hybrid-vsock multiplexer: CONNECT to the agent's port, again while it does not listen, then Hello") {
-  TempDir dir;
+  tests::ScratchDir dir;
   ScriptedGuest guest(dir.path / "agent.sock");
   guest.vsock = true;
   guest.vsockRefusals = 3;
@@ -243,7 +235,7 @@ TEST_CASE("through a hybrid-vsock multiplexer: CONNECT to the agent's port, agai
 }
 
 TEST_CASE("a guest's error answer is the call's error; no guest at all is a timeout") {
-  TempDir dir;
+  tests::ScratchDir dir;
   {
     ScriptedGuest guest(dir.path / "agent.sock");
     guest.listen();
@@ -262,7 +254,7 @@ TEST_CASE("a guest's error answer is the call's error; no guest at all is a time
 }
 
 TEST_CASE("a request made while no VMM runs is delivered once after the next connect") {
-  TempDir dir;
+  tests::ScratchDir dir;
   ScriptedGuest guest(dir.path / "agent.sock");
   guest.listen();
   GuestChannel channel(serialPort(dir.path / "agent.sock"), nullptr);
@@ -278,7 +270,7 @@ TEST_CASE("a request made while no VMM runs is delivered once after the next con
 }
 
 TEST_CASE("an answer lost with the connection arrives after the reconnect; the request is not delivered twice") {
-  TempDir dir;
+  tests::ScratchDir dir;
   ScriptedGuest guest(dir.path / "agent.sock");
   guest.listen();
   GuestChannel channel(serialPort(dir.path / "agent.sock"), nullptr);
@@ -296,7 +288,7 @@ TEST_CASE("an answer lost with the connection arrives after the reconnect; the r
 }
 
 TEST_CASE("the workload's exit is handed over before the guest is acknowledged") {
-  TempDir dir;
+  tests::ScratchDir dir;
   ScriptedGuest guest(dir.path / "agent.sock");
   guest.listen();
   std::promise<size_t> keptWhenHandled;
@@ -319,7 +311,7 @@ TEST_CASE("the workload's exit is handed over before the guest is acknowledged")
 }
 
 TEST_CASE("a restarted plugin's new channel gets the exit the dead one never acknowledged") {
-  TempDir dir;
+  tests::ScratchDir dir;
   ScriptedGuest guest(dir.path / "agent.sock");
   guest.listen();
   {

@@ -10,6 +10,7 @@
 
 #include "agent/address_pool.h"
 #include "tests/agent/net_netns.h"
+#include "tests/scratch_dir.h"
 
 using namespace s2z;
 using namespace s2z::agent;
@@ -17,22 +18,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    std::string tmpl = (fs::temp_directory_path() / "s2z-pool-XXXXXX").string();
-    path = ::mkdtemp(tmpl.data());
-  }
-  ~TempDir() {
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
 }  // namespace
 
 TEST_CASE("address pool: bad subnets are rejected naming the subnet") {
-  TempDir dir;
+  tests::ScratchDir dir;
   for (const char* bad : {"10.89.0.0", "10.89.0/24", "10.89.0.0/33", "10.89.0.0/31",
                           "10.89.0.5/24", "banana/24", "10.89.0.0/24x", "10.89.0.0/"}) {
     auto pool = AddressPool::open(dir.path, bad);
@@ -43,7 +32,7 @@ TEST_CASE("address pool: bad subnets are rejected naming the subnet") {
 }
 
 TEST_CASE("address pool: allocate skips network and gateway, fills the lease") {
-  TempDir dir;
+  tests::ScratchDir dir;
   auto pool = AddressPool::open(dir.path / "leases", "10.89.3.0/24");
   REQUIRE_MESSAGE(pool.ok(), testing::why(pool));
   auto a = pool->allocate("task-a");
@@ -62,7 +51,7 @@ TEST_CASE("address pool: allocate skips network and gateway, fills the lease") {
 }
 
 TEST_CASE("address pool: exhaustion, release makes room, release is idempotent") {
-  TempDir dir;
+  tests::ScratchDir dir;
   // /29: .0 network, .1 gateway, .7 broadcast -> .2 .. .6 for VMs.
   auto pool = AddressPool::open(dir.path, "10.89.0.8/29");
   REQUIRE(pool.ok());
@@ -86,7 +75,7 @@ TEST_CASE("address pool: exhaustion, release makes room, release is idempotent")
 }
 
 TEST_CASE("address pool: reclaim confirms the owner, survives a new pool object") {
-  TempDir dir;
+  tests::ScratchDir dir;
   std::string addr;
   {
     auto pool = AddressPool::open(dir.path, "10.89.4.0/24");
@@ -116,7 +105,7 @@ TEST_CASE("address pool: reclaim confirms the owner, survives a new pool object"
 }
 
 TEST_CASE("address pool: concurrent allocations from two pools never collide") {
-  TempDir dir;
+  tests::ScratchDir dir;
   // Two pool objects over one directory, as two plugin processes would have.
   auto p1 = AddressPool::open(dir.path, "10.89.8.0/24");
   auto p2 = AddressPool::open(dir.path, "10.89.8.0/24");

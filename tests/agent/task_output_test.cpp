@@ -20,6 +20,7 @@
 #include "agent/task_output.h"
 #include "standin/log_collector.h"
 #include "tests/err_text.h"
+#include "tests/scratch_dir.h"
 
 namespace s2z::agent {
 namespace {
@@ -49,12 +50,13 @@ struct Fifos {
   }
 };
 
-// The embedded holder, installed as makeAgent does, into a scratch state dir.
+// The embedded holder, installed as makeAgent does, into a scratch state dir
+// that goes when the test program ends.
 OutputHolderCommand holderCommand() {
+  static const s2z::tests::ScratchDir stateDir("s2zt-holder");
   static const std::filesystem::path installed = [] {
-    char tmpl[] = "/tmp/s2zt-holder-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
-    auto path = installLogHolder(tmpl, logHolderImage());
+    REQUIRE_FALSE(stateDir.path.empty());
+    auto path = installLogHolder(stateDir.path, logHolderImage());
     REQUIRE_MESSAGE(path.ok(), s2z::tests::errText(path));
     return *path;
   }();

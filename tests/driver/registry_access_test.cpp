@@ -8,21 +8,12 @@
 #include <fstream>
 
 #include "driver/registry_access.h"
+#include "tests/scratch_dir.h"
 
 namespace s2z::driver {
 namespace {
 
 namespace fs = std::filesystem;
-
-struct TempDir {
-  fs::path path;
-  TempDir() {
-    char tmpl[] = "/tmp/s2zt-access-XXXXXX";
-    REQUIRE(::mkdtemp(tmpl) != nullptr);
-    path = tmpl;
-  }
-  ~TempDir() { fs::remove_all(path); }
-};
 
 TaskConfig imageTask(const std::string& image) {
   TaskConfig t;
@@ -31,7 +22,7 @@ TaskConfig imageTask(const std::string& image) {
 }
 
 TEST_CASE("registry access: the task's auth wins over the plugin's auth config") {
-  TempDir dir;
+  tests::ScratchDir dir;
   std::ofstream(dir.path / "auth.json") << R"({"auths": {}})";
   PluginConfig plugin;
   plugin.authConfig = dir.path / "auth.json";
@@ -52,7 +43,7 @@ TEST_CASE("registry access: the task's auth wins over the plugin's auth config")
 }
 
 TEST_CASE("registry access: an unusable auth config fails the task unless auth_soft_fail") {
-  TempDir dir;
+  tests::ScratchDir dir;
   std::ofstream(dir.path / "broken.json") << "{not json";
   PluginConfig plugin;
   TaskConfig task = imageTask("registry.example.com/app:1");
@@ -76,7 +67,7 @@ TEST_CASE("registry access: an unusable auth config fails the task unless auth_s
 }
 
 TEST_CASE("registry access: TLS verification and the registry's CA directory") {
-  TempDir dir;
+  tests::ScratchDir dir;
   fs::create_directories(dir.path / "registry.example.com:5000");
   PluginConfig plugin;
   plugin.registryCertsDir = dir.path;
