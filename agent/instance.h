@@ -178,6 +178,11 @@ struct ResourceUsage {
   // live state: the VMM and its guest RAM's page cache, asleep too.
   uint64_t cgroupBytes = 0;
   bool cgroupMeasured = false;
+  // The task's cpu cgroup: how often and how long its hard CPU limit
+  // (cpu_hard_limit) held it back, in total.
+  uint64_t throttledPeriods = 0;
+  uint64_t throttledNanoseconds = 0;
+  bool throttlingMeasured = false;
 };
 
 // A human-facing event ("Sleeping", "Woken", ...) for the task's event stream.

@@ -160,4 +160,20 @@ Result<uint64_t> cgroupOomKills(const TaskCgroup& cgroup) {
   return makeError(ErrorCode::kNotFound, "no oom_kill in " + file.string());
 }
 
+Result<CpuThrottling> cgroupCpuThrottling(const TaskCgroup& cgroup) {
+  if (cgroup.cpu.empty()) return makeError(ErrorCode::kNotFound, "task cgroup: no cpu controller");
+  auto file = cgroup.cpu / "cpu.stat";
+  std::ifstream in(file);
+  if (!in) return makeError(ErrorCode::kNotFound, "no " + file.string());
+  CpuThrottling throttling;
+  for (std::string key; in >> key;) {
+    uint64_t value = 0;
+    if (!(in >> value)) break;
+    if (key == "nr_throttled") throttling.periods = value;
+    else if (key == "throttled_time") throttling.nanoseconds = value;             // v1
+    else if (key == "throttled_usec") throttling.nanoseconds = value * 1000;      // v2
+  }
+  return throttling;
+}
+
 }  // namespace s2z::agent

@@ -82,4 +82,13 @@ Result<uint64_t> cgroupMemoryCharge(const TaskCgroup& cgroup);
 // kNotFound when there is no memory controller there.
 Result<uint64_t> cgroupOomKills(const TaskCgroup& cgroup);
 
+// How often and how long the hard CPU limit held the task back (cpu.stat:
+// nr_throttled, and throttled_time in ns on v1 or throttled_usec on v2).
+// kNotFound when there is no cpu controller there.
+struct CpuThrottling {
+  uint64_t periods = 0;
+  uint64_t nanoseconds = 0;
+};
+Result<CpuThrottling> cgroupCpuThrottling(const TaskCgroup& cgroup);
+
 }  // namespace s2z::agent

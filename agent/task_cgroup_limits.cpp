@@ -66,6 +66,17 @@ Result<void> applyTaskLimits(const TaskCgroup& cgroup, const TaskLimits& limits)
                : writeControl(cgroup.cpu / "cpu.weight", std::to_string(cpuWeightForShares(limits.cpuShares))),
             kWhere);
   }
+  if (!cgroup.cpu.empty() && limits.cpuQuotaMicros > 0) {
+    // v1: the period first, so the quota is checked against the new one.
+    if (v1) {
+      S2Z_TRY(writeControl(cgroup.cpu / "cpu.cfs_period_us", std::to_string(limits.cpuPeriodMicros)), kWhere);
+      S2Z_TRY(writeControl(cgroup.cpu / "cpu.cfs_quota_us", std::to_string(limits.cpuQuotaMicros)), kWhere);
+    } else {
+      S2Z_TRY(writeControl(cgroup.cpu / "cpu.max",
+                           std::to_string(limits.cpuQuotaMicros) + " " + std::to_string(limits.cpuPeriodMicros)),
+              kWhere);
+    }
+  }
   if (!limits.cpusetCpus.empty()) {
     // v1: only the task's own reserved cpuset; the shared partition's cores
     // are the client's to set.

@@ -11,6 +11,7 @@
 // | memory reservation | memory/…/memory.soft_limit_in_bytes | memory.low |
 // | CPU weight (Nomad's `cpu`, MHz, as shares) | cpu/…/cpu.shares | cpu.weight (shares mapped as runc ≥ 1.3.2 maps them) |
 // | reserved cores (`resources.cores`) | cpuset/…/reserve/<scope>/cpuset.cpus | cpuset.cpus |
+// | hard CPU limit (task `cpu_hard_limit`) | cpu/…/cpu.cfs_period_us, cpu.cfs_quota_us | cpu.max |
 //
 // A file that is not there means that controller is not enabled for the
 // task's cgroup (a v2 scope whose parent does not delegate it, a v1
@@ -28,12 +29,19 @@ namespace s2z::agent {
 
 // The kernel's range of v1 cpu.shares.
 inline constexpr uint64_t kMinCpuShares = 2, kMaxCpuShares = 262144;
+// The kernel's range of a CFS period, and its smallest quota, in µs.
+inline constexpr uint64_t kMinCfsPeriodMicros = 1000, kMaxCfsPeriodMicros = 1000000;
+inline constexpr uint64_t kMinCfsQuotaMicros = 1000;
 
 struct TaskLimits {
   uint64_t memoryMaxBytes = 0;  // hard limit; 0: none
   uint64_t memoryLowBytes = 0;  // reservation (soft limit); 0: none
   uint64_t cpuShares = 0;       // v1 shares, 2..262144; 0: the kernel's default
   std::string cpusetCpus;       // reserved cores ("1,3"); empty: the partition's
+  // Hard CPU limit: at most quota µs of CPU time per period µs, over all
+  // cores (2 cores' worth: quota = 2 x period). 0: no limit.
+  uint64_t cpuQuotaMicros = 0;
+  uint64_t cpuPeriodMicros = 0;
 
   bool operator==(const TaskLimits&) const = default;
 };

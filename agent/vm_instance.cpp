@@ -459,6 +459,13 @@ ResourceUsage VmInstance::usage() {
       usage.cgroupMeasured = true;
     }
   }
+  if (!cgroup_.cpu.empty() && now != InstanceState::kExited) {
+    if (auto throttling = cgroupCpuThrottling(cgroup_); throttling.ok()) {
+      usage.throttledPeriods = throttling->periods;
+      usage.throttledNanoseconds = throttling->nanoseconds;
+      usage.throttlingMeasured = true;
+    }
+  }
   return usage;
 }
 

@@ -77,6 +77,22 @@ TEST_CASE("task cgroup limits: cgroup v2 - memory.max, memory.low, cpu.weight an
   }
 }
 
+TEST_CASE("task cgroup limits: cgroup v2 - a hard CPU limit is cpu.max, quota then period") {
+  ScopeDir scope({"cpu.max", "cpu.weight"});
+  auto limits = limitsOf(0, 0, 1024, "");
+  limits.cpuQuotaMicros = 50000;
+  limits.cpuPeriodMicros = 100000;
+  REQUIRE(applyTaskLimits(scope.cgroup(), limits).ok());
+  CHECK(scope.read("cpu.max") == "50000 100000");
+  CHECK(scope.read("cpu.weight") == "100");
+
+  SUBCASE("no hard limit: cpu.max is the kernel's (\"max\"), not written") {
+    ScopeDir bare({"cpu.max"});
+    REQUIRE(applyTaskLimits(bare.cgroup(), limitsOf(0, 0, 1024, "")).ok());
+    CHECK(bare.read("cpu.max").empty());
+  }
+}
+
 TEST_CASE("task cgroup limits: a controller the scope does not have is skipped, nothing made in its place") {
   ScopeDir scope({"memory.max"});  // a parent that delegates memory only
   REQUIRE(applyTaskLimits(scope.cgroup(), limitsOf(1u << 30, 0, 500, "0")).ok());

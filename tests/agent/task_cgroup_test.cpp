@@ -3,7 +3,9 @@
 // this host's real hierarchies: cgroup v2, and v1 laid out as Nomad 1.7's
 // client lays it out (cgroupslib.Init).
 #include <fcntl.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <doctest/doctest.h>
@@ -12,6 +14,7 @@
 
 #include "agent/task_cgroup.h"
 #include "agent/task_cgroup_limits.h"
+#include "tests/scratch_dir.h"
 
 namespace s2z::agent {
 namespace {
@@ -152,6 +155,29 @@ bool childCanJoin(const std::filesystem::path& dir) {
   return WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
+// A child that moves itself into the cgroup dir and spins for `ms` of wall
+// time; what CPU time it got.
+rusage spinInCgroup(const std::filesystem::path& dir, long ms) {
+  const std::string procs = (dir / "cgroup.procs").string();
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    // Only system calls after the fork.
+    int fd = ::open(procs.c_str(), O_WRONLY);
+    if (fd < 0 || ::write(fd, "0", 1) != 1) ::_exit(1);
+    timespec start{}, now{};
+    ::clock_gettime(CLOCK_MONOTONIC, &start);
+    do {
+      ::clock_gettime(CLOCK_MONOTONIC, &now);
+    } while ((now.tv_sec - start.tv_sec) * 1000 + (now.tv_nsec - start.tv_nsec) / 1000000 < ms);
+    ::_exit(0);
+  }
+  int status = 0;
+  rusage used{};
+  ::wait4(pid, &status, 0, &used);
+  REQUIRE((WIFEXITED(status) && WEXITSTATUS(status) == 0));
+  return used;
+}
+
 TEST_CASE("task cgroup: on this host's cgroup v1, the task's cgroups under a Nomad-made parent, its memory charge read") {
   auto mounts = readCgroupMounts();
   const CgroupMount* cpuset = mounted(mounts, false, "cpuset");
@@ -201,10 +227,27 @@ TEST_CASE("task cgroup: on this host's cgroup v1, the task's cgroups under a Nom
   limits.memoryLowBytes = 256u << 20;
   limits.cpuShares = 500;
   limits.cpusetCpus = "0";
+  limits.cpuQuotaMicros = 10000;  // cpu_hard_limit: a tenth of one core
+  limits.cpuPeriodMicros = 100000;
   REQUIRE(applyTaskLimits(*cg, limits).ok());
   CHECK(readLine(cg->memory / "memory.limit_in_bytes") == "402653184");
   CHECK(readLine(cg->memory / "memory.soft_limit_in_bytes") == "268435456");
-  if (!cg->cpu.empty()) CHECK(readLine(cg->cpu / "cpu.shares") == "500");
+  if (!cg->cpu.empty()) {
+    CHECK(readLine(cg->cpu / "cpu.shares") == "500");
+    CHECK(readLine(cg->cpu / "cpu.cfs_period_us") == "100000");
+    CHECK(readLine(cg->cpu / "cpu.cfs_quota_us") == "10000");
+    // A process that wants a whole core gets its tenth, and the task's
+    // stats say it was held back.
+    constexpr long kSpinMs = 400;
+    rusage used = spinInCgroup(cg->cpu, kSpinMs);
+    const long cpuMs = (used.ru_utime.tv_sec + used.ru_stime.tv_sec) * 1000 +
+                       (used.ru_utime.tv_usec + used.ru_stime.tv_usec) / 1000;
+    CHECK(cpuMs < kSpinMs / 2);
+    auto throttled = cgroupCpuThrottling(*cg);
+    REQUIRE(throttled.ok());
+    CHECK(throttled->periods >= 2);
+    CHECK(throttled->nanoseconds > 0);
+  }
   CHECK(readLine(share / "cpuset.cpus") == readLine(cpuset->dir / "cpuset.cpus"));  // the shared partition's cores untouched
   REQUIRE(removeTaskCgroup(*cg).ok());
   for (const auto& dir : cg->own) CHECK_FALSE(std::filesystem::exists(dir));
@@ -245,6 +288,32 @@ TEST_CASE("task cgroup: on this host's cgroup v1, a reserved-cores task's own cp
     REQUIRE_FALSE(refused.ok());
     CHECK(refused.error().describe().find((own / "cpuset.cpus").string()) != std::string::npos);
   }
+}
+
+TEST_CASE("task cgroup: throttling read from cpu.stat in each version's units") {
+  tests::ScratchDir scratch("s2zt-cpustat");
+  const auto& dir = scratch.path;
+  REQUIRE_FALSE(dir.empty());
+  TaskCgroup v2;
+  v2.cpu = dir;
+  std::ofstream(dir / "cpu.stat") << "usage_usec 812\nuser_usec 500\nsystem_usec 312\nnr_periods 40\n"
+                                     "nr_throttled 7\nthrottled_usec 2500\n";
+  auto read = cgroupCpuThrottling(v2);
+  REQUIRE(read.ok());
+  CHECK(read->periods == 7);
+  CHECK(read->nanoseconds == 2500000);
+
+  TaskCgroup v1 = v2;
+  v1.v1 = true;
+  std::ofstream(dir / "cpu.stat") << "nr_periods 40\nnr_throttled 3\nthrottled_time 123456789\n";
+  read = cgroupCpuThrottling(v1);
+  REQUIRE(read.ok());
+  CHECK(read->periods == 3);
+  CHECK(read->nanoseconds == 123456789);
+
+  std::filesystem::remove(dir / "cpu.stat");
+  CHECK(cgroupCpuThrottling(v1).error().code == ErrorCode::kNotFound);
+  CHECK(cgroupCpuThrottling(TaskCgroup{}).error().code == ErrorCode::kNotFound);
 }
 
 }  // namespace
