@@ -5,6 +5,7 @@
 #include "driver/config_schema.h"
 #include "driver/error_status.h"
 #include "driver/go_duration.h"
+#include "driver/node_compute.h"
 
 namespace s2z::driver {
 
@@ -47,6 +48,11 @@ grpc::Status BaseService::SetConfig(grpc::ServerContext*, const basepb::SetConfi
   if (request->has_nomad_config()) {
     const auto& d = request->nomad_config().driver();
     spdlog::debug("set config: client ports {}-{}", d.clientminport(), d.clientmaxport());
+    if (d.has_topology()) {
+      config->nodeTotalComputeMhz = nodeTotalComputeMhz(d.topology());
+      spdlog::debug("set config: node compute {} MHz over {} cores", config->nodeTotalComputeMhz,
+                    d.topology().cores_size());
+    }
   }
   spdlog::info("set config: hypervisor={} accelerator={} state_dir={} subnet={} idle_timeout={}",
                hypervisorConfigName(config->hypervisor),

@@ -87,6 +87,8 @@ hclspec::Spec taskConfigSpec() {
   a["image_pull_timeout"] = attr("string");
   // No Default: absent means "kata default_vcpus, else 1" (task_config.h).
   a["vcpus"] = attr("number");
+  a["cpu_hard_limit"] = attr("bool");
+  a["cpu_cfs_period"] = withDefault("cpu_cfs_period", "number", "100000");  // docker's default
   a["ports"] = attr("list(string)");
   a["hypervisor"] = attr("string");
 

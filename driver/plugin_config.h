@@ -74,6 +74,9 @@ struct PluginConfig {
   // /etc/docker/certs.d).
   std::filesystem::path registryCertsDir;
   ImageGcConfig imageGc;
+  // Not from msgpack_config: the node's compute in MHz from SetConfig's
+  // nomad_config (Topology, Nomad >= 1.7); 0: not sent.
+  uint64_t nodeTotalComputeMhz = 0;
 
   // The configured binary for a hypervisor kind.
   const std::string& binaryFor(vmm::Hypervisor h) const {

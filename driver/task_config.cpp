@@ -4,6 +4,7 @@
 
 #include <fmt/format.h>
 
+#include "agent/task_cgroup_limits.h"
 #include "driver/msgpack_config.h"
 #include "driver/plugin_config.h"
 
@@ -130,6 +131,13 @@ Result<TaskConfig> decodeTaskConfig(std::string_view msgpack) {
   std::optional<int64_t> vcpus;
   S2Z_READ(root.integer("vcpus", 1, kMaxVcpus), vcpus);
   if (vcpus) config.vcpus = static_cast<unsigned>(*vcpus);
+
+  std::optional<bool> cpuHardLimit;
+  S2Z_READ(root.boolean("cpu_hard_limit"), cpuHardLimit);
+  config.cpuHardLimit = cpuHardLimit.value_or(false);
+  std::optional<int64_t> cfsPeriod;
+  S2Z_READ(root.integer("cpu_cfs_period", agent::kMinCfsPeriodMicros, agent::kMaxCfsPeriodMicros), cfsPeriod);
+  if (cfsPeriod) config.cfsPeriodMicros = static_cast<uint64_t>(*cfsPeriod);
 
   S2Z_READ(root.stringList("ports"), config.ports);
   std::set<std::string> seen;

@@ -69,6 +69,10 @@ struct TaskConfig {
   bool readonlyRootfs = false;
   uint64_t writableDiskMib = kDefaultWritableDiskMib;
   std::optional<unsigned> vcpus;     // nullopt: the reserved cores' count, kata default_vcpus, else 1
+  // Docker's hard CPU limit: the task's `cpu` as a CFS quota per period (µs),
+  // not only a weight (driver/task_limits.h).
+  bool cpuHardLimit = false;
+  uint64_t cfsPeriodMicros = 100000;
   std::vector<std::string> ports;    // group network port labels to expose
   ScaleToZeroConfig scaleToZero;
   std::optional<vmm::Hypervisor> hypervisor;  // nullopt: the plugin's

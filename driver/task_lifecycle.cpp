@@ -9,6 +9,7 @@
 #include "driver/error_status.h"
 #include "driver/registry_access.h"
 #include "driver/task_config.h"
+#include "driver/node_compute.h"
 #include "driver/task_resolve.h"
 #include "driver/task_state.h"
 
@@ -114,7 +115,8 @@ grpc::Status startTask(Plugin& plugin, const pb::TaskConfig& task, pb::StartTask
   }
 
   ResolveInputs inputs{&task, &*config, &pluginConfig, kata ? &*kata : nullptr,
-                       plugin.acceleratorFor(pluginConfig), plugin.pathEnv(), pulled ? &*pulled : nullptr};
+                       plugin.acceleratorFor(pluginConfig), plugin.pathEnv(), pulled ? &*pulled : nullptr,
+                       cpusThisProcessMayUse()};
   auto spec = resolveInstanceSpec(inputs);
   if (!spec.ok()) {
     Error e = spec.error();

@@ -237,7 +237,11 @@ Result<agent::InstanceSpec> resolveInstanceSpec(const ResolveInputs& in) {
   spec.stdoutPath = nomad.stdout_path();
   spec.cgroup = nomad.resources().linux_resources().cpuset_cgroup();
   spec.cgroupScope = nomad.alloc_id() + "." + nomad.name();  // Nomad's cgroupslib.ScopeCG1
-  spec.limits = taskLimitsFor(nomad.resources(), spec.memoryMib, plugin.vmmMemoryOverheadMib);
+  auto limits = taskLimitsFor(nomad.resources(), LimitInputs{spec.memoryMib, plugin.vmmMemoryOverheadMib,
+                                                              plugin.nodeTotalComputeMhz, in.hostCpus,
+                                                              task.cpuHardLimit, task.cfsPeriodMicros});
+  if (!limits.ok()) return limits.error();
+  spec.limits = std::move(limits).value();
   spec.stderrPath = nomad.stderr_path();
   spec.scaleToZero = task.scaleToZero.enabled;
   spec.idleTimeout = task.scaleToZero.idleTimeout ? *task.scaleToZero.idleTimeout

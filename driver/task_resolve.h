@@ -33,6 +33,7 @@ struct ResolveInputs {
   vmm::Accelerator accelerator = vmm::Accelerator::kTcg;
   std::string pathEnv;
   const image::PreparedImage* image = nullptr;  // the task's `image`, prepared
+  unsigned hostCpus = 1;  // the CPUs the plugin may run on (a hard CPU limit spans them)
 };
 
 // Builds the spec. Fails with kInvalidArgument when no kernel is configured

@@ -23,6 +23,13 @@ pb::TaskStats toTaskStats(const std::string& taskId, const agent::ResourceUsage&
     cpu->set_total_ticks(usage.cpuPercent / 100.0 * mhzPerCore);
     cpu->add_measured_fields(pb::CPUUsage::TOTAL_TICKS);
   }
+  if (usage.throttlingMeasured) {
+    // As docker reports them: periods the quota ran out in, and the time (ns).
+    cpu->set_throttled_periods(usage.throttledPeriods);
+    cpu->set_throttled_time(usage.throttledNanoseconds);
+    cpu->add_measured_fields(pb::CPUUsage::THROTTLED_PERIODS);
+    cpu->add_measured_fields(pb::CPUUsage::THROTTLED_TIME);
+  }
   auto* memory = agg->mutable_memory();
   memory->set_rss(usage.rssBytes);
   memory->add_measured_fields(pb::MemoryUsage::RSS);

@@ -1,7 +1,7 @@
 // Converts the agent's resource usage of one instance into Nomad's TaskStats
 // (protocol doc §3.10): percent (100 = one core), user/system mode percents,
-// total_ticks as MHz consumed (percent/100 x MHz of one core), memory RSS in
-// bytes. A sleeping VM has no process and reports zero usage: that zero is a
+// total_ticks as MHz consumed (percent/100 x MHz of one core), the task cpu
+// cgroup's throttled_periods and throttled_time (ns), memory RSS in bytes. A sleeping VM has no process and reports zero usage: that zero is a
 // real measurement, so the measured fields stay the same.
 #pragma once
 

@@ -313,6 +313,20 @@ TEST_CASE("task config: registry auth, readonly_rootfs and the writable disk") {
   expectInvalid(task({{"image", "app"}, {"writable_disk_mb", 4}}), "config key \"writable_disk_mb\"");
 }
 
+TEST_CASE("task config: cpu_hard_limit and cpu_cfs_period, docker's names and default period") {
+  auto plain = task(json::object());
+  REQUIRE(plain.ok());
+  CHECK_FALSE(plain->cpuHardLimit);
+  CHECK(plain->cfsPeriodMicros == 100000);  // the schema's default, as Nomad sends it
+  auto hard = task({{"cpu_hard_limit", true}, {"cpu_cfs_period", 50000}});
+  REQUIRE(hard.ok());
+  CHECK(hard->cpuHardLimit);
+  CHECK(hard->cfsPeriodMicros == 50000);
+  expectInvalid(task({{"cpu_hard_limit", "yes"}}), "config key \"cpu_hard_limit\"");
+  expectInvalid(task({{"cpu_cfs_period", 999}}), "config key \"cpu_cfs_period\"");  // the kernel's 1 ms .. 1 s
+  expectInvalid(task({{"cpu_cfs_period", 1000001}}), "config key \"cpu_cfs_period\"");
+}
+
 TEST_CASE("task config: empty config and disabled scale_to_zero") {
   auto t = task(json::object());
   REQUIRE(t.ok());

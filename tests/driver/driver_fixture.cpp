@@ -82,13 +82,29 @@ std::unique_ptr<grpc::ClientContext> DriverFixture::ctx(std::chrono::millisecond
   return c;
 }
 
-grpc::Status DriverFixture::setConfig(const nlohmann::json& extra) {
-  nlohmann::json config = {{"kernel", kernel.string()},
-                           {"initrd", initrd.string()},
-                           {"state_dir", (dir.path() / "state").string()}};
+namespace {
+
+basepb::SetConfigRequest setConfigRequest(const DriverFixture& f, const nlohmann::json& extra) {
+  nlohmann::json config = {{"kernel", f.kernel.string()},
+                           {"initrd", f.initrd.string()},
+                           {"state_dir", (f.dir.path() / "state").string()}};
   for (const auto& [k, v] : extra.items()) config[k] = v;
   basepb::SetConfigRequest req;
   req.set_msgpack_config(encodeLikeNomad(pluginConfigSpec(), config));
+  return req;
+}
+
+}  // namespace
+
+grpc::Status DriverFixture::setConfig(const nlohmann::json& extra) {
+  auto req = setConfigRequest(*this, extra);
+  basepb::SetConfigResponse resp;
+  return base->SetConfig(ctx().get(), req, &resp);
+}
+
+grpc::Status DriverFixture::setConfig(const nlohmann::json& extra, const basepb::ClientTopology& topology) {
+  auto req = setConfigRequest(*this, extra);
+  *req.mutable_nomad_config()->mutable_driver()->mutable_topology() = topology;
   basepb::SetConfigResponse resp;
   return base->SetConfig(ctx().get(), req, &resp);
 }

@@ -41,6 +41,8 @@ class DriverFixture {
 
   // SetConfig with the fixture's kernel/initrd plus extra keys.
   grpc::Status setConfig(const nlohmann::json& extra = nlohmann::json::object());
+  // As a Nomad >= 1.7 client sends it: nomad_config.driver.Topology too.
+  grpc::Status setConfig(const nlohmann::json& extra, const basepb::ClientTopology& topology);
   // A TaskConfig like Nomad's: ports http (to 8080) and admin (to 0, value 24000).
   pb::TaskConfig taskConfig(const std::string& name, const nlohmann::json& config) const;
   grpc::Status start(const pb::TaskConfig& task, pb::StartTaskResponse* out);

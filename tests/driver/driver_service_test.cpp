@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "driver/error_status.h"
+#include "driver/node_compute.h"
 #include "driver/task_resolve.h"
 #include "driver/task_state.h"
 #include "tests/driver/driver_fixture.h"
@@ -153,6 +154,59 @@ TEST_CASE("StartTask: reserved cores are the task's cgroup cores and, unless vcp
   INFO(status.error_message());
   REQUIRE(status.ok());
   CHECK(f.agentState->started.at(1).vcpus == 1);
+}
+
+// The Topology a Nomad 1.7 client on a node of `cores` cores at `mhz` sends.
+basepb::ClientTopology topologyOf(int cores, uint64_t mhz) {
+  basepb::ClientTopology topology;
+  topology.add_node_ids(0);
+  for (int i = 0; i < cores; ++i) {
+    auto* core = topology.add_cores();
+    core->set_core_id(static_cast<uint32_t>(i));
+    core->set_base_speed(mhz);
+  }
+  return topology;
+}
+
+TEST_CASE("StartTask: on a node of more than 262144 MHz (SetConfig's Topology), cpu shares are scaled as Nomad's drivers scale them") {
+  DriverFixture f;
+  REQUIRE(f.setConfig(nlohmann::json::object(), topologyOf(128, 2500)).ok());  // 320000 MHz
+  CHECK(f.plugin->config().nodeTotalComputeMhz == 320000);
+  auto task = f.taskConfig("web", {{"ports", {"http", "admin"}}});
+  task.mutable_resources()->mutable_linux_resources()->set_cpu_shares(2500);
+  pb::StartTaskResponse resp;
+  auto status = f.start(task, &resp);
+  INFO(status.error_message());
+  REQUIRE(status.ok());
+  CHECK(f.agentState->started.at(0).limits.cpuShares == 2048);  // 2500 / 320000 of 262144
+
+  SUBCASE("the client's cpu_total_compute override wins over the cores' speeds") {
+    auto overridden = topologyOf(2, 2000);
+    overridden.set_override_total_compute(6000);
+    REQUIRE(f.setConfig(nlohmann::json::object(), overridden).ok());
+    CHECK(f.plugin->config().nodeTotalComputeMhz == 6000);
+  }
+}
+
+TEST_CASE("StartTask: cpu_hard_limit becomes a CFS quota of the task's share of the node, or a clear error") {
+  DriverFixture f;
+  REQUIRE(f.setConfig().ok());
+  auto task = f.taskConfig("web", {{"ports", {"http", "admin"}}, {"cpu_hard_limit", true}});
+  task.mutable_resources()->mutable_linux_resources()->set_percentticks(0.125);
+  pb::StartTaskResponse resp;
+  auto status = f.start(task, &resp);
+  INFO(status.error_message());
+  REQUIRE(status.ok());
+  const auto& limits = f.agentState->started.at(0).limits;
+  CHECK(limits.cpuPeriodMicros == 100000);  // docker's default period
+  CHECK(limits.cpuQuotaMicros == 12500 * cpusThisProcessMayUse());
+
+  auto tiny = f.taskConfig("api", {{"ports", {"http", "admin"}}, {"cpu_hard_limit", true}, {"cpu_cfs_period", 1000}});
+  tiny.mutable_resources()->mutable_linux_resources()->set_percentticks(0.0001);
+  status = f.start(tiny, &resp);
+  CHECK(status.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(status.error_message().find("\"cpu_hard_limit\"") != std::string::npos);
+  CHECK(f.agentState->started.size() == 1);  // nothing started for it
 }
 
 TEST_CASE("StartTask: scale_to_zero.light_sleep_cache overrides the plugin's") {

@@ -31,6 +31,9 @@ TEST_CASE("TaskStats streams samples with timestamp and usage, zero while asleep
   u.systemPercent = 10;
   u.rssBytes = 200u << 20;
   u.measured = true;
+  u.throttledPeriods = 12;  // a hard CPU limit held it back
+  u.throttledNanoseconds = 3'000'000;
+  u.throttlingMeasured = true;
   vm->setUsage(u);
 
   pb::TaskStatsRequest req;
@@ -49,7 +52,9 @@ TEST_CASE("TaskStats streams samples with timestamp and usage, zero while asleep
   CHECK(cpu.percent() == doctest::Approx(50));
   CHECK(cpu.total_ticks() == doctest::Approx(1000));  // 50% of a 2000 MHz core
   CHECK(cpu.user_mode() == doctest::Approx(40));
-  CHECK(cpu.measured_fields_size() == 4);
+  CHECK(cpu.throttled_periods() == 12);
+  CHECK(cpu.throttled_time() == 3'000'000);
+  CHECK(cpu.measured_fields_size() == 6);
   CHECK(s.agg_resource_usage().memory().rss() == (200u << 20));
   CHECK(s.agg_resource_usage().memory().measured_fields(0) == pb::MemoryUsage::RSS);
 

@@ -63,7 +63,8 @@ TEST_CASE("task schema: public key names and the scale_to_zero block") {
                                               "ports", "scale_to_zero", "hypervisor", "command",
                                               "args", "working_dir", "image", "entrypoint",
                                               "force_pull", "image_pull_timeout", "auth", "auth_soft_fail",
-                                              "readonly_rootfs", "writable_disk_mb"});
+                                              "readonly_rootfs", "writable_disk_mb", "cpu_hard_limit",
+                                              "cpu_cfs_period"});
   CHECK(spec.object().attributes().at("ports").attr().type() == "list(string)");
   CHECK(spec.object().attributes().at("args").attr().type() == "list(string)");
   const auto& block = spec.object().attributes().at("scale_to_zero").block_value();
