@@ -82,6 +82,8 @@ class NomadClient {
   // here are "Failed Validation": no StartTask is sent), StartTask, then
   // WaitTask and a TaskStats stream in the background.
   Result<StartedTask> startTask(const TaskFile& task);
+  // The node's compute in MHz, as this client computes PercentTicks from it.
+  static double nodeComputeMhz();
   // Synchronous WaitTask with a deadline; kTimeout if the task still runs.
   Result<ExitResult> waitTask(const std::string& taskId, std::chrono::milliseconds timeout);
   // The result of the background WaitTask, if it returned.

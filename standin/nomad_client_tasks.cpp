@@ -53,6 +53,8 @@ const NodeInfo& thisNode() {
 
 }  // namespace
 
+double NomadClient::nodeComputeMhz() { return thisNode().totalComputeMhz; }
+
 Result<StartedTask> NomadClient::startTask(const TaskFile& task) {
   drivers::TaskConfigSchemaRequest schemaReq;
   drivers::TaskConfigSchemaResponse schemaResp;

@@ -68,6 +68,8 @@ StatsSample toRecord(const drivers::TaskStatsResponse& r, const std::string& tas
   s.cpuTotalTicks = cpu.total_ticks();
   s.cpuUserMode = cpu.user_mode();
   s.cpuSystemMode = cpu.system_mode();
+  s.cpuThrottledPeriods = cpu.throttled_periods();
+  s.cpuThrottledTime = cpu.throttled_time();
   s.memoryRss = mem.rss();
   s.memoryUsage = mem.usage();
   for (int f : cpu.measured_fields()) {

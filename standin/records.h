@@ -65,6 +65,8 @@ struct StatsSample {
   double cpuTotalTicks = 0;
   double cpuUserMode = 0;
   double cpuSystemMode = 0;
+  uint64_t cpuThrottledPeriods = 0;  // a hard CPU limit's: periods held back, and for how long (ns)
+  uint64_t cpuThrottledTime = 0;
   uint64_t memoryRss = 0;
   uint64_t memoryUsage = 0;
   std::vector<std::string> cpuMeasured;

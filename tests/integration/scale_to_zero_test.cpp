@@ -6,6 +6,7 @@
 // TaskStats, running and in a deep sleep, and the limits Nomad's resources
 // set on them. One VM boot each.
 #include <fcntl.h>
+#include <sched.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -266,6 +267,66 @@ TEST_CASE("a task with reserved cores runs on them alone: the driver gives the t
   REQUIRE(c.waitTask(t.id, 20s).ok());
   REQUIRE(c.destroyTask(t.id).ok());
   CHECK_FALSE(std::filesystem::exists(cpuset));
+  CHECK_MESSAGE(env.onlyProcessLeft(c.process().pid(), 3s), env.describePids());
+}
+
+TEST_CASE("cpu_hard_limit holds the task's VMM to its share of the node, and TaskStats report the throttling") {
+  REQUIRE(guestAvailable());
+  const NomadCgroups nomad = NomadCgroups::init();
+  if (nomad.mode() == NomadCgroups::Mode::kOff) {
+    MESSAGE("no cgroup tree for Nomad on this host: nothing to test");
+    return;
+  }
+  TestEnv env;
+  auto plugin = env.loadPlugin();
+  NomadClient& c = *plugin;
+
+  // Half of one core: the client's PercentTicks (cpu / the node's compute)
+  // times docker's period and the host's CPUs is 50 ms per 100 ms.
+  cpu_set_t affinity;
+  REQUIRE(::sched_getaffinity(0, sizeof(affinity), &affinity) == 0);
+  const int cpus = CPU_COUNT(&affinity);
+  const double node = NomadClient::nodeComputeMhz();
+  auto task = webTask("  cpu_hard_limit: true\n");
+  task.cpuMhz = static_cast<int>(node / (2 * cpus));
+  const auto quota = static_cast<int64_t>(task.cpuMhz / node * 100000) * cpus;
+  REQUIRE(std::abs(quota - 50000) < 1000);
+  auto started = c.startTask(task);
+  REQUIRE_MESSAGE(started.ok(), s2z::tests::errText(started));
+  const StartedTask& t = *started;
+  StopHooks stopHooks{nomad, t};
+  const bool v1 = nomad.mode() == NomadCgroups::Mode::kV1;
+  const std::string cpu = nomad.controllerCgroup("cpu", t.allocId, t.name);
+  if (v1) {
+    CHECK(firstLine(cpu + "/cpu.cfs_period_us") == "100000");
+    CHECK(firstLine(cpu + "/cpu.cfs_quota_us") == std::to_string(quota));
+  } else {
+    CHECK(firstLine(cpu + "/cpu.max") == std::to_string(quota) + " 100000");
+  }
+  // The guest boots on half a core, slower, and serves.
+  REQUIRE(env.waitHttp(t.networkAddr, 8080, 60s));
+
+  // A booting guest wants a whole core under TCG: the limit held it back,
+  // and Nomad is told so, with the VMM's CPU at the task's share.
+  std::vector<standin::StatsSample> samples;
+  auto throttled = [&] {
+    samples = c.statsSamples(t.id);
+    return std::any_of(samples.begin(), samples.end(), [](const auto& s) {
+      return std::count(s.cpuMeasured.begin(), s.cpuMeasured.end(), "THROTTLED_PERIODS") > 0 &&
+             s.cpuThrottledPeriods > 0 && s.cpuThrottledTime > 0;
+    });
+  };
+  REQUIRE(c.waitUntil(10s, throttled));
+  double busiest = 0;
+  for (const auto& s : samples) busiest = std::max(busiest, s.cpuPercent);
+  MESSAGE("busiest TaskStats sample: " << busiest << "% of a core; throttled " << samples.back().cpuThrottledPeriods
+                                       << " periods, " << samples.back().cpuThrottledTime / 1e6 << " ms");
+  CHECK(busiest > 20);
+  CHECK(busiest < 65);  // 50 and the sampling's jitter; unlimited it is ~100
+
+  REQUIRE(c.stopTask(t.id, 5s).ok());
+  REQUIRE(c.waitTask(t.id, 20s).ok());
+  REQUIRE(c.destroyTask(t.id).ok());
   CHECK_MESSAGE(env.onlyProcessLeft(c.process().pid(), 3s), env.describePids());
 }
 
