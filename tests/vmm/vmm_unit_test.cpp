@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <fstream>
 #include <thread>
 
@@ -323,6 +325,53 @@ TEST_CASE("qemu version parsing and probe") {
   CHECK(resolveExecutable("no-such-program-s2z").error().code == ErrorCode::kNotFound);
   CHECK(std::string(hypervisorName(Hypervisor::kQemu)) == "qemu");
   CHECK(std::string(acceleratorName(Accelerator::kTcg)) == "tcg");
+}
+
+TEST_CASE("processesMentioning finds a process by its arguments, and survives processes that exit while it reads") {
+  const std::string needle = "s2zt-mention-" + std::to_string(::getpid());
+  pid_t sleeper = ::fork();
+  if (sleeper == 0) {
+    // The needle is the shell's $0; "; :" keeps it from exec'ing sleep. Its
+    // own process group, so the sleep goes with it.
+    ::setpgid(0, 0);
+    ::execlp("sh", "sh", "-c", "sleep 30; :", needle.c_str(), static_cast<char*>(nullptr));
+    ::_exit(127);
+  }
+  REQUIRE(sleeper > 0);
+  std::vector<pid_t> found;
+  for (int i = 0; i < 200 && found.empty(); ++i) {  // until the exec has happened
+    found = processesMentioning(needle);
+    if (found.empty()) std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  CHECK(found == std::vector<pid_t>{sleeper});
+
+  // Recovery scans /proc while other processes come and go: one reaped
+  // between the open and the read of its cmdline fails the read (ESRCH).
+  std::atomic<bool> stop{false};
+  std::thread churn([&] {
+    while (!stop) {
+      pid_t child = ::fork();
+      if (child == 0) ::_exit(0);
+      if (child > 0) ::waitpid(child, nullptr, 0);
+    }
+  });
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(2);
+  bool threw = false;
+  while (std::chrono::steady_clock::now() < until && !threw) {
+    try {
+      (void)processesMentioning("s2zt-nothing-mentions-this");
+    } catch (const std::exception& e) {
+      threw = true;
+      MESSAGE("threw: " << std::string(e.what()));
+    }
+  }
+  stop = true;
+  churn.join();
+  CHECK_FALSE(threw);
+
+  ::kill(-sleeper, SIGKILL);
+  ::waitpid(sleeper, nullptr, 0);
+  CHECK(processesMentioning(needle).empty());
 }
 
 TEST_CASE("VmmProcess: own session, chosen fds only, exit status") {
