@@ -134,6 +134,18 @@ std::vector<std::string> processKinds(const std::string& dir) {
   return kinds;
 }
 
+// Nomad's cgroup tree, as the client makes it at its start; nullopt, with
+// a message saying why, on a host without one (or without v1 when the case
+// needs v1's files).
+std::optional<NomadCgroups> nomadCgroupTree(bool needV1 = false) {
+  NomadCgroups tree = NomadCgroups::init();
+  if (tree.mode() == NomadCgroups::Mode::kOff || (needV1 && tree.mode() != NomadCgroups::Mode::kV1)) {
+    MESSAGE("no cgroup " << (needV1 ? "v1 " : "") << "tree for Nomad on this host: nothing to test");
+    return std::nullopt;
+  }
+  return tree;
+}
+
 // The task runner's stop hooks, should a check end a test early: the
 // wrangler's kill and removal of the task's cgroups, the partition's
 // release of its cores.
@@ -158,11 +170,9 @@ std::optional<uint64_t> reportedCharge(const NomadClient& c, const std::string& 
 
 TEST_CASE("the task's VMM and log holder live in the cgroups Nomad made for it, under its limits; TaskStats report their memory charge, which a deep sleep gives back") {
   REQUIRE(guestAvailable());
-  const NomadCgroups nomad = NomadCgroups::init();  // what the client made at its start
-  if (nomad.mode() == NomadCgroups::Mode::kOff) {
-    MESSAGE("no cgroup tree for Nomad on this host: nothing to test");
-    return;
-  }
+  const auto tree = nomadCgroupTree();
+  if (!tree) return;
+  const NomadCgroups& nomad = *tree;
   TestEnv env;
   auto plugin = env.loadPlugin();
   NomadClient& c = *plugin;
@@ -228,11 +238,9 @@ TEST_CASE("the task's VMM and log holder live in the cgroups Nomad made for it, 
 
 TEST_CASE("a task with reserved cores runs on them alone: the driver gives the task's own cpuset the cores Nomad reserved") {
   REQUIRE(guestAvailable());
-  const NomadCgroups nomad = NomadCgroups::init();
-  if (nomad.mode() == NomadCgroups::Mode::kOff) {
-    MESSAGE("no cgroup tree for Nomad on this host: nothing to test");
-    return;
-  }
+  const auto tree = nomadCgroupTree();
+  if (!tree) return;
+  const NomadCgroups& nomad = *tree;
   auto cores = nomad.reserveCores(1);
   REQUIRE_MESSAGE(cores.ok(), s2z::tests::errText(cores));
   TestEnv env;
@@ -272,11 +280,9 @@ TEST_CASE("a task with reserved cores runs on them alone: the driver gives the t
 
 TEST_CASE("cpu_hard_limit holds the task's VMM to its share of the node, and TaskStats report the throttling") {
   REQUIRE(guestAvailable());
-  const NomadCgroups nomad = NomadCgroups::init();
-  if (nomad.mode() == NomadCgroups::Mode::kOff) {
-    MESSAGE("no cgroup tree for Nomad on this host: nothing to test");
-    return;
-  }
+  const auto tree = nomadCgroupTree();
+  if (!tree) return;
+  const NomadCgroups& nomad = *tree;
   TestEnv env;
   auto plugin = env.loadPlugin();
   NomadClient& c = *plugin;
@@ -332,11 +338,9 @@ TEST_CASE("cpu_hard_limit holds the task's VMM to its share of the node, and Tas
 
 TEST_CASE("a VMM the kernel's OOM killer ends in the task's cgroup is an OOM-killed task, as the exec driver reports one") {
   REQUIRE(guestAvailable());
-  const NomadCgroups nomad = NomadCgroups::init();
-  if (nomad.mode() != NomadCgroups::Mode::kV1) {
-    MESSAGE("no cgroup v1 tree for Nomad on this host: nothing to test");
-    return;
-  }
+  const auto tree = nomadCgroupTree(/*needV1=*/true);
+  if (!tree) return;
+  const NomadCgroups& nomad = *tree;
   TestEnv env;
   auto plugin = env.loadPlugin();
   NomadClient& c = *plugin;
