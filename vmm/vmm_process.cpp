@@ -14,6 +14,8 @@
 #include <fstream>
 #include <sstream>
 
+#include "common/proc_cmdline.h"
+
 #ifndef CLOSE_RANGE_CLOEXEC
 #define CLOSE_RANGE_CLOEXEC (1U << 2)
 #endif
@@ -141,14 +143,8 @@ std::vector<pid_t> processesMentioning(const std::string& needle) {
   for (const auto& entry : std::filesystem::directory_iterator("/proc", ec)) {
     std::string name = entry.path().filename().string();
     if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    // read(2), not a stream: a process that exits while it is read fails
-    // the read with ESRCH, which an istreambuf_iterator throws out of here.
-    UniqueFd fd(::open((entry.path() / "cmdline").c_str(), O_RDONLY | O_CLOEXEC));
-    if (!fd) continue;
-    std::string cmdline;
-    char chunk[4096];
-    for (ssize_t n; (n = ::read(fd.get(), chunk, sizeof chunk)) > 0;) cmdline.append(chunk, static_cast<size_t>(n));
-    if (cmdline.find(needle) != std::string::npos) pids.push_back(std::stoi(name));
+    const pid_t pid = std::stoi(name);
+    if (processCommandLine(pid).find(needle) != std::string::npos) pids.push_back(pid);
   }
   return pids;
 }

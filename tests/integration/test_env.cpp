@@ -19,6 +19,7 @@
 #include <stdexcept>
 #include <thread>
 
+#include "common/proc_cmdline.h"
 #include "common/unique_fd.h"
 
 namespace s2z::integration {
@@ -266,8 +267,7 @@ std::vector<int> TestEnv::pids() const {
 std::string TestEnv::describePids() const {
   std::string out;
   for (int pid : pids()) {
-    std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
-    std::string cmd((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    std::string cmd = processCommandLine(pid);
     std::replace(cmd.begin(), cmd.end(), '\0', ' ');
     out += std::to_string(pid) + ": " + cmd.substr(0, 200) + "\n";
   }

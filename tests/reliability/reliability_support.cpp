@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "tests/integration/agent_task_helpers.h"
+#include "common/proc_cmdline.h"
 #include "tests/reliability/inventory.h"
 #include "tests/err_text.h"
 
@@ -182,9 +183,7 @@ std::vector<pid_t> qemuPids(const integration::TestEnv& env) {
   for (int pid : env.pids()) {
     if (!isQemu(pid)) continue;
     // A VM, not the fingerprint's `qemu-system-x86_64 --version` probe.
-    std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
-    std::string cmd((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-    if (cmd.find("memory-backend-file") != std::string::npos) out.push_back(pid);
+    if (processCommandLine(pid).find("memory-backend-file") != std::string::npos) out.push_back(pid);
   }
   return out;
 }
