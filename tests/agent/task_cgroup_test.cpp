@@ -242,6 +242,7 @@ TEST_CASE("task cgroup: on this host's cgroup v1, the task's cgroups under a Nom
     rusage used = spinInCgroup(cg->cpu, kSpinMs);
     const long cpuMs = (used.ru_utime.tv_sec + used.ru_stime.tv_sec) * 1000 +
                        (used.ru_utime.tv_usec + used.ru_stime.tv_usec) / 1000;
+    MESSAGE("a spinner held to a tenth of a core: " << cpuMs << " ms of CPU in " << kSpinMs << " ms");
     CHECK(cpuMs < kSpinMs / 2);
     auto throttled = cgroupCpuThrottling(*cg);
     REQUIRE(throttled.ok());
