@@ -7,9 +7,9 @@
 
 #include "common/rollback_stack.h"
 #include "driver/error_status.h"
+#include "driver/node_compute.h"
 #include "driver/registry_access.h"
 #include "driver/task_config.h"
-#include "driver/node_compute.h"
 #include "driver/task_resolve.h"
 #include "driver/task_state.h"
 
