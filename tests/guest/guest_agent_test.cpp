@@ -52,6 +52,7 @@ bool waitStdout(const AgentVm& vm, const std::string& text, std::chrono::millise
 
 // The exit event, acknowledged; then the VM must power off (QEMU exits 0).
 pb::WorkloadExited expectExitAndPowerOff(Booted& b, std::chrono::milliseconds timeout = 30s) {
+  INFO("console:\n" << b.vm.consoleText());
   pb::Event event = b.client.waitEvent(timeout);
   REQUIRE(event.has_workload_exited());
   b.client.ack();
@@ -193,6 +194,9 @@ TEST_CASE("agent: the OOM killer ends the workload, not the agent") {
   auto exited = expectExitAndPowerOff(b, 90s);
   CHECK(exited.oom_killed());
   CHECK(exited.signal() == SIGKILL);
+  // Killed at the workload cgroup's limit, with the rest of the guest free.
+  CHECK_MESSAGE(b.vm.consoleText().find("Memory cgroup out of memory: Killed process") != std::string::npos,
+                b.vm.consoleText());
 }
 
 TEST_CASE("agent: SetGuestDateTime then GetGuestDateTime; ReseedRandomDev") {
